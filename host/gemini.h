@@ -1,0 +1,98 @@
+/* gemini.h - Gemini REST client on one libcurl multi event loop: many concurrent
+ * generateContent calls, HTTP/2 where offered, retries with backoff, per-call deadlines. */
+#ifndef SC_GEMINI_H
+#define SC_GEMINI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/message.h"
+#include "host/status.h"
+
+typedef struct sc_gemini sc_gemini_t;
+
+typedef struct {
+    const char *base_url;    /* e.g. "https://generativelanguage.googleapis.com" (no trailing /) */
+    const char *api_key;     /* sent as x-goog-api-key only; never logged */
+    long connect_timeout_ms; /* per attempt */
+    long request_timeout_ms; /* per attempt, whole transfer */
+    int max_inflight;        /* concurrent calls accepted by submit (running + waiting to retry) */
+    int max_attempts;        /* total attempts per call, >= 1 */
+    long backoff_initial_ms; /* first retry delay; doubles each attempt */
+    long backoff_max_ms;     /* cap on one delay (also caps RetryInfo) */
+    long backoff_jitter_ms;  /* uniform random [0, jitter] added to each delay */
+    int http2;               /* ask for HTTP/2 (over TLS: ALPN; plain http: prior knowledge off) */
+    unsigned seed;           /* jitter seed */
+} sc_gemini_opts_t;
+
+/* Fill opts with the defaults of DESIGN §8 / gemini-api.md §6.3. base_url and api_key NULL. */
+void sc_gemini_opts_default(sc_gemini_opts_t *opts);
+
+/* One generateContent call. The caller fills the "in" fields, submits it, and gets it back
+ * through the done callback of sc_gemini_poll() with the "out" fields set. */
+typedef struct sc_gemini_call {
+    /* ---- in ---- */
+    char model[128];      /* model id, e.g. "gemini-2.5-flash" */
+    char *body;           /* request JSON; owned by the call, freed by sc_gemini_call_free() */
+    size_t body_len;
+    int64_t deadline_ms;  /* absolute, sc_now_ms() clock; 0 = none */
+    void *opaque;         /* the caller's */
+    /* ---- out ---- */
+    sc_status_t status;   /* SC_OK, or the SC_ERR_UPSTREAM_* / SC_ERR_DEADLINE family */
+    long http_status;     /* last HTTP status (0: no response) */
+    int attempts;
+    char *text;           /* concatenated non-thought parts; "" when none. owned */
+    char *finish_reason;  /* e.g. "STOP"; NULL when absent. owned */
+    char *model_version;  /* owned, may be NULL */
+    char *response_id;    /* owned, may be NULL */
+    char *block_reason;   /* promptFeedback.blockReason, owned, may be NULL */
+    sc_usage_t usage;
+    char err_status[40];  /* Google status string of the last error, e.g. "RESOURCE_EXHAUSTED" */
+    char *err_message;    /* owned, may be NULL */
+    int64_t started_ms, finished_ms;
+    /* ---- private to the client ---- */
+    void *priv;
+} sc_gemini_call_t;
+
+/* @remark the caller frees with sc_gemini_call_free(); the call must not be in flight. */
+sc_gemini_call_t *sc_gemini_call_new(const char *model, char *body_owned, size_t body_len);
+void sc_gemini_call_free(sc_gemini_call_t *call); /* NULL ok; frees body and outputs */
+
+/*
+ * Build the generateContent JSON body (camelCase) for a request: systemInstruction, contents,
+ * generationConfig. @remark the caller frees the result with free(); NULL on allocation failure.
+ */
+char *sc_gemini_body_from_request(const sc_request_t *req, size_t *len);
+
+sc_status_t sc_gemini_new(const sc_gemini_opts_t *opts, sc_gemini_t **out, char *errbuf,
+                          size_t errlen);
+/* Aborts and frees the calls still in flight (their opaque pointers are not touched); drain
+ * with sc_gemini_poll() first to get them back. NULL ok. */
+void sc_gemini_free(sc_gemini_t *g);
+
+/* Hand a call to the client. SC_ERR_FULL when max_inflight calls are already in flight (the
+ * call stays the caller's). On SC_OK the client owns the call until it is passed to the done
+ * callback. Must be called from the thread that calls sc_gemini_poll(). */
+sc_status_t sc_gemini_submit(sc_gemini_t *g, sc_gemini_call_t *call);
+
+/* Calls submitted and not yet finished (running or waiting for a retry). */
+int sc_gemini_inflight(const sc_gemini_t *g);
+
+typedef void (*sc_gemini_done_cb)(sc_gemini_call_t *call, void *arg);
+
+/* Run the event loop once: wait up to timeout_ms for network activity, a due retry or a
+ * wakeup, make progress, and pass every finished call (success or final failure) to done, which
+ * takes ownership of it. */
+sc_status_t sc_gemini_poll(sc_gemini_t *g, int timeout_ms, sc_gemini_done_cb done, void *arg);
+
+/* Interrupt a sc_gemini_poll() that is waiting. Safe from any thread. */
+void sc_gemini_wakeup(sc_gemini_t *g);
+
+/* Submit one call and poll until it finishes (for tools and tests). */
+sc_status_t sc_gemini_call_sync(sc_gemini_t *g, sc_gemini_call_t *call);
+
+/* A quick reachability check: open (and close) a connection to base_url within timeout_ms.
+ * SC_OK or SC_ERR_UPSTREAM_TRANSPORT with the reason in errbuf. */
+sc_status_t sc_gemini_probe(const char *base_url, long timeout_ms, char *errbuf, size_t errlen);
+
+#endif

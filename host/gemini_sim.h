@@ -1,0 +1,41 @@
+/* gemini_sim.h - a local server that speaks the Gemini REST API (gemini-api.md) for the demo,
+ * the tests and the benchmarks, with seeded fault injection. */
+#ifndef SC_GEMINI_SIM_H
+#define SC_GEMINI_SIM_H
+
+#include <stddef.h>
+
+#include "host/status.h"
+
+typedef struct sc_gemini_sim sc_gemini_sim_t;
+
+typedef struct {
+    const char *host;    /* listen address, default "127.0.0.1" when NULL */
+    int port;            /* 0 = any free port */
+    const char *api_key; /* NULL: any non-empty key is accepted; else only this one */
+    const char *faults;  /* fault spec (see below), NULL or "" for none */
+    unsigned threads;    /* HTTP worker threads, 0 = default (4) */
+} sc_gemini_sim_opts_t;
+
+/*
+ * Fault spec: comma-separated key=value pairs, e.g.
+ *   "429=0.1,503=0.05,500=0.02,malformed=0.01,delay=0.2,delay_ms=50,seed=7,retry_delay=0.2s"
+ * 429/500/503/malformed: the share of generateContent requests answered that way;
+ * delay: share delayed by delay_ms; seed: the PRNG seed; retry_delay: RetryInfo.retryDelay on
+ * 429s; max_per_request=N: one request body is failed at most N times (default 2), so faults are
+ * transient as real ones are. Unknown keys or rates outside 0..1 are an error.
+ */
+sc_status_t sc_gemini_sim_start(const sc_gemini_sim_opts_t *opts, sc_gemini_sim_t **out,
+                                char *errbuf, size_t errlen);
+
+/* The port the server listens on. */
+int sc_gemini_sim_port(const sc_gemini_sim_t *sim);
+
+/* Counters as JSON (the same document GET /sim/stats serves): requests, responses by HTTP
+ * status, faults injected by kind. @remark the caller frees the string with free(). */
+char *sc_gemini_sim_stats_json(sc_gemini_sim_t *sim);
+
+/* Stop the server and free it. NULL ok. */
+void sc_gemini_sim_stop(sc_gemini_sim_t *sim);
+
+#endif
