@@ -1,1 +1,518 @@
-/* stub */
+/* config.c - defaults, JSON file, -X overrides and environment secrets, merged into one jansson
+ * tree that every component reads through typed getters. */
+#include "host/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/util.h"
+
+struct sc_config {
+    json_t *root; /* owned */
+};
+
+#define SC_CONFIG_KEY_MAX 256
+#define SC_CONFIG_SECRET_MASK "********"
+
+/*
+ * Built-in defaults (DESIGN §4.4). Prices: USD per 1M tokens from gemini-api.md §7.1/§7.2,
+ * the 2026-03 snapshot ("as_of"); batch_factor 0.5 is Batch Mode's 50%.
+ */
+static const char *config_defaults =
+    "{"
+    "\"kafka\": {\"bootstrap.servers\": \"127.0.0.1:9092\", \"group.id\": \"scrimp\"},"
+    "\"topics\": {\"requests\": \"scrimp.requests\", \"results\": \"scrimp.results\","
+    "             \"dlq\": \"scrimp.dlq\", \"cache\": \"scrimp.cache\"},"
+    "\"batch\": {\"max_messages\": 256, \"max_wait_ms\": 10},"
+    "\"pipeline\": {\"queue_capacity\": 4096, \"drain_timeout_ms\": 30000,"
+    "               \"startup_timeout_ms\": 8000},"
+    "\"limits\": {\"max_message_bytes\": 1048576, \"max_messages\": 1000, \"max_id_bytes\": 256},"
+    "\"request\": {\"default_deadline_ms\": 120000},"
+    "\"gemini\": {\"base_url\": \"https://generativelanguage.googleapis.com\", \"api_key\": \"\","
+    "             \"max_inflight\": 256, \"connect_timeout_ms\": 5000,"
+    "             \"request_timeout_ms\": 60000, \"max_attempts\": 5,"
+    "             \"backoff_initial_ms\": 1000, \"backoff_max_ms\": 60000,"
+    "             \"backoff_jitter_ms\": 1000, \"http2\": true},"
+    "\"models\": {\"cheap\": \"gemini-2.5-flash\", \"strong\": \"gemini-2.5-pro\","
+    "             \"default\": \"auto\"},"
+    "\"cache\": {\"enabled\": true, \"threshold\": 0.96, \"path\": \"var/cache\"},"
+    "\"prune\": {\"max_tokens\": 4000, \"keep_last\": 3},"
+    "\"metrics\": {\"listen\": \"127.0.0.1:9464\"},"
+    "\"backend\": \"auto\","
+    "\"prices\": {"
+    "  \"gemini-2.5-pro\": {\"input\": 1.25, \"output\": 10.0, \"cached_input\": 0.125,"
+    "     \"input_long\": 2.5, \"output_long\": 15.0, \"cached_input_long\": 0.25,"
+    "     \"long_threshold\": 200000, \"batch_factor\": 0.5, \"as_of\": \"2026-03\"},"
+    "  \"gemini-2.5-flash\": {\"input\": 0.30, \"output\": 2.50, \"cached_input\": 0.03,"
+    "     \"input_long\": 0.30, \"output_long\": 2.50, \"cached_input_long\": 0.03,"
+    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"as_of\": \"2026-03\"},"
+    "  \"gemini-2.5-flash-lite\": {\"input\": 0.10, \"output\": 0.40, \"cached_input\": 0.01,"
+    "     \"input_long\": 0.10, \"output_long\": 0.40, \"cached_input_long\": 0.01,"
+    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"as_of\": \"2026-03\"},"
+    "  \"gemini-2.0-flash\": {\"input\": 0.10, \"output\": 0.40, \"cached_input\": 0.025,"
+    "     \"input_long\": 0.10, \"output_long\": 0.40, \"cached_input_long\": 0.025,"
+    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"as_of\": \"2026-03\"},"
+    "  \"gemini-2.0-flash-lite\": {\"input\": 0.075, \"output\": 0.30, \"cached_input\": 0.075,"
+    "     \"input_long\": 0.075, \"output_long\": 0.30, \"cached_input_long\": 0.075,"
+    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"as_of\": \"2026-03\"}"
+    "}"
+    "}";
+
+/* Sections whose keys are free: anything under kafka goes to librdkafka, and the price table may
+ * list new models (each entry shaped like the defaults' entries). */
+static int free_section(const char *name)
+{
+    return strcmp(name, "kafka") == 0 || strcmp(name, "prices") == 0;
+}
+
+/* Secrets that only the environment may set. */
+static int secret_key(const char *dotted)
+{
+    return strcmp(dotted, "gemini.api_key") == 0;
+}
+
+/* Values never shown by a dump (the Gemini key, and librdkafka's SASL/SSL passwords). */
+static int masked_key(const char *dotted)
+{
+    return secret_key(dotted) || strstr(dotted, "password") != NULL ||
+           strstr(dotted, "secret") != NULL;
+}
+
+sc_status_t sc_config_new(sc_config_t **out)
+{
+    json_error_t jerr;
+    sc_config_t *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        return SC_ERR_NOMEM;
+    cfg->root = json_loads(config_defaults, 0, &jerr);
+    if (!cfg->root) { /* a broken literal above: caught by the unit tests */
+        free(cfg);
+        return SC_ERR_CONFIG;
+    }
+    *out = cfg;
+    return SC_OK;
+}
+
+void sc_config_free(sc_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    json_decref(cfg->root);
+    free(cfg);
+}
+
+/* ---- key lookup ---- */
+
+/*
+ * Find the child of obj named by a prefix of path: keys may contain dots ("bootstrap.servers",
+ * "gemini-2.5-flash"), so the longest key that equals path or is followed by '.' wins.
+ * Returns the child (borrowed) and sets *rest to what follows, or NULL.
+ */
+static json_t *child_by_prefix(json_t *obj, const char *path, const char **rest)
+{
+    const char *key;
+    json_t *val, *best = NULL;
+    size_t best_len = 0;
+    json_object_foreach(obj, key, val) {
+        size_t kl = strlen(key);
+        if (strncmp(path, key, kl) == 0 && (path[kl] == '\0' || path[kl] == '.') &&
+            kl > best_len) {
+            best = val;
+            best_len = kl;
+        }
+    }
+    if (best)
+        *rest = path[best_len] ? path + best_len + 1 : path + best_len;
+    return best;
+}
+
+json_t *sc_config_node(const sc_config_t *cfg, const char *key)
+{
+    json_t *node = cfg->root;
+    const char *p = key;
+    while (*p) {
+        if (!json_is_object(node))
+            return NULL;
+        node = child_by_prefix(node, p, &p);
+        if (!node)
+            return NULL;
+    }
+    return node;
+}
+
+const char *sc_config_str(const sc_config_t *cfg, const char *key)
+{
+    const char *s = json_string_value(sc_config_node(cfg, key));
+    return s ? s : "";
+}
+
+long long sc_config_int(const sc_config_t *cfg, const char *key)
+{
+    json_t *n = sc_config_node(cfg, key);
+    if (json_is_integer(n))
+        return json_integer_value(n);
+    if (json_is_real(n))
+        return (long long)json_real_value(n);
+    if (json_is_boolean(n))
+        return json_is_true(n);
+    return 0;
+}
+
+double sc_config_num(const sc_config_t *cfg, const char *key)
+{
+    return json_number_value(sc_config_node(cfg, key));
+}
+
+int sc_config_bool(const sc_config_t *cfg, const char *key)
+{
+    return json_is_true(sc_config_node(cfg, key));
+}
+
+/* ---- merging ---- */
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "a value";
+}
+
+static int same_type(const json_t *want, const json_t *got)
+{
+    if (json_is_boolean(want))
+        return json_is_boolean(got);
+    if (json_is_real(want))
+        return json_is_number(got);
+    return json_typeof(want) == json_typeof(got);
+}
+
+static void join_key(char *buf, size_t len, const char *prefix, const char *key)
+{
+    if (prefix[0])
+        snprintf(buf, len, "%s.%s", prefix, key);
+    else
+        snprintf(buf, len, "%s", key);
+}
+
+/*
+ * Merge src over dst (both objects). Keys must exist in dst with the same type, except in free
+ * sections. prefix is the dotted path of dst, for messages.
+ */
+static sc_status_t merge_object(json_t *dst, json_t *src, const char *prefix, int in_free,
+                                char *errbuf, size_t errlen)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(src, key, val) {
+        char path[SC_CONFIG_KEY_MAX];
+        join_key(path, sizeof path, prefix, key);
+        if (secret_key(path)) {
+            snprintf(errbuf, errlen, "%s: secrets are read from the environment (GEMINI_API_KEY), "
+                     "not from configuration", path);
+            return SC_ERR_CONFIG;
+        }
+        json_t *cur = json_object_get(dst, key); /* borrowed */
+        int child_free = in_free || (!prefix[0] && free_section(key));
+        if (!cur) {
+            if (!in_free) {
+                snprintf(errbuf, errlen, "%s: unknown configuration key", path);
+                return SC_ERR_CONFIG;
+            }
+            if (strcmp(prefix, "kafka") == 0 && !json_is_string(val) && !json_is_number(val) &&
+                !json_is_boolean(val)) {
+                snprintf(errbuf, errlen, "%s: must be a string, number or boolean", path);
+                return SC_ERR_CONFIG;
+            }
+            if (json_object_set(dst, key, val) != 0) /* set: dst takes its own reference */
+                return SC_ERR_NOMEM;
+            continue;
+        }
+        if (json_is_object(cur)) {
+            if (!json_is_object(val)) {
+                snprintf(errbuf, errlen, "%s: must be an object, got %s", path, type_name(val));
+                return SC_ERR_CONFIG;
+            }
+            sc_status_t st = merge_object(cur, val, path, child_free, errbuf, errlen);
+            if (st)
+                return st;
+            continue;
+        }
+        if (!same_type(cur, val) && !(in_free && strncmp(path, "kafka.", 6) == 0)) {
+            snprintf(errbuf, errlen, "%s: must be %s, got %s", path, type_name(cur),
+                     type_name(val));
+            return SC_ERR_CONFIG;
+        }
+        if (json_object_set(dst, key, val) != 0)
+            return SC_ERR_NOMEM;
+    }
+    return SC_OK;
+}
+
+sc_status_t sc_config_load_file(sc_config_t *cfg, const char *path, char *errbuf, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr); /* new reference */
+    if (!doc) {
+        snprintf(errbuf, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        return SC_ERR_CONFIG;
+    }
+    sc_status_t st = SC_OK;
+    if (!json_is_object(doc)) {
+        snprintf(errbuf, errlen, "%s: the configuration must be a JSON object", path);
+        st = SC_ERR_CONFIG;
+        goto out;
+    }
+    st = merge_object(cfg->root, doc, "", 0, errbuf, errlen);
+out:
+    json_decref(doc);
+    return st;
+}
+
+/* Turn an -X value into JSON shaped like the current value `like` (NULL: a string). */
+static json_t *parse_value(const json_t *like, const char *s)
+{
+    char *end;
+    if (!like || json_is_string(like))
+        return json_string(s);
+    if (json_is_boolean(like)) {
+        if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0 || strcmp(s, "on") == 0)
+            return json_true();
+        if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0 || strcmp(s, "off") == 0)
+            return json_false();
+        return NULL;
+    }
+    if (json_is_integer(like)) {
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno || end == s || *end)
+            return NULL;
+        return json_integer(v);
+    }
+    if (json_is_real(like)) {
+        errno = 0;
+        double v = strtod(s, &end);
+        if (errno || end == s || *end || !isfinite(v))
+            return NULL;
+        return json_real(v);
+    }
+    return NULL;
+}
+
+sc_status_t sc_config_set(sc_config_t *cfg, const char *kv, char *errbuf, size_t errlen)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) {
+        snprintf(errbuf, errlen, "-X %s: expected dotted.key=value", kv);
+        return SC_ERR_CONFIG;
+    }
+    char key[SC_CONFIG_KEY_MAX];
+    size_t klen = (size_t)(eq - kv);
+    if (klen >= sizeof key) {
+        snprintf(errbuf, errlen, "-X: key too long");
+        return SC_ERR_CONFIG;
+    }
+    memcpy(key, kv, klen);
+    key[klen] = '\0';
+    const char *val = eq + 1;
+    if (secret_key(key)) {
+        snprintf(errbuf, errlen, "%s: secrets are read from the environment (GEMINI_API_KEY), "
+                 "not from -X", key);
+        return SC_ERR_CONFIG;
+    }
+    if (strncmp(key, "kafka.", 6) == 0 && key[6]) { /* passed to librdkafka as it is */
+        json_t *kafka = json_object_get(cfg->root, "kafka");
+        if (json_object_set_new(kafka, key + 6, json_string(val)) != 0)
+            return SC_ERR_NOMEM;
+        return SC_OK;
+    }
+    /* Walk to the parent object and the leaf name. */
+    json_t *node = cfg->root, *parent = NULL;
+    const char *p = key, *leaf = NULL;
+    char leafbuf[SC_CONFIG_KEY_MAX];
+    while (*p) {
+        if (!json_is_object(node)) {
+            snprintf(errbuf, errlen, "%s: unknown configuration key", key);
+            return SC_ERR_CONFIG;
+        }
+        const char *before = p;
+        json_t *next = child_by_prefix(node, p, &p);
+        if (!next) {
+            snprintf(errbuf, errlen, "%s: unknown configuration key", key);
+            return SC_ERR_CONFIG;
+        }
+        size_t ll = (size_t)(p - before);
+        if (*p)
+            ll--; /* drop the '.' */
+        memcpy(leafbuf, before, ll);
+        leafbuf[ll] = '\0';
+        leaf = leafbuf;
+        parent = node;
+        node = next;
+    }
+    if (!parent || json_is_object(node) || json_is_array(node)) {
+        snprintf(errbuf, errlen, "%s: is a section; set one of its keys", key);
+        return SC_ERR_CONFIG;
+    }
+    json_t *nv = parse_value(node, val); /* new reference */
+    if (!nv) {
+        snprintf(errbuf, errlen, "%s: \"%s\" is not %s", key, val, type_name(node));
+        return SC_ERR_CONFIG;
+    }
+    if (json_object_set_new(parent, leaf, nv) != 0)
+        return SC_ERR_NOMEM;
+    return SC_OK;
+}
+
+void sc_config_load_env(sc_config_t *cfg)
+{
+    const char *key = getenv("GEMINI_API_KEY");
+    if (key && key[0])
+        json_object_set_new(json_object_get(cfg->root, "gemini"), "api_key", json_string(key));
+}
+
+/* ---- validation ---- */
+
+static sc_status_t check_int(const sc_config_t *cfg, const char *key, long long lo, long long hi,
+                             char *errbuf, size_t errlen)
+{
+    json_t *n = sc_config_node(cfg, key);
+    if (!json_is_integer(n)) {
+        snprintf(errbuf, errlen, "%s: must be an integer", key);
+        return SC_ERR_CONFIG;
+    }
+    long long v = json_integer_value(n);
+    if (v < lo || v > hi) {
+        snprintf(errbuf, errlen, "%s: %lld is out of range [%lld, %lld]", key, v, lo, hi);
+        return SC_ERR_CONFIG;
+    }
+    return SC_OK;
+}
+
+static sc_status_t check_nonempty(const sc_config_t *cfg, const char *key, char *errbuf,
+                                  size_t errlen)
+{
+    if (!sc_config_str(cfg, key)[0]) {
+        snprintf(errbuf, errlen, "%s: must not be empty", key);
+        return SC_ERR_CONFIG;
+    }
+    return SC_OK;
+}
+
+static sc_status_t check_prices(const sc_config_t *cfg, char *errbuf, size_t errlen)
+{
+    static const char *fields[] = {"input", "output", "cached_input", "input_long",
+                                   "output_long", "cached_input_long", "batch_factor"};
+    const char *model;
+    json_t *entry;
+    json_object_foreach(sc_config_node(cfg, "prices"), model, entry) {
+        if (!json_is_object(entry)) {
+            snprintf(errbuf, errlen, "prices.%s: must be an object", model);
+            return SC_ERR_CONFIG;
+        }
+        for (size_t i = 0; i < SC_ARRAY_LEN(fields); i++) {
+            json_t *v = json_object_get(entry, fields[i]);
+            if (!json_is_number(v) || json_number_value(v) < 0) {
+                snprintf(errbuf, errlen, "prices.%s.%s: must be a number >= 0", model, fields[i]);
+                return SC_ERR_CONFIG;
+            }
+        }
+    }
+    return SC_OK;
+}
+
+sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errlen)
+{
+    sc_status_t st;
+    static const struct {
+        const char *key;
+        long long lo, hi;
+    } ints[] = {
+        {"batch.max_messages", 1, 100000},
+        {"batch.max_wait_ms", 0, 60000},
+        {"pipeline.queue_capacity", 1, 1000000},
+        {"pipeline.drain_timeout_ms", 0, 3600000},
+        {"pipeline.startup_timeout_ms", 100, 600000},
+        {"limits.max_message_bytes", 64, 64LL << 20},
+        {"limits.max_messages", 1, 100000},
+        {"limits.max_id_bytes", 8, 4096},
+        {"request.default_deadline_ms", 1, 3600000},
+        {"gemini.max_inflight", 1, 100000},
+        {"gemini.connect_timeout_ms", 1, 600000},
+        {"gemini.request_timeout_ms", 1, 3600000},
+        {"gemini.max_attempts", 1, 100},
+        {"gemini.backoff_initial_ms", 0, 3600000},
+        {"gemini.backoff_max_ms", 0, 3600000},
+        {"gemini.backoff_jitter_ms", 0, 3600000},
+        {"prune.max_tokens", 1, 10000000},
+        {"prune.keep_last", 0, 1000},
+    };
+    for (size_t i = 0; i < SC_ARRAY_LEN(ints); i++)
+        if ((st = check_int(cfg, ints[i].key, ints[i].lo, ints[i].hi, errbuf, errlen)))
+            return st;
+    static const char *nonempty[] = {"kafka.bootstrap.servers", "kafka.group.id",
+                                     "topics.requests", "topics.results", "topics.dlq",
+                                     "topics.cache", "models.cheap", "models.strong",
+                                     "models.default", "gemini.base_url"};
+    for (size_t i = 0; i < SC_ARRAY_LEN(nonempty); i++)
+        if ((st = check_nonempty(cfg, nonempty[i], errbuf, errlen)))
+            return st;
+    const char *url = sc_config_str(cfg, "gemini.base_url");
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        snprintf(errbuf, errlen, "gemini.base_url: \"%s\" must start with http:// or https://",
+                 url);
+        return SC_ERR_CONFIG;
+    }
+    double th = sc_config_num(cfg, "cache.threshold");
+    if (!(th > 0.0 && th <= 1.0)) {
+        snprintf(errbuf, errlen, "cache.threshold: %g is out of range (0, 1]", th);
+        return SC_ERR_CONFIG;
+    }
+    const char *backend = sc_config_str(cfg, "backend");
+    if (strcmp(backend, "auto") && strcmp(backend, "cpu") && strcmp(backend, "cuda")) {
+        snprintf(errbuf, errlen, "backend: \"%s\" must be auto, cpu or cuda", backend);
+        return SC_ERR_CONFIG;
+    }
+    if (sc_config_int(cfg, "gemini.backoff_max_ms") < sc_config_int(cfg, "gemini.backoff_initial_ms")) {
+        snprintf(errbuf, errlen, "gemini.backoff_max_ms: must be >= gemini.backoff_initial_ms");
+        return SC_ERR_CONFIG;
+    }
+    return check_prices(cfg, errbuf, errlen);
+}
+
+/* ---- dump ---- */
+
+static void mask_secrets(json_t *obj, const char *prefix)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        char path[SC_CONFIG_KEY_MAX];
+        join_key(path, sizeof path, prefix, key);
+        if (json_is_object(val))
+            mask_secrets(val, path);
+        else if (masked_key(path) && json_is_string(val) && json_string_length(val) > 0)
+            json_object_set_new(obj, key, json_string(SC_CONFIG_SECRET_MASK));
+    }
+}
+
+char *sc_config_dump(const sc_config_t *cfg)
+{
+    json_t *copy = json_deep_copy(cfg->root); /* new reference */
+    if (!copy)
+        return NULL;
+    mask_secrets(copy, "");
+    char *s = json_dumps(copy, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    json_decref(copy);
+    return s;
+}

@@ -1,1 +1,1152 @@
-/* stub */
+/* gemini.c - the Gemini generateContent client: one libcurl multi handle, retries on a timer
+ * list, response and error parsing (gemini-api.md §1, §6). */
+#include "host/gemini.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "host/log.h"
+#include "host/util.h"
+
+#ifndef SCRIMP_VERSION
+#define SCRIMP_VERSION "dev"
+#endif
+
+/* ---- limits ---- */
+
+#define SC_GEMINI_BODY_MAX ((size_t)64 * 1024 * 1024) /* one response body */
+#define SC_GEMINI_BODY_INITIAL ((size_t)16 * 1024)    /* first allocation of a response */
+#define SC_GEMINI_BASE_URL_MAX 512                     /* base_url length */
+#define SC_GEMINI_URL_MAX 1024                         /* a whole request URL */
+#define SC_GEMINI_KEY_MAX 512                          /* api_key length */
+#define SC_GEMINI_HEADER_MAX (SC_GEMINI_KEY_MAX + 32)  /* "x-goog-api-key: KEY" */
+#define SC_GEMINI_ERRMSG_MAX 1024                      /* err_message kept per call */
+#define SC_GEMINI_LOGMSG_MAX 160                       /* error text quoted in a log line */
+#define SC_GEMINI_EASY_POOL_MAX 1024                   /* idle easy handles kept for reuse */
+#define SC_GEMINI_INFLIGHT_LIMIT 65536                 /* upper bound accepted for max_inflight */
+#define SC_GEMINI_ATTEMPTS_LIMIT 100                   /* upper bound accepted for max_attempts */
+#define SC_GEMINI_RETRY_DELAY_MAX_S 86400L             /* parsed RetryInfo clamp, before cap */
+#define SC_GEMINI_MIN_ATTEMPT_MS 1L                    /* smallest CURLOPT_TIMEOUT_MS we set */
+
+#define SC_GEMINI_DEFAULT_CONNECT_MS 5000L
+#define SC_GEMINI_DEFAULT_REQUEST_MS 60000L
+#define SC_GEMINI_DEFAULT_INFLIGHT 256
+#define SC_GEMINI_DEFAULT_ATTEMPTS 5
+#define SC_GEMINI_DEFAULT_BACKOFF_MS 1000L
+#define SC_GEMINI_DEFAULT_BACKOFF_MAX_MS 60000L
+#define SC_GEMINI_DEFAULT_JITTER_MS 1000L
+
+/* ---- types ---- */
+
+typedef enum {
+    SC_GEM_IDLE = 0, /* not submitted */
+    SC_GEM_RUNNING,  /* an attempt is on the multi handle */
+    SC_GEM_WAITING,  /* in the timer list until due_ms */
+    SC_GEM_DONE,     /* finished, queued for the done callback */
+} sc_gem_state_t;
+
+/* Why an attempt failed, which picks the status after the last attempt. */
+typedef enum {
+    SC_GEM_FAIL_HTTP = 0,  /* retryable HTTP status */
+    SC_GEM_FAIL_TRANSPORT, /* curl error */
+    SC_GEM_FAIL_BAD,       /* 200 we could not parse */
+} sc_gem_fail_t;
+
+typedef struct sc_gem_priv {
+    sc_gemini_call_t *call; /* back pointer, borrowed */
+    sc_gem_state_t state;
+    CURL *easy;             /* while running; owned by the client's pool */
+    char *resp;             /* response body of the current attempt, owned */
+    size_t resp_len, resp_cap;
+    int resp_overflow;
+    int64_t due_ms;         /* when waiting */
+    char curl_err[CURL_ERROR_SIZE];
+    struct sc_gem_priv *prev, *next; /* g->held: running and waiting calls */
+    struct sc_gem_priv *done_next;   /* g->done queue */
+} sc_gem_priv_t;
+
+struct sc_gemini {
+    sc_gemini_opts_t opts; /* base_url/api_key point at the owned copies below */
+    char base_url[SC_GEMINI_BASE_URL_MAX];
+    CURLM *multi;
+    struct curl_slist *headers; /* shared by every attempt; holds the key, never logged */
+    CURL *pool[SC_GEMINI_EASY_POOL_MAX]; /* idle easy handles */
+    int n_pool;
+    sc_gem_priv_t *held;                  /* running + waiting */
+    sc_gem_priv_t *done_head, *done_tail; /* finished, not yet delivered */
+    int n_inflight;                       /* held + done queue */
+    uint64_t rng;
+};
+
+/* ---- global init ---- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_OK;
+
+static void sc_gemini_curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int sc_gemini_global_init(void)
+{
+    pthread_once(&curl_once, sc_gemini_curl_init);
+    return curl_init_rc == CURLE_OK ? 0 : -1;
+}
+
+/* ---- small helpers ---- */
+
+/* xorshift64*: a seeded, reproducible jitter source. */
+static uint64_t sc_gemini_rand(sc_gemini_t *g)
+{
+    uint64_t x = g->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    g->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* @remark the caller frees the result with free(); NULL on allocation failure. */
+static char *sc_gemini_strndup(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d)
+        return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* A model id goes into the URL path: allow only the characters model ids use. */
+static int sc_gemini_model_ok(const char *model)
+{
+    size_t n = strlen(model);
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)model[i];
+        if (!isalnum(c) && c != '-' && c != '.' && c != '_')
+            return 0;
+    }
+    return 1;
+}
+
+/* Copy s into dst (dstlen bytes) for a log value in double quotes: quotes, backslashes and
+ * control bytes become '_' so a line stays one line of key=value pairs. */
+static void sc_gemini_log_value(char *dst, size_t dstlen, const char *s)
+{
+    size_t j = 0;
+    if (!s)
+        s = "";
+    for (size_t i = 0; s[i] && j + 1 < dstlen; i++) {
+        unsigned char c = (unsigned char)s[i];
+        dst[j++] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '_' : (char)c;
+    }
+    dst[j] = '\0';
+}
+
+static const char *sc_gemini_reason(long http)
+{
+    switch (http) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "HTTP error";
+    }
+}
+
+static int sc_gemini_http_retryable(long http)
+{
+    return http == 408 || http == 429 || http == 500 || http == 502 || http == 503 ||
+           http == 504;
+}
+
+/* Transport errors worth another attempt; the rest are configuration problems that repeat. */
+static int sc_gemini_curl_retryable(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_UNKNOWN_OPTION:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+/*
+ * Parse a protobuf Duration string ("26s", "0.2s", "57.238747106s") into milliseconds, rounded
+ * up. Returns -1 when s is not one.
+ */
+static long sc_gemini_duration_ms(const char *s)
+{
+    long secs = 0, frac_ms = 0;
+    int digits = 0, frac_digits = 0, frac_rest = 0;
+    const char *p = s;
+
+    while (*p >= '0' && *p <= '9') {
+        if (secs < SC_GEMINI_RETRY_DELAY_MAX_S)
+            secs = secs * 10 + (*p - '0');
+        digits++;
+        p++;
+    }
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9') {
+            if (frac_digits < 3)
+                frac_ms = frac_ms * 10 + (*p - '0');
+            else if (*p != '0')
+                frac_rest = 1;
+            frac_digits++;
+            p++;
+        }
+        for (int i = frac_digits; i < 3; i++)
+            frac_ms *= 10;
+    }
+    if ((digits == 0 && frac_digits == 0) || p[0] != 's' || p[1] != '\0')
+        return -1;
+    if (secs > SC_GEMINI_RETRY_DELAY_MAX_S)
+        secs = SC_GEMINI_RETRY_DELAY_MAX_S;
+    return secs * 1000 + frac_ms + (frac_rest ? 1 : 0);
+}
+
+/* ---- calls ---- */
+
+/* @remark takes body_owned in every case (freed here when the call cannot be made); the caller
+ * frees the call with sc_gemini_call_free(). NULL on allocation failure or a model id that does
+ * not fit call->model. */
+sc_gemini_call_t *sc_gemini_call_new(const char *model, char *body_owned, size_t body_len)
+{
+    sc_gemini_call_t *call = NULL;
+
+    if (!model || strlen(model) >= sizeof(call->model))
+        goto fail;
+    call = calloc(1, sizeof(*call));
+    if (!call)
+        goto fail;
+    sc_strlcpy(call->model, model, sizeof(call->model));
+    call->body = body_owned;
+    call->body_len = body_len;
+    call->status = SC_OK;
+    return call;
+
+fail:
+    free(body_owned);
+    return NULL;
+}
+
+static void sc_gemini_call_clear_out(sc_gemini_call_t *call)
+{
+    free(call->text);
+    free(call->finish_reason);
+    free(call->model_version);
+    free(call->response_id);
+    free(call->block_reason);
+    free(call->err_message);
+    call->text = call->finish_reason = call->model_version = NULL;
+    call->response_id = call->block_reason = call->err_message = NULL;
+    call->status = SC_OK;
+    call->http_status = 0;
+    call->attempts = 0;
+    memset(&call->usage, 0, sizeof(call->usage));
+    call->err_status[0] = '\0';
+    call->started_ms = call->finished_ms = 0;
+}
+
+void sc_gemini_call_free(sc_gemini_call_t *call)
+{
+    if (!call)
+        return;
+    sc_gemini_call_clear_out(call);
+    free(call->body);
+    sc_gem_priv_t *p = call->priv;
+    if (p)
+        free(p->resp);
+    free(p);
+    free(call);
+}
+
+/* ---- request body ---- */
+
+/* A new Content {"role": role, "parts":[{"text": text}]} (no role when NULL).
+ * @remark the caller owns the returned reference; NULL on allocation failure or bad UTF-8. */
+static json_t *sc_gemini_content(const char *role, const char *text, size_t len)
+{
+    json_t *content = json_object();          /* new */
+    json_t *parts = json_array();             /* new */
+    json_t *part = json_object();             /* new */
+    json_t *str = json_stringn(text, len);    /* new; NULL on invalid UTF-8 */
+    if (!content || !parts || !part || !str)
+        goto fail;
+    if (json_object_set_new(part, "text", str) != 0) {
+        str = NULL;
+        goto fail;
+    }
+    str = NULL;
+    if (json_array_append_new(parts, part) != 0) {
+        part = NULL;
+        goto fail;
+    }
+    part = NULL;
+    if (role && json_object_set_new(content, "role", json_string(role)) != 0)
+        goto fail;
+    if (json_object_set_new(content, "parts", parts) != 0) {
+        parts = NULL;
+        goto fail;
+    }
+    return content;
+
+fail:
+    json_decref(str);
+    json_decref(part);
+    json_decref(parts);
+    json_decref(content);
+    return NULL;
+}
+
+/* @remark the caller frees the result with free(); NULL on allocation failure or a string that
+ * is not UTF-8. */
+char *sc_gemini_body_from_request(const sc_request_t *req, size_t *len)
+{
+    char *out = NULL;
+    json_t *root = json_object(); /* new, released at out */
+    json_t *contents = NULL, *gen = NULL;
+
+    if (!root || !req)
+        goto out;
+    if (req->system) {
+        json_t *si = sc_gemini_content(NULL, req->system, strlen(req->system)); /* new */
+        if (!si || json_object_set_new(root, "systemInstruction", si) != 0)
+            goto out;
+    }
+    contents = json_array(); /* new; handed to root below */
+    if (!contents)
+        goto out;
+    for (size_t i = 0; i < req->n_turns; i++) {
+        const sc_turn_t *t = &req->turns[i];
+        const char *text = t->content ? t->content : "";
+        size_t tlen = t->content ? t->content_len : 0;
+        json_t *c = sc_gemini_content(t->role ? t->role : "user", text, tlen); /* new */
+        if (!c || json_array_append_new(contents, c) != 0)
+            goto out;
+    }
+    if (json_object_set_new(root, "contents", contents) != 0) {
+        contents = NULL;
+        goto out;
+    }
+    contents = NULL;
+
+    gen = json_object(); /* new; handed to root when not empty */
+    if (!gen)
+        goto out;
+    if (req->has_temperature && json_object_set_new(gen, "temperature", json_real(req->temperature)))
+        goto out;
+    if (req->max_output_tokens > 0 &&
+        json_object_set_new(gen, "maxOutputTokens", json_integer(req->max_output_tokens)))
+        goto out;
+    if (req->response_mime_type &&
+        json_object_set_new(gen, "responseMimeType", json_string(req->response_mime_type)))
+        goto out;
+    if (json_object_size(gen) > 0) {
+        if (json_object_set_new(root, "generationConfig", gen) != 0) {
+            gen = NULL;
+            goto out;
+        }
+        gen = NULL;
+    }
+
+    out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    if (out && len)
+        *len = strlen(out);
+
+out:
+    json_decref(gen);
+    json_decref(contents);
+    json_decref(root);
+    return out;
+}
+
+/* ---- client ---- */
+
+void sc_gemini_opts_default(sc_gemini_opts_t *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->connect_timeout_ms = SC_GEMINI_DEFAULT_CONNECT_MS;
+    opts->request_timeout_ms = SC_GEMINI_DEFAULT_REQUEST_MS;
+    opts->max_inflight = SC_GEMINI_DEFAULT_INFLIGHT;
+    opts->max_attempts = SC_GEMINI_DEFAULT_ATTEMPTS;
+    opts->backoff_initial_ms = SC_GEMINI_DEFAULT_BACKOFF_MS;
+    opts->backoff_max_ms = SC_GEMINI_DEFAULT_BACKOFF_MAX_MS;
+    opts->backoff_jitter_ms = SC_GEMINI_DEFAULT_JITTER_MS;
+    opts->http2 = 1;
+    opts->seed = 1;
+}
+
+static int sc_gemini_has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static sc_status_t sc_gemini_check_opts(const sc_gemini_opts_t *o, char *errbuf, size_t errlen)
+{
+    const char *why = NULL;
+    if (!o->base_url || !(sc_gemini_has_prefix(o->base_url, "http://") ||
+                          sc_gemini_has_prefix(o->base_url, "https://")))
+        why = "gemini base_url must start with http:// or https://";
+    else if (strlen(o->base_url) >= SC_GEMINI_BASE_URL_MAX)
+        why = "gemini base_url is too long";
+    else if (o->api_key && strlen(o->api_key) >= SC_GEMINI_KEY_MAX)
+        why = "gemini api_key is too long";
+    else if (o->api_key && strpbrk(o->api_key, "\r\n"))
+        why = "gemini api_key contains a line break";
+    else if (o->max_attempts < 1 || o->max_attempts > SC_GEMINI_ATTEMPTS_LIMIT)
+        why = "gemini max_attempts must be in 1..100";
+    else if (o->max_inflight < 1 || o->max_inflight > SC_GEMINI_INFLIGHT_LIMIT)
+        why = "gemini max_inflight must be in 1..65536";
+    else if (o->connect_timeout_ms < 1 || o->request_timeout_ms < 1)
+        why = "gemini timeouts must be positive";
+    else if (o->backoff_initial_ms < 0 || o->backoff_max_ms < 0 || o->backoff_jitter_ms < 0)
+        why = "gemini backoff values must not be negative";
+    if (!why)
+        return SC_OK;
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "%s", why);
+    return SC_ERR_INVALID_ARG;
+}
+
+/* @remark on SC_OK *out is a new client; the caller frees it with sc_gemini_free(). The opts
+ * strings are copied. */
+sc_status_t sc_gemini_new(const sc_gemini_opts_t *opts, sc_gemini_t **out, char *errbuf,
+                          size_t errlen)
+{
+    sc_status_t st = SC_OK;
+    sc_gemini_t *g = NULL;
+    char hdr[SC_GEMINI_HEADER_MAX];
+    struct curl_slist *tmp;
+
+    if (!opts || !out) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "gemini: missing opts or out");
+        return SC_ERR_INVALID_ARG;
+    }
+    *out = NULL;
+    st = sc_gemini_check_opts(opts, errbuf, errlen);
+    if (st != SC_OK)
+        goto out;
+    if (sc_gemini_global_init() != 0) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "gemini: curl_global_init failed");
+        st = SC_ERR_IO;
+        goto out;
+    }
+    g = calloc(1, sizeof(*g));
+    if (!g) {
+        st = SC_ERR_NOMEM;
+        goto out;
+    }
+    g->opts = *opts;
+    sc_strlcpy(g->base_url, opts->base_url, sizeof(g->base_url));
+    for (size_t n = strlen(g->base_url); n > 0 && g->base_url[n - 1] == '/'; n--)
+        g->base_url[n - 1] = '\0';
+    g->opts.base_url = g->base_url;
+    g->opts.api_key = NULL; /* only the header keeps it */
+    g->rng = ((uint64_t)opts->seed << 1) ^ 0x9E3779B97F4A7C15ULL;
+    if (g->rng == 0)
+        g->rng = 1;
+
+    tmp = curl_slist_append(NULL, "Content-Type: application/json");
+    if (tmp)
+        g->headers = tmp;
+    /* An empty Expect stops libcurl from waiting on 100-continue for large bodies. */
+    if (tmp && (tmp = curl_slist_append(g->headers, "Expect:")) != NULL)
+        g->headers = tmp;
+    if (tmp && opts->api_key && opts->api_key[0]) {
+        snprintf(hdr, sizeof(hdr), "x-goog-api-key: %s", opts->api_key);
+        tmp = curl_slist_append(g->headers, hdr);
+        if (tmp)
+            g->headers = tmp;
+        memset(hdr, 0, sizeof(hdr));
+    }
+    if (!tmp) {
+        st = SC_ERR_NOMEM;
+        goto out;
+    }
+
+    g->multi = curl_multi_init();
+    if (!g->multi) {
+        st = SC_ERR_NOMEM;
+        goto out;
+    }
+    curl_multi_setopt(g->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(g->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)opts->max_inflight);
+    /* The multi handle's connection cache: keep as many idle connections as calls can run. */
+    curl_multi_setopt(g->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_inflight);
+
+out:
+    if (st != SC_OK) {
+        if (st == SC_ERR_NOMEM && errbuf && errlen)
+            snprintf(errbuf, errlen, "gemini: out of memory");
+        sc_gemini_free(g);
+        return st;
+    }
+    *out = g;
+    return SC_OK;
+}
+
+void sc_gemini_free(sc_gemini_t *g)
+{
+    if (!g)
+        return;
+    while (g->held) {
+        sc_gem_priv_t *p = g->held;
+        g->held = p->next;
+        if (p->easy) {
+            curl_multi_remove_handle(g->multi, p->easy);
+            curl_easy_cleanup(p->easy);
+            p->easy = NULL;
+        }
+        sc_gemini_call_free(p->call);
+    }
+    while (g->done_head) {
+        sc_gem_priv_t *p = g->done_head;
+        g->done_head = p->done_next;
+        sc_gemini_call_free(p->call);
+    }
+    for (int i = 0; i < g->n_pool; i++)
+        curl_easy_cleanup(g->pool[i]);
+    if (g->multi)
+        curl_multi_cleanup(g->multi);
+    curl_slist_free_all(g->headers);
+    free(g);
+}
+
+int sc_gemini_inflight(const sc_gemini_t *g)
+{
+    return g ? g->n_inflight : 0;
+}
+
+void sc_gemini_wakeup(sc_gemini_t *g)
+{
+    if (g && g->multi)
+        curl_multi_wakeup(g->multi);
+}
+
+/* ---- call lifecycle ---- */
+
+static void sc_gemini_unlink_held(sc_gemini_t *g, sc_gem_priv_t *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        g->held = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+}
+
+static void sc_gemini_link_held(sc_gemini_t *g, sc_gem_priv_t *p)
+{
+    p->prev = NULL;
+    p->next = g->held;
+    if (g->held)
+        g->held->prev = p;
+    g->held = p;
+}
+
+/* Return an easy handle to the pool (or clean it up when the pool is full). */
+static void sc_gemini_easy_put(sc_gemini_t *g, CURL *easy)
+{
+    if (g->n_pool < SC_GEMINI_EASY_POOL_MAX)
+        g->pool[g->n_pool++] = easy;
+    else
+        curl_easy_cleanup(easy);
+}
+
+/* Move a call to the done queue with its final status. */
+static void sc_gemini_finish(sc_gemini_t *g, sc_gem_priv_t *p, sc_status_t st)
+{
+    sc_gemini_call_t *call = p->call;
+
+    sc_gemini_unlink_held(g, p);
+    call->status = st;
+    call->finished_ms = sc_now_ms();
+    if (!call->text && st == SC_OK)
+        call->text = sc_gemini_strndup("", 0);
+    free(p->resp);
+    p->resp = NULL;
+    p->resp_len = p->resp_cap = 0;
+    p->state = SC_GEM_DONE;
+    if (st != SC_OK) {
+        char msg[SC_GEMINI_LOGMSG_MAX];
+        sc_gemini_log_value(msg, sizeof(msg), call->err_message);
+        sc_warn("gemini.failed", "model=%s http=%ld status=%s attempts=%d error=%s msg=\"%s\"",
+                call->model, call->http_status, call->err_status[0] ? call->err_status : "-",
+                call->attempts, sc_status_code(st), msg);
+    }
+    p->done_next = NULL;
+    if (g->done_tail)
+        g->done_tail->done_next = p;
+    else
+        g->done_head = p;
+    g->done_tail = p;
+}
+
+static void sc_gemini_set_err(sc_gemini_call_t *call, const char *status, const char *msg)
+{
+    sc_strlcpy(call->err_status, status ? status : "", sizeof(call->err_status));
+    free(call->err_message);
+    call->err_message = NULL;
+    if (msg) {
+        size_t n = strlen(msg);
+        call->err_message = sc_gemini_strndup(msg, n < SC_GEMINI_ERRMSG_MAX ? n : SC_GEMINI_ERRMSG_MAX);
+    }
+}
+
+static long sc_gemini_backoff_ms(sc_gemini_t *g, int attempts)
+{
+    long d = g->opts.backoff_initial_ms;
+    for (int i = 1; i < attempts && d < g->opts.backoff_max_ms; i++)
+        d = d > g->opts.backoff_max_ms / 2 ? g->opts.backoff_max_ms : d * 2;
+    if (d > g->opts.backoff_max_ms)
+        d = g->opts.backoff_max_ms;
+    if (g->opts.backoff_jitter_ms > 0)
+        d += (long)(sc_gemini_rand(g) % (uint64_t)(g->opts.backoff_jitter_ms + 1));
+    return d;
+}
+
+/*
+ * After a failed attempt: finish the call when attempts are used up or the deadline would pass
+ * first, else put it in the timer list. retry_info_ms >= 0: the server's RetryInfo delay.
+ */
+static void sc_gemini_retry_or_fail(sc_gemini_t *g, sc_gem_priv_t *p, sc_gem_fail_t why,
+                                    long retry_info_ms)
+{
+    sc_gemini_call_t *call = p->call;
+    int64_t now = sc_now_ms();
+    long delay;
+
+    if (call->attempts >= g->opts.max_attempts) {
+        sc_status_t st = why == SC_GEM_FAIL_TRANSPORT ? SC_ERR_UPSTREAM_TRANSPORT
+                         : why == SC_GEM_FAIL_BAD     ? SC_ERR_UPSTREAM_BAD_RESPONSE
+                                                      : SC_ERR_UPSTREAM_RETRYABLE;
+        sc_gemini_finish(g, p, st);
+        return;
+    }
+    if (retry_info_ms >= 0)
+        delay = retry_info_ms < g->opts.backoff_max_ms ? retry_info_ms : g->opts.backoff_max_ms;
+    else
+        delay = sc_gemini_backoff_ms(g, call->attempts);
+    if (call->deadline_ms > 0 && now + delay >= call->deadline_ms) {
+        sc_gemini_finish(g, p, SC_ERR_DEADLINE);
+        return;
+    }
+    p->due_ms = now + delay;
+    p->state = SC_GEM_WAITING;
+    sc_debug("gemini.retry", "model=%s http=%ld status=%s attempt=%d delay_ms=%ld", call->model,
+             call->http_status, call->err_status[0] ? call->err_status : "-", call->attempts,
+             delay);
+}
+
+static size_t sc_gemini_write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+    sc_gem_priv_t *p = userp;
+    size_t n = size * nmemb;
+
+    if (n > SC_GEMINI_BODY_MAX - p->resp_len) {
+        p->resp_overflow = 1;
+        return 0; /* CURLE_WRITE_ERROR */
+    }
+    if (p->resp_len + n + 1 > p->resp_cap) {
+        size_t cap = p->resp_cap ? p->resp_cap : SC_GEMINI_BODY_INITIAL;
+        while (cap < p->resp_len + n + 1)
+            cap *= 2;
+        if (cap > SC_GEMINI_BODY_MAX + 1)
+            cap = SC_GEMINI_BODY_MAX + 1;
+        char *r = realloc(p->resp, cap);
+        if (!r)
+            return 0;
+        p->resp = r;
+        p->resp_cap = cap;
+    }
+    memcpy(p->resp + p->resp_len, data, n);
+    p->resp_len += n;
+    p->resp[p->resp_len] = '\0';
+    return n;
+}
+
+/* Start one attempt: set up an easy handle and add it to the multi handle. On failure the call
+ * is finished. */
+static void sc_gemini_start_attempt(sc_gemini_t *g, sc_gem_priv_t *p)
+{
+    sc_gemini_call_t *call = p->call;
+    int64_t now = sc_now_ms();
+    long timeout = g->opts.request_timeout_ms;
+    char url[SC_GEMINI_URL_MAX];
+    CURL *e;
+    int n;
+
+    if (call->deadline_ms > 0) {
+        int64_t left = call->deadline_ms - now;
+        if (left < SC_GEMINI_MIN_ATTEMPT_MS) {
+            sc_gemini_finish(g, p, SC_ERR_DEADLINE);
+            return;
+        }
+        if (left < timeout)
+            timeout = (long)left;
+    }
+    n = snprintf(url, sizeof(url), "%s/v1beta/models/%s:generateContent", g->base_url,
+                 call->model);
+    if (n < 0 || (size_t)n >= sizeof(url)) {
+        sc_gemini_set_err(call, "", "request URL too long");
+        sc_gemini_finish(g, p, SC_ERR_INVALID_ARG);
+        return;
+    }
+    e = g->n_pool > 0 ? g->pool[--g->n_pool] : curl_easy_init();
+    if (!e) {
+        sc_gemini_set_err(call, "", "curl_easy_init failed");
+        sc_gemini_finish(g, p, SC_ERR_NOMEM);
+        return;
+    }
+    /* reset keeps the handle's live connections, DNS and TLS session caches */
+    curl_easy_reset(e);
+    p->resp_len = 0;
+    p->resp_overflow = 0;
+    p->curl_err[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, g->headers);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     g->opts.http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, g->opts.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "scrimp/" SCRIMP_VERSION);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sc_gemini_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, p);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->curl_err);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, p);
+    if (curl_multi_add_handle(g->multi, e) != CURLM_OK) {
+        sc_gemini_easy_put(g, e);
+        sc_gemini_set_err(call, "", "curl_multi_add_handle failed");
+        sc_gemini_finish(g, p, SC_ERR_UPSTREAM_TRANSPORT);
+        return;
+    }
+    p->easy = e;
+    p->state = SC_GEM_RUNNING;
+    call->attempts++;
+}
+
+/* ---- response parsing ---- */
+
+static char *sc_gemini_json_strdup(json_t *v) /* v borrowed; result owned or NULL */
+{
+    return json_is_string(v) ? sc_gemini_strndup(json_string_value(v), json_string_length(v))
+                             : NULL;
+}
+
+static long sc_gemini_json_long(json_t *obj, const char *key) /* obj borrowed */
+{
+    json_t *v = json_object_get(obj, key); /* borrowed */
+    return json_is_integer(v) ? (long)json_integer_value(v) : 0;
+}
+
+/* Fill the call's outputs from a 2xx body. 0, or -1 when the body is not a usable response. */
+static int sc_gemini_parse_ok(sc_gemini_call_t *call, const char *body, size_t len)
+{
+    int rc = -1;
+    json_t *root = json_loadb(body, len, 0, NULL); /* new, released at out */
+    json_t *cands, *cand, *parts, *usage, *fb;     /* borrowed from root */
+    char *text = NULL;
+
+    if (!json_is_object(root))
+        goto out;
+    cands = json_object_get(root, "candidates");
+    fb = json_object_get(root, "promptFeedback");
+    cand = json_is_array(cands) ? json_array_get(cands, 0) : NULL;
+    if (cands && !json_is_array(cands))
+        goto out;
+    if (cand && !json_is_object(cand))
+        goto out;
+    if (!cand && !json_is_string(json_object_get(fb, "blockReason")))
+        goto out; /* neither an answer nor a block: not a response we understand */
+
+    parts = cand ? json_object_get(json_object_get(cand, "content"), "parts") : NULL;
+    {
+        size_t total = 0, off = 0, i;
+        json_t *part;
+        json_array_foreach(parts, i, part) {
+            json_t *t = json_object_get(part, "text");
+            if (json_is_true(json_object_get(part, "thought")) || !json_is_string(t))
+                continue;
+            total += json_string_length(t);
+        }
+        text = malloc(total + 1);
+        if (!text)
+            goto out;
+        json_array_foreach(parts, i, part) {
+            json_t *t = json_object_get(part, "text");
+            if (json_is_true(json_object_get(part, "thought")) || !json_is_string(t))
+                continue;
+            memcpy(text + off, json_string_value(t), json_string_length(t));
+            off += json_string_length(t);
+        }
+        text[off] = '\0';
+    }
+
+    free(call->text);
+    call->text = text;
+    text = NULL;
+    free(call->finish_reason);
+    call->finish_reason = cand ? sc_gemini_json_strdup(json_object_get(cand, "finishReason")) : NULL;
+    free(call->block_reason);
+    call->block_reason = sc_gemini_json_strdup(json_object_get(fb, "blockReason"));
+    free(call->model_version);
+    call->model_version = sc_gemini_json_strdup(json_object_get(root, "modelVersion"));
+    free(call->response_id);
+    call->response_id = sc_gemini_json_strdup(json_object_get(root, "responseId"));
+    usage = json_object_get(root, "usageMetadata");
+    call->usage.prompt_tokens = sc_gemini_json_long(usage, "promptTokenCount");
+    call->usage.cached_tokens = sc_gemini_json_long(usage, "cachedContentTokenCount");
+    call->usage.output_tokens = sc_gemini_json_long(usage, "candidatesTokenCount");
+    call->usage.thought_tokens = sc_gemini_json_long(usage, "thoughtsTokenCount");
+    call->err_status[0] = '\0';
+    free(call->err_message);
+    call->err_message = NULL;
+    rc = 0;
+
+out:
+    free(text);
+    json_decref(root);
+    return rc;
+}
+
+/* Read an error body into call->err_status / err_message. Returns the RetryInfo delay in ms,
+ * or -1 when there is none. */
+static long sc_gemini_parse_error(sc_gemini_call_t *call, long http, const char *body,
+                                  size_t len)
+{
+    long retry_ms = -1;
+    json_t *root = body ? json_loadb(body, len, 0, NULL) : NULL; /* new, released below */
+    json_t *doc = root, *err, *details, *d;                        /* borrowed */
+    size_t i;
+
+    if (json_is_array(doc) && json_array_size(doc) == 1)
+        doc = json_array_get(doc, 0);
+    err = json_object_get(doc, "error");
+    if (!json_is_object(err)) {
+        sc_gemini_set_err(call, "", sc_gemini_reason(http));
+        goto out;
+    }
+    {
+        json_t *st = json_object_get(err, "status"), *msg = json_object_get(err, "message");
+        sc_gemini_set_err(call, json_is_string(st) ? json_string_value(st) : "",
+                          json_is_string(msg) ? json_string_value(msg) : sc_gemini_reason(http));
+    }
+    details = json_object_get(err, "details");
+    json_array_foreach(details, i, d) {
+        json_t *type = json_object_get(d, "@type"), *rd = json_object_get(d, "retryDelay");
+        const char *ts = json_is_string(type) ? json_string_value(type) : "";
+        size_t tl = strlen(ts), sl = strlen("google.rpc.RetryInfo");
+        if (tl >= sl && strcmp(ts + tl - sl, "google.rpc.RetryInfo") == 0 && json_is_string(rd)) {
+            retry_ms = sc_gemini_duration_ms(json_string_value(rd));
+            break;
+        }
+    }
+
+out:
+    json_decref(root);
+    return retry_ms;
+}
+
+/* One attempt ended (curl says DONE): decide success, retry or final failure. */
+static void sc_gemini_attempt_done(sc_gemini_t *g, sc_gem_priv_t *p, CURLcode rc)
+{
+    sc_gemini_call_t *call = p->call;
+    long http = 0;
+    CURL *e = p->easy;
+
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
+    curl_multi_remove_handle(g->multi, e);
+    sc_gemini_easy_put(g, e);
+    p->easy = NULL;
+
+    if (p->resp_overflow) {
+        call->http_status = http;
+        sc_gemini_set_err(call, "", "response body exceeds the size limit");
+        sc_gemini_finish(g, p, SC_ERR_UPSTREAM_BAD_RESPONSE);
+        return;
+    }
+    if (rc != CURLE_OK) {
+        const char *msg = p->curl_err[0] ? p->curl_err : curl_easy_strerror(rc);
+        call->http_status = 0;
+        sc_gemini_set_err(call, "", msg);
+        if (call->deadline_ms > 0 && sc_now_ms() >= call->deadline_ms) {
+            sc_gemini_finish(g, p, SC_ERR_DEADLINE);
+            return;
+        }
+        if (!sc_gemini_curl_retryable(rc)) {
+            sc_gemini_finish(g, p, SC_ERR_UPSTREAM_TRANSPORT);
+            return;
+        }
+        sc_gemini_retry_or_fail(g, p, SC_GEM_FAIL_TRANSPORT, -1);
+        return;
+    }
+    call->http_status = http;
+    if (http >= 200 && http < 300) {
+        if (sc_gemini_parse_ok(call, p->resp ? p->resp : "", p->resp_len) == 0) {
+            sc_gemini_finish(g, p, SC_OK);
+            return;
+        }
+        sc_gemini_set_err(call, "", "response is not a generateContent JSON document");
+        sc_gemini_retry_or_fail(g, p, SC_GEM_FAIL_BAD, -1);
+        return;
+    }
+    {
+        long retry_ms = sc_gemini_parse_error(call, http, p->resp, p->resp_len);
+        if (!sc_gemini_http_retryable(http)) {
+            sc_gemini_finish(g, p, SC_ERR_UPSTREAM_REJECTED);
+            return;
+        }
+        sc_gemini_retry_or_fail(g, p, SC_GEM_FAIL_HTTP, http == 429 ? retry_ms : -1);
+    }
+}
+
+/* Start the attempts whose retry time has come; return ms to the next due one (-1: none). */
+static long sc_gemini_run_timers(sc_gemini_t *g)
+{
+    int64_t now = sc_now_ms();
+    long next = -1;
+    sc_gem_priv_t *p = g->held, *nx;
+
+    for (; p; p = nx) {
+        nx = p->next; /* start_attempt may unlink p */
+        if (p->state != SC_GEM_WAITING)
+            continue;
+        if (p->due_ms <= now) {
+            sc_gemini_start_attempt(g, p);
+        } else {
+            long left = (long)(p->due_ms - now);
+            if (next < 0 || left < next)
+                next = left;
+        }
+    }
+    return next;
+}
+
+/* @remark on SC_OK the client owns call until it comes back through the done callback. */
+sc_status_t sc_gemini_submit(sc_gemini_t *g, sc_gemini_call_t *call)
+{
+    sc_gem_priv_t *p;
+
+    if (!g || !call || !call->body || !sc_gemini_model_ok(call->model))
+        return SC_ERR_INVALID_ARG;
+    if (call->priv && ((sc_gem_priv_t *)call->priv)->state != SC_GEM_IDLE)
+        return SC_ERR_INVALID_ARG; /* already held by a client */
+    if (g->n_inflight >= g->opts.max_inflight)
+        return SC_ERR_FULL;
+    if (!call->priv) {
+        call->priv = calloc(1, sizeof(sc_gem_priv_t));
+        if (!call->priv)
+            return SC_ERR_NOMEM;
+    }
+    p = call->priv;
+    free(p->resp);
+    memset(p, 0, sizeof(*p));
+    p->call = call;
+    sc_gemini_call_clear_out(call);
+    call->started_ms = sc_now_ms();
+    g->n_inflight++;
+    sc_gemini_link_held(g, p);
+    sc_gemini_start_attempt(g, p);
+    return SC_OK;
+}
+
+/* Wait, drive transfers, and collect finished attempts; does not deliver done calls. */
+static sc_status_t sc_gemini_step(sc_gemini_t *g, int timeout_ms)
+{
+    int running = 0, left = 0;
+    long next = sc_gemini_run_timers(g);
+    int wait = timeout_ms < 0 ? 0 : timeout_ms;
+    CURLMsg *msg;
+
+    if (next >= 0 && next < wait)
+        wait = (int)next;
+    if (g->done_head)
+        wait = 0;
+    if (curl_multi_poll(g->multi, NULL, 0, wait, NULL) != CURLM_OK)
+        return SC_ERR_IO;
+    if (curl_multi_perform(g->multi, &running) != CURLM_OK)
+        return SC_ERR_IO;
+    while ((msg = curl_multi_info_read(g->multi, &left)) != NULL) {
+        sc_gem_priv_t *p = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&p);
+        if (p)
+            sc_gemini_attempt_done(g, p, msg->data.result);
+    }
+    sc_gemini_run_timers(g); /* retries due now (e.g. RetryInfo 0s) start without a wait */
+    return SC_OK;
+}
+
+static sc_gem_priv_t *sc_gemini_pop_done(sc_gemini_t *g)
+{
+    sc_gem_priv_t *p = g->done_head;
+    if (!p)
+        return NULL;
+    g->done_head = p->done_next;
+    if (!g->done_head)
+        g->done_tail = NULL;
+    p->done_next = NULL;
+    p->state = SC_GEM_IDLE;
+    g->n_inflight--;
+    return p;
+}
+
+/* @remark done takes ownership of each call passed to it. */
+sc_status_t sc_gemini_poll(sc_gemini_t *g, int timeout_ms, sc_gemini_done_cb done, void *arg)
+{
+    sc_status_t st;
+    sc_gem_priv_t *p;
+
+    if (!g || !done)
+        return SC_ERR_INVALID_ARG;
+    st = sc_gemini_step(g, timeout_ms);
+    while ((p = sc_gemini_pop_done(g)) != NULL)
+        done(p->call, arg);
+    return st;
+}
+
+/*
+ * Submit call and drive the loop until it finishes; returns its final status (also in
+ * call->status), or submit's error. Other calls finishing meanwhile stay queued for the next
+ * sc_gemini_poll(). @remark the call stays the caller's in every case.
+ */
+sc_status_t sc_gemini_call_sync(sc_gemini_t *g, sc_gemini_call_t *call)
+{
+    sc_status_t st = sc_gemini_submit(g, call);
+    sc_gem_priv_t *p;
+
+    if (st != SC_OK)
+        return st;
+    p = call->priv;
+    for (;;) {
+        if (p->state == SC_GEM_DONE) {
+            sc_gem_priv_t *prev = NULL, *q;
+            for (q = g->done_head; q && q != p; q = q->done_next)
+                prev = q;
+            if (q) {
+                if (prev)
+                    prev->done_next = q->done_next;
+                else
+                    g->done_head = q->done_next;
+                if (g->done_tail == q)
+                    g->done_tail = prev;
+                q->done_next = NULL;
+                g->n_inflight--;
+            }
+            p->state = SC_GEM_IDLE;
+            return call->status;
+        }
+        /* a finished call of someone else must not make step spin: wait on the network */
+        {
+            int busy = g->done_head != NULL;
+            sc_gem_priv_t *saved_head = g->done_head, *saved_tail = g->done_tail;
+            if (busy)
+                g->done_head = g->done_tail = NULL;
+            st = sc_gemini_step(g, 1000);
+            if (busy) {
+                /* put the earlier finished calls back in front, in order */
+                saved_tail->done_next = g->done_head;
+                if (!g->done_head)
+                    g->done_tail = saved_tail;
+                g->done_head = saved_head;
+            }
+        }
+        if (st != SC_OK)
+            return st;
+    }
+}
+
+/* ---- probe ---- */
+
+sc_status_t sc_gemini_probe(const char *base_url, long timeout_ms, char *errbuf, size_t errlen)
+{
+    sc_status_t st = SC_ERR_UPSTREAM_TRANSPORT;
+    char cerr[CURL_ERROR_SIZE] = "";
+    char *host = NULL;
+    CURLU *u = NULL;
+    CURL *e = NULL;
+    CURLcode rc;
+
+    if (!base_url || !(sc_gemini_has_prefix(base_url, "http://") ||
+                       sc_gemini_has_prefix(base_url, "https://"))) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "gemini probe: base_url must start with http:// or https://");
+        return SC_ERR_INVALID_ARG;
+    }
+    if (sc_gemini_global_init() != 0) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "gemini probe: curl_global_init failed");
+        return SC_ERR_IO;
+    }
+    if (timeout_ms < 1)
+        timeout_ms = 1;
+    u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, base_url, 0) == CURLUE_OK)
+        curl_url_get(u, CURLUPART_HOST, &host, 0);
+    e = curl_easy_init();
+    if (!e) {
+        snprintf(cerr, sizeof(cerr), "curl_easy_init failed");
+        goto out;
+    }
+    curl_easy_setopt(e, CURLOPT_URL, base_url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
+    rc = curl_easy_perform(e);
+    if (rc == CURLE_OK)
+        st = SC_OK;
+    else if (!cerr[0])
+        snprintf(cerr, sizeof(cerr), "%s", curl_easy_strerror(rc));
+
+out:
+    if (st != SC_OK && errbuf && errlen)
+        snprintf(errbuf, errlen, "gemini probe %s: %s", host ? host : "?", cerr);
+    curl_easy_cleanup(e);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return st;
+}

@@ -1,1 +1,1368 @@
-/* stub */
+/* gemini_sim.c - the Gemini REST simulator: routing, key check, request validation, deterministic
+ * answers, seeded fault injection and counters (gemini_sim.h; gemini-api.md §0, §1, §3, §6, §10).
+ */
+#include "host/gemini_sim.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/log.h"
+#include "host/util.h"
+
+/* ---- limits and defaults ---- */
+
+#define SC_SIM_BODY_MAX             ((size_t)32 * 1024 * 1024) /* larger request bodies get a 400 */
+#define SC_SIM_BODY_INITIAL         4096 /* first allocation of a body buffer */
+#define SC_SIM_ID_MAX               128  /* longest {model} taken from a path */
+#define SC_SIM_ADDR_MAX             64   /* longest listen address */
+#define SC_SIM_THREADS_DEFAULT      4u
+#define SC_SIM_THREADS_MAX          256u
+#define SC_SIM_CONNECTION_LIMIT     1024u
+#define SC_SIM_CONNECTION_TIMEOUT_S 60u
+#define SC_SIM_MAX_OUTPUT_TOKENS    65536 /* largest accepted maxOutputTokens */
+#define SC_SIM_TEMPERATURE_MAX      2.0
+#define SC_SIM_CHARS_PER_TOKEN      4  /* token estimate: ceil(bytes / 4) */
+#define SC_SIM_WORDS_MIN            10 /* answer length range, in words */
+#define SC_SIM_WORDS_MAX            120
+#define SC_SIM_TEXT_MAX             4096 /* holds SC_SIM_WORDS_MAX words plus the header */
+#define SC_SIM_THOUGHTS_MIN         64
+#define SC_SIM_THOUGHTS_MAX         1024
+#define SC_SIM_MSG_MAX              1024 /* longest error message */
+#define SC_SIM_HTTP_CODES           600
+#define SC_SIM_RESPONSE_ID_MAX      32
+
+#define SC_SIM_FAULT_SPEC_MAX          1024
+#define SC_SIM_FAULT_SLOTS             65536u /* per-body fault counters; a power of two */
+#define SC_SIM_FAULT_PROBE             32u    /* linear-probe window in that table */
+#define SC_SIM_MAX_PER_REQUEST_DEFAULT 2u
+#define SC_SIM_MAX_PER_REQUEST_MAX     1000000u
+#define SC_SIM_DELAY_MS_DEFAULT        50u
+#define SC_SIM_DELAY_MS_MAX            60000u
+#define SC_SIM_RETRY_DELAY_DEFAULT     "0.2s"
+#define SC_SIM_RETRY_DELAY_MAX         32
+#define SC_SIM_SEED_DEFAULT            1u
+
+#define SC_SIM_MSG_NO_KEY                                                                          \
+    "Method doesn't allow unregistered callers (callers without established identity). Please "    \
+    "use API Key or other form of API consumer identity to call this API."
+#define SC_SIM_MSG_BAD_KEY "API key not valid. Please pass a valid API key."
+#define SC_SIM_MSG_429                                                                             \
+    "You exceeded your current quota, please check your plan and billing details. For more "       \
+    "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."
+#define SC_SIM_MSG_500                                                                             \
+    "An internal error has occurred. Please retry or report in "                                   \
+    "https://developers.generativeai.google/guide/troubleshooting"
+#define SC_SIM_MSG_503 "The model is overloaded. Please try again later."
+
+/* ---- models ---- */
+
+typedef struct {
+    const char *name;
+    bool can_think;         /* accepts a thinking budget at all */
+    bool thinks_by_default; /* thinks when no budget is given */
+    bool can_disable;       /* thinkingBudget 0 turns thinking off */
+} sc_sim_model_t;
+
+static const sc_sim_model_t sc_sim_models[] = {
+    {"gemini-2.5-pro", true, true, false},         {"gemini-2.5-flash", true, true, true},
+    {"gemini-2.5-flash-lite", true, false, true},  {"gemini-2.0-flash", false, false, true},
+    {"gemini-2.0-flash-lite", false, false, true},
+};
+#define SC_SIM_MODEL_COUNT SC_ARRAY_LEN(sc_sim_models)
+
+static const char *const sc_sim_words[] = {
+    "amber",   "basil",   "cedar",   "delta",   "ember",   "fjord",   "garnet", "harbor",
+    "indigo",  "jasper",  "kelp",    "lumen",   "maple",   "nectar",  "onyx",   "pebble",
+    "quartz",  "raven",   "saffron", "tundra",  "umber",   "velvet",  "willow", "xenon",
+    "yarrow",  "zephyr",  "anchor",  "beacon",  "canyon",  "dune",    "echo",   "falcon",
+    "glacier", "heron",   "island",  "juniper", "kestrel", "lagoon",  "meadow", "nimbus",
+    "orchid",  "prairie", "quill",   "ridge",   "summit",  "thistle", "upland", "valley",
+    "wren",    "yonder",  "zenith",  "aurora",  "breeze",  "coral",   "drift",  "estuary",
+    "fern",    "grove",   "hollow",  "iris",    "jade",    "knoll",   "larch",  "mesa",
+};
+
+static const char *const sc_sim_mime_types[] = {
+    "text/plain", "application/json", "application/xml", "application/yaml", "text/x.enum",
+};
+
+/* ---- faults ---- */
+
+typedef enum {
+    SC_SIM_F_429 = 0,
+    SC_SIM_F_500,
+    SC_SIM_F_503,
+    SC_SIM_F_MALFORMED,
+    SC_SIM_F_DELAY, /* drawn on its own and not capped: a delay does not fail the request */
+    SC_SIM_F_COUNT,
+} sc_sim_fault_t;
+
+#define SC_SIM_F_NONE (-1)
+
+static const char *const sc_sim_fault_names[SC_SIM_F_COUNT] = {"429", "500", "503", "malformed",
+                                                               "delay"};
+
+typedef struct {
+    double share[SC_SIM_F_COUNT]; /* each 0..1; the failing four sum to at most 1 */
+    unsigned delay_ms;
+    uint64_t seed;
+    unsigned max_per_request; /* 0: no cap */
+    char retry_delay[SC_SIM_RETRY_DELAY_MAX];
+    bool any; /* some share > 0 */
+} sc_sim_faults_t;
+
+typedef struct {
+    uint64_t key; /* hash of model + body; 0 = empty slot */
+    unsigned count;
+} sc_sim_fault_slot_t;
+
+/* ---- the server ---- */
+
+struct sc_gemini_sim {
+    struct MHD_Daemon *daemon;
+    int port;
+    char *api_key; /* owned copy; NULL accepts any non-empty key */
+    sc_sim_faults_t faults;
+
+    pthread_mutex_t fault_mu; /* guards rng and fault_slots */
+    bool fault_mu_ready;
+    uint64_t rng;
+    sc_sim_fault_slot_t *fault_slots; /* SC_SIM_FAULT_SLOTS entries, owned; NULL without cap */
+
+    uint64_t id_nonce;
+    atomic_uint_fast64_t id_counter;
+
+    /* counters; the memory is zeroed by calloc */
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t by_status[SC_SIM_HTTP_CODES];
+    atomic_uint_fast64_t faults_by_kind[SC_SIM_F_COUNT];
+    atomic_uint_fast64_t generate_by_model[SC_SIM_MODEL_COUNT];
+    atomic_uint_fast64_t count_tokens;
+    atomic_uint_fast64_t fault_evictions;
+};
+
+/* Per-connection request state (MHD's con_cls): the body as it arrives. */
+typedef struct {
+    char *body; /* owned; NUL-terminated when len > 0 */
+    size_t len, cap;
+    bool too_large;
+} sc_sim_conn_t;
+
+/* What a route handler sees. Everything is borrowed for the duration of the call. */
+typedef struct {
+    sc_gemini_sim_t *sim;
+    struct MHD_Connection *conn;
+    const char *id; /* the {model} of the path, or "" */
+    const char *body;
+    size_t body_len;
+} sc_sim_call_t;
+
+/* What a route handler produces. */
+typedef struct {
+    unsigned code;
+    char *body; /* owned, malloc'd; NULL means "out of memory" and becomes a fixed 500 */
+    size_t len;
+    const char *fault; /* name of an injected fault, for the log; NULL if none */
+} sc_sim_reply_t;
+
+typedef void (*sc_sim_handler_fn)(sc_sim_call_t *call, sc_sim_reply_t *reply);
+
+/* ---- small helpers ---- */
+
+static void sc_sim_errf(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void sc_sim_errf(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (!errbuf || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t sc_sim_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1). */
+static double sc_sim_unit(uint64_t *state)
+{
+    return (double)(sc_sim_splitmix64(state) >> 11) * 0x1.0p-53;
+}
+
+#define SC_SIM_FNV_OFFSET 0xcbf29ce484222325ull
+#define SC_SIM_FNV_PRIME  0x100000001b3ull
+
+static uint64_t sc_sim_fnv(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= SC_SIM_FNV_PRIME;
+    }
+    return h;
+}
+
+static size_t sc_sim_tokens(size_t chars)
+{
+    return (chars + SC_SIM_CHARS_PER_TOKEN - 1) / SC_SIM_CHARS_PER_TOKEN;
+}
+
+static const sc_sim_model_t *sc_sim_model_find(const char *name, size_t *index)
+{
+    for (size_t i = 0; i < SC_SIM_MODEL_COUNT; i++) {
+        if (strcmp(sc_sim_models[i].name, name) == 0) {
+            if (index)
+                *index = i;
+            return &sc_sim_models[i];
+        }
+    }
+    return NULL;
+}
+
+/* A key in either spelling (camelCase first). @return a borrowed reference or NULL. */
+static json_t *sc_sim_get2(const json_t *obj, const char *camel, const char *snake)
+{
+    json_t *v = json_object_get(obj, camel);
+    return v ? v : json_object_get(obj, snake);
+}
+
+/* An integer given as a JSON integer, an integral real, or a decimal string (proto3 JSON). */
+static bool sc_sim_json_int(const json_t *v, long long *out)
+{
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!isfinite(d) || d != floor(d) || fabs(d) > 1e15)
+            return false;
+        *out = (long long)d;
+        return true;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end = NULL;
+        errno = 0;
+        long long x = strtoll(s, &end, 10);
+        if (errno || end == s || *end)
+            return false;
+        *out = x;
+        return true;
+    }
+    return false;
+}
+
+/* ---- replies ---- */
+
+/* Serialize doc into the reply. @param doc: a new reference, stolen. */
+static void sc_sim_reply_json(sc_sim_reply_t *r, unsigned code, json_t *doc)
+{
+    r->code = code;
+    free(r->body);
+    r->body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    r->len = r->body ? strlen(r->body) : 0;
+    json_decref(doc);
+}
+
+/* A Google error body {"error":{code,message,status,details}}.
+ * @param details: a new reference to an array, stolen; NULL gives []. */
+static void sc_sim_reply_error(sc_sim_reply_t *r, unsigned code, const char *status,
+                               json_t *details, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void sc_sim_reply_error(sc_sim_reply_t *r, unsigned code, const char *status,
+                               json_t *details, const char *fmt, ...)
+{
+    char msg[SC_SIM_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!details)
+        details = json_array();
+    json_t *doc = json_pack("{s:{s:I, s:s, s:s, s:o}}", "error", "code", (json_int_t)code,
+                            "message", msg, "status", status, "details", details);
+    sc_sim_reply_json(r, code, doc);
+}
+
+static void sc_sim_reply_invalid(sc_sim_reply_t *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void sc_sim_reply_invalid(sc_sim_reply_t *r, const char *fmt, ...)
+{
+    char msg[SC_SIM_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sc_sim_reply_error(r, 400, "INVALID_ARGUMENT", NULL, "%s", msg);
+}
+
+/* ---- key check (§0, §10.1) ---- */
+
+/* @return true when the request may go on; false with the error in r. Keys are never logged. */
+static bool sc_sim_check_key(sc_sim_call_t *c, sc_sim_reply_t *r)
+{
+    const char *key = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "x-goog-api-key");
+    if (!key || !key[0])
+        key = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "key");
+    if (!key || !key[0]) {
+        sc_sim_reply_error(r, 403, "PERMISSION_DENIED", NULL, "%s", SC_SIM_MSG_NO_KEY);
+        return false;
+    }
+    if (c->sim->api_key && strcmp(key, c->sim->api_key) != 0) {
+        json_t *details = json_pack("[{s:s, s:s, s:s, s:{s:s}}, {s:s, s:s, s:s}]", "@type",
+                                    "type.googleapis.com/google.rpc.ErrorInfo", "reason",
+                                    "API_KEY_INVALID", "domain", "googleapis.com", "metadata",
+                                    "service", "generativelanguage.googleapis.com", "@type",
+                                    "type.googleapis.com/google.rpc.LocalizedMessage", "locale",
+                                    "en-US", "message", SC_SIM_MSG_BAD_KEY);
+        sc_sim_reply_error(r, 400, "INVALID_ARGUMENT", details, "%s", SC_SIM_MSG_BAD_KEY);
+        return false;
+    }
+    return true;
+}
+
+/* ---- request parsing (§1.1, §3) ---- */
+
+/* What the simulator takes from a GenerateContentRequest. */
+typedef struct {
+    size_t prompt_chars;     /* bytes of text in systemInstruction (if counted) and contents */
+    uint64_t last_user_hash; /* FNV of the text of the last user turn */
+    long long max_output;    /* 0 = unset */
+    bool have_budget;
+    long long budget;
+    bool json_mime;
+} sc_sim_gen_req_t;
+
+/* @return a new reference to the body's top-level object, or NULL with a 400 in r. */
+static json_t *sc_sim_parse_body(const sc_sim_call_t *c, sc_sim_reply_t *r)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(c->body ? c->body : "", c->body_len, 0, &jerr);
+    if (!root) {
+        sc_sim_reply_invalid(r, "Invalid JSON payload received. %s at line %d column %d.",
+                             jerr.text, jerr.line, jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        sc_sim_reply_invalid(r, "Invalid JSON payload received. Expected an object at the top "
+                                "level.");
+        return NULL;
+    }
+    return root;
+}
+
+/* Sum the text of a Content's parts into *chars; hash it into *hash when hash is set.
+ * @return false with a 400 in r when the Content is not a valid shape. */
+static bool sc_sim_parse_parts(const json_t *content, const char *where, size_t *chars,
+                               uint64_t *hash, sc_sim_reply_t *r)
+{
+    json_t *parts = json_object_get(content, "parts");
+    if (!json_is_array(parts) || json_array_size(parts) == 0) {
+        sc_sim_reply_invalid(r,
+                             "* GenerateContentRequest.%s.parts: contents.parts must not be "
+                             "empty.",
+                             where);
+        return false;
+    }
+    size_t i;
+    json_t *part;
+    json_array_foreach(parts, i, part)
+    {
+        if (!json_is_object(part)) {
+            sc_sim_reply_invalid(r, "Invalid value at '%s.parts[%zu]': expected a Part object.",
+                                 where, i);
+            return false;
+        }
+        json_t *text = json_object_get(part, "text");
+        if (!text)
+            continue; /* inlineData, fileData...: not counted */
+        if (!json_is_string(text)) {
+            sc_sim_reply_invalid(r, "Invalid value at '%s.parts[%zu].text': expected a string.",
+                                 where, i);
+            return false;
+        }
+        size_t n = json_string_length(text);
+        *chars += n;
+        if (hash) {
+            *hash = sc_sim_fnv(*hash, json_string_value(text), n);
+            *hash = sc_sim_fnv(*hash, "\n", 1);
+        }
+    }
+    return true;
+}
+
+static bool sc_sim_parse_config(const json_t *root, sc_sim_gen_req_t *g, sc_sim_reply_t *r)
+{
+    json_t *cfg = sc_sim_get2(root, "generationConfig", "generation_config");
+    if (!cfg)
+        return true;
+    if (!json_is_object(cfg)) {
+        sc_sim_reply_invalid(r, "Invalid value at 'generation_config': expected an object.");
+        return false;
+    }
+    json_t *temp = json_object_get(cfg, "temperature");
+    if (temp) {
+        double t = json_is_number(temp) ? json_number_value(temp) : NAN;
+        if (!(t >= 0.0 && t <= SC_SIM_TEMPERATURE_MAX)) {
+            sc_sim_reply_invalid(r, "* GenerateContentRequest.generation_config.temperature: "
+                                    "temperature must be in the range [0.0, 2.0].");
+            return false;
+        }
+    }
+    json_t *mot = sc_sim_get2(cfg, "maxOutputTokens", "max_output_tokens");
+    if (mot) {
+        long long v = 0;
+        if (!sc_sim_json_int(mot, &v)) {
+            sc_sim_reply_invalid(r, "Invalid value at 'generation_config.max_output_tokens' "
+                                    "(TYPE_INT32).");
+            return false;
+        }
+        if (v < 0 || v > SC_SIM_MAX_OUTPUT_TOKENS) {
+            sc_sim_reply_invalid(r,
+                                 "The specified maxOutputTokens value %lld is out of range; "
+                                 "supported range is [1, %d)",
+                                 v, SC_SIM_MAX_OUTPUT_TOKENS + 1);
+            return false;
+        }
+        g->max_output = v; /* 0 is the proto3 default: unset */
+    }
+    json_t *mime = sc_sim_get2(cfg, "responseMimeType", "response_mime_type");
+    if (mime) {
+        bool ok = false;
+        for (size_t i = 0; json_is_string(mime) && i < SC_ARRAY_LEN(sc_sim_mime_types); i++)
+            ok = ok || strcmp(json_string_value(mime), sc_sim_mime_types[i]) == 0;
+        if (!ok) {
+            sc_sim_reply_invalid(r, "* GenerateContentRequest.generation_config.response_mime_"
+                                    "type: allowed mimetypes are `text/plain`, "
+                                    "`application/json`, `application/xml`, `application/yaml` "
+                                    "and `text/x.enum`.");
+            return false;
+        }
+        g->json_mime = strcmp(json_string_value(mime), "application/json") == 0;
+    }
+    json_t *tc = sc_sim_get2(cfg, "thinkingConfig", "thinking_config");
+    if (tc) {
+        if (!json_is_object(tc)) {
+            sc_sim_reply_invalid(r, "Invalid value at 'generation_config.thinking_config': "
+                                    "expected an object.");
+            return false;
+        }
+        json_t *tb = sc_sim_get2(tc, "thinkingBudget", "thinking_budget");
+        if (tb) {
+            long long b = 0;
+            if (!sc_sim_json_int(tb, &b) || b < -1 || b > INT32_MAX) {
+                sc_sim_reply_invalid(r, "Invalid value at 'generation_config.thinking_config."
+                                        "thinking_budget' (TYPE_INT32).");
+                return false;
+            }
+            g->have_budget = true;
+            g->budget = b;
+        }
+    }
+    return true;
+}
+
+/* Validate a GenerateContentRequest-shaped object. with_system: count systemInstruction (a
+ * countTokens body with plain contents does not carry one). @return false with a 400 in r. */
+static bool sc_sim_parse_gen(const json_t *root, bool with_system, sc_sim_gen_req_t *g,
+                             sc_sim_reply_t *r)
+{
+    memset(g, 0, sizeof *g);
+    g->last_user_hash = SC_SIM_FNV_OFFSET;
+    json_t *contents = json_object_get(root, "contents");
+    if (!json_is_array(contents) || json_array_size(contents) == 0) {
+        sc_sim_reply_invalid(r, "* GenerateContentRequest.contents: contents is not specified");
+        return false;
+    }
+    size_t i;
+    json_t *content;
+    json_array_foreach(contents, i, content)
+    {
+        char where[64];
+        snprintf(where, sizeof where, "contents[%zu]", i);
+        if (!json_is_object(content)) {
+            sc_sim_reply_invalid(r, "Invalid value at '%s': expected a Content object.", where);
+            return false;
+        }
+        json_t *role = json_object_get(content, "role");
+        bool user = true;
+        if (role) {
+            const char *rs = json_is_string(role) ? json_string_value(role) : NULL;
+            if (!rs || (rs[0] && strcmp(rs, "user") != 0 && strcmp(rs, "model") != 0)) {
+                sc_sim_reply_invalid(r, "Please use a valid role: user, model.");
+                return false;
+            }
+            user = strcmp(rs, "model") != 0;
+        }
+        uint64_t h = SC_SIM_FNV_OFFSET;
+        if (!sc_sim_parse_parts(content, where, &g->prompt_chars, &h, r))
+            return false;
+        if (user)
+            g->last_user_hash = h;
+    }
+    if (with_system) {
+        json_t *sys = sc_sim_get2(root, "systemInstruction", "system_instruction");
+        if (sys) {
+            if (!json_is_object(sys)) {
+                sc_sim_reply_invalid(r, "Invalid value at 'system_instruction': expected a "
+                                        "Content object.");
+                return false;
+            }
+            if (!sc_sim_parse_parts(sys, "system_instruction", &g->prompt_chars, NULL, r))
+                return false;
+        }
+    }
+    return sc_sim_parse_config(root, g, r);
+}
+
+/* ---- fault injection ---- */
+
+/* Decide the fate of one generateContent. @return a failing sc_sim_fault_t or SC_SIM_F_NONE;
+ * *delay says whether to sleep first. Both draws happen for every request so that a seed gives
+ * the same sequence whatever the outcomes. */
+static int sc_sim_fault_draw(sc_gemini_sim_t *sim, uint64_t body_hash, bool *delay)
+{
+    const sc_sim_faults_t *f = &sim->faults;
+    int kind = SC_SIM_F_NONE;
+    *delay = false;
+    if (!f->any)
+        return kind;
+    pthread_mutex_lock(&sim->fault_mu);
+    double u_delay = sc_sim_unit(&sim->rng);
+    double u = sc_sim_unit(&sim->rng);
+    *delay = u_delay < f->share[SC_SIM_F_DELAY];
+    double acc = 0.0;
+    for (int k = SC_SIM_F_429; k < SC_SIM_F_DELAY; k++) {
+        acc += f->share[k];
+        if (u < acc) {
+            kind = k;
+            break;
+        }
+    }
+    if (kind != SC_SIM_F_NONE && sim->fault_slots) {
+        uint64_t key = body_hash ? body_hash : 1;
+        size_t home = (size_t)(key & (SC_SIM_FAULT_SLOTS - 1));
+        sc_sim_fault_slot_t *slot = NULL, *victim = NULL;
+        for (size_t p = 0; p < SC_SIM_FAULT_PROBE && !slot; p++) {
+            sc_sim_fault_slot_t *s = &sim->fault_slots[(home + p) & (SC_SIM_FAULT_SLOTS - 1)];
+            if (s->key == key || s->key == 0)
+                slot = s;
+            else if (!victim || s->count > victim->count)
+                victim = s; /* the most-failed body is the likeliest to be finished */
+        }
+        if (!slot) {
+            slot = victim;
+            slot->key = 0;
+            atomic_fetch_add(&sim->fault_evictions, 1);
+        }
+        if (slot->key != key) {
+            slot->key = key;
+            slot->count = 0;
+        }
+        if (slot->count >= f->max_per_request)
+            kind = SC_SIM_F_NONE;
+        else
+            slot->count++;
+    }
+    pthread_mutex_unlock(&sim->fault_mu);
+    if (kind != SC_SIM_F_NONE)
+        atomic_fetch_add(&sim->faults_by_kind[kind], 1);
+    if (*delay)
+        atomic_fetch_add(&sim->faults_by_kind[SC_SIM_F_DELAY], 1);
+    return kind;
+}
+
+static bool sc_sim_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s[0])
+        return false;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, NULL, 10);
+    if (errno || v > max)
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+static bool sc_sim_parse_rate(const char *s, double *out)
+{
+    if (!((s[0] >= '0' && s[0] <= '9') || s[0] == '.'))
+        return false;
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (errno || *end || !isfinite(d) || d < 0.0 || d > 1.0)
+        return false;
+    *out = d;
+    return true;
+}
+
+/* A duration as the API writes it: digits, optionally '.' and 1..9 digits, then 's'. */
+static bool sc_sim_valid_duration(const char *s)
+{
+    size_t n = strlen(s), i = 0, frac = 0;
+    if (n < 2 || n >= SC_SIM_RETRY_DELAY_MAX || s[n - 1] != 's')
+        return false;
+    while (i < n - 1 && s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i == 0)
+        return false;
+    if (i < n - 1 && s[i] == '.') {
+        i++;
+        while (i < n - 1 && s[i] >= '0' && s[i] <= '9') {
+            i++;
+            frac++;
+        }
+        if (frac == 0 || frac > 9)
+            return false;
+    }
+    return i == n - 1;
+}
+
+/* Parse the spec of gemini_sim.h into *f. @return SC_ERR_INVALID_ARG with a message naming the
+ * key in errbuf. */
+static sc_status_t sc_sim_faults_parse(const char *spec, sc_sim_faults_t *f, char *errbuf,
+                                       size_t errlen)
+{
+    sc_status_t st = SC_OK;
+    char buf[SC_SIM_FAULT_SPEC_MAX];
+    memset(f, 0, sizeof *f);
+    f->delay_ms = SC_SIM_DELAY_MS_DEFAULT;
+    f->seed = SC_SIM_SEED_DEFAULT;
+    f->max_per_request = SC_SIM_MAX_PER_REQUEST_DEFAULT;
+    sc_strlcpy(f->retry_delay, SC_SIM_RETRY_DELAY_DEFAULT, sizeof f->retry_delay);
+    if (!spec || !spec[0])
+        goto out;
+    if (sc_strlcpy(buf, spec, sizeof buf) >= sizeof buf) {
+        sc_sim_errf(errbuf, errlen, "fault spec longer than %d bytes", SC_SIM_FAULT_SPEC_MAX - 1);
+        st = SC_ERR_INVALID_ARG;
+        goto out;
+    }
+    char *save = NULL;
+    for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item) {
+            sc_sim_errf(errbuf, errlen, "fault spec: '%s' is not key=value", item);
+            st = SC_ERR_INVALID_ARG;
+            goto out;
+        }
+        *eq = '\0';
+        const char *key = item, *val = eq + 1;
+        int kind = SC_SIM_F_NONE;
+        for (int k = 0; k < SC_SIM_F_COUNT; k++)
+            if (strcmp(key, sc_sim_fault_names[k]) == 0)
+                kind = k;
+        uint64_t u = 0;
+        if (kind != SC_SIM_F_NONE) {
+            if (!sc_sim_parse_rate(val, &f->share[kind])) {
+                sc_sim_errf(errbuf, errlen, "fault spec: %s=%s: the share must be a number in 0..1",
+                            key, val);
+                st = SC_ERR_INVALID_ARG;
+                goto out;
+            }
+        } else if (strcmp(key, "delay_ms") == 0) {
+            if (!sc_sim_parse_u64(val, SC_SIM_DELAY_MS_MAX, &u)) {
+                sc_sim_errf(errbuf, errlen, "fault spec: delay_ms=%s: expected 0..%u", val,
+                            SC_SIM_DELAY_MS_MAX);
+                st = SC_ERR_INVALID_ARG;
+                goto out;
+            }
+            f->delay_ms = (unsigned)u;
+        } else if (strcmp(key, "seed") == 0) {
+            if (!sc_sim_parse_u64(val, UINT64_MAX, &u)) {
+                sc_sim_errf(errbuf, errlen, "fault spec: seed=%s: expected an unsigned integer",
+                            val);
+                st = SC_ERR_INVALID_ARG;
+                goto out;
+            }
+            f->seed = u;
+        } else if (strcmp(key, "max_per_request") == 0) {
+            if (!sc_sim_parse_u64(val, SC_SIM_MAX_PER_REQUEST_MAX, &u)) {
+                sc_sim_errf(errbuf, errlen, "fault spec: max_per_request=%s: expected 0..%u", val,
+                            SC_SIM_MAX_PER_REQUEST_MAX);
+                st = SC_ERR_INVALID_ARG;
+                goto out;
+            }
+            f->max_per_request = (unsigned)u;
+        } else if (strcmp(key, "retry_delay") == 0) {
+            if (!sc_sim_valid_duration(val)) {
+                sc_sim_errf(errbuf, errlen,
+                            "fault spec: retry_delay=%s: expected a duration like 0.2s", val);
+                st = SC_ERR_INVALID_ARG;
+                goto out;
+            }
+            sc_strlcpy(f->retry_delay, val, sizeof f->retry_delay);
+        } else {
+            sc_sim_errf(errbuf, errlen, "fault spec: unknown key '%s'", key);
+            st = SC_ERR_INVALID_ARG;
+            goto out;
+        }
+    }
+    double sum = 0.0;
+    for (int k = SC_SIM_F_429; k < SC_SIM_F_DELAY; k++)
+        sum += f->share[k];
+    if (sum > 1.0 + 1e-9) {
+        sc_sim_errf(errbuf, errlen, "fault spec: 429+500+503+malformed shares sum to %g, above 1",
+                    sum);
+        st = SC_ERR_INVALID_ARG;
+        goto out;
+    }
+    for (int k = 0; k < SC_SIM_F_COUNT; k++)
+        f->any = f->any || f->share[k] > 0.0;
+out:
+    return st;
+}
+
+/* ---- generateContent ---- */
+
+static void sc_sim_response_id(sc_gemini_sim_t *sim, char *out, size_t outlen)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    /* The counter half is a bijection of the counter, so ids never repeat within one sim. */
+    uint64_t n = atomic_fetch_add(&sim->id_counter, 1);
+    uint64_t s1 = sim->id_nonce ^ n, s2 = n;
+    uint64_t parts[2] = {sc_sim_splitmix64(&s1), sc_sim_splitmix64(&s2)};
+    size_t o = 0;
+    for (size_t p = 0; p < 2; p++)
+        for (int b = 0; b < 11 && o + 1 < outlen; b++)
+            out[o++] = alphabet[(parts[p] >> (6 * b)) & 63];
+    out[o] = '\0';
+}
+
+/* Append to a bounded text buffer; silently stops at the bound. */
+static void sc_sim_append(char *buf, size_t cap, size_t *len, const char *s)
+{
+    size_t n = strlen(s);
+    if (*len + n >= cap)
+        n = cap - 1 - *len;
+    memcpy(buf + *len, s, n);
+    *len += n;
+    buf[*len] = '\0';
+}
+
+/* The deterministic answer for (model, last user turn). Writes text into buf (cap bytes). */
+static size_t sc_sim_answer(const char *model, const sc_sim_gen_req_t *g, char *buf, size_t cap)
+{
+    uint64_t state = g->last_user_hash;
+    size_t words = SC_SIM_WORDS_MIN +
+                   (size_t)(sc_sim_splitmix64(&state) % (SC_SIM_WORDS_MAX - SC_SIM_WORDS_MIN + 1));
+    char head[SC_SIM_ID_MAX + 96];
+    size_t len = 0;
+    buf[0] = '\0';
+    if (g->json_mime)
+        snprintf(head, sizeof head,
+                 "{\"model\":\"%s\",\"fingerprint\":\"%016" PRIx64 "\",\"answer\":\"", model,
+                 g->last_user_hash);
+    else
+        snprintf(head, sizeof head, "Simulated answer from %s (fingerprint %016" PRIx64 "):", model,
+                 g->last_user_hash);
+    sc_sim_append(buf, cap, &len, head);
+    for (size_t i = 0; i < words; i++) {
+        if (!g->json_mime || i > 0)
+            sc_sim_append(buf, cap, &len, " ");
+        sc_sim_append(buf, cap, &len,
+                      sc_sim_words[sc_sim_splitmix64(&state) % SC_ARRAY_LEN(sc_sim_words)]);
+    }
+    sc_sim_append(buf, cap, &len, g->json_mime ? "\"}" : ".");
+    return len;
+}
+
+static size_t sc_sim_thoughts(const sc_sim_model_t *m, const sc_sim_gen_req_t *g)
+{
+    bool thinks;
+    if (!m->can_think)
+        thinks = false;
+    else if (m->thinks_by_default)
+        thinks = !(g->have_budget && g->budget == 0 && m->can_disable);
+    else
+        thinks = g->have_budget && g->budget != 0;
+    if (!thinks)
+        return 0;
+    uint64_t state = g->last_user_hash ^ 0x7468696e6b696e67ull; /* separate stream: "thinking" */
+    size_t t = SC_SIM_THOUGHTS_MIN + (size_t)(sc_sim_splitmix64(&state) %
+                                              (SC_SIM_THOUGHTS_MAX - SC_SIM_THOUGHTS_MIN + 1));
+    if (g->have_budget && g->budget > 0 && t > (size_t)g->budget)
+        t = (size_t)g->budget;
+    return t;
+}
+
+static void sc_sim_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void sc_sim_reply_fault(sc_gemini_sim_t *sim, int kind, const char *model, sc_sim_reply_t *r)
+{
+    r->fault = sc_sim_fault_names[kind];
+    if (kind == SC_SIM_F_429) {
+        json_t *details = json_pack(
+            "[{s:s, s:[{s:s, s:s, s:{s:s, s:s}, s:s}]}, {s:s, s:[{s:s, s:s}]}, {s:s, s:s}]",
+            "@type", "type.googleapis.com/google.rpc.QuotaFailure", "violations", "quotaMetric",
+            "generativelanguage.googleapis.com/generate_content_free_tier_input_token_count",
+            "quotaId", "GenerateContentInputTokensPerModelPerMinute-FreeTier", "quotaDimensions",
+            "location", "global", "model", model, "quotaValue", "250000", "@type",
+            "type.googleapis.com/google.rpc.Help", "links", "description",
+            "Learn more about Gemini API quotas", "url",
+            "https://ai.google.dev/gemini-api/docs/rate-limits", "@type",
+            "type.googleapis.com/google.rpc.RetryInfo", "retryDelay", sim->faults.retry_delay);
+        sc_sim_reply_error(r, 429, "RESOURCE_EXHAUSTED", details, "%s", SC_SIM_MSG_429);
+    } else if (kind == SC_SIM_F_500) {
+        sc_sim_reply_error(r, 500, "INTERNAL", NULL, "%s", SC_SIM_MSG_500);
+    } else {
+        sc_sim_reply_error(r, 503, "UNAVAILABLE", NULL, "%s", SC_SIM_MSG_503);
+    }
+}
+
+static void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
+{
+    json_t *root = NULL, *doc = NULL;
+    size_t model_index = 0;
+    const sc_sim_model_t *m = sc_sim_model_find(c->id, &model_index);
+    if (!m) {
+        sc_sim_reply_error(r, 404, "NOT_FOUND", NULL,
+                           "models/%s is not found for API version v1beta, or is not supported "
+                           "for generateContent. Call ListModels to see the list of available "
+                           "models and their supported methods.",
+                           c->id);
+        goto out;
+    }
+    atomic_fetch_add(&c->sim->generate_by_model[model_index], 1);
+    root = sc_sim_parse_body(c, r);
+    if (!root)
+        goto out;
+    sc_sim_gen_req_t g;
+    if (!sc_sim_parse_gen(root, true, &g, r))
+        goto out;
+
+    bool delay = false;
+    uint64_t body_hash = sc_sim_fnv(SC_SIM_FNV_OFFSET, c->id, strlen(c->id) + 1);
+    body_hash = sc_sim_fnv(body_hash, c->body, c->body_len);
+    int fault = sc_sim_fault_draw(c->sim, body_hash, &delay);
+    if (delay)
+        sc_sim_sleep_ms(c->sim->faults.delay_ms);
+    if (fault == SC_SIM_F_429 || fault == SC_SIM_F_500 || fault == SC_SIM_F_503) {
+        sc_sim_reply_fault(c->sim, fault, m->name, r);
+        goto out;
+    }
+
+    char text[SC_SIM_TEXT_MAX];
+    size_t len = sc_sim_answer(m->name, &g, text, sizeof text);
+    const char *finish = "STOP";
+    if (g.max_output > 0 && len > (size_t)g.max_output * SC_SIM_CHARS_PER_TOKEN) {
+        len = (size_t)g.max_output * SC_SIM_CHARS_PER_TOKEN;
+        text[len] = '\0';
+        finish = "MAX_TOKENS";
+    }
+    size_t prompt = sc_sim_tokens(g.prompt_chars);
+    if (prompt < 1)
+        prompt = 1;
+    size_t cand = sc_sim_tokens(len);
+    size_t thoughts = sc_sim_thoughts(m, &g);
+    char rid[SC_SIM_RESPONSE_ID_MAX];
+    sc_sim_response_id(c->sim, rid, sizeof rid);
+
+    json_t *usage =
+        json_pack("{s:I, s:I, s:I, s:[{s:s, s:I}]}", "promptTokenCount", (json_int_t)prompt,
+                  "candidatesTokenCount", (json_int_t)cand, "totalTokenCount",
+                  (json_int_t)(prompt + cand + thoughts), "promptTokensDetails", "modality", "TEXT",
+                  "tokenCount", (json_int_t)prompt);
+    if (usage && thoughts > 0 &&
+        json_object_set_new(usage, "thoughtsTokenCount", json_integer((json_int_t)thoughts))) {
+        json_decref(usage);
+        usage = NULL;
+    }
+    doc = json_pack("{s:[{s:{s:s, s:[{s:s#}]}, s:s, s:i}], s:o, s:s, s:s}", "candidates", "content",
+                    "role", "model", "parts", "text", text, (int)len, "finishReason", finish,
+                    "index", 0, "usageMetadata", usage, "modelVersion", m->name, "responseId", rid);
+    if (fault == SC_SIM_F_MALFORMED) {
+        /* 200 with the body cut in half: what a proxy dropping the connection looks like. */
+        sc_sim_reply_json(r, 200, doc);
+        doc = NULL;
+        if (r->body)
+            r->len /= 2;
+        r->fault = sc_sim_fault_names[fault];
+        goto out;
+    }
+    sc_sim_reply_json(r, 200, doc);
+    doc = NULL;
+out:
+    json_decref(doc);
+    json_decref(root);
+}
+
+/* ---- countTokens ---- */
+
+static void sc_sim_count_tokens(sc_sim_call_t *c, sc_sim_reply_t *r)
+{
+    json_t *root = NULL;
+    atomic_fetch_add(&c->sim->count_tokens, 1);
+    if (!sc_sim_model_find(c->id, NULL)) {
+        sc_sim_reply_error(r, 404, "NOT_FOUND", NULL,
+                           "models/%s is not found for API version v1beta, or is not supported "
+                           "for countTokens. Call ListModels to see the list of available "
+                           "models and their supported methods.",
+                           c->id);
+        goto out;
+    }
+    root = sc_sim_parse_body(c, r);
+    if (!root)
+        goto out;
+    json_t *wrapped = sc_sim_get2(root, "generateContentRequest", "generate_content_request");
+    if (wrapped && json_object_get(root, "contents")) {
+        sc_sim_reply_invalid(r, "contents and generateContentRequest are mutually exclusive.");
+        goto out;
+    }
+    if (wrapped && !json_is_object(wrapped)) {
+        sc_sim_reply_invalid(r, "Invalid value at 'generate_content_request': expected an "
+                                "object.");
+        goto out;
+    }
+    sc_sim_gen_req_t g;
+    if (!sc_sim_parse_gen(wrapped ? wrapped : root, wrapped != NULL, &g, r))
+        goto out;
+    size_t n = sc_sim_tokens(g.prompt_chars);
+    if (n < 1)
+        n = 1;
+    sc_sim_reply_json(r, 200,
+                      json_pack("{s:I, s:[{s:s, s:I}]}", "totalTokens", (json_int_t)n,
+                                "promptTokensDetails", "modality", "TEXT", "tokenCount",
+                                (json_int_t)n));
+out:
+    json_decref(root);
+}
+
+/* ---- stats ---- */
+
+/* @return a new reference, or NULL when out of memory. */
+static json_t *sc_sim_stats_doc(sc_gemini_sim_t *sim)
+{
+    json_t *root = json_object(), *responses = json_object(), *faults = json_object(),
+           *models = json_object();
+    bool ok = root && responses && faults && models;
+    for (size_t code = 0; ok && code < SC_SIM_HTTP_CODES; code++) {
+        uint64_t n = atomic_load(&sim->by_status[code]);
+        if (n == 0)
+            continue;
+        char key[8];
+        snprintf(key, sizeof key, "%zu", code);
+        ok = json_object_set_new(responses, key, json_integer((json_int_t)n)) == 0;
+    }
+    for (int k = 0; ok && k < SC_SIM_F_COUNT; k++)
+        ok = json_object_set_new(faults, sc_sim_fault_names[k],
+                                 json_integer((json_int_t)atomic_load(&sim->faults_by_kind[k]))) ==
+             0;
+    for (size_t i = 0; ok && i < SC_SIM_MODEL_COUNT; i++)
+        ok = json_object_set_new(
+                 models, sc_sim_models[i].name,
+                 json_integer((json_int_t)atomic_load(&sim->generate_by_model[i]))) == 0;
+    if (ok)
+        ok = json_object_set_new(root, "requests",
+                                 json_integer((json_int_t)atomic_load(&sim->requests))) == 0 &&
+             json_object_set(root, "responses", responses) == 0 &&
+             json_object_set(root, "faults", faults) == 0 &&
+             json_object_set(root, "generate_content", models) == 0 &&
+             json_object_set_new(root, "count_tokens",
+                                 json_integer((json_int_t)atomic_load(&sim->count_tokens))) == 0 &&
+             json_object_set_new(root, "fault_table_evictions",
+                                 json_integer((json_int_t)atomic_load(&sim->fault_evictions))) == 0;
+    json_decref(responses);
+    json_decref(faults);
+    json_decref(models);
+    if (!ok) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+static void sc_sim_stats(sc_sim_call_t *c, sc_sim_reply_t *r)
+{
+    json_t *doc = sc_sim_stats_doc(c->sim);
+    if (!doc) {
+        sc_sim_reply_error(r, 500, "INTERNAL", NULL, "out of memory");
+        return;
+    }
+    sc_sim_reply_json(r, 200, doc);
+}
+
+char *sc_gemini_sim_stats_json(sc_gemini_sim_t *sim)
+{
+    if (!sim)
+        return NULL;
+    json_t *doc = sc_sim_stats_doc(sim);
+    char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    /* Copy so the caller can free() whatever allocator jansson was given. */
+    char *out = s ? strdup(s) : NULL;
+    free(s);
+    return out;
+}
+
+/* ---- routing ---- */
+
+typedef enum {
+    SC_SIM_MATCH_EXACT,   /* path == prefix */
+    SC_SIM_MATCH_ID,      /* path == prefix + id (no '/' or ':' in id) */
+    SC_SIM_MATCH_ID_VERB, /* path == prefix + id + ':' + verb */
+} sc_sim_match_t;
+
+typedef struct {
+    const char *method;
+    sc_sim_match_t match;
+    const char *prefix;
+    const char *verb; /* SC_SIM_MATCH_ID_VERB only */
+    bool needs_key;
+    bool internal; /* simulator plumbing: not counted in the stats */
+    const char *name;
+    sc_sim_handler_fn fn;
+} sc_sim_route_t;
+
+/* New endpoints (cachedContents, batches, streamGenerateContent) are one row each. */
+static const sc_sim_route_t sc_sim_routes[] = {
+    {"POST", SC_SIM_MATCH_ID_VERB, "/v1beta/models/", "generateContent", true, false,
+     "generate_content", sc_sim_generate},
+    {"POST", SC_SIM_MATCH_ID_VERB, "/v1beta/models/", "countTokens", true, false, "count_tokens",
+     sc_sim_count_tokens},
+    {"GET", SC_SIM_MATCH_EXACT, "/sim/stats", NULL, false, true, "stats", sc_sim_stats},
+};
+
+/* @return true when url matches route; the id (if any) goes to id (idlen bytes). */
+static bool sc_sim_route_match(const sc_sim_route_t *rt, const char *method, const char *url,
+                               char *id, size_t idlen)
+{
+    id[0] = '\0';
+    if (strcmp(method, rt->method) != 0)
+        return false;
+    if (rt->match == SC_SIM_MATCH_EXACT)
+        return strcmp(url, rt->prefix) == 0;
+    size_t plen = strlen(rt->prefix);
+    if (strncmp(url, rt->prefix, plen) != 0)
+        return false;
+    const char *rest = url + plen;
+    size_t n = strcspn(rest, "/:");
+    if (n == 0 || n >= idlen)
+        return false;
+    if (rt->match == SC_SIM_MATCH_ID) {
+        if (rest[n] != '\0')
+            return false;
+    } else if (rest[n] != ':' || strcmp(rest + n + 1, rt->verb) != 0) {
+        return false;
+    }
+    memcpy(id, rest, n);
+    id[n] = '\0';
+    return true;
+}
+
+static enum MHD_Result sc_sim_send(struct MHD_Connection *conn, sc_sim_reply_t *r)
+{
+    static const char oom[] = "{\"error\":{\"code\":500,\"message\":\"out of memory\","
+                              "\"status\":\"INTERNAL\",\"details\":[]}}";
+    struct MHD_Response *resp;
+    if (r->body)
+        resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_COPY);
+    else {
+        r->code = 500;
+        resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+    }
+    if (!resp)
+        return MHD_NO;
+    enum MHD_Result ret = MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (ret == MHD_YES)
+        ret = MHD_queue_response(conn, r->code, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result sc_sim_dispatch(sc_gemini_sim_t *sim, struct MHD_Connection *conn,
+                                       const char *url, const char *method, sc_sim_conn_t *st)
+{
+    char id[SC_SIM_ID_MAX];
+    const sc_sim_route_t *rt = NULL;
+    for (size_t i = 0; i < SC_ARRAY_LEN(sc_sim_routes) && !rt; i++)
+        if (sc_sim_route_match(&sc_sim_routes[i], method, url, id, sizeof id))
+            rt = &sc_sim_routes[i];
+
+    sc_sim_reply_t reply = {0};
+    sc_sim_call_t call = {sim, conn, id, st->body, st->len};
+    bool counted = !rt || !rt->internal;
+    if (counted)
+        atomic_fetch_add(&sim->requests, 1);
+    if (!rt)
+        sc_sim_reply_error(&reply, 404, "NOT_FOUND", NULL, "Method not found: %s %s.", method, url);
+    else if (rt->needs_key && !sc_sim_check_key(&call, &reply))
+        ; /* the error is in reply */
+    else if (st->too_large)
+        sc_sim_reply_invalid(&reply, "Request payload size exceeds the limit: %zu bytes.",
+                             SC_SIM_BODY_MAX);
+    else
+        rt->fn(&call, &reply);
+
+    enum MHD_Result ret = sc_sim_send(conn, &reply);
+    if (counted && reply.code < SC_SIM_HTTP_CODES)
+        atomic_fetch_add(&sim->by_status[reply.code], 1);
+    sc_debug("sim.request", "route=%s model=%s status=%u fault=%s bytes_in=%zu",
+             rt ? rt->name : "none", id[0] ? id : "-", reply.code,
+             reply.fault ? reply.fault : "none", st->len);
+    free(reply.body);
+    return ret;
+}
+
+/* Grow the body buffer up to SC_SIM_BODY_MAX; beyond it, remember and drop the rest. */
+static void sc_sim_body_append(sc_sim_conn_t *st, const char *data, size_t n)
+{
+    if (st->too_large)
+        return;
+    if (n > SC_SIM_BODY_MAX - st->len) {
+        st->too_large = true;
+        free(st->body);
+        st->body = NULL;
+        st->len = st->cap = 0;
+        return;
+    }
+    if (st->len + n + 1 > st->cap) {
+        size_t cap = st->cap ? st->cap : SC_SIM_BODY_INITIAL;
+        while (cap < st->len + n + 1)
+            cap *= 2;
+        if (cap > SC_SIM_BODY_MAX + 1)
+            cap = SC_SIM_BODY_MAX + 1;
+        char *nb = realloc(st->body, cap);
+        if (!nb) {
+            st->too_large = true; /* no memory for it: answer as too large */
+            free(st->body);
+            st->body = NULL;
+            st->len = st->cap = 0;
+            return;
+        }
+        st->body = nb;
+        st->cap = cap;
+    }
+    memcpy(st->body + st->len, data, n);
+    st->len += n;
+    st->body[st->len] = '\0';
+}
+
+static enum MHD_Result sc_sim_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                     const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_data_size,
+                                     void **con_cls)
+{
+    (void)version;
+    sc_gemini_sim_t *sim = cls;
+    sc_sim_conn_t *st = *con_cls;
+    if (!st) {
+        st = calloc(1, sizeof *st); /* freed in sc_sim_completed */
+        if (!st)
+            return MHD_NO;
+        *con_cls = st;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        sc_sim_body_append(st, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return sc_sim_dispatch(sim, conn, url, method, st);
+}
+
+static void sc_sim_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                             enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    sc_sim_conn_t *st = *con_cls;
+    if (st) {
+        free(st->body);
+        free(st);
+        *con_cls = NULL;
+    }
+}
+
+/* ---- lifecycle ---- */
+
+int sc_gemini_sim_port(const sc_gemini_sim_t *sim)
+{
+    return sim ? sim->port : -1;
+}
+
+/* Bind a throwaway socket to learn why the address is unusable (MHD does not say). */
+static void sc_sim_probe_bind(const struct sockaddr *sa, socklen_t salen, char *why, size_t len)
+{
+    sc_strlcpy(why, "unknown reason", len);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        sc_strlcpy(why, strerror(errno), len);
+        return;
+    }
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, sa, salen) != 0)
+        sc_strlcpy(why, strerror(errno), len);
+    close(fd);
+}
+
+sc_status_t sc_gemini_sim_start(const sc_gemini_sim_opts_t *opts, sc_gemini_sim_t **out,
+                                char *errbuf, size_t errlen)
+{
+    sc_status_t st = SC_OK;
+    sc_gemini_sim_t *sim = NULL;
+    sc_gemini_sim_opts_t none = {0};
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (!out) {
+        sc_sim_errf(errbuf, errlen, "gemini_sim: out is NULL");
+        return SC_ERR_INVALID_ARG;
+    }
+    *out = NULL;
+    if (!opts)
+        opts = &none;
+    const char *host = opts->host && opts->host[0] ? opts->host : "127.0.0.1";
+    unsigned threads = opts->threads ? opts->threads : SC_SIM_THREADS_DEFAULT;
+    if (opts->port < 0 || opts->port > 65535) {
+        sc_sim_errf(errbuf, errlen, "gemini_sim: port %d out of range 0..65535", opts->port);
+        st = SC_ERR_INVALID_ARG;
+        goto out;
+    }
+    if (threads > SC_SIM_THREADS_MAX) {
+        sc_sim_errf(errbuf, errlen, "gemini_sim: threads %u above %u", threads, SC_SIM_THREADS_MAX);
+        st = SC_ERR_INVALID_ARG;
+        goto out;
+    }
+    if (strlen(host) >= SC_SIM_ADDR_MAX) {
+        sc_sim_errf(errbuf, errlen, "gemini_sim: host longer than %d bytes", SC_SIM_ADDR_MAX - 1);
+        st = SC_ERR_INVALID_ARG;
+        goto out;
+    }
+
+    sim = calloc(1, sizeof *sim);
+    if (!sim) {
+        st = SC_ERR_NOMEM;
+        sc_sim_errf(errbuf, errlen, "gemini_sim: out of memory");
+        goto out;
+    }
+    st = sc_sim_faults_parse(opts->faults, &sim->faults, errbuf, errlen);
+    if (st != SC_OK)
+        goto out;
+    sim->rng = sim->faults.seed;
+    if (pthread_mutex_init(&sim->fault_mu, NULL) != 0) {
+        st = SC_ERR_NOMEM;
+        sc_sim_errf(errbuf, errlen, "gemini_sim: cannot create a mutex");
+        goto out;
+    }
+    sim->fault_mu_ready = true;
+    if (sim->faults.any && sim->faults.max_per_request > 0) {
+        sim->fault_slots = calloc(SC_SIM_FAULT_SLOTS, sizeof *sim->fault_slots);
+        if (!sim->fault_slots) {
+            st = SC_ERR_NOMEM;
+            sc_sim_errf(errbuf, errlen, "gemini_sim: out of memory");
+            goto out;
+        }
+    }
+    if (opts->api_key && opts->api_key[0]) {
+        sim->api_key = strdup(opts->api_key);
+        if (!sim->api_key) {
+            st = SC_ERR_NOMEM;
+            sc_sim_errf(errbuf, errlen, "gemini_sim: out of memory");
+            goto out;
+        }
+    }
+    uint64_t nonce = (uint64_t)sc_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)sim;
+    sim->id_nonce = sc_sim_splitmix64(&nonce);
+
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+    memset(&ss, 0, sizeof ss);
+    const char *numeric = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, numeric, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)opts->port);
+        sslen = sizeof *sin;
+    } else if (inet_pton(AF_INET6, numeric, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)opts->port);
+        sslen = sizeof *sin6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        sc_sim_errf(errbuf, errlen, "gemini_sim: host '%s' is not a numeric IPv4/IPv6 address",
+                    host);
+        st = SC_ERR_INVALID_ARG;
+        goto out;
+    }
+
+    sim->daemon = MHD_start_daemon(
+        flags, (uint16_t)opts->port, NULL, NULL, sc_sim_access, sim, MHD_OPTION_SOCK_ADDR,
+        (const struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_LIMIT, SC_SIM_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        SC_SIM_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, sc_sim_completed, sim,
+        MHD_OPTION_END);
+    if (!sim->daemon) {
+        char why[128];
+        sc_sim_probe_bind((const struct sockaddr *)&ss, sslen, why, sizeof why);
+        sc_sim_errf(errbuf, errlen, "gemini_sim: cannot listen on %s:%d: %s", host, opts->port,
+                    why);
+        st = SC_ERR_HTTP_SERVER;
+        goto out;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(sim->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    sim->port = info && info->port ? (int)info->port : opts->port;
+    if (sim->port == 0) {
+        sc_sim_errf(errbuf, errlen, "gemini_sim: cannot learn the bound port");
+        st = SC_ERR_HTTP_SERVER;
+        goto out;
+    }
+    sc_info("sim.start", "host=%s port=%d threads=%u key_required=%s faults=\"%s\"", host,
+            sim->port, threads, sim->api_key ? "exact" : "any", opts->faults ? opts->faults : "");
+    *out = sim;
+    sim = NULL;
+out:
+    sc_gemini_sim_stop(sim);
+    return st;
+}
+
+void sc_gemini_sim_stop(sc_gemini_sim_t *sim)
+{
+    if (!sim)
+        return;
+    if (sim->daemon) {
+        MHD_stop_daemon(sim->daemon);
+        sc_info("sim.stop", "port=%d requests=%" PRIuFAST64, sim->port,
+                (uint_fast64_t)atomic_load(&sim->requests));
+    }
+    if (sim->fault_mu_ready)
+        pthread_mutex_destroy(&sim->fault_mu);
+    free(sim->fault_slots);
+    free(sim->api_key);
+    free(sim);
+}

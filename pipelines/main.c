@@ -1,1 +1,277 @@
-int main(void) { return 1; } /* stub */
+/* main.c - the scrimp command line: picks a subcommand and calls one driver or one tool. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host/config.h"
+#include "host/dev_broker.h"
+#include "host/gemini_sim.h"
+#include "host/log.h"
+#include "pipelines/online.h"
+#include "pipelines/report.h"
+
+#define MAIN_ERRBUF 1024
+#define MAIN_MAX_OVERRIDES 256
+
+static volatile sig_atomic_t running = 1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    running = 0;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: scrimp <command> [options]\n"
+            "\n"
+            "  serve [-c FILE] [-X key=value]...     online optimizer: Kafka in -> Kafka out\n"
+            "  report RESULTS.jsonl                  savings tables from results\n"
+            "  dev-broker [--port N] [--partitions P]\n"
+            "                                        embedded Kafka-protocol broker; prints its\n"
+            "                                        bootstrap address as the first stdout line\n"
+            "  gemini-sim [--port N] [--faults SPEC] [--api-key KEY] [--threads N]\n"
+            "                                        local Gemini-API server; prints its base URL\n"
+            "                                        as the first stdout line\n"
+            "  config dump [-c FILE] [-X key=value]...  effective configuration, secrets masked\n"
+            "  version\n"
+            "\n"
+            "Environment: GEMINI_API_KEY (the API key), SCRIMP_LOG (debug|info|warn|error).\n");
+}
+
+/* ---- configuration from -c and -X ---- */
+
+/* Parse [-c FILE] [-X k=v]... from argv; other arguments are an error. */
+static int load_config(int argc, char **argv, sc_config_t **out)
+{
+    char err[MAIN_ERRBUF];
+    sc_config_t *cfg = NULL;
+    if (sc_config_new(&cfg) != SC_OK) {
+        fprintf(stderr, "scrimp: out of memory\n");
+        return 1;
+    }
+    const char *file = NULL;
+    const char *overrides[MAIN_MAX_OVERRIDES];
+    int nover = 0, opt;
+    optind = 1;
+    while ((opt = getopt(argc, argv, "c:X:")) != -1) {
+        if (opt == 'c') {
+            file = optarg;
+        } else if (opt == 'X' && nover < MAIN_MAX_OVERRIDES) {
+            overrides[nover++] = optarg;
+        } else {
+            fprintf(stderr, "scrimp: expected -c FILE and -X key=value options\n");
+            goto fail;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "scrimp: unexpected argument \"%s\"\n", argv[optind]);
+        goto fail;
+    }
+    if (file && sc_config_load_file(cfg, file, err, sizeof err) != SC_OK) {
+        fprintf(stderr, "scrimp: configuration error: %s\n", err);
+        goto fail;
+    }
+    for (int i = 0; i < nover; i++) {
+        if (sc_config_set(cfg, overrides[i], err, sizeof err) != SC_OK) {
+            fprintf(stderr, "scrimp: configuration error: %s\n", err);
+            goto fail;
+        }
+    }
+    sc_config_load_env(cfg);
+    if (sc_config_validate(cfg, err, sizeof err) != SC_OK) {
+        fprintf(stderr, "scrimp: configuration error: %s\n", err);
+        goto fail;
+    }
+    *out = cfg;
+    return 0;
+fail:
+    sc_config_free(cfg);
+    return 2;
+}
+
+/* ---- subcommands ---- */
+
+static int cmd_serve(int argc, char **argv)
+{
+    sc_config_t *cfg;
+    int rc = load_config(argc, argv, &cfg);
+    if (rc)
+        return rc;
+    char err[MAIN_ERRBUF] = "";
+    install_signals();
+    sc_status_t st = sc_online_run(cfg, &running, err, sizeof err);
+    if (st)
+        fprintf(stderr, "scrimp serve: %s: %s\n", sc_strerror(st), err);
+    sc_config_free(cfg);
+    return st ? 1 : 0;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "dump") != 0) {
+        fprintf(stderr, "usage: scrimp config dump [-c FILE] [-X key=value]...\n");
+        return 2;
+    }
+    sc_config_t *cfg;
+    int rc = load_config(argc - 1, argv + 1, &cfg);
+    if (rc)
+        return rc;
+    char *s = sc_config_dump(cfg);
+    if (s)
+        puts(s);
+    free(s);
+    sc_config_free(cfg);
+    return s ? 0 : 1;
+}
+
+static int parse_port(const char *s, int *port)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end || v < 0 || v > 65535)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+static void wait_for_signal(void)
+{
+    while (running)
+        pause();
+}
+
+static int cmd_dev_broker(int argc, char **argv)
+{
+    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
+                                         {"partitions", required_argument, NULL, 'n'},
+                                         {NULL, 0, NULL, 0}};
+    int port = 0, partitions = 4, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == 'p' && parse_port(optarg, &port) == 0)
+            continue;
+        if (opt == 'n' && (partitions = atoi(optarg)) >= 1 && partitions <= 1024)
+            continue;
+        fprintf(stderr, "usage: scrimp dev-broker [--port N] [--partitions P (1..1024)]\n");
+        return 2;
+    }
+    static const char *const topics[] = {"scrimp.requests", "scrimp.results", "scrimp.dlq",
+                                         "scrimp.cache", NULL};
+    char err[MAIN_ERRBUF];
+    sc_dev_broker_t *b = NULL;
+    install_signals();
+    if (sc_dev_broker_start(port, partitions, topics, &b, err, sizeof err) != SC_OK) {
+        fprintf(stderr, "scrimp dev-broker: %s\n", err);
+        return 1;
+    }
+    printf("%s\n", sc_dev_broker_bootstrap(b));
+    fflush(stdout);
+    wait_for_signal();
+    sc_info("broker.stop", "bootstrap=%s", sc_dev_broker_bootstrap(b));
+    sc_dev_broker_stop(b);
+    return 0;
+}
+
+static int cmd_gemini_sim(int argc, char **argv)
+{
+    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
+                                         {"faults", required_argument, NULL, 'f'},
+                                         {"api-key", required_argument, NULL, 'k'},
+                                         {"threads", required_argument, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
+    sc_gemini_sim_opts_t so = {0};
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == 'p' && parse_port(optarg, &so.port) == 0)
+            continue;
+        if (opt == 'f') {
+            so.faults = optarg;
+            continue;
+        }
+        if (opt == 'k') {
+            so.api_key = optarg;
+            continue;
+        }
+        if (opt == 't' && atoi(optarg) >= 1 && atoi(optarg) <= 256) {
+            so.threads = (unsigned)atoi(optarg);
+            continue;
+        }
+        fprintf(stderr, "usage: scrimp gemini-sim [--port N] [--faults SPEC] [--api-key KEY] "
+                        "[--threads N]\n");
+        return 2;
+    }
+    char err[MAIN_ERRBUF];
+    sc_gemini_sim_t *sim = NULL;
+    install_signals();
+    if (sc_gemini_sim_start(&so, &sim, err, sizeof err) != SC_OK) {
+        fprintf(stderr, "scrimp gemini-sim: %s\n", err);
+        return 1;
+    }
+    printf("http://127.0.0.1:%d\n", sc_gemini_sim_port(sim));
+    fflush(stdout);
+    wait_for_signal();
+    sc_gemini_sim_stop(sim);
+    return 0;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: scrimp report RESULTS.jsonl\n");
+        return 2;
+    }
+    char err[MAIN_ERRBUF];
+    if (sc_report_run(argv[1], stdout, err, sizeof err) != SC_OK) {
+        fprintf(stderr, "scrimp report: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    argc--;
+    argv++;
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(cmd, "config") == 0)
+        return cmd_config(argc, argv);
+    if (strcmp(cmd, "dev-broker") == 0)
+        return cmd_dev_broker(argc, argv);
+    if (strcmp(cmd, "gemini-sim") == 0)
+        return cmd_gemini_sim(argc, argv);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc, argv);
+    if (strcmp(cmd, "version") == 0) {
+        printf("scrimp %s\n", SCRIMP_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "scrimp: unknown command \"%s\"\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

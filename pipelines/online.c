@@ -1,1 +1,612 @@
-/* stub */
+/* online.c - the online driver (DESIGN §5): four threads joined by bounded queues. Read it top to
+ * bottom: consumer (Kafka poll, micro-batches) → compute (parse, route: one call per stage) →
+ * forward (one curl multi loop) → publish (results, dead letters, delivery reports, offsets). */
+#include "pipelines/online.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "host/gemini.h"
+#include "host/log.h"
+#include "host/queue.h"
+#include "host/util.h"
+#include "pipelines/offsets.h"
+#include "pipelines/pipeline.h"
+
+#define ONLINE_IDLE_POLL_MS 100      /* how often an idle thread looks at the run flag */
+#define ONLINE_PUBLISH_BATCH 512     /* items taken off the publish queue at once */
+#define ONLINE_FORWARD_BATCH 256     /* items taken off the upstream queue at once */
+#define ONLINE_STATS_EVERY_MS 10000  /* period of the serve.stats log line */
+#define ONLINE_KAFKA_ERRSTR 512
+
+typedef struct {
+    const sc_config_t *cfg;
+    volatile sig_atomic_t *running;
+    sc_limits_t limits;
+    const char *t_requests, *t_results, *t_dlq;
+    int batch_max;
+    int batch_wait_ms;
+    int64_t default_deadline_ms;
+    rd_kafka_t *consumer, *producer;
+    sc_gemini_t *gemini;
+    sc_offsets_t *offsets;
+    sc_queue_t *compute_q;  /* sc_batch_t* */
+    sc_queue_t *upstream_q; /* sc_item_t* */
+    sc_queue_t *publish_q;  /* sc_item_t* */
+    atomic_llong drain_deadline_ms; /* 0 while running */
+    atomic_int fatal;
+    atomic_llong n_consumed, n_ok, n_error, n_dead, n_inflight;
+} online_t;
+
+static int64_t drain_deadline(online_t *o)
+{
+    return atomic_load(&o->drain_deadline_ms);
+}
+
+static int past_drain(online_t *o)
+{
+    int64_t d = drain_deadline(o);
+    return d > 0 && sc_now_ms() > d;
+}
+
+/* ---- Kafka set-up ---- */
+
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    sc_log(level <= 3 ? SC_LOG_ERROR : level <= 4 ? SC_LOG_WARN : SC_LOG_DEBUG, "kafka.log",
+           "fac=%s msg=\"%s\"", fac, buf);
+}
+
+static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    sc_error("kafka.error", "code=%s reason=\"%s\"", rd_kafka_err2name((rd_kafka_resp_err_t)err),
+             reason);
+}
+
+/* Consumer-only properties, not handed to the producer (librdkafka would warn about each). */
+static int consumer_only(const char *key)
+{
+    static const char *keys[] = {"group.", "enable.auto.", "auto.offset.reset", "auto.commit.",
+                                 "session.timeout.ms", "heartbeat.interval.ms",
+                                 "max.poll.interval.ms", "partition.assignment.strategy",
+                                 "fetch.", "isolation.level", "enable.partition.eof",
+                                 "check.crcs", "queued.", "allow.auto.create.topics"};
+    for (size_t i = 0; i < SC_ARRAY_LEN(keys); i++)
+        if (strncmp(key, keys[i], strlen(keys[i])) == 0)
+            return 1;
+    return 0;
+}
+
+static rd_kafka_conf_t *kafka_conf(const sc_config_t *cfg, int consumer, char *errbuf,
+                                   size_t errlen)
+{
+    char kerr[ONLINE_KAFKA_ERRSTR];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (consumer) { /* defaults the user may override */
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", kerr, sizeof kerr);
+        rd_kafka_conf_set(conf, "enable.auto.commit", "true", kerr, sizeof kerr);
+    } else {
+        rd_kafka_conf_set(conf, "linger.ms", "5", kerr, sizeof kerr);
+        rd_kafka_conf_set(conf, "acks", "all", kerr, sizeof kerr);
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(sc_config_node(cfg, "kafka"), key, val) {
+        if (!consumer && consumer_only(key))
+            continue;
+        char sval[ONLINE_KAFKA_ERRSTR];
+        if (json_is_string(val))
+            sc_strlcpy(sval, json_string_value(val), sizeof sval);
+        else if (json_is_integer(val))
+            snprintf(sval, sizeof sval, "%lld", (long long)json_integer_value(val));
+        else if (json_is_real(val))
+            snprintf(sval, sizeof sval, "%g", json_real_value(val));
+        else
+            sc_strlcpy(sval, json_is_true(val) ? "true" : "false", sizeof sval);
+        if (rd_kafka_conf_set(conf, key, sval, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
+            snprintf(errbuf, errlen, "kafka.%s: %s", key, kerr);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    if (consumer) { /* what at-least-once depends on: not overridable */
+        size_t n = sizeof kerr;
+        if (rd_kafka_conf_get(conf, "enable.auto.offset.store", kerr, &n) == RD_KAFKA_CONF_OK &&
+            strcmp(kerr, "false") != 0 && json_object_get(sc_config_node(cfg, "kafka"),
+                                                          "enable.auto.offset.store")) {
+            snprintf(errbuf, errlen, "kafka.enable.auto.offset.store: must stay false; scrimp "
+                     "stores offsets itself once results are acknowledged");
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", kerr, sizeof kerr);
+    }
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+    return conf;
+}
+
+/* Metadata within the start-up timeout: the broker answers and the topics exist. */
+static sc_status_t kafka_check(online_t *o, char *errbuf, size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    int timeout = (int)sc_config_int(o->cfg, "pipeline.startup_timeout_ms");
+    rd_kafka_resp_err_t err = rd_kafka_metadata(o->producer, 1, NULL, &md, timeout);
+    if (err) {
+        snprintf(errbuf, errlen, "cannot reach Kafka at %s within %d ms: %s",
+                 sc_config_str(o->cfg, "kafka.bootstrap.servers"), timeout, rd_kafka_err2str(err));
+        return SC_ERR_KAFKA;
+    }
+    const char *need[] = {o->t_requests, o->t_results, o->t_dlq};
+    sc_status_t st = SC_OK;
+    for (size_t i = 0; i < SC_ARRAY_LEN(need) && !st; i++) {
+        int found = 0;
+        for (int t = 0; t < md->topic_cnt; t++)
+            if (strcmp(md->topics[t].topic, need[i]) == 0 && !md->topics[t].err)
+                found = 1;
+        if (!found) {
+            snprintf(errbuf, errlen, "Kafka topic \"%s\" does not exist on %s", need[i],
+                     sc_config_str(o->cfg, "kafka.bootstrap.servers"));
+            st = SC_ERR_KAFKA;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    return st;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    online_t *o = opaque;
+    /* Work in flight for the old assignment still publishes its results, but its offsets are no
+     * longer stored: the new owner re-delivers them (at least once, never lost). */
+    sc_offsets_reset(o->offsets);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        sc_info("kafka.assign", "partitions=%d", parts->cnt);
+        rd_kafka_assign(rk, parts);
+    } else {
+        sc_info("kafka.revoke", "partitions=%d", parts->cnt);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* ---- publish: results, dead letters, delivery reports, offsets ---- */
+
+static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    online_t *o = opaque;
+    sc_item_t *it = m->_private;
+    if (m->err) {
+        /* Not acknowledged: its offset must not be stored. Stop, so a restart re-delivers. */
+        sc_error("publish.failed", "id=%s err=\"%s\"", it->id, rd_kafka_err2str(m->err));
+        atomic_store(&o->fatal, 1);
+    } else {
+        sc_offsets_done(o->offsets, it->partition, it->offset, it->epoch);
+    }
+    sc_item_free(it);
+}
+
+static void publish_one(online_t *o, sc_item_t *it)
+{
+    size_t len = 0;
+    char *buf;
+    const char *topic;
+    if (it->state == SC_ITEM_INVALID) {
+        buf = sc_deadletter_to_json(it->raw, it->raw_len, o->t_requests, it->partition,
+                                    it->offset, it->id, sc_status_code(it->error), it->errmsg,
+                                    &len);
+        topic = o->t_dlq;
+        atomic_fetch_add(&o->n_dead, 1);
+    } else {
+        buf = sc_stage_ledger(it, o->cfg, &len);
+        topic = o->t_results;
+        atomic_fetch_add(it->call && it->call->status == SC_OK ? &o->n_ok : &o->n_error, 1);
+    }
+    if (!buf) {
+        sc_error("publish.encode", "id=%s: out of memory", it->id);
+        atomic_store(&o->fatal, 1);
+        sc_item_free(it);
+        return;
+    }
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            o->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(it->id, strlen(it->id)),
+            RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+            RD_KAFKA_V_OPAQUE(it), RD_KAFKA_V_END);
+        if (!err)
+            return; /* buf and it now belong to librdkafka until delivery_cb */
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            sc_error("publish.produce", "id=%s err=\"%s\"", it->id, rd_kafka_err2str(err));
+            atomic_store(&o->fatal, 1);
+            free(buf);
+            sc_item_free(it);
+            return;
+        }
+        rd_kafka_poll(o->producer, ONLINE_IDLE_POLL_MS); /* serve deliveries to make room */
+    }
+}
+
+static void *publish_main(void *arg)
+{
+    online_t *o = arg;
+    void *items[ONLINE_PUBLISH_BATCH];
+    for (;;) {
+        size_t n = sc_queue_pop_many(o->publish_q, items, ONLINE_PUBLISH_BATCH,
+                                     ONLINE_IDLE_POLL_MS / 10);
+        for (size_t i = 0; i < n; i++)
+            publish_one(o, items[i]);
+        rd_kafka_poll(o->producer, 0);
+        if (n == 0 && sc_queue_closed(o->publish_q))
+            break;
+    }
+    int64_t left = drain_deadline(o) - sc_now_ms();
+    rd_kafka_resp_err_t err = rd_kafka_flush(o->producer, left > 1000 ? (int)left : 1000);
+    if (err)
+        sc_error("publish.flush", "err=\"%s\" unacknowledged=%d", rd_kafka_err2str(err),
+                 rd_kafka_outq_len(o->producer));
+    return NULL;
+}
+
+/* ---- forward: one curl multi loop for every upstream call ---- */
+
+static void forward_done(sc_gemini_call_t *call, void *arg)
+{
+    online_t *o = arg;
+    sc_item_t *it = call->opaque;
+    it->state = SC_ITEM_DONE;
+    it->error = call->status;
+    if (call->status != SC_OK) {
+        if (call->http_status)
+            snprintf(it->errmsg, sizeof it->errmsg, "HTTP %ld %s: %s", call->http_status,
+                     call->err_status, call->err_message ? call->err_message : "");
+        else
+            snprintf(it->errmsg, sizeof it->errmsg, "%s%s%s", sc_strerror(call->status),
+                     call->err_message ? ": " : "", call->err_message ? call->err_message : "");
+    }
+    atomic_fetch_sub(&o->n_inflight, 1);
+    sc_queue_push(o->publish_q, it, -1);
+}
+
+static void *forward_main(void *arg)
+{
+    online_t *o = arg;
+    void *items[ONLINE_FORWARD_BATCH];
+    int max_inflight = (int)sc_config_int(o->cfg, "gemini.max_inflight");
+    for (;;) {
+        int inflight = sc_gemini_inflight(o->gemini);
+        int room = max_inflight - inflight;
+        if (room > 0) {
+            size_t want = (size_t)room < ONLINE_FORWARD_BATCH ? (size_t)room : ONLINE_FORWARD_BATCH;
+            size_t n = sc_queue_pop_many(o->upstream_q, items, want,
+                                         inflight ? 0 : ONLINE_IDLE_POLL_MS);
+            for (size_t i = 0; i < n; i++) {
+                sc_item_t *it = items[i];
+                if (sc_gemini_submit(o->gemini, it->call) != SC_OK) { /* cannot happen: room */
+                    it->state = SC_ITEM_DONE;
+                    it->error = SC_ERR_FULL;
+                    sc_queue_push(o->publish_q, it, -1);
+                    continue;
+                }
+                atomic_fetch_add(&o->n_inflight, 1);
+            }
+        }
+        inflight = sc_gemini_inflight(o->gemini);
+        if (inflight == 0 && sc_queue_closed(o->upstream_q))
+            break;
+        if (inflight > 0 && past_drain(o)) {
+            sc_warn("forward.abandon", "calls=%d reason=\"drain timeout\" (their offsets stay "
+                    "uncommitted, so they are re-delivered)", inflight);
+            break;
+        }
+        if (inflight > 0)
+            sc_gemini_poll(o->gemini, ONLINE_IDLE_POLL_MS, forward_done, o);
+    }
+    sc_queue_close(o->publish_q);
+    return NULL;
+}
+
+/* ---- compute: the stages, one call each ---- */
+
+static void compute_prepare_call(online_t *o, sc_item_t *it)
+{
+    size_t len = 0;
+    char *body = sc_gemini_body_from_request(it->req, &len);
+    it->call = body ? sc_gemini_call_new(it->model, body, len) : NULL;
+    if (!it->call) {
+        free(body);
+        it->state = SC_ITEM_DONE;
+        it->error = SC_ERR_NOMEM;
+        return;
+    }
+    int64_t budget = it->req->deadline_ms > 0 ? it->req->deadline_ms : o->default_deadline_ms;
+    it->call->deadline_ms = it->consumed_ms + budget;
+    it->call->opaque = it;
+}
+
+static void *compute_main(void *arg)
+{
+    online_t *o = arg;
+    void *p;
+    while (sc_queue_pop(o->compute_q, &p, -1) == SC_OK) {
+        sc_batch_t *batch = p;
+        sc_stage_parse(batch, &o->limits);
+        sc_stage_route(batch, o->cfg);
+        for (size_t i = 0; i < batch->n; i++) {
+            sc_item_t *it = batch->items[i];
+            if (it->state == SC_ITEM_FORWARD)
+                compute_prepare_call(o, it);
+            sc_queue_t *next = it->state == SC_ITEM_FORWARD ? o->upstream_q : o->publish_q;
+            sc_queue_push(next, it, -1);
+            batch->items[i] = NULL;
+        }
+        sc_gemini_wakeup(o->gemini);
+        batch->n = 0;
+        sc_batch_free(batch);
+    }
+    sc_queue_close(o->upstream_q);
+    sc_gemini_wakeup(o->gemini);
+    return NULL;
+}
+
+/* ---- consumer: poll, micro-batch, hand on ---- */
+
+static sc_item_t *item_from_message(online_t *o, const rd_kafka_message_t *m)
+{
+    sc_item_t *it = calloc(1, sizeof *it);
+    if (!it)
+        return NULL;
+    it->raw = malloc(m->len ? m->len : 1);
+    if (!it->raw) {
+        free(it);
+        return NULL;
+    }
+    if (m->len)
+        memcpy(it->raw, m->payload, m->len);
+    it->raw_len = m->len;
+    it->partition = m->partition;
+    it->offset = m->offset;
+    it->consumed_ms = sc_now_ms();
+    it->epoch = sc_offsets_add(o->offsets, m->partition, m->offset);
+    return it;
+}
+
+static void log_stats(online_t *o)
+{
+    sc_info("serve.stats", "consumed=%lld ok=%lld error=%lld dead_letters=%lld inflight=%lld "
+            "unacked=%zu", (long long)atomic_load(&o->n_consumed),
+            (long long)atomic_load(&o->n_ok), (long long)atomic_load(&o->n_error),
+            (long long)atomic_load(&o->n_dead), (long long)atomic_load(&o->n_inflight),
+            sc_offsets_pending(o->offsets));
+}
+
+/* Fill one micro-batch: up to batch.max_messages, or batch.max_wait_ms after the first. */
+static sc_batch_t *consume_batch(online_t *o)
+{
+    sc_batch_t *b = calloc(1, sizeof *b);
+    if (!b || !(b->items = calloc((size_t)o->batch_max, sizeof *b->items))) {
+        free(b);
+        return NULL;
+    }
+    int64_t first_ms = 0;
+    while (b->n < (size_t)o->batch_max && *o->running && !atomic_load(&o->fatal)) {
+        int wait = ONLINE_IDLE_POLL_MS;
+        if (b->n > 0) {
+            wait = (int)(first_ms + o->batch_wait_ms - sc_now_ms());
+            if (wait < 0)
+                break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(o->consumer, wait);
+        if (!m) {
+            if (b->n > 0)
+                break;
+            continue;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                sc_warn("consume.error", "err=\"%s\"", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        sc_item_t *it = item_from_message(o, m);
+        rd_kafka_message_destroy(m);
+        if (!it) {
+            sc_error("consume.nomem", "stopping: out of memory");
+            atomic_store(&o->fatal, 1);
+            break;
+        }
+        if (b->n == 0)
+            first_ms = it->consumed_ms;
+        b->items[b->n++] = it;
+        atomic_fetch_add(&o->n_consumed, 1);
+    }
+    return b;
+}
+
+static void consumer_loop(online_t *o)
+{
+    int64_t next_stats = sc_now_ms() + ONLINE_STATS_EVERY_MS;
+    while (*o->running && !atomic_load(&o->fatal)) {
+        sc_batch_t *b = consume_batch(o);
+        if (!b) {
+            atomic_store(&o->fatal, 1);
+            break;
+        }
+        if (b->n == 0) {
+            sc_batch_free(b);
+        } else {
+            /* A full pipeline blocks here: back-pressure instead of memory growth. */
+            sc_status_t st;
+            while ((st = sc_queue_push(o->compute_q, b, ONLINE_IDLE_POLL_MS)) == SC_ERR_TIMEOUT &&
+                   !past_drain(o))
+                ;
+            if (st != SC_OK)
+                sc_batch_free(b); /* not processed: not stored, so re-delivered */
+        }
+        if (sc_now_ms() >= next_stats) {
+            log_stats(o);
+            next_stats = sc_now_ms() + ONLINE_STATS_EVERY_MS;
+        }
+    }
+}
+
+/* ---- the driver ---- */
+
+static sc_status_t gemini_from_config(const sc_config_t *cfg, sc_gemini_t **out, char *errbuf,
+                                      size_t errlen)
+{
+    sc_gemini_opts_t go;
+    sc_gemini_opts_default(&go);
+    go.base_url = sc_config_str(cfg, "gemini.base_url");
+    go.api_key = sc_config_str(cfg, "gemini.api_key");
+    go.connect_timeout_ms = (long)sc_config_int(cfg, "gemini.connect_timeout_ms");
+    go.request_timeout_ms = (long)sc_config_int(cfg, "gemini.request_timeout_ms");
+    go.max_inflight = (int)sc_config_int(cfg, "gemini.max_inflight");
+    go.max_attempts = (int)sc_config_int(cfg, "gemini.max_attempts");
+    go.backoff_initial_ms = (long)sc_config_int(cfg, "gemini.backoff_initial_ms");
+    go.backoff_max_ms = (long)sc_config_int(cfg, "gemini.backoff_max_ms");
+    go.backoff_jitter_ms = (long)sc_config_int(cfg, "gemini.backoff_jitter_ms");
+    go.http2 = sc_config_bool(cfg, "gemini.http2");
+    go.seed = (unsigned)sc_now_us();
+    return sc_gemini_new(&go, out, errbuf, errlen);
+}
+
+static void limits_from_config(const sc_config_t *cfg, sc_limits_t *lim)
+{
+    lim->max_message_bytes = (size_t)sc_config_int(cfg, "limits.max_message_bytes");
+    lim->max_messages = (size_t)sc_config_int(cfg, "limits.max_messages");
+    lim->max_id_bytes = (size_t)sc_config_int(cfg, "limits.max_id_bytes");
+}
+
+sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running, char *errbuf,
+                          size_t errlen)
+{
+    sc_status_t st = SC_OK;
+    char kerr[ONLINE_KAFKA_ERRSTR];
+    online_t o = {.cfg = cfg, .running = running};
+    pthread_t t_compute, t_forward, t_publish;
+    int threads = 0;
+    limits_from_config(cfg, &o.limits);
+    o.t_requests = sc_config_str(cfg, "topics.requests");
+    o.t_results = sc_config_str(cfg, "topics.results");
+    o.t_dlq = sc_config_str(cfg, "topics.dlq");
+    o.batch_max = (int)sc_config_int(cfg, "batch.max_messages");
+    o.batch_wait_ms = (int)sc_config_int(cfg, "batch.max_wait_ms");
+    o.default_deadline_ms = sc_config_int(cfg, "request.default_deadline_ms");
+    size_t qcap = (size_t)sc_config_int(cfg, "pipeline.queue_capacity");
+
+    if (!sc_config_str(cfg, "gemini.api_key")[0]) {
+        snprintf(errbuf, errlen, "GEMINI_API_KEY is not set (the Gemini API key is read from the "
+                 "environment only)");
+        return SC_ERR_CONFIG;
+    }
+    /* Upstream first: it answers (or not) faster than a broker metadata round trip. */
+    long probe_ms = (long)sc_config_int(cfg, "pipeline.startup_timeout_ms");
+    if ((st = sc_gemini_probe(sc_config_str(cfg, "gemini.base_url"), probe_ms, errbuf, errlen)))
+        return st;
+    if ((st = gemini_from_config(cfg, &o.gemini, errbuf, errlen)))
+        return st;
+
+    rd_kafka_conf_t *pconf = kafka_conf(cfg, 0, errbuf, errlen);
+    if (!pconf) {
+        st = SC_ERR_CONFIG;
+        goto out;
+    }
+    rd_kafka_conf_set_dr_msg_cb(pconf, delivery_cb);
+    rd_kafka_conf_set_opaque(pconf, &o);
+    if (!(o.producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, kerr, sizeof kerr))) {
+        snprintf(errbuf, errlen, "cannot create the Kafka producer: %s", kerr);
+        st = SC_ERR_KAFKA;
+        goto out;
+    }
+    if ((st = kafka_check(&o, errbuf, errlen)))
+        goto out;
+
+    rd_kafka_conf_t *cconf = kafka_conf(cfg, 1, errbuf, errlen);
+    if (!cconf) {
+        st = SC_ERR_CONFIG;
+        goto out;
+    }
+    rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
+    rd_kafka_conf_set_opaque(cconf, &o);
+    if (!(o.consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, kerr, sizeof kerr))) {
+        snprintf(errbuf, errlen, "cannot create the Kafka consumer: %s", kerr);
+        st = SC_ERR_KAFKA;
+        goto out;
+    }
+    rd_kafka_poll_set_consumer(o.consumer);
+    if ((st = sc_offsets_new(o.consumer, o.t_requests, &o.offsets)) ||
+        (st = sc_queue_new(qcap, &o.compute_q)) || (st = sc_queue_new(qcap, &o.upstream_q)) ||
+        (st = sc_queue_new(qcap, &o.publish_q)))
+        goto out;
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, o.t_requests, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kr = rd_kafka_subscribe(o.consumer, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (kr) {
+        snprintf(errbuf, errlen, "cannot subscribe to %s: %s", o.t_requests, rd_kafka_err2str(kr));
+        st = SC_ERR_KAFKA;
+        goto out;
+    }
+    if (pthread_create(&t_publish, NULL, publish_main, &o) == 0)
+        threads++;
+    if (threads == 1 && pthread_create(&t_forward, NULL, forward_main, &o) == 0)
+        threads++;
+    if (threads == 2 && pthread_create(&t_compute, NULL, compute_main, &o) == 0)
+        threads++;
+    sc_info("serve.start", "bootstrap=%s group=%s topic=%s upstream=%s default_model=%s "
+            "batch_max=%d batch_wait_ms=%d max_inflight=%lld",
+            sc_config_str(cfg, "kafka.bootstrap.servers"), sc_config_str(cfg, "kafka.group.id"),
+            o.t_requests, sc_config_str(cfg, "gemini.base_url"),
+            sc_config_str(cfg, "models.default"), o.batch_max, o.batch_wait_ms,
+            sc_config_int(cfg, "gemini.max_inflight"));
+    if (threads == 3)
+        consumer_loop(&o);
+    else
+        st = SC_ERR_NOMEM;
+
+    /* Drain: stop consuming, let in-flight work finish up to the deadline, flush, commit. */
+    atomic_store(&o.drain_deadline_ms,
+                 sc_now_ms() + sc_config_int(cfg, "pipeline.drain_timeout_ms"));
+    sc_info("serve.drain", "unacked=%zu deadline_ms=%lld", sc_offsets_pending(o.offsets),
+            sc_config_int(cfg, "pipeline.drain_timeout_ms"));
+    sc_queue_close(o.compute_q);
+    if (threads == 3)
+        pthread_join(t_compute, NULL);
+    else
+        sc_queue_close(o.upstream_q);
+    if (threads >= 2)
+        pthread_join(t_forward, NULL);
+    else
+        sc_queue_close(o.publish_q);
+    if (threads >= 1)
+        pthread_join(t_publish, NULL);
+    log_stats(&o);
+    if (atomic_load(&o.fatal) && !st) {
+        snprintf(errbuf, errlen, "stopped after an unrecoverable error (see the log); "
+                 "unacknowledged requests will be re-delivered");
+        st = SC_ERR_KAFKA;
+    }
+out:
+    if (o.consumer) {
+        rd_kafka_consumer_close(o.consumer); /* commits the stored offsets */
+        rd_kafka_destroy(o.consumer);
+    }
+    if (o.producer)
+        rd_kafka_destroy(o.producer);
+    sc_gemini_free(o.gemini);
+    sc_queue_free(o.compute_q);
+    sc_queue_free(o.upstream_q);
+    sc_queue_free(o.publish_q);
+    sc_offsets_free(o.offsets);
+    sc_info("serve.stop", "status=%s", sc_status_code(st));
+    return st;
+}

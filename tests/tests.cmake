@@ -11,6 +11,7 @@ sc_unit_test(test_config)
 sc_unit_test(test_message)
 sc_unit_test(test_queue)
 sc_unit_test(test_price)
+sc_unit_test(test_offsets)
 sc_unit_test(test_gemini_sim)
 sc_unit_test(test_gemini)
 

@@ -1,0 +1,34 @@
+/* offsets.h - per-partition completion watermark: an offset is stored for commit only when its
+ * message and every earlier consumed message of the partition have been acknowledged (DESIGN §5). */
+#ifndef SC_OFFSETS_H
+#define SC_OFFSETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "host/status.h"
+
+typedef struct sc_offsets sc_offsets_t;
+
+/* consumer: the handle whose offsets are stored (borrowed); NULL stores nothing (tests).
+ * @remark the caller frees with sc_offsets_free(). */
+sc_status_t sc_offsets_new(rd_kafka_t *consumer, const char *topic, sc_offsets_t **out);
+void sc_offsets_free(sc_offsets_t *o); /* NULL ok */
+
+/* Record a consumed message (offsets of one partition arrive in increasing order). Returns the
+ * epoch to hand back to sc_offsets_done(). */
+uint64_t sc_offsets_add(sc_offsets_t *o, int32_t partition, int64_t offset);
+
+/* The message is acknowledged. Stores partition's new watermark when it moved. Returns the
+ * stored offset (next to consume), or -1 when the watermark did not move or the epoch is stale. */
+int64_t sc_offsets_done(sc_offsets_t *o, int32_t partition, int64_t offset, uint64_t epoch);
+
+/* Forget everything (on a rebalance): later sc_offsets_done() calls of older epochs are ignored. */
+void sc_offsets_reset(sc_offsets_t *o);
+
+/* Messages recorded and not yet acknowledged. */
+size_t sc_offsets_pending(sc_offsets_t *o);
+
+#endif

@@ -1,0 +1,71 @@
+/* pipeline.h - what travels between the stages of DESIGN §1: one item per consumed message, and
+ * the shared context of a running pipeline. */
+#ifndef SC_PIPELINE_H
+#define SC_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/config.h"
+#include "host/gemini.h"
+#include "host/message.h"
+#include "host/status.h"
+
+#define SC_ITEM_ID_MAX 257
+#define SC_ITEM_ERR_MAX 512
+#define SC_MODEL_MAX 128
+
+typedef enum {
+    SC_ITEM_NEW = 0,  /* consumed, not yet parsed */
+    SC_ITEM_INVALID,  /* goes to the dead-letter topic */
+    SC_ITEM_FORWARD,  /* goes upstream */
+    SC_ITEM_DONE,     /* has its result (ok or error) */
+} sc_item_state_t;
+
+/* One consumed message on its way to exactly one result or dead letter. */
+typedef struct sc_item {
+    /* source coordinates */
+    int32_t partition;
+    int64_t offset;
+    uint64_t epoch;          /* assignment epoch of the offset tracker when consumed */
+    void *raw;               /* owned copy of the message value */
+    size_t raw_len;
+    int64_t consumed_ms;     /* sc_now_ms() when consumed */
+    sc_item_state_t state;
+    /* parse stage */
+    sc_request_t *req;       /* owned; NULL when invalid */
+    sc_status_t error;       /* why invalid, or why the upstream failed */
+    char id[SC_ITEM_ID_MAX]; /* from the request, also for dead letters */
+    char errmsg[SC_ITEM_ERR_MAX];
+    /* route stage */
+    char model[SC_MODEL_MAX];
+    const char *route;       /* "pinned" or "default" (static strings) */
+    /* forward stage */
+    sc_gemini_call_t *call;  /* owned once back from the client */
+} sc_item_t;
+
+/* @remark frees the item and everything it owns; NULL ok. */
+void sc_item_free(sc_item_t *item);
+
+/* A micro-batch: the unit each stage takes. */
+typedef struct {
+    sc_item_t **items; /* owned array; the items too */
+    size_t n;
+} sc_batch_t;
+
+void sc_batch_free(sc_batch_t *batch); /* frees the items still in it; NULL ok */
+
+/* ---- stages (one file each) ---- */
+
+/* parse.c: parse and validate every NEW item: FORWARD, or INVALID with a reason. */
+void sc_stage_parse(sc_batch_t *batch, const sc_limits_t *lim);
+
+/* route.c: choose the model of every FORWARD item (pinned wins; else models.default, where
+ * "auto" means models.strong until a router is configured). */
+void sc_stage_route(sc_batch_t *batch, const sc_config_t *cfg);
+
+/* ledger.c: the result of a DONE item as JSON, with usage, cost and baseline cost.
+ * @remark the caller frees the returned buffer with free(). */
+char *sc_stage_ledger(const sc_item_t *item, const sc_config_t *cfg, size_t *len);
+
+#endif

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# test_cli.sh - the command line says clearly what is wrong: malformed configuration names the key
+# and exits non-zero; an unreachable broker or upstream is reported within 10 s; secrets never
+# appear in `config dump`; the tools print their address as the first stdout line.
+set -uo pipefail
+SCRIMP=${1:?usage: test_cli.sh path/to/scrimp}
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+WORK=$(mktemp -d /tmp/scrimp-it-cli.XXXXXX)
+. "$ROOT/scripts/lib.sh"
+trap 'sc_stop_all; rm -rf "$WORK"' EXIT
+FAILS=0
+
+pass() { echo "ok   $1"; }
+fail() { echo "FAIL $1"; FAILS=$((FAILS + 1)); }
+
+# expect NAME WANT_RC PATTERN CMD...: run CMD, check its exit status and that stderr+stdout match.
+expect() {
+  local name=$1 want=$2 pattern=$3; shift 3
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" -eq "$want" ] && grep -qE -- "$pattern" <<<"$out"; then pass "$name"
+  else fail "$name (rc=$rc, want $want, /$pattern/): $(head -c 400 <<<"$out")"; fi
+}
+
+expect "version" 0 '^scrimp [0-9]+\.[0-9]+' "$SCRIMP" version
+expect "unknown command" 2 'unknown command "frobnicate"' "$SCRIMP" frobnicate
+expect "-X unknown key named" 2 'batch.max_mesages: unknown configuration key' \
+  "$SCRIMP" config dump -X batch.max_mesages=5
+expect "-X bad integer named" 2 'batch.max_messages: "lots" is not an integer' \
+  "$SCRIMP" config dump -X batch.max_messages=lots
+expect "-X out of range named" 2 'batch.max_messages: 0 is out of range' \
+  "$SCRIMP" config dump -X batch.max_messages=0
+expect "-X bad url named" 2 'gemini.base_url: .*http' "$SCRIMP" config dump -X gemini.base_url=ftp://x
+expect "-X api key refused" 2 'gemini.api_key: secrets are read from the environment' \
+  "$SCRIMP" config dump -X gemini.api_key=abc
+
+echo '{"batch": {"max_messages": "many"}}' >"$WORK/badtype.json"
+expect "file wrong type named" 2 'batch.max_messages: must be an integer, got a string' \
+  "$SCRIMP" config dump -c "$WORK/badtype.json"
+echo '{"batch": {"max_wait": 5}}' >"$WORK/badkey.json"
+expect "file unknown key named" 2 'batch.max_wait: unknown configuration key' \
+  "$SCRIMP" config dump -c "$WORK/badkey.json"
+printf '{"batch": {\n  "max_messages": 5,\n}' >"$WORK/badjson.json"
+expect "file syntax error located" 2 'badjson.json:[0-9]+:[0-9]+' \
+  "$SCRIMP" config dump -c "$WORK/badjson.json"
+expect "missing file named" 2 'nope.json' "$SCRIMP" config dump -c "$WORK/nope.json"
+
+out=$(GEMINI_API_KEY=sk-very-secret-123 "$SCRIMP" config dump -X kafka.sasl.password=hunter2 \
+      -X kafka.linger.ms=7 -X batch.max_messages=17 2>&1)
+if grep -q 'sk-very-secret-123\|hunter2' <<<"$out"; then fail "config dump masks secrets"
+else pass "config dump masks secrets"; fi
+if grep -q '"linger.ms": "7"' <<<"$out" && grep -q '"max_messages": 17' <<<"$out"; then
+  pass "config dump shows overrides (kafka.* passed through as is)"
+else fail "config dump shows overrides: $out"; fi
+
+sc_start_sim
+sc_start_broker 2
+unset GEMINI_API_KEY
+expect "missing API key" 1 'GEMINI_API_KEY is not set' \
+  "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL"
+export GEMINI_API_KEY=cli-key
+
+t0=$SECONDS
+expect "unreachable broker reported" 1 'cannot reach Kafka at 127.0.0.1:1' \
+  "$SCRIMP" serve -X kafka.bootstrap.servers=127.0.0.1:1 -X "gemini.base_url=$SIM_URL"
+[ $((SECONDS - t0)) -le 12 ] && pass "unreachable broker within 10 s ($((SECONDS - t0)) s)" \
+  || fail "unreachable broker took $((SECONDS - t0)) s"
+
+t0=$SECONDS
+expect "unreachable upstream reported" 1 'upstream unreachable.*127.0.0.1' \
+  "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X gemini.base_url=http://127.0.0.1:1
+[ $((SECONDS - t0)) -le 12 ] && pass "unreachable upstream within 10 s ($((SECONDS - t0)) s)" \
+  || fail "unreachable upstream took $((SECONDS - t0)) s"
+
+expect "missing topic named" 1 'topic "no.such.topic" does not exist' \
+  "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL" \
+  -X topics.requests=no.such.topic
+
+expect "bad fault spec named" 1 'bogus' "$SCRIMP" gemini-sim --faults bogus=1
+
+echo "$FAILS failures"
+[ "$FAILS" -eq 0 ]
