@@ -262,12 +262,13 @@ def add_exact_repeats(rng, reqs):
     """Re-send some requests later, byte-identical in content (same tenant, scope, system,
     messages, settings); a different user may ask. Never for cache "off" requests."""
     eligible = [i for i, r in enumerate(reqs) if r.get("cache") != "off"
+                and "conversation_id" not in r
                 and r["stage"] in ("answer", "policy", "triage", "sql", "classify", "explain")]
     chosen = sorted(rng.sample(eligible, N_EXACT_REPEATS))
     inserts = []
     for i in chosen:
         dup = copy.deepcopy(reqs[i])
-        if "conversation_id" not in dup and rng.random() < 0.6:
+        if rng.random() < 0.6:
             dup["user"] = rng.choice(USERS[dup["tenant"]])
         pos = rng.randint(i + 1, len(reqs))
         inserts.append((pos, dup))

@@ -17,10 +17,10 @@
 #define SC_DEFAULT_MAX_MESSAGES      ((size_t)1000)
 #define SC_DEFAULT_MAX_ID_BYTES      ((size_t)256)
 
-#define SC_MODEL_MAX_BYTES  128      /* a model id becomes a URL path segment */
-#define SC_TEMPERATURE_MAX  2.0
-#define SC_DEADLINE_MAX_MS  3600000L /* one hour */
-#define SC_ERR_KEY_MAX      64       /* bytes of an offending key quoted in an error */
+#define SC_MODEL_MAX_BYTES 128 /* a model id becomes a URL path segment */
+#define SC_TEMPERATURE_MAX 2.0
+#define SC_DEADLINE_MAX_MS 3600000L /* one hour */
+#define SC_ERR_KEY_MAX     64       /* bytes of an offending key quoted in an error */
 
 #define SC_PARSE_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
 
@@ -106,9 +106,9 @@ static int is_control(uint32_t cp)
 /* White space (and the invisible BOM / zero-width space) for the "not blank" rule. */
 static int is_space(uint32_t cp)
 {
-    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 ||
-           cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200B) || cp == 0x2028 || cp == 0x2029 ||
-           cp == 0x202F || cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
+    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200B) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+           cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
 }
 
 /* s: n bytes of valid UTF-8 (jansson checked it). */
@@ -348,13 +348,17 @@ static sc_status_t check_messages(json_t *root, const sc_limits_t *lim, sc_reque
         req->turns[i].content_len = json_string_length(content);
     }
     if (strcmp(req->turns[n - 1].role, "user") != 0) {
-        set_err(errbuf, errlen, "field \"messages[%zu].role\": the last message must be from "
-                "\"user\"", n - 1);
+        set_err(errbuf, errlen,
+                "field \"messages[%zu].role\": the last message must be from "
+                "\"user\"",
+                n - 1);
         return SC_ERR_INVALID;
     }
     if (is_blank(req->turns[n - 1].content, req->turns[n - 1].content_len)) {
-        set_err(errbuf, errlen, "field \"messages[%zu].content\": the last user message must "
-                "not be empty", n - 1);
+        set_err(errbuf, errlen,
+                "field \"messages[%zu].content\": the last user message must "
+                "not be empty",
+                n - 1);
         return SC_ERR_INVALID;
     }
     return SC_OK;
@@ -362,8 +366,7 @@ static sc_status_t check_messages(json_t *root, const sc_limits_t *lim, sc_reque
 
 /* generation: {temperature, max_output_tokens | maxOutputTokens,
  * response_mime_type | responseMimeType}; any other key is an error so typos surface. */
-static sc_status_t check_generation(json_t *root, sc_request_t *req, char *errbuf,
-                                    size_t errlen)
+static sc_status_t check_generation(json_t *root, sc_request_t *req, char *errbuf, size_t errlen)
 {
     static const char *const mimes[] = {"text/plain", "application/json", "text/x.enum", NULL};
     json_t *gen = get_field(root, "generation");
@@ -378,7 +381,8 @@ static sc_status_t check_generation(json_t *root, sc_request_t *req, char *errbu
         set_err(errbuf, errlen, "field \"generation\": must be an object");
         return SC_ERR_INVALID;
     }
-    json_object_foreach(gen, key, v) { /* v borrowed */
+    json_object_foreach(gen, key, v)
+    { /* v borrowed */
         if (strcmp(key, "temperature") == 0) {
             double t;
             if (json_is_null(v))
@@ -391,8 +395,7 @@ static sc_status_t check_generation(json_t *root, sc_request_t *req, char *errbu
             }
             req->has_temperature = 1;
             req->temperature = t;
-        } else if (strcmp(key, "max_output_tokens") == 0 ||
-                   strcmp(key, "maxOutputTokens") == 0) {
+        } else if (strcmp(key, "max_output_tokens") == 0 || strcmp(key, "maxOutputTokens") == 0) {
             json_int_t m;
             if (seen_max++) {
                 set_err(errbuf, errlen, "field \"generation.%s\": max_output_tokens given twice",
@@ -407,13 +410,12 @@ static sc_status_t check_generation(json_t *root, sc_request_t *req, char *errbu
                 return SC_ERR_INVALID;
             }
             req->max_output_tokens = (long)m;
-        } else if (strcmp(key, "response_mime_type") == 0 ||
-                   strcmp(key, "responseMimeType") == 0) {
+        } else if (strcmp(key, "response_mime_type") == 0 || strcmp(key, "responseMimeType") == 0) {
             const char *s = json_is_string(v) ? json_string_value(v) : NULL;
             int i, ok = 0;
             if (seen_mime++) {
-                set_err(errbuf, errlen,
-                        "field \"generation.%s\": response_mime_type given twice", key);
+                set_err(errbuf, errlen, "field \"generation.%s\": response_mime_type given twice",
+                        key);
                 return SC_ERR_INVALID;
             }
             if (json_is_null(v))
@@ -426,14 +428,18 @@ static sc_status_t check_generation(json_t *root, sc_request_t *req, char *errbu
                 }
             }
             if (!ok) {
-                set_err(errbuf, errlen, "field \"generation.%s\": must be \"text/plain\", "
-                        "\"application/json\" or \"text/x.enum\"", key);
+                set_err(errbuf, errlen,
+                        "field \"generation.%s\": must be \"text/plain\", "
+                        "\"application/json\" or \"text/x.enum\"",
+                        key);
                 return SC_ERR_INVALID;
             }
         } else {
             quote_key(kbuf, sizeof(kbuf), key);
-            set_err(errbuf, errlen, "field \"generation.%s\": unknown key (allowed: temperature, "
-                    "max_output_tokens, response_mime_type)", kbuf);
+            set_err(errbuf, errlen,
+                    "field \"generation.%s\": unknown key (allowed: temperature, "
+                    "max_output_tokens, response_mime_type)",
+                    kbuf);
             return SC_ERR_INVALID;
         }
     }
@@ -459,8 +465,8 @@ static sc_status_t check_deadline(json_t *root, sc_request_t *req, char *errbuf,
 
 /* ---- request ---- */
 
-static sc_status_t validate(json_t *root, const sc_limits_t *lim, sc_request_t *req,
-                            char *errbuf, size_t errlen)
+static sc_status_t validate(json_t *root, const sc_limits_t *lim, sc_request_t *req, char *errbuf,
+                            size_t errlen)
 {
     static const char *const caches[] = {"on", "exact", "off", NULL};
     static const char *const prios[] = {"online", "batch", NULL};
@@ -507,8 +513,7 @@ static sc_status_t validate(json_t *root, const sc_limits_t *lim, sc_request_t *
     if (st)
         goto out;
 
-    st = get_enum(root, "cache", caches, "\"on\", \"exact\" or \"off\"", &idx, errbuf,
-                  errlen);
+    st = get_enum(root, "cache", caches, "\"on\", \"exact\" or \"off\"", &idx, errbuf, errlen);
     if (st)
         goto out;
     req->cache = idx < 0 ? SC_CACHE_ON : cache_modes[idx];
@@ -517,8 +522,7 @@ static sc_status_t validate(json_t *root, const sc_limits_t *lim, sc_request_t *
     if (st)
         goto out;
 
-    st = get_enum(root, "priority", prios, "\"online\" or \"batch\"", &idx, errbuf,
-                  errlen);
+    st = get_enum(root, "priority", prios, "\"online\" or \"batch\"", &idx, errbuf, errlen);
     if (st)
         goto out;
     req->priority = idx < 0 ? NULL : json_string_value(json_object_get(root, "priority"));
@@ -678,10 +682,10 @@ static char *dump(const json_t *obj, size_t *len)
 }
 
 /* json_object_set_new steals v (also when v is NULL or the set fails): nonzero on failure. */
-#define SET(obj, key, v)                                                                         \
-    do {                                                                                         \
-        if (json_object_set_new((obj), (key), (v)))                                              \
-            goto out;                                                                            \
+#define SET(obj, key, v)                                                                           \
+    do {                                                                                           \
+        if (json_object_set_new((obj), (key), (v)))                                                \
+            goto out;                                                                              \
     } while (0)
 
 char *sc_result_to_json(const sc_result_t *res, size_t *len)
@@ -763,8 +767,7 @@ out:
 /* Standard base64 with padding. @remark the caller frees the result with free(). */
 static char *base64_encode(const unsigned char *in, size_t n)
 {
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t i, o = 0;
     char *out;
 
@@ -793,9 +796,9 @@ static char *base64_encode(const unsigned char *in, size_t n)
     return out;
 }
 
-char *sc_deadletter_to_json(const void *orig, size_t orig_len, const char *topic,
-                            int32_t partition, int64_t offset, const char *id, const char *code,
-                            const char *message, size_t *len)
+char *sc_deadletter_to_json(const void *orig, size_t orig_len, const char *topic, int32_t partition,
+                            int64_t offset, const char *id, const char *code, const char *message,
+                            size_t *len)
 {
     const unsigned char *bytes = orig ? (const unsigned char *)orig : (const unsigned char *)"";
     json_t *o = NULL; /* new: the dead letter; children are stolen into it */

@@ -93,6 +93,9 @@ static rd_kafka_conf_t *kafka_conf(const sc_config_t *cfg, int consumer, char *e
     if (consumer) { /* defaults the user may override */
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", kerr, sizeof kerr);
         rd_kafka_conf_set(conf, "enable.auto.commit", "true", kerr, sizeof kerr);
+        /* librdkafka's 500 ms default is how long an idle fetch may be held; the dev broker holds
+         * it that long even when data arrives, which would dominate end-to-end latency. */
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "50", kerr, sizeof kerr);
     } else {
         rd_kafka_conf_set(conf, "linger.ms", "5", kerr, sizeof kerr);
         rd_kafka_conf_set(conf, "acks", "all", kerr, sizeof kerr);

@@ -274,7 +274,9 @@ static const bad_case_t BAD[] = {
     {"id control char", "{\"id\":\"a\\nb\",\"tenant\":\"t\"," OKMSG "}", SC_ERR_INVALID,
      "\"id\": must not contain control", "a\nb"},
     {"id C1 control char", "{\"id\":\"a\\u0085b\",\"tenant\":\"t\"," OKMSG "}", SC_ERR_INVALID,
-     "\"id\": must not contain control", "a\xc2\x85" "b"},
+     "\"id\": must not contain control",
+     "a\xc2\x85"
+     "b"},
     {"missing tenant", "{\"id\":\"bad-1\"," OKMSG "}", SC_ERR_INVALID, "\"tenant\": required",
      "bad-1"},
     {"tenant not a string", "{\"id\":\"bad-1\",\"tenant\":[\"t\"]," OKMSG "}", SC_ERR_INVALID,
@@ -309,26 +311,25 @@ static const bad_case_t BAD[] = {
           "{\"role\":\"model\",\"content\":\"b\"},{\"role\":\"user\",\"content\":[\"c\"]}]}",
      SC_ERR_INVALID, "\"messages[2].content\": must be a string", "bad-1"},
     {"last user turn blank", HEAD "\"messages\":[{\"role\":\"user\",\"content\":\" \\n\\t\"}]}",
-     SC_ERR_INVALID, "\"messages[0].content\": the last user message must not be empty",
-     "bad-1"},
+     SC_ERR_INVALID, "\"messages[0].content\": the last user message must not be empty", "bad-1"},
     {"last user turn NBSP only",
      HEAD "\"messages\":[{\"role\":\"user\",\"content\":\"\\u00a0\\u3000\"}]}", SC_ERR_INVALID,
      "\"messages[0].content\"", "bad-1"},
     {"temperature 3", HEAD OKMSG ",\"generation\":{\"temperature\":3}}", SC_ERR_INVALID,
      "\"generation.temperature\"", "bad-1"},
-    {"temperature negative", HEAD OKMSG ",\"generation\":{\"temperature\":-0.1}}",
-     SC_ERR_INVALID, "\"generation.temperature\"", "bad-1"},
-    {"temperature string", HEAD OKMSG ",\"generation\":{\"temperature\":\"0.2\"}}",
-     SC_ERR_INVALID, "\"generation.temperature\"", "bad-1"},
-    {"max_output_tokens 0", HEAD OKMSG ",\"generation\":{\"max_output_tokens\":0}}",
-     SC_ERR_INVALID, "\"generation.max_output_tokens\": must be an integer >= 1", "bad-1"},
+    {"temperature negative", HEAD OKMSG ",\"generation\":{\"temperature\":-0.1}}", SC_ERR_INVALID,
+     "\"generation.temperature\"", "bad-1"},
+    {"temperature string", HEAD OKMSG ",\"generation\":{\"temperature\":\"0.2\"}}", SC_ERR_INVALID,
+     "\"generation.temperature\"", "bad-1"},
+    {"max_output_tokens 0", HEAD OKMSG ",\"generation\":{\"max_output_tokens\":0}}", SC_ERR_INVALID,
+     "\"generation.max_output_tokens\": must be an integer >= 1", "bad-1"},
     {"maxOutputTokens real", HEAD OKMSG ",\"generation\":{\"maxOutputTokens\":1.5}}",
      SC_ERR_INVALID, "\"generation.maxOutputTokens\"", "bad-1"},
     {"max_output_tokens twice",
-     HEAD OKMSG ",\"generation\":{\"max_output_tokens\":5,\"maxOutputTokens\":6}}",
-     SC_ERR_INVALID, "given twice", "bad-1"},
-    {"unknown generation key", HEAD OKMSG ",\"generation\":{\"temprature\":0.5}}",
-     SC_ERR_INVALID, "\"generation.temprature\": unknown key", "bad-1"},
+     HEAD OKMSG ",\"generation\":{\"max_output_tokens\":5,\"maxOutputTokens\":6}}", SC_ERR_INVALID,
+     "given twice", "bad-1"},
+    {"unknown generation key", HEAD OKMSG ",\"generation\":{\"temprature\":0.5}}", SC_ERR_INVALID,
+     "\"generation.temprature\": unknown key", "bad-1"},
     {"generation not an object", HEAD OKMSG ",\"generation\":[1]}", SC_ERR_INVALID,
      "\"generation\": must be an object", "bad-1"},
     {"bad mime type", HEAD OKMSG ",\"generation\":{\"response_mime_type\":\"text/html\"}}",
@@ -344,8 +345,8 @@ static const bad_case_t BAD[] = {
     {"empty model", HEAD OKMSG ",\"model\":\"\"}", SC_ERR_INVALID, "\"model\"", "bad-1"},
     {"model not a string", HEAD OKMSG ",\"model\":7}", SC_ERR_INVALID,
      "\"model\": must be a string", "bad-1"},
-    {"deadline_ms negative", HEAD OKMSG ",\"deadline_ms\":-5}", SC_ERR_INVALID,
-     "\"deadline_ms\"", "bad-1"},
+    {"deadline_ms negative", HEAD OKMSG ",\"deadline_ms\":-5}", SC_ERR_INVALID, "\"deadline_ms\"",
+     "bad-1"},
     {"deadline_ms too big", HEAD OKMSG ",\"deadline_ms\":3600001}", SC_ERR_INVALID,
      "\"deadline_ms\"", "bad-1"},
     {"deadline_ms real", HEAD OKMSG ",\"deadline_ms\":100.5}", SC_ERR_INVALID, "\"deadline_ms\"",
@@ -443,27 +444,24 @@ static void test_id_too_long_and_truncated(void **state)
     char idbuf[8], err[ERRLEN];
     /* id of 6 x "é" (12 bytes) with max_id_bytes 10: invalid, and the copy into an 8-byte
      * idbuf must not split a sequence */
-    const char *s = "{\"id\":\"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\",\"tenant\":\"t\","
-                    OKMSG "}";
+    const char *s =
+        "{\"id\":\"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\",\"tenant\":\"t\"," OKMSG "}";
 
     sc_limits_default(&lim);
     lim.max_id_bytes = 10;
-    assert_int_equal(sc_request_parse(s, strlen(s), &lim, &req, idbuf, sizeof(idbuf), err,
-                                      sizeof(err)),
-                     SC_ERR_INVALID);
+    assert_int_equal(
+        sc_request_parse(s, strlen(s), &lim, &req, idbuf, sizeof(idbuf), err, sizeof(err)),
+        SC_ERR_INVALID);
     assert_non_null(strstr(err, "\"id\""));
     assert_non_null(strstr(err, "limit of 10"));
     assert_string_equal(idbuf, "\xc3\xa9\xc3\xa9\xc3\xa9"); /* 6 bytes, not 7 */
 
     /* tiny buffers and NULL buffers are fine */
-    assert_int_equal(sc_request_parse(s, strlen(s), &lim, &req, idbuf, 1, err, 1),
-                     SC_ERR_INVALID);
+    assert_int_equal(sc_request_parse(s, strlen(s), &lim, &req, idbuf, 1, err, 1), SC_ERR_INVALID);
     assert_string_equal(idbuf, "");
     assert_string_equal(err, "");
-    assert_int_equal(sc_request_parse(s, strlen(s), &lim, &req, NULL, 0, NULL, 0),
-                     SC_ERR_INVALID);
-    assert_int_equal(sc_request_parse(NULL, 5, &lim, &req, NULL, 0, NULL, 0),
-                     SC_ERR_INVALID_ARG);
+    assert_int_equal(sc_request_parse(s, strlen(s), &lim, &req, NULL, 0, NULL, 0), SC_ERR_INVALID);
+    assert_int_equal(sc_request_parse(NULL, 5, &lim, &req, NULL, 0, NULL, 0), SC_ERR_INVALID_ARG);
 }
 
 /* ---- result JSON ---- */
@@ -483,11 +481,23 @@ static void expect_keys(json_t *obj, const char *const *keys, size_t n)
 static void test_result_ok(void **state)
 {
     (void)state;
-    static const char *const keys[] = {
-        "id",         "tenant",   "status",        "text",          "model",
-        "source",     "finish_reason", "similarity", "usage",       "cost_usd",
-        "baseline_cost_usd", "savings", "optimizations", "attempts", "latency_ms",
-        "agent",      "conversation_id"};
+    static const char *const keys[] = {"id",
+                                       "tenant",
+                                       "status",
+                                       "text",
+                                       "model",
+                                       "source",
+                                       "finish_reason",
+                                       "similarity",
+                                       "usage",
+                                       "cost_usd",
+                                       "baseline_cost_usd",
+                                       "savings",
+                                       "optimizations",
+                                       "attempts",
+                                       "latency_ms",
+                                       "agent",
+                                       "conversation_id"};
     sc_result_t r;
     char *s;
     size_t len = 0;
@@ -542,8 +552,7 @@ static void test_result_ok(void **state)
     assert_int_equal(json_integer_value(json_object_get(o, "thought_tokens")), 0);
     assert_true(json_is_real(json_object_get(j, "cost_usd")));
     assert_float_equal(json_real_value(json_object_get(j, "cost_usd")), 0.000484, 1e-15);
-    assert_float_equal(json_real_value(json_object_get(j, "baseline_cost_usd")), 0.00598,
-                       1e-15);
+    assert_float_equal(json_real_value(json_object_get(j, "baseline_cost_usd")), 0.00598, 1e-15);
     o = json_object_get(j, "savings");
     assert_float_equal(json_real_value(json_object_get(o, "prune_usd")), 0.0041, 1e-15);
     assert_float_equal(json_real_value(json_object_get(o, "route_usd")), 0.0013, 1e-15);
@@ -588,10 +597,10 @@ static void test_result_ok(void **state)
 static void test_result_error(void **state)
 {
     (void)state;
-    static const char *const keys[] = {"id",         "tenant",   "status",  "model",
-                                       "source",     "error",    "similarity", "usage",
-                                       "cost_usd",   "baseline_cost_usd", "savings",
-                                       "optimizations", "attempts", "latency_ms"};
+    static const char *const keys[] = {
+        "id",      "tenant",        "status",   "model",     "source",
+        "error",   "similarity",    "usage",    "cost_usd",  "baseline_cost_usd",
+        "savings", "optimizations", "attempts", "latency_ms"};
     sc_result_t r;
     char *s;
     json_t *j, *e;
@@ -617,8 +626,7 @@ static void test_result_error(void **state)
     assert_null(json_object_get(j, "text"));
     e = json_object_get(j, "error");
     assert_string_equal(json_string_value(json_object_get(e, "code")), "UPSTREAM_UNAVAILABLE");
-    assert_string_equal(json_string_value(json_object_get(e, "message")),
-                        "503 after 4 attempts");
+    assert_string_equal(json_string_value(json_object_get(e, "message")), "503 after 4 attempts");
     assert_true(json_is_null(json_object_get(j, "cost_usd")));
     assert_true(json_is_null(json_object_get(json_object_get(j, "optimizations"), "route")));
     assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 4);
@@ -631,9 +639,8 @@ static void test_result_error(void **state)
     assert_non_null(s);
     j = json_loads(s, 0, &jerr);
     assert_non_null(j);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(j, "error"), "message")),
-        "bad \xef\xbf\xbd byte");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+                        "bad \xef\xbf\xbd byte");
     json_decref(j);
     free(s);
 }
@@ -649,9 +656,9 @@ static void test_deadletter_utf8(void **state)
     json_t *j, *o;
     json_error_t jerr;
 
-    s = sc_deadletter_to_json(orig, strlen(orig), "scrimp.requests", 3, 1234567890123LL,
-                              "req-9", "INVALID_REQUEST",
-                              "field \"messages\": must have at least 1 entry", &len);
+    s = sc_deadletter_to_json(orig, strlen(orig), "scrimp.requests", 3, 1234567890123LL, "req-9",
+                              "INVALID_REQUEST", "field \"messages\": must have at least 1 entry",
+                              &len);
     assert_non_null(s);
     assert_int_equal(len, strlen(s));
     j = json_loads(s, 0, &jerr);
@@ -691,8 +698,7 @@ static void check_b64_roundtrip(const unsigned char *orig, size_t n)
     size_t m;
 
     s = sc_deadletter_to_json(orig, n, "scrimp.requests", 0, 42, NULL, "INVALID_JSON",
-                              "invalid JSON at line 1, column 5: unable to decode byte 0xff",
-                              NULL);
+                              "invalid JSON at line 1, column 5: unable to decode byte 0xff", NULL);
     assert_non_null(s);
     j = json_loads(s, 0, &jerr);
     assert_non_null(j);
@@ -738,18 +744,12 @@ static void test_deadletter_binary(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full_request),
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_variants_accepted),
-        cmocka_unit_test(test_not_nul_terminated),
-        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_too_many_messages),
-        cmocka_unit_test(test_too_large),
-        cmocka_unit_test(test_id_too_long_and_truncated),
-        cmocka_unit_test(test_result_ok),
-        cmocka_unit_test(test_result_error),
-        cmocka_unit_test(test_deadletter_utf8),
-        cmocka_unit_test(test_deadletter_binary),
+        cmocka_unit_test(test_full_request),      cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_variants_accepted), cmocka_unit_test(test_not_nul_terminated),
+        cmocka_unit_test(test_malformed),         cmocka_unit_test(test_too_many_messages),
+        cmocka_unit_test(test_too_large),         cmocka_unit_test(test_id_too_long_and_truncated),
+        cmocka_unit_test(test_result_ok),         cmocka_unit_test(test_result_error),
+        cmocka_unit_test(test_deadletter_utf8),   cmocka_unit_test(test_deadletter_binary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
