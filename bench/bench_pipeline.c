@@ -685,12 +685,11 @@ int main(int argc, char **argv)
             "time from the first produce to the last result. The simulator shares the machine, "
             "so this is a bound on the pipeline's overhead, not an estimate of real Gemini "
             "latency. A warm-up of %zu requests runs first in the same process and is not "
-            "counted. The results consumer uses fetch.wait.max.ms=%d; the pipeline keeps "
-            "librdkafka's default (500 ms) unless `-X kafka.fetch.wait.max.ms=…` is given. "
-            "The mock broker appears to hold a fetch for that long even when data arrives "
-            "meanwhile, so at low or paced rates the pipeline's consumer, not the pipeline, "
-            "dominates end-to-end latency (compare `--rate 2000` with and without "
-            "`-X kafka.fetch.wait.max.ms=5`).\n",
+            "counted. The results consumer uses fetch.wait.max.ms=%d; the pipeline's consumer "
+            "uses scrimp's default of 50 ms (the dev broker holds an idle fetch for the whole "
+            "wait even when data arrives, so librdkafka's 500 ms default would dominate "
+            "end-to-end latency at paced rates; run with `--rate 2000` to see latency without "
+            "queueing).\n",
             partitions, SC_ARRAY_LEN(tenants), warm.n, BENCH_RESULTS_FETCH_MS);
         fclose(f);
     }
