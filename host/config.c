@@ -35,7 +35,14 @@ static const char *config_defaults =
     "             \"max_inflight\": 256, \"connect_timeout_ms\": 5000,"
     "             \"request_timeout_ms\": 60000, \"max_attempts\": 5,"
     "             \"backoff_initial_ms\": 1000, \"backoff_max_ms\": 60000,"
-    "             \"backoff_jitter_ms\": 1000, \"http2\": true},"
+    "             \"backoff_jitter_ms\": 1000, \"http2\": true,"
+    "             \"breaker_failures\": 20, \"breaker_cooldown_ms\": 5000,"
+    "             \"breaker_max_cooldown_ms\": 60000},"
+    "\"rate_limits\": {},"
+    "\"backfill\": {\"mode\": \"online\", \"batch_max_requests\": 1000,"
+    "               \"batch_max_bytes\": 19000000, \"poll_initial_ms\": 1000,"
+    "               \"poll_max_ms\": 30000, \"max_batch_retries\": 3,"
+    "               \"progress_every_ms\": 2000},"
     "\"models\": {\"cheap\": \"gemini-2.5-flash\", \"strong\": \"gemini-2.5-pro\","
     "             \"default\": \"auto\"},"
     "\"cache\": {\"enabled\": true, \"threshold\": 0.96, \"path\": \"var/cache\"},"
@@ -65,7 +72,8 @@ static const char *config_defaults =
  * list new models (each entry shaped like the defaults' entries). */
 static int free_section(const char *name)
 {
-    return strcmp(name, "kafka") == 0 || strcmp(name, "prices") == 0;
+    return strcmp(name, "kafka") == 0 || strcmp(name, "prices") == 0 ||
+           strcmp(name, "rate_limits") == 0;
 }
 
 /* Secrets that only the environment may set. */
@@ -309,6 +317,38 @@ static json_t *parse_value(const json_t *like, const char *s)
     return NULL;
 }
 
+static const char *rate_limit_fields[] = {"rpm", "tpm", "max_concurrency"};
+
+/* -X rate_limits.<model>.<rpm|tpm|max_concurrency>=N creates the entry when needed. */
+static sc_status_t set_rate_limit(sc_config_t *cfg, const char *key, const char *val,
+                                  char *errbuf, size_t errlen)
+{
+    const char *model = key + 12, *dot = strrchr(model, '.');
+    char name[SC_CONFIG_KEY_MAX];
+    int known = 0;
+    for (size_t i = 0; dot && i < SC_ARRAY_LEN(rate_limit_fields); i++)
+        known |= strcmp(dot + 1, rate_limit_fields[i]) == 0;
+    if (!dot || dot == model || !known) {
+        snprintf(errbuf, errlen, "%s: expected rate_limits.<model>.<rpm|tpm|max_concurrency>", key);
+        return SC_ERR_CONFIG;
+    }
+    char *end;
+    double v = strtod(val, &end);
+    if (end == val || *end || !isfinite(v) || v < 0) {
+        snprintf(errbuf, errlen, "%s: \"%s\" is not a number >= 0", key, val);
+        return SC_ERR_CONFIG;
+    }
+    snprintf(name, sizeof name, "%.*s", (int)(dot - model), model);
+    json_t *limits = json_object_get(cfg->root, "rate_limits"); /* borrowed */
+    json_t *entry = json_object_get(limits, name);
+    if (!entry) {
+        entry = json_object();
+        if (json_object_set_new(limits, name, entry) != 0)
+            return SC_ERR_NOMEM;
+    }
+    return json_object_set_new(entry, dot + 1, json_real(v)) == 0 ? SC_OK : SC_ERR_NOMEM;
+}
+
 sc_status_t sc_config_set(sc_config_t *cfg, const char *kv, char *errbuf, size_t errlen)
 {
     const char *eq = strchr(kv, '=');
@@ -336,6 +376,8 @@ sc_status_t sc_config_set(sc_config_t *cfg, const char *kv, char *errbuf, size_t
             return SC_ERR_NOMEM;
         return SC_OK;
     }
+    if (strncmp(key, "rate_limits.", 12) == 0) /* model ids contain dots: the field is last */
+        return set_rate_limit(cfg, key, val, errbuf, errlen);
     /* Walk to the parent object and the leaf name. */
     json_t *node = cfg->root, *parent = NULL;
     const char *p = key, *leaf = NULL;
@@ -431,6 +473,29 @@ static sc_status_t check_prices(const sc_config_t *cfg, char *errbuf, size_t err
     return SC_OK;
 }
 
+static sc_status_t check_rate_limits(const sc_config_t *cfg, char *errbuf, size_t errlen)
+{
+    const char *model, *field;
+    json_t *entry, *v;
+    json_object_foreach(sc_config_node(cfg, "rate_limits"), model, entry) {
+        if (!json_is_object(entry)) {
+            snprintf(errbuf, errlen, "rate_limits.%s: must be an object", model);
+            return SC_ERR_CONFIG;
+        }
+        json_object_foreach(entry, field, v) {
+            int known = 0;
+            for (size_t i = 0; i < SC_ARRAY_LEN(rate_limit_fields); i++)
+                known |= strcmp(field, rate_limit_fields[i]) == 0;
+            if (!known || !json_is_number(v) || json_number_value(v) < 0) {
+                snprintf(errbuf, errlen, "rate_limits.%s.%s: %s", model, field,
+                         known ? "must be a number >= 0" : "unknown (rpm, tpm, max_concurrency)");
+                return SC_ERR_CONFIG;
+            }
+        }
+    }
+    return SC_OK;
+}
+
 sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errlen)
 {
     sc_status_t st;
@@ -456,6 +521,15 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         {"gemini.backoff_jitter_ms", 0, 3600000},
         {"prune.max_tokens", 1, 10000000},
         {"prune.keep_last", 0, 1000},
+        {"gemini.breaker_failures", 1, 1000000},
+        {"gemini.breaker_cooldown_ms", 1, 3600000},
+        {"gemini.breaker_max_cooldown_ms", 1, 3600000},
+        {"backfill.batch_max_requests", 1, 100000},
+        {"backfill.batch_max_bytes", 1024, 20000000},
+        {"backfill.poll_initial_ms", 1, 3600000},
+        {"backfill.poll_max_ms", 1, 3600000},
+        {"backfill.max_batch_retries", 0, 100},
+        {"backfill.progress_every_ms", 100, 3600000},
     };
     for (size_t i = 0; i < SC_ARRAY_LEN(ints); i++)
         if ((st = check_int(cfg, ints[i].key, ints[i].lo, ints[i].hi, errbuf, errlen)))
@@ -487,6 +561,13 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         snprintf(errbuf, errlen, "gemini.backoff_max_ms: must be >= gemini.backoff_initial_ms");
         return SC_ERR_CONFIG;
     }
+    const char *mode = sc_config_str(cfg, "backfill.mode");
+    if (strcmp(mode, "online") && strcmp(mode, "batch")) {
+        snprintf(errbuf, errlen, "backfill.mode: \"%s\" must be online or batch", mode);
+        return SC_ERR_CONFIG;
+    }
+    if ((st = check_rate_limits(cfg, errbuf, errlen)))
+        return st;
     return check_prices(cfg, errbuf, errlen);
 }
 

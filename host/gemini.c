@@ -1,8 +1,10 @@
 /* gemini.c - the Gemini generateContent client: one libcurl multi handle, retries on a timer
- * list, response and error parsing (gemini-api.md §1, §6). */
+ * list, per-model rate limits / 429 throttling / circuit breaker, response and error parsing
+ * (gemini-api.md §1, §6, §8). */
 #include "host/gemini.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,41 @@
 #define SC_GEMINI_DEFAULT_BACKOFF_MS 1000L
 #define SC_GEMINI_DEFAULT_BACKOFF_MAX_MS 60000L
 #define SC_GEMINI_DEFAULT_JITTER_MS 1000L
+#define SC_GEMINI_DEFAULT_BREAKER_FAILURES 20
+#define SC_GEMINI_DEFAULT_BREAKER_COOLDOWN_MS 5000L
+#define SC_GEMINI_DEFAULT_BREAKER_MAX_COOLDOWN_MS 60000L
+
+/* ---- per-model limits, throttling and breaker ---- */
+
+#define SC_GEMINI_MODELS_MAX 64  /* distinct model ids one client tracks */
+#define SC_GEMINI_RATE_LIMIT 1e9 /* upper bound accepted for rpm and tpm */
+#define SC_GEMINI_MS_PER_MIN 60000.0
+/* Bucket capacity: this much time of the rate (and at least one request / one request's
+ * tokens), so an idle model can burst rate/60 requests, not a whole minute's worth. */
+#define SC_GEMINI_BUCKET_BURST_MS 1000.0
+#define SC_GEMINI_BUCKET_EPSILON 1e-9 /* float slack when comparing tokens */
+/* Observed request rate: attempts started in a ring of slots, SLOTS*SLOT_MS = 2 s window. */
+#define SC_GEMINI_RATE_SLOT_MS 100
+#define SC_GEMINI_RATE_SLOTS 20
+/* AIMD on 429 (gemini-api.md §8): a 429 cuts the model's request rate to DECREASE times the
+ * lower of the observed rate and the limit in force (not below FLOOR), at most once per
+ * CUT_GAP_MS, only for an attempt started after the last cut, and only when at least
+ * MIN_SAMPLES attempts were started in the window (below that our own rate did not cause the
+ * 429 and the model-wide pause alone answers it); every success adds INCREASE_RPM. After
+ * QUIET_MS without a 429 (counted from the end of the pause) the adaptive limit is dropped:
+ * back to the configured rpm, or unlimited. */
+#define SC_GEMINI_AIMD_DECREASE 0.5
+#define SC_GEMINI_AIMD_FLOOR_RPM 1.0
+#define SC_GEMINI_AIMD_INCREASE_RPM 2.0
+#define SC_GEMINI_AIMD_INCREASE_FRACTION 0.05 /* and at least this share of the rate per success */
+#define SC_GEMINI_AIMD_CUT_GAP_MS 1000L
+#define SC_GEMINI_AIMD_MIN_SAMPLES 10u
+#define SC_GEMINI_AIMD_QUIET_MS 5000L
+#define SC_GEMINI_THROTTLE_LOG_STEP 1.5     /* log a recovering rate each time it grows this much */
+#define SC_GEMINI_THROTTLE_LOG_GAP_MS 1000L /* a pause without a rate change: one line per this */
+#define SC_GEMINI_BREAKER_WINDOW_MS 10000L  /* the consecutive failures must fall within this */
+#define SC_GEMINI_BREAKER_FAILURES_LIMIT 1000000     /* upper bound accepted for breaker_failures */
+#define SC_GEMINI_BREAKER_COOLDOWN_LIMIT_MS 3600000L /* upper bound for both cooldowns */
 
 /* ---- types ---- */
 
@@ -48,8 +85,46 @@ typedef enum {
     SC_GEM_IDLE = 0, /* not submitted */
     SC_GEM_RUNNING,  /* an attempt is on the multi handle */
     SC_GEM_WAITING,  /* in the timer list until due_ms */
+    SC_GEM_QUEUED,   /* in its model's FIFO until the limits, pause and breaker let it go */
     SC_GEM_DONE,     /* finished, queued for the done callback */
 } sc_gem_state_t;
+
+typedef enum {
+    SC_GEM_BREAKER_CLOSED = 0,
+    SC_GEM_BREAKER_OPEN,      /* nothing is sent until open_until_ms */
+    SC_GEM_BREAKER_HALF_OPEN, /* one probe attempt may be on the wire */
+} sc_gem_breaker_t;
+
+struct sc_gem_priv;
+
+/* A token bucket refilled continuously at rate per minute; rate 0 = unlimited (not tracked). */
+typedef struct {
+    double rate;
+    double tokens; /* may go below 0 after a request larger than the capacity */
+    int64_t last_ms;
+} sc_gem_bucket_t;
+
+/* Everything the client keeps per model id: limits, buckets, AIMD, breaker, the FIFO. */
+typedef struct {
+    char name[128];
+    sc_gemini_limits_t cfg;     /* configured; 0 = unlimited */
+    sc_gem_bucket_t req, tok;   /* requests and prompt tokens per minute */
+    double aimd_rpm;            /* adaptive limit after a 429; 0 = none */
+    double aimd_ceiling_rpm;    /* the rate in force before the first cut: recovery ends there */
+    double logged_rpm;          /* last rate written to the log */
+    int64_t last_cut_ms, last_429_ms, pause_until_ms, last_log_ms;
+    uint32_t slot_count[SC_GEMINI_RATE_SLOTS];
+    int64_t slot_id[SC_GEMINI_RATE_SLOTS];
+    sc_gem_breaker_t br_state;
+    int br_failures;            /* consecutive, since br_first_ms */
+    int64_t br_first_ms, br_open_until_ms;
+    long br_cooldown_ms;        /* of the current / next opening */
+    struct sc_gem_priv *br_probe; /* the half-open probe on the wire, borrowed */
+    struct sc_gem_priv *q_head, *q_tail; /* FIFO of SC_GEM_QUEUED calls, borrowed */
+    int n_waiting, n_running;
+    uint64_t requests_started, throttled_429, breaker_opens;
+    double rate_min;
+} sc_gem_model_t;
 
 /* Why an attempt failed, which picks the status after the last attempt. */
 typedef enum {
@@ -66,6 +141,9 @@ typedef struct sc_gem_priv {
     size_t resp_len, resp_cap;
     int resp_overflow;
     int64_t due_ms;         /* when waiting */
+    int64_t attempt_ms;     /* when the current attempt started */
+    sc_gem_model_t *model;  /* the client's entry for call->model, borrowed */
+    struct sc_gem_priv *q_prev, *q_next; /* the model's FIFO while queued */
     char curl_err[CURL_ERROR_SIZE];
     struct sc_gem_priv *prev, *next; /* g->held: running and waiting calls */
     struct sc_gem_priv *done_next;   /* g->done queue */
@@ -82,6 +160,8 @@ struct sc_gemini {
     sc_gem_priv_t *done_head, *done_tail; /* finished, not yet delivered */
     int n_inflight;                       /* held + done queue */
     uint64_t rng;
+    sc_gem_model_t *models[SC_GEMINI_MODELS_MAX]; /* owned */
+    int n_models;
 };
 
 /* ---- global init ---- */
@@ -403,6 +483,9 @@ void sc_gemini_opts_default(sc_gemini_opts_t *opts)
     opts->backoff_jitter_ms = SC_GEMINI_DEFAULT_JITTER_MS;
     opts->http2 = 1;
     opts->seed = 1;
+    opts->breaker_failures = SC_GEMINI_DEFAULT_BREAKER_FAILURES;
+    opts->breaker_cooldown_ms = SC_GEMINI_DEFAULT_BREAKER_COOLDOWN_MS;
+    opts->breaker_max_cooldown_ms = SC_GEMINI_DEFAULT_BREAKER_MAX_COOLDOWN_MS;
 }
 
 static int sc_gemini_has_prefix(const char *s, const char *prefix)
@@ -430,6 +513,14 @@ static sc_status_t sc_gemini_check_opts(const sc_gemini_opts_t *o, char *errbuf,
         why = "gemini timeouts must be positive";
     else if (o->backoff_initial_ms < 0 || o->backoff_max_ms < 0 || o->backoff_jitter_ms < 0)
         why = "gemini backoff values must not be negative";
+    else if (o->breaker_failures < 1 || o->breaker_failures > SC_GEMINI_BREAKER_FAILURES_LIMIT)
+        why = "gemini breaker_failures must be in 1..1000000";
+    else if (o->breaker_cooldown_ms < 1 ||
+             o->breaker_cooldown_ms > SC_GEMINI_BREAKER_COOLDOWN_LIMIT_MS)
+        why = "gemini breaker_cooldown_ms must be in 1..3600000";
+    else if (o->breaker_max_cooldown_ms < o->breaker_cooldown_ms ||
+             o->breaker_max_cooldown_ms > SC_GEMINI_BREAKER_COOLDOWN_LIMIT_MS)
+        why = "gemini breaker_max_cooldown_ms must be in breaker_cooldown_ms..3600000";
     if (!why)
         return SC_OK;
     if (errbuf && errlen)
@@ -540,6 +631,8 @@ void sc_gemini_free(sc_gemini_t *g)
     if (g->multi)
         curl_multi_cleanup(g->multi);
     curl_slist_free_all(g->headers);
+    for (int i = 0; i < g->n_models; i++)
+        free(g->models[i]);
     free(g);
 }
 
@@ -576,6 +669,38 @@ static void sc_gemini_link_held(sc_gemini_t *g, sc_gem_priv_t *p)
     g->held = p;
 }
 
+/* Append a call to its model's FIFO. */
+static void sc_gemini_enqueue(sc_gem_priv_t *p)
+{
+    sc_gem_model_t *m = p->model;
+    p->q_next = NULL;
+    p->q_prev = m->q_tail;
+    if (m->q_tail)
+        m->q_tail->q_next = p;
+    else
+        m->q_head = p;
+    m->q_tail = p;
+    m->n_waiting++;
+    p->state = SC_GEM_QUEUED;
+}
+
+/* Take a queued call out of its model's FIFO (head or middle). */
+static void sc_gemini_dequeue(sc_gem_priv_t *p)
+{
+    sc_gem_model_t *m = p->model;
+    if (p->q_prev)
+        p->q_prev->q_next = p->q_next;
+    else
+        m->q_head = p->q_next;
+    if (p->q_next)
+        p->q_next->q_prev = p->q_prev;
+    else
+        m->q_tail = p->q_prev;
+    p->q_prev = p->q_next = NULL;
+    m->n_waiting--;
+    p->state = SC_GEM_IDLE;
+}
+
 /* Return an easy handle to the pool (or clean it up when the pool is full). */
 static void sc_gemini_easy_put(sc_gemini_t *g, CURL *easy)
 {
@@ -590,6 +715,8 @@ static void sc_gemini_finish(sc_gemini_t *g, sc_gem_priv_t *p, sc_status_t st)
 {
     sc_gemini_call_t *call = p->call;
 
+    if (p->state == SC_GEM_QUEUED)
+        sc_gemini_dequeue(p);
     sc_gemini_unlink_held(g, p);
     call->status = st;
     call->finished_ms = sc_now_ms();
@@ -637,16 +764,24 @@ static long sc_gemini_backoff_ms(sc_gemini_t *g, int attempts)
     return d;
 }
 
+/* The delay before the next attempt of a call that has made `attempts`: the server's RetryInfo
+ * (retry_info_ms >= 0, capped at backoff_max_ms) or exponential backoff with jitter. */
+static long sc_gemini_retry_delay(sc_gemini_t *g, int attempts, long retry_info_ms)
+{
+    if (retry_info_ms >= 0)
+        return retry_info_ms < g->opts.backoff_max_ms ? retry_info_ms : g->opts.backoff_max_ms;
+    return sc_gemini_backoff_ms(g, attempts);
+}
+
 /*
  * After a failed attempt: finish the call when attempts are used up or the deadline would pass
- * first, else put it in the timer list. retry_info_ms >= 0: the server's RetryInfo delay.
+ * first, else put it in the timer list for delay ms (< 0: compute the backoff here).
  */
 static void sc_gemini_retry_or_fail(sc_gemini_t *g, sc_gem_priv_t *p, sc_gem_fail_t why,
-                                    long retry_info_ms)
+                                    long delay)
 {
     sc_gemini_call_t *call = p->call;
     int64_t now = sc_now_ms();
-    long delay;
 
     if (call->attempts >= g->opts.max_attempts) {
         sc_status_t st = why == SC_GEM_FAIL_TRANSPORT ? SC_ERR_UPSTREAM_TRANSPORT
@@ -655,10 +790,8 @@ static void sc_gemini_retry_or_fail(sc_gemini_t *g, sc_gem_priv_t *p, sc_gem_fai
         sc_gemini_finish(g, p, st);
         return;
     }
-    if (retry_info_ms >= 0)
-        delay = retry_info_ms < g->opts.backoff_max_ms ? retry_info_ms : g->opts.backoff_max_ms;
-    else
-        delay = sc_gemini_backoff_ms(g, call->attempts);
+    if (delay < 0)
+        delay = sc_gemini_retry_delay(g, call->attempts, -1);
     if (call->deadline_ms > 0 && now + delay >= call->deadline_ms) {
         sc_gemini_finish(g, p, SC_ERR_DEADLINE);
         return;
@@ -694,6 +827,29 @@ static size_t sc_gemini_write_cb(char *data, size_t size, size_t nmemb, void *us
     memcpy(p->resp + p->resp_len, data, n);
     p->resp_len += n;
     p->resp[p->resp_len] = '\0';
+    return n;
+}
+
+/* Count an attempt start in the model's observed-rate ring. */
+static void sc_gemini_rate_note(sc_gem_model_t *m, int64_t now)
+{
+    int64_t slot = now / SC_GEMINI_RATE_SLOT_MS;
+    size_t i = (size_t)(slot % SC_GEMINI_RATE_SLOTS);
+    if (m->slot_id[i] != slot) {
+        m->slot_id[i] = slot;
+        m->slot_count[i] = 0;
+    }
+    m->slot_count[i]++;
+}
+
+/* Attempts started in the last SC_GEMINI_RATE_SLOTS slots. */
+static uint32_t sc_gemini_rate_window(const sc_gem_model_t *m, int64_t now)
+{
+    int64_t slot = now / SC_GEMINI_RATE_SLOT_MS;
+    uint32_t n = 0;
+    for (size_t i = 0; i < SC_GEMINI_RATE_SLOTS; i++)
+        if (m->slot_id[i] > slot - SC_GEMINI_RATE_SLOTS && m->slot_id[i] <= slot)
+            n += m->slot_count[i];
     return n;
 }
 
@@ -762,7 +918,356 @@ static void sc_gemini_start_attempt(sc_gemini_t *g, sc_gem_priv_t *p)
     }
     p->easy = e;
     p->state = SC_GEM_RUNNING;
+    p->attempt_ms = now;
     call->attempts++;
+    p->model->n_running++;
+    p->model->requests_started++;
+    sc_gemini_rate_note(p->model, now);
+}
+
+/* ---- per-model limits: buckets, AIMD throttle, breaker, FIFO dispatch ---- */
+
+static double sc_gemini_bucket_cap(const sc_gem_bucket_t *b)
+{
+    double cap = b->rate * SC_GEMINI_BUCKET_BURST_MS / SC_GEMINI_MS_PER_MIN;
+    return cap < 1.0 ? 1.0 : cap;
+}
+
+static void sc_gemini_bucket_refill(sc_gem_bucket_t *b, int64_t now)
+{
+    if (b->rate > 0 && now > b->last_ms) {
+        double cap = sc_gemini_bucket_cap(b);
+        b->tokens += b->rate * (double)(now - b->last_ms) / SC_GEMINI_MS_PER_MIN;
+        if (b->tokens > cap)
+            b->tokens = cap;
+    }
+    b->last_ms = now;
+}
+
+/* Change a bucket's rate: refilled at the old rate up to now; a bucket that was unlimited
+ * starts full; tokens above the new capacity are dropped. */
+static void sc_gemini_bucket_set_rate(sc_gem_bucket_t *b, double rate, int64_t now)
+{
+    int was_unlimited = b->rate <= 0;
+    sc_gemini_bucket_refill(b, now);
+    b->rate = rate;
+    if (rate <= 0) {
+        b->tokens = 0;
+        return;
+    }
+    if (was_unlimited || b->tokens > sc_gemini_bucket_cap(b))
+        b->tokens = sc_gemini_bucket_cap(b);
+}
+
+/* ms until the bucket holds need tokens (0: now). need is clamped to the capacity so a request
+ * larger than the bucket goes when the bucket is full. */
+static long sc_gemini_bucket_wait(sc_gem_bucket_t *b, double need, int64_t now)
+{
+    double cap, missing;
+    if (b->rate <= 0 || need <= 0)
+        return 0;
+    sc_gemini_bucket_refill(b, now);
+    cap = sc_gemini_bucket_cap(b);
+    if (need > cap)
+        need = cap;
+    missing = need - b->tokens;
+    if (missing <= SC_GEMINI_BUCKET_EPSILON)
+        return 0;
+    missing = ceil(missing * SC_GEMINI_MS_PER_MIN / b->rate);
+    return missing < 1.0 ? 1L : (long)missing;
+}
+
+/* The request rate in force: the lower of the configured and the adaptive limit (0: none). */
+static double sc_gemini_eff_rpm(double cfg_rpm, double aimd_rpm)
+{
+    if (cfg_rpm > 0 && aimd_rpm > 0)
+        return cfg_rpm < aimd_rpm ? cfg_rpm : aimd_rpm;
+    return cfg_rpm > 0 ? cfg_rpm : aimd_rpm;
+}
+
+/* The adaptive limit still in force at now: dropped after the quiet period. */
+static int sc_gemini_aimd_expired(const sc_gem_model_t *m, int64_t now)
+{
+    int64_t from = m->last_429_ms > m->pause_until_ms ? m->last_429_ms : m->pause_until_ms;
+    return m->aimd_rpm > 0 && now - from >= SC_GEMINI_AIMD_QUIET_MS;
+}
+
+static void sc_gemini_throttle_log(sc_gem_model_t *m, int64_t now, const char *why)
+{
+    double rpm = sc_gemini_eff_rpm(m->cfg.rpm, m->aimd_rpm);
+    long pause = m->pause_until_ms > now ? (long)(m->pause_until_ms - now) : 0;
+    sc_info("gemini.throttle", "model=%s pause_ms=%ld rate_rpm=%.0f reason=%s", m->name, pause,
+            rpm, why);
+    m->logged_rpm = rpm;
+    m->last_log_ms = now;
+}
+
+/* Apply a new adaptive limit to the request bucket. */
+static void sc_gemini_aimd_set(sc_gem_model_t *m, double aimd_rpm, int64_t now)
+{
+    double eff;
+    m->aimd_rpm = aimd_rpm;
+    eff = sc_gemini_eff_rpm(m->cfg.rpm, aimd_rpm);
+    sc_gemini_bucket_set_rate(&m->req, eff, now);
+    if (eff > 0 && (m->rate_min <= 0 || eff < m->rate_min))
+        m->rate_min = eff;
+}
+
+/* Quiet period over: drop the adaptive limit. */
+static void sc_gemini_aimd_tick(sc_gem_model_t *m, int64_t now)
+{
+    if (!sc_gemini_aimd_expired(m, now))
+        return;
+    sc_gemini_aimd_set(m, 0, now);
+    sc_gemini_throttle_log(m, now, "recovered");
+}
+
+/* A 429 for model m on the attempt of p: pause the whole model for delay ms and (see
+ * SC_GEMINI_AIMD_*) cut its request rate. */
+static void sc_gemini_throttle_429(sc_gem_model_t *m, const sc_gem_priv_t *p, long delay,
+                                   int64_t now)
+{
+    int paused_before = m->pause_until_ms > now;
+    uint32_t seen;
+    double base, cur;
+
+    m->throttled_429++;
+    m->last_429_ms = now;
+    if (now + delay > m->pause_until_ms)
+        m->pause_until_ms = now + delay;
+    seen = sc_gemini_rate_window(m, now);
+    if ((m->last_cut_ms && now - m->last_cut_ms < SC_GEMINI_AIMD_CUT_GAP_MS) ||
+        p->attempt_ms < m->last_cut_ms || seen < SC_GEMINI_AIMD_MIN_SAMPLES) {
+        if (!paused_before && now - m->last_log_ms >= SC_GEMINI_THROTTLE_LOG_GAP_MS)
+            sc_gemini_throttle_log(m, now, "pause");
+        return;
+    }
+    base = seen * SC_GEMINI_MS_PER_MIN / (SC_GEMINI_RATE_SLOTS * SC_GEMINI_RATE_SLOT_MS);
+    cur = sc_gemini_eff_rpm(m->cfg.rpm, m->aimd_rpm);
+    if (cur > 0 && cur < base)
+        base = cur;
+    if (m->aimd_rpm <= 0) /* the first cut of a storm: remember where recovery ends */
+        m->aimd_ceiling_rpm = base;
+    base *= SC_GEMINI_AIMD_DECREASE;
+    m->last_cut_ms = now;
+    sc_gemini_aimd_set(m, base < SC_GEMINI_AIMD_FLOOR_RPM ? SC_GEMINI_AIMD_FLOOR_RPM : base, now);
+    sc_gemini_throttle_log(m, now, "429");
+}
+
+/* A successful attempt: the adaptive limit grows back additively. */
+static void sc_gemini_throttle_ok(sc_gem_model_t *m, int64_t now)
+{
+    double next;
+    if (m->aimd_rpm <= 0)
+        return;
+    /* Additive at low rates, proportional at high ones, so a cut from thousands of rpm recovers
+     * in seconds of successes rather than minutes. */
+    next = m->aimd_rpm + (m->aimd_rpm * SC_GEMINI_AIMD_INCREASE_FRACTION > SC_GEMINI_AIMD_INCREASE_RPM
+                              ? m->aimd_rpm * SC_GEMINI_AIMD_INCREASE_FRACTION
+                              : SC_GEMINI_AIMD_INCREASE_RPM);
+    if ((m->cfg.rpm > 0 && next >= m->cfg.rpm) ||
+        (m->aimd_ceiling_rpm > 0 && next >= m->aimd_ceiling_rpm)) {
+        sc_gemini_aimd_set(m, 0, now); /* the configured (or unlimited) rate rules again */
+        sc_gemini_throttle_log(m, now, "recovered");
+        return;
+    }
+    sc_gemini_aimd_set(m, next, now);
+    if (next >= m->logged_rpm * SC_GEMINI_THROTTLE_LOG_STEP)
+        sc_gemini_throttle_log(m, now, "recovering");
+}
+
+static void sc_gemini_breaker_open(sc_gem_model_t *m, int64_t now, const char *why)
+{
+    m->br_state = SC_GEM_BREAKER_OPEN;
+    m->br_open_until_ms = now + m->br_cooldown_ms;
+    m->breaker_opens++;
+    sc_warn("gemini.breaker", "model=%s state=open reason=%s failures=%d cooldown_ms=%ld",
+            m->name, why, m->br_failures, m->br_cooldown_ms);
+}
+
+/* The outcome of an attempt for the breaker: failed = 500/502/503/504 or a transport error. */
+static void sc_gemini_breaker_result(sc_gemini_t *g, sc_gem_model_t *m, sc_gem_priv_t *p,
+                                     int failed, int64_t now)
+{
+    int was_probe = m->br_probe == p;
+    if (was_probe)
+        m->br_probe = NULL;
+    if (m->br_state != SC_GEM_BREAKER_CLOSED) {
+        if (!was_probe)
+            return; /* attempts sent before the breaker opened do not decide */
+        if (failed) {
+            long c = m->br_cooldown_ms;
+            m->br_cooldown_ms = c > g->opts.breaker_max_cooldown_ms / 2
+                                    ? g->opts.breaker_max_cooldown_ms
+                                    : c * 2;
+            sc_gemini_breaker_open(m, now, "probe_failed");
+            return;
+        }
+        m->br_state = SC_GEM_BREAKER_CLOSED;
+        m->br_failures = 0;
+        m->br_cooldown_ms = g->opts.breaker_cooldown_ms;
+        sc_info("gemini.breaker", "model=%s state=closed", m->name);
+        return;
+    }
+    if (!failed) {
+        m->br_failures = 0;
+        return;
+    }
+    if (m->br_failures == 0 || now - m->br_first_ms > SC_GEMINI_BREAKER_WINDOW_MS) {
+        m->br_failures = 0;
+        m->br_first_ms = now;
+    }
+    if (++m->br_failures >= g->opts.breaker_failures)
+        sc_gemini_breaker_open(m, now, "failures");
+}
+
+/* The model entry for name, created when create is set. NULL when absent, or the table is full
+ * or memory is short (create). */
+static sc_gem_model_t *sc_gemini_model_get(sc_gemini_t *g, const char *name, int create)
+{
+    sc_gem_model_t *m;
+    for (int i = 0; i < g->n_models; i++)
+        if (strcmp(g->models[i]->name, name) == 0)
+            return g->models[i];
+    if (!create || g->n_models >= SC_GEMINI_MODELS_MAX || strlen(name) >= sizeof(m->name))
+        return NULL;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    sc_strlcpy(m->name, name, sizeof(m->name));
+    m->br_cooldown_ms = g->opts.breaker_cooldown_ms;
+    m->last_log_ms = INT64_MIN / 2;
+    g->models[g->n_models++] = m;
+    return m;
+}
+
+/*
+ * May the head call p of model m start now? 0: yes; > 0: ms until it may (breaker cooldown,
+ * pause, bucket refill); -1: not before an attempt of m ends (concurrency cap, probe on the
+ * wire).
+ */
+static long sc_gemini_gate(sc_gem_model_t *m, const sc_gem_priv_t *p, int64_t now)
+{
+    long w;
+    if (m->br_state == SC_GEM_BREAKER_OPEN) {
+        if (now < m->br_open_until_ms)
+            return (long)(m->br_open_until_ms - now);
+        m->br_state = SC_GEM_BREAKER_HALF_OPEN;
+        sc_debug("gemini.breaker", "model=%s state=half_open", m->name);
+    }
+    if (m->br_state == SC_GEM_BREAKER_HALF_OPEN && m->br_probe)
+        return -1;
+    if (now < m->pause_until_ms)
+        return (long)(m->pause_until_ms - now);
+    if (m->cfg.max_concurrency > 0 && m->n_running >= m->cfg.max_concurrency)
+        return -1;
+    if ((w = sc_gemini_bucket_wait(&m->req, 1.0, now)) > 0)
+        return w;
+    return sc_gemini_bucket_wait(&m->tok, (double)p->call->est_tokens, now);
+}
+
+/* Start the calls at the head of m's FIFO that may go. Returns ms until the head may go or its
+ * deadline passes (-1: only an attempt ending can unblock it, or the FIFO is empty). */
+static long sc_gemini_dispatch(sc_gemini_t *g, sc_gem_model_t *m, int64_t now)
+{
+    sc_gemini_call_t *call;
+    sc_gem_priv_t *p;
+    long w;
+
+    sc_gemini_aimd_tick(m, now);
+    while ((p = m->q_head) != NULL) {
+        call = p->call;
+        if (call->deadline_ms > 0 && call->deadline_ms - now < SC_GEMINI_MIN_ATTEMPT_MS) {
+            if (!call->err_message)
+                sc_gemini_set_err(call, "", "deadline passed while waiting for the model's "
+                                            "rate limit, pause or breaker");
+            sc_gemini_finish(g, p, SC_ERR_DEADLINE);
+            continue;
+        }
+        w = sc_gemini_gate(m, p, now);
+        if (w != 0) {
+            if (call->deadline_ms > 0) {
+                long left = (long)(call->deadline_ms - now);
+                if (w < 0 || left < w)
+                    w = left;
+            }
+            return w;
+        }
+        sc_gemini_dequeue(p);
+        if (m->req.rate > 0)
+            m->req.tokens -= 1.0;
+        if (m->tok.rate > 0 && call->est_tokens > 0)
+            m->tok.tokens -= (double)call->est_tokens;
+        sc_gemini_start_attempt(g, p);
+        if (p->state == SC_GEM_RUNNING && m->br_state == SC_GEM_BREAKER_HALF_OPEN)
+            m->br_probe = p;
+    }
+    return -1;
+}
+
+/* Queue a call behind its model's limits and start what may start. */
+static void sc_gemini_admit(sc_gemini_t *g, sc_gem_priv_t *p, int64_t now)
+{
+    sc_gemini_enqueue(p);
+    sc_gemini_dispatch(g, p->model, now);
+}
+
+sc_status_t sc_gemini_set_model_limits(sc_gemini_t *g, const char *model,
+                                       const sc_gemini_limits_t *lim)
+{
+    static const sc_gemini_limits_t none = {0, 0, 0};
+    sc_gem_model_t *m;
+    int64_t now = sc_now_ms();
+
+    if (!g || !model || !sc_gemini_model_ok(model))
+        return SC_ERR_INVALID_ARG;
+    if (!lim)
+        lim = &none;
+    if (!isfinite(lim->rpm) || !isfinite(lim->tpm) || lim->rpm < 0 || lim->tpm < 0 ||
+        lim->rpm > SC_GEMINI_RATE_LIMIT || lim->tpm > SC_GEMINI_RATE_LIMIT ||
+        lim->max_concurrency < 0 || lim->max_concurrency > SC_GEMINI_CONCURRENCY_LIMIT)
+        return SC_ERR_INVALID_ARG;
+    if (strlen(model) >= sizeof(m->name))
+        return SC_ERR_INVALID_ARG;
+    m = sc_gemini_model_get(g, model, 1);
+    if (!m)
+        return g->n_models >= SC_GEMINI_MODELS_MAX ? SC_ERR_FULL : SC_ERR_NOMEM;
+    m->cfg = *lim;
+    if (m->aimd_rpm > 0 && m->cfg.rpm > 0 && m->aimd_rpm >= m->cfg.rpm)
+        m->aimd_rpm = 0;
+    sc_gemini_aimd_set(m, m->aimd_rpm, now);
+    sc_gemini_bucket_set_rate(&m->tok, m->cfg.tpm, now);
+    sc_info("gemini.limits", "model=%s rpm=%.0f tpm=%.0f max_concurrency=%d", m->name,
+            m->cfg.rpm, m->cfg.tpm, m->cfg.max_concurrency);
+    sc_gemini_dispatch(g, m, now); /* raised limits may let waiting calls go */
+    return SC_OK;
+}
+
+void sc_gemini_model_stats(const sc_gemini_t *g, const char *model, sc_gemini_model_stats_t *out)
+{
+    const sc_gem_model_t *m = NULL;
+    int64_t now = sc_now_ms();
+
+    if (!out)
+        return;
+    memset(out, 0, sizeof(*out));
+    if (!g || !model)
+        return;
+    for (int i = 0; i < g->n_models && !m; i++)
+        if (strcmp(g->models[i]->name, model) == 0)
+            m = g->models[i];
+    if (!m)
+        return;
+    out->requests_started = m->requests_started;
+    out->throttled_429 = m->throttled_429;
+    out->breaker_opens = m->breaker_opens;
+    out->rate_rpm_now =
+        sc_gemini_eff_rpm(m->cfg.rpm, sc_gemini_aimd_expired(m, now) ? 0 : m->aimd_rpm);
+    out->rate_rpm_min = m->rate_min;
+    out->pause_ms_left = m->pause_until_ms > now ? m->pause_until_ms - now : 0;
+    out->breaker_open = m->br_state != SC_GEM_BREAKER_CLOSED;
+    out->waiting = m->n_waiting;
+    out->running = m->n_running;
 }
 
 /* ---- response parsing ---- */
@@ -779,12 +1284,12 @@ static long sc_gemini_json_long(json_t *obj, const char *key) /* obj borrowed */
     return json_is_integer(v) ? (long)json_integer_value(v) : 0;
 }
 
-/* Fill the call's outputs from a 2xx body. 0, or -1 when the body is not a usable response. */
-static int sc_gemini_parse_ok(sc_gemini_call_t *call, const char *body, size_t len)
+/* Fill the call's outputs from a GenerateContentResponse object (borrowed). 0, or -1 when it is
+ * not a usable response. */
+int sc_gemini_response_from_json(sc_gemini_call_t *call, json_t *root)
 {
     int rc = -1;
-    json_t *root = json_loadb(body, len, 0, NULL); /* new, released at out */
-    json_t *cands, *cand, *parts, *usage, *fb;     /* borrowed from root */
+    json_t *cands, *cand, *parts, *usage, *fb; /* borrowed from root */
     char *text = NULL;
 
     if (!json_is_object(root))
@@ -845,6 +1350,14 @@ static int sc_gemini_parse_ok(sc_gemini_call_t *call, const char *body, size_t l
 
 out:
     free(text);
+    return rc;
+}
+
+/* Fill the call's outputs from a 2xx body. 0, or -1 when the body is not a usable response. */
+static int sc_gemini_parse_ok(sc_gemini_call_t *call, const char *body, size_t len)
+{
+    json_t *root = json_loadb(body, len, 0, NULL); /* new */
+    int rc = sc_gemini_response_from_json(call, root);
     json_decref(root);
     return rc;
 }
@@ -891,6 +1404,8 @@ out:
 static void sc_gemini_attempt_done(sc_gemini_t *g, sc_gem_priv_t *p, CURLcode rc)
 {
     sc_gemini_call_t *call = p->call;
+    sc_gem_model_t *m = p->model;
+    int64_t now = sc_now_ms();
     long http = 0;
     CURL *e = p->easy;
 
@@ -898,6 +1413,14 @@ static void sc_gemini_attempt_done(sc_gemini_t *g, sc_gem_priv_t *p, CURLcode rc
     curl_multi_remove_handle(g->multi, e);
     sc_gemini_easy_put(g, e);
     p->easy = NULL;
+    p->state = SC_GEM_IDLE;
+    m->n_running--;
+    /* the breaker counts 5xx and transport failures; any other answer shows the model is up */
+    sc_gemini_breaker_result(g, m, p,
+                             rc != CURLE_OK ? !p->resp_overflow
+                                            : (http == 500 || http == 502 || http == 503 ||
+                                               http == 504),
+                             now);
 
     if (p->resp_overflow) {
         call->http_status = http;
@@ -923,6 +1446,7 @@ static void sc_gemini_attempt_done(sc_gemini_t *g, sc_gem_priv_t *p, CURLcode rc
     call->http_status = http;
     if (http >= 200 && http < 300) {
         if (sc_gemini_parse_ok(call, p->resp ? p->resp : "", p->resp_len) == 0) {
+            sc_gemini_throttle_ok(m, now);
             sc_gemini_finish(g, p, SC_OK);
             return;
         }
@@ -932,32 +1456,60 @@ static void sc_gemini_attempt_done(sc_gemini_t *g, sc_gem_priv_t *p, CURLcode rc
     }
     {
         long retry_ms = sc_gemini_parse_error(call, http, p->resp, p->resp_len);
+        long delay = -1;
         if (!sc_gemini_http_retryable(http)) {
             sc_gemini_finish(g, p, SC_ERR_UPSTREAM_REJECTED);
             return;
         }
-        sc_gemini_retry_or_fail(g, p, SC_GEM_FAIL_HTTP, http == 429 ? retry_ms : -1);
+        if (http == 429) {
+            /* the pause holds every call of the model, this one included */
+            delay = sc_gemini_retry_delay(g, call->attempts, retry_ms);
+            sc_gemini_throttle_429(m, p, delay, now);
+        }
+        sc_gemini_retry_or_fail(g, p, SC_GEM_FAIL_HTTP, delay);
     }
 }
 
-/* Start the attempts whose retry time has come; return ms to the next due one (-1: none). */
+/* Queue the calls whose retry time has come, end the queued calls whose deadline passed, and
+ * start what the models' limits let start; return ms to the next timer (-1: none): a due
+ * retry, a queued call's deadline, or the moment a model's head call may go. */
 static long sc_gemini_run_timers(sc_gemini_t *g)
 {
     int64_t now = sc_now_ms();
-    long next = -1;
+    long next = -1, w;
     sc_gem_priv_t *p = g->held, *nx;
 
     for (; p; p = nx) {
-        nx = p->next; /* start_attempt may unlink p */
-        if (p->state != SC_GEM_WAITING)
-            continue;
-        if (p->due_ms <= now) {
-            sc_gemini_start_attempt(g, p);
+        nx = p->next; /* finish unlinks p */
+        if (p->state == SC_GEM_WAITING) {
+            if (p->due_ms <= now) {
+                sc_gemini_enqueue(p);
+                continue;
+            }
+            w = (long)(p->due_ms - now);
+        } else if (p->state == SC_GEM_QUEUED && p->call->deadline_ms > 0) {
+            if (p->call->deadline_ms - now < SC_GEMINI_MIN_ATTEMPT_MS) {
+                if (!p->call->err_message)
+                    sc_gemini_set_err(p->call, "", "deadline passed while waiting for the "
+                                                   "model's rate limit, pause or breaker");
+                sc_gemini_finish(g, p, SC_ERR_DEADLINE);
+                continue;
+            }
+            w = (long)(p->call->deadline_ms - now);
         } else {
-            long left = (long)(p->due_ms - now);
-            if (next < 0 || left < next)
-                next = left;
+            continue;
         }
+        if (next < 0 || w < next)
+            next = w;
+    }
+    for (int i = 0; i < g->n_models; i++) {
+        if (!g->models[i]->q_head) {
+            sc_gemini_aimd_tick(g->models[i], now);
+            continue;
+        }
+        w = sc_gemini_dispatch(g, g->models[i], now);
+        if (w >= 0 && (next < 0 || w < next))
+            next = w;
     }
     return next;
 }
@@ -966,13 +1518,17 @@ static long sc_gemini_run_timers(sc_gemini_t *g)
 sc_status_t sc_gemini_submit(sc_gemini_t *g, sc_gemini_call_t *call)
 {
     sc_gem_priv_t *p;
+    sc_gem_model_t *m;
 
-    if (!g || !call || !call->body || !sc_gemini_model_ok(call->model))
+    if (!g || !call || !call->body || !sc_gemini_model_ok(call->model) || call->est_tokens < 0)
         return SC_ERR_INVALID_ARG;
     if (call->priv && ((sc_gem_priv_t *)call->priv)->state != SC_GEM_IDLE)
         return SC_ERR_INVALID_ARG; /* already held by a client */
     if (g->n_inflight >= g->opts.max_inflight)
         return SC_ERR_FULL;
+    m = sc_gemini_model_get(g, call->model, 1);
+    if (!m)
+        return g->n_models >= SC_GEMINI_MODELS_MAX ? SC_ERR_FULL : SC_ERR_NOMEM;
     if (!call->priv) {
         call->priv = calloc(1, sizeof(sc_gem_priv_t));
         if (!call->priv)
@@ -982,11 +1538,12 @@ sc_status_t sc_gemini_submit(sc_gemini_t *g, sc_gemini_call_t *call)
     free(p->resp);
     memset(p, 0, sizeof(*p));
     p->call = call;
+    p->model = m;
     sc_gemini_call_clear_out(call);
     call->started_ms = sc_now_ms();
     g->n_inflight++;
     sc_gemini_link_held(g, p);
-    sc_gemini_start_attempt(g, p);
+    sc_gemini_admit(g, p, call->started_ms);
     return SC_OK;
 }
 

@@ -1,10 +1,13 @@
 /* gemini.h - Gemini REST client on one libcurl multi event loop: many concurrent
- * generateContent calls, HTTP/2 where offered, retries with backoff, per-call deadlines. */
+ * generateContent calls, HTTP/2 where offered, retries with backoff, per-call deadlines, and
+ * per-model rate limits, 429 throttling (AIMD) and a circuit breaker on sustained 5xx. */
 #ifndef SC_GEMINI_H
 #define SC_GEMINI_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "host/message.h"
 #include "host/status.h"
@@ -23,7 +26,40 @@ typedef struct {
     long backoff_jitter_ms;  /* uniform random [0, jitter] added to each delay */
     int http2;               /* ask for HTTP/2 (over TLS: ALPN; plain http: prior knowledge off) */
     unsigned seed;           /* jitter seed */
+    /* Circuit breaker, per model: after breaker_failures consecutive 500/502/503/504/transport
+     * failures the model's calls wait (unsent) for breaker_cooldown_ms; then one probe attempt
+     * is sent: success closes the breaker, failure re-opens it with the cooldown doubled up to
+     * breaker_max_cooldown_ms. */
+    int breaker_failures;         /* >= 1; default 20 */
+    long breaker_cooldown_ms;     /* >= 1; default 5000 */
+    long breaker_max_cooldown_ms; /* >= breaker_cooldown_ms; default 60000 */
 } sc_gemini_opts_t;
+
+/*
+ * A model's limits; 0 = unlimited for each. rpm and tpm are token buckets refilled continuously
+ * whose capacity is one second of the rate (at least one request / one request's tokens), so a
+ * burst after an idle spell is at most rpm/60 requests and tpm/60 tokens.
+ */
+#define SC_GEMINI_CONCURRENCY_LIMIT 65536 /* upper bound accepted for max_concurrency */
+
+typedef struct {
+    double rpm;          /* requests per minute */
+    double tpm;          /* prompt tokens per minute, from sc_gemini_call_t.est_tokens */
+    int max_concurrency; /* attempts of this model on the wire at once */
+} sc_gemini_limits_t;
+
+/* A model's counters and state, for tests and metrics. */
+typedef struct {
+    uint64_t requests_started; /* attempts sent */
+    uint64_t throttled_429;    /* 429 answers */
+    uint64_t breaker_opens;    /* times the breaker opened (re-opens after a probe included) */
+    double rate_rpm_now;       /* request rate limit in force (configured or adaptive); 0: none */
+    double rate_rpm_min;       /* lowest limit in force so far; 0 = never limited */
+    int64_t pause_ms_left;     /* model-wide pause after a 429 still to run; 0 = none */
+    int breaker_open;          /* 1 while open or half-open */
+    int waiting;               /* calls queued behind the model's limits, pause or breaker */
+    int running;               /* attempts on the wire */
+} sc_gemini_model_stats_t;
 
 /* Fill opts with the defaults of DESIGN §8 / gemini-api.md §6.3. base_url and api_key NULL. */
 void sc_gemini_opts_default(sc_gemini_opts_t *opts);
@@ -36,6 +72,7 @@ typedef struct sc_gemini_call {
     char *body;           /* request JSON; owned by the call, freed by sc_gemini_call_free() */
     size_t body_len;
     int64_t deadline_ms;  /* absolute, sc_now_ms() clock; 0 = none */
+    long est_tokens;      /* estimated prompt tokens (~chars/4) for the model's tpm; 0 = unknown */
     void *opaque;         /* the caller's */
     /* ---- out ---- */
     sc_status_t status;   /* SC_OK, or the SC_ERR_UPSTREAM_* / SC_ERR_DEADLINE family */
@@ -70,18 +107,35 @@ sc_status_t sc_gemini_new(const sc_gemini_opts_t *opts, sc_gemini_t **out, char 
  * with sc_gemini_poll() first to get them back. NULL ok. */
 void sc_gemini_free(sc_gemini_t *g);
 
-/* Hand a call to the client. SC_ERR_FULL when max_inflight calls are already in flight (the
- * call stays the caller's). On SC_OK the client owns the call until it is passed to the done
+/* Hand a call to the client. SC_ERR_FULL when max_inflight calls are already in flight, or
+ * when the call's model would exceed the number of models one client tracks (the call stays
+ * the caller's). The call starts at once unless its model's limits hold it back (see
+ * sc_gemini_set_model_limits). On SC_OK the client owns the call until it is passed to the done
  * callback. Must be called from the thread that calls sc_gemini_poll(). */
 sc_status_t sc_gemini_submit(sc_gemini_t *g, sc_gemini_call_t *call);
 
-/* Calls submitted and not yet finished (running or waiting for a retry). */
+/*
+ * Set (or, with every field 0, clear) the limits of model. A call that its model's limits,
+ * 429 pause or open breaker hold back waits in the model's FIFO inside the client: it stays in
+ * flight, is not failed, and ends SC_ERR_DEADLINE if its deadline passes while it waits.
+ * SC_ERR_INVALID_ARG on a bad model id or a negative / non-finite limit; SC_ERR_FULL when the
+ * client already tracks its maximum number of models. Call from the sc_gemini_poll() thread.
+ */
+sc_status_t sc_gemini_set_model_limits(sc_gemini_t *g, const char *model,
+                                       const sc_gemini_limits_t *lim);
+
+/* Fill out with model's counters and state (all zero for a model the client has not seen). */
+void sc_gemini_model_stats(const sc_gemini_t *g, const char *model, sc_gemini_model_stats_t *out);
+
+/* Calls submitted and not yet finished (running, waiting for a retry, or waiting behind their
+ * model's limits). */
 int sc_gemini_inflight(const sc_gemini_t *g);
 
 typedef void (*sc_gemini_done_cb)(sc_gemini_call_t *call, void *arg);
 
-/* Run the event loop once: wait up to timeout_ms for network activity, a due retry or a
- * wakeup, make progress, and pass every finished call (success or final failure) to done, which
+/* Run the event loop once: wait up to timeout_ms for network activity, a due retry, the moment
+ * a waiting call may start (bucket refill, pause or cooldown end), a deadline or a wakeup, make
+ * progress, and pass every finished call (success or final failure) to done, which
  * takes ownership of it. */
 sc_status_t sc_gemini_poll(sc_gemini_t *g, int timeout_ms, sc_gemini_done_cb done, void *arg);
 
@@ -90,6 +144,10 @@ void sc_gemini_wakeup(sc_gemini_t *g);
 
 /* Submit one call and poll until it finishes (for tools and tests). */
 sc_status_t sc_gemini_call_sync(sc_gemini_t *g, sc_gemini_call_t *call);
+
+/* Fill call's out fields (text, finish_reason, usage, …) from a GenerateContentResponse object
+ * (borrowed), as a Batch Mode result carries it. 0, or -1 when it is not a usable response. */
+int sc_gemini_response_from_json(sc_gemini_call_t *call, json_t *resp);
 
 /* A quick reachability check: open (and close) a connection to base_url within timeout_ms.
  * SC_OK or SC_ERR_UPSTREAM_TRANSPORT with the reason in errbuf. */

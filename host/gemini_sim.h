@@ -15,7 +15,14 @@ typedef struct {
     const char *api_key; /* NULL: any non-empty key is accepted; else only this one */
     const char *faults;  /* fault spec (see below), NULL or "" for none */
     unsigned threads;    /* HTTP worker threads, 0 = default (4) */
+    /* Batch Mode (gemini-api.md §5): a batch is PENDING for batch_pending_ms after its creation,
+     * then RUNNING for batch_running_ms, then terminal. 0 = the default (200 and 500 ms); at most
+     * SC_GEMINI_SIM_BATCH_DELAY_MS_MAX each. */
+    unsigned batch_pending_ms;
+    unsigned batch_running_ms;
 } sc_gemini_sim_opts_t;
+
+#define SC_GEMINI_SIM_BATCH_DELAY_MS_MAX 172800000u /* 48 h: when real batches expire */
 
 /*
  * Fault spec: comma-separated key=value pairs, e.g.
@@ -24,6 +31,13 @@ typedef struct {
  * delay: share delayed by delay_ms; seed: the PRNG seed; retry_delay: RetryInfo.retryDelay on
  * 429s; max_per_request=N: one request body is failed at most N times (default 2), so faults are
  * transient as real ones are. Unknown keys or rates outside 0..1 are an error.
+ * Batch Mode keys, all decided at batch creation with the same seeded PRNG:
+ *   batch_error=RATE   share of the requests in a batch answered with an error entry (500
+ *                      INTERNAL) instead of a response;
+ *   batch_fail=RATE    share of batches that end BATCH_STATE_FAILED with a top-level error;
+ *   batch_expire=RATE  share of batches that end BATCH_STATE_EXPIRED (batch_fail+batch_expire
+ *                      at most 1);
+ *   job_state_prefix=1 states are written JOB_STATE_* (as in the docs) instead of BATCH_STATE_*.
  */
 sc_status_t sc_gemini_sim_start(const sc_gemini_sim_opts_t *opts, sc_gemini_sim_t **out,
                                 char *errbuf, size_t errlen);
@@ -32,7 +46,9 @@ sc_status_t sc_gemini_sim_start(const sc_gemini_sim_opts_t *opts, sc_gemini_sim_
 int sc_gemini_sim_port(const sc_gemini_sim_t *sim);
 
 /* Counters as JSON (the same document GET /sim/stats serves): requests, responses by HTTP
- * status, faults injected by kind. @remark the caller frees the string with free(). */
+ * status, faults injected by kind, batches_created, batch_requests, duplicate_batch_keys (request
+ * keys, metadata.key, seen in more than one created batch) and batch_keys_overflow (keys not
+ * remembered because the key set was full). @remark the caller frees the string with free(). */
 char *sc_gemini_sim_stats_json(sc_gemini_sim_t *sim);
 
 /* Stop the server and free it. NULL ok. */

@@ -7,7 +7,7 @@
 #include "host/util.h"
 #include "pipelines/pipeline.h"
 
-static double cost_of(const sc_config_t *cfg, const char *model, const sc_usage_t *u)
+static double cost_of(const sc_config_t *cfg, const char *model, const sc_usage_t *u, int batch)
 {
     sc_price_t p;
     if (sc_price_lookup(cfg, model, &p) != SC_OK) {
@@ -15,7 +15,7 @@ static double cost_of(const sc_config_t *cfg, const char *model, const sc_usage_
                 model);
         return 0.0;
     }
-    return sc_price_cost(&p, u, 0);
+    return sc_price_cost(&p, u, batch);
 }
 
 char *sc_stage_ledger(const sc_item_t *it, const sc_config_t *cfg, size_t *len)
@@ -40,14 +40,17 @@ char *sc_stage_ledger(const sc_item_t *it, const sc_config_t *cfg, size_t *len)
         r.text = call->text ? call->text : "";
         r.finish_reason = call->finish_reason;
         r.usage = call->usage;
-        r.cost_usd = cost_of(cfg, it->model, &r.usage);
+        r.cost_usd = cost_of(cfg, it->model, &r.usage, it->batch);
+        /* Batch Mode: the same call at the standard price, less what it cost */
+        if (it->batch)
+            r.savings.batch_usd = cost_of(cfg, it->model, &r.usage, 0) - r.cost_usd;
         /* The baseline is the naive request: the same full prompt, uncached, on the strong model
          * (or on the model the producer pinned, since scrimp does not reroute those). */
         sc_usage_t base = r.usage;
         base.cached_tokens = 0;
         const char *base_model =
             strcmp(it->route, "pinned") == 0 ? it->model : sc_config_str(cfg, "models.strong");
-        r.baseline_cost_usd = cost_of(cfg, base_model, &base);
+        r.baseline_cost_usd = cost_of(cfg, base_model, &base, 0);
     } else {
         r.ok = 0;
         r.error_code = sc_status_code(it->error);

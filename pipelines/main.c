@@ -10,11 +10,13 @@
 #include "host/dev_broker.h"
 #include "host/gemini_sim.h"
 #include "host/log.h"
+#include "pipelines/backfill.h"
+#include "pipelines/cli.h"
+#include "pipelines/embed.h"
 #include "pipelines/online.h"
 #include "pipelines/report.h"
 
 #define MAIN_ERRBUF 1024
-#define MAIN_MAX_OVERRIDES 256
 
 static volatile sig_atomic_t running = 1;
 
@@ -40,14 +42,19 @@ static void usage(FILE *out)
             "usage: scrimp <command> [options]\n"
             "\n"
             "  serve [-c FILE] [-X key=value]...     online optimizer: Kafka in -> Kafka out\n"
+            "  backfill IN.jsonl -o OUT.jsonl [--mode online|batch] [--resume] [-c FILE] [-X k=v]...\n"
+            "                                        offline job: one output line per input line\n"
             "  report RESULTS.jsonl                  savings tables from results\n"
             "  dev-broker [--port N] [--partitions P]\n"
             "                                        embedded Kafka-protocol broker; prints its\n"
             "                                        bootstrap address as the first stdout line\n"
             "  gemini-sim [--port N] [--faults SPEC] [--api-key KEY] [--threads N]\n"
+            "             [--batch-pending-ms MS] [--batch-running-ms MS]\n"
             "                                        local Gemini-API server; prints its base URL\n"
             "                                        as the first stdout line\n"
             "  config dump [-c FILE] [-X key=value]...  effective configuration, secrets masked\n"
+            "  embed [--format jsonl|f32] [--model DIR] [--backend auto|cpu|cuda] [--batch N]\n"
+            "        [--threads N] < lines           one all-MiniLM-L6-v2 embedding per line\n"
             "  version\n"
             "\n"
             "Environment: GEMINI_API_KEY (the API key), SCRIMP_LOG (debug|info|warn|error).\n");
@@ -58,50 +65,25 @@ static void usage(FILE *out)
 /* Parse [-c FILE] [-X k=v]... from argv; other arguments are an error. */
 static int load_config(int argc, char **argv, sc_config_t **out)
 {
-    char err[MAIN_ERRBUF];
-    sc_config_t *cfg = NULL;
-    if (sc_config_new(&cfg) != SC_OK) {
-        fprintf(stderr, "scrimp: out of memory\n");
-        return 1;
-    }
     const char *file = NULL;
-    const char *overrides[MAIN_MAX_OVERRIDES];
+    const char *overrides[SC_CLI_MAX_OVERRIDES];
     int nover = 0, opt;
     optind = 1;
     while ((opt = getopt(argc, argv, "c:X:")) != -1) {
         if (opt == 'c') {
             file = optarg;
-        } else if (opt == 'X' && nover < MAIN_MAX_OVERRIDES) {
+        } else if (opt == 'X' && nover < SC_CLI_MAX_OVERRIDES) {
             overrides[nover++] = optarg;
         } else {
             fprintf(stderr, "scrimp: expected -c FILE and -X key=value options\n");
-            goto fail;
+            return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "scrimp: unexpected argument \"%s\"\n", argv[optind]);
-        goto fail;
+        return 2;
     }
-    if (file && sc_config_load_file(cfg, file, err, sizeof err) != SC_OK) {
-        fprintf(stderr, "scrimp: configuration error: %s\n", err);
-        goto fail;
-    }
-    for (int i = 0; i < nover; i++) {
-        if (sc_config_set(cfg, overrides[i], err, sizeof err) != SC_OK) {
-            fprintf(stderr, "scrimp: configuration error: %s\n", err);
-            goto fail;
-        }
-    }
-    sc_config_load_env(cfg);
-    if (sc_config_validate(cfg, err, sizeof err) != SC_OK) {
-        fprintf(stderr, "scrimp: configuration error: %s\n", err);
-        goto fail;
-    }
-    *out = cfg;
-    return 0;
-fail:
-    sc_config_free(cfg);
-    return 2;
+    return sc_cli_config(file, overrides, nover, out);
 }
 
 /* ---- subcommands ---- */
@@ -193,6 +175,8 @@ static int cmd_gemini_sim(int argc, char **argv)
                                          {"faults", required_argument, NULL, 'f'},
                                          {"api-key", required_argument, NULL, 'k'},
                                          {"threads", required_argument, NULL, 't'},
+                                         {"batch-pending-ms", required_argument, NULL, 'P'},
+                                         {"batch-running-ms", required_argument, NULL, 'R'},
                                          {NULL, 0, NULL, 0}};
     sc_gemini_sim_opts_t so = {0};
     int opt;
@@ -212,8 +196,17 @@ static int cmd_gemini_sim(int argc, char **argv)
             so.threads = (unsigned)atoi(optarg);
             continue;
         }
+        if (opt == 'P' || opt == 'R') {
+            char *end = NULL;
+            unsigned long ms = strtoul(optarg, &end, 10); /* overflow gives ULONG_MAX: refused */
+            if (optarg[0] >= '0' && optarg[0] <= '9' && end && !*end && ms >= 1 &&
+                ms <= SC_GEMINI_SIM_BATCH_DELAY_MS_MAX) {
+                *(opt == 'P' ? &so.batch_pending_ms : &so.batch_running_ms) = (unsigned)ms;
+                continue;
+            }
+        }
         fprintf(stderr, "usage: scrimp gemini-sim [--port N] [--faults SPEC] [--api-key KEY] "
-                        "[--threads N]\n");
+                        "[--threads N] [--batch-pending-ms MS] [--batch-running-ms MS]\n");
         return 2;
     }
     char err[MAIN_ERRBUF];
@@ -263,6 +256,12 @@ int main(int argc, char **argv)
         return cmd_gemini_sim(argc, argv);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc, argv);
+    if (strcmp(cmd, "embed") == 0)
+        return sc_embed_cli(argc, argv);
+    if (strcmp(cmd, "backfill") == 0) {
+        install_signals();
+        return sc_backfill_cli(argc, argv, &running);
+    }
     if (strcmp(cmd, "version") == 0) {
         printf("scrimp %s\n", SCRIMP_VERSION);
         return 0;

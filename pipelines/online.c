@@ -332,6 +332,7 @@ static void compute_prepare_call(online_t *o, sc_item_t *it)
     }
     int64_t budget = it->req->deadline_ms > 0 ? it->req->deadline_ms : o->default_deadline_ms;
     it->call->deadline_ms = it->consumed_ms + budget;
+    it->call->est_tokens = (long)(len / SC_CHARS_PER_TOKEN); /* for the tokens/min bucket */
     it->call->opaque = it;
 }
 
@@ -463,32 +464,6 @@ static void consumer_loop(online_t *o)
 
 /* ---- the driver ---- */
 
-static sc_status_t gemini_from_config(const sc_config_t *cfg, sc_gemini_t **out, char *errbuf,
-                                      size_t errlen)
-{
-    sc_gemini_opts_t go;
-    sc_gemini_opts_default(&go);
-    go.base_url = sc_config_str(cfg, "gemini.base_url");
-    go.api_key = sc_config_str(cfg, "gemini.api_key");
-    go.connect_timeout_ms = (long)sc_config_int(cfg, "gemini.connect_timeout_ms");
-    go.request_timeout_ms = (long)sc_config_int(cfg, "gemini.request_timeout_ms");
-    go.max_inflight = (int)sc_config_int(cfg, "gemini.max_inflight");
-    go.max_attempts = (int)sc_config_int(cfg, "gemini.max_attempts");
-    go.backoff_initial_ms = (long)sc_config_int(cfg, "gemini.backoff_initial_ms");
-    go.backoff_max_ms = (long)sc_config_int(cfg, "gemini.backoff_max_ms");
-    go.backoff_jitter_ms = (long)sc_config_int(cfg, "gemini.backoff_jitter_ms");
-    go.http2 = sc_config_bool(cfg, "gemini.http2");
-    go.seed = (unsigned)sc_now_us();
-    return sc_gemini_new(&go, out, errbuf, errlen);
-}
-
-static void limits_from_config(const sc_config_t *cfg, sc_limits_t *lim)
-{
-    lim->max_message_bytes = (size_t)sc_config_int(cfg, "limits.max_message_bytes");
-    lim->max_messages = (size_t)sc_config_int(cfg, "limits.max_messages");
-    lim->max_id_bytes = (size_t)sc_config_int(cfg, "limits.max_id_bytes");
-}
-
 sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running, char *errbuf,
                           size_t errlen)
 {
@@ -497,7 +472,7 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
     online_t o = {.cfg = cfg, .running = running};
     pthread_t t_compute, t_forward, t_publish;
     int threads = 0;
-    limits_from_config(cfg, &o.limits);
+    sc_limits_from_config(cfg, &o.limits);
     o.t_requests = sc_config_str(cfg, "topics.requests");
     o.t_results = sc_config_str(cfg, "topics.results");
     o.t_dlq = sc_config_str(cfg, "topics.dlq");
@@ -515,7 +490,7 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
     long probe_ms = (long)sc_config_int(cfg, "pipeline.startup_timeout_ms");
     if ((st = sc_gemini_probe(sc_config_str(cfg, "gemini.base_url"), probe_ms, errbuf, errlen)))
         return st;
-    if ((st = gemini_from_config(cfg, &o.gemini, errbuf, errlen)))
+    if ((st = sc_upstream_from_config(cfg, &o.gemini, errbuf, errlen)))
         return st;
 
     rd_kafka_conf_t *pconf = kafka_conf(cfg, 0, errbuf, errlen);

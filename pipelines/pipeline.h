@@ -41,6 +41,7 @@ typedef struct sc_item {
     char model[SC_MODEL_MAX];
     const char *route;       /* "pinned" or "default" (static strings) */
     /* forward stage */
+    int batch;               /* answered through Batch Mode (batch prices) */
     sc_gemini_call_t *call;  /* owned once back from the client */
 } sc_item_t;
 
@@ -54,6 +55,18 @@ typedef struct {
 } sc_batch_t;
 
 void sc_batch_free(sc_batch_t *batch); /* frees the items still in it; NULL ok */
+
+/* A rough local token estimate for budgets (the simulator and Gemini's English text average about
+ * 4 characters per token). */
+#define SC_CHARS_PER_TOKEN 4
+
+/* ---- shared set-up (upstream.c) ---- */
+
+/* The Gemini client from gemini.* and rate_limits.* (@remark the caller frees it). */
+sc_status_t sc_upstream_from_config(const sc_config_t *cfg, sc_gemini_t **out, char *errbuf,
+                                    size_t errlen);
+/* limits.* into lim. */
+void sc_limits_from_config(const sc_config_t *cfg, sc_limits_t *lim);
 
 /* ---- stages (one file each) ---- */
 

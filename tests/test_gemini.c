@@ -1,5 +1,6 @@
 /* test_gemini.c - the Gemini client against the in-process simulator (retries, faults,
- * deadlines, concurrency) and against a canned-response server (response parsing edge cases). */
+ * deadlines, concurrency, per-model limits, 429 throttling, circuit breaker) and against a
+ * canned-response server (response parsing edge cases). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +30,9 @@
 #define POLL_MS 100
 #define TEST_WAIT_MAX_MS 30000 /* no test waits longer than this for calls to finish */
 #define N_CONCURRENT 64
+#define STORM_CALLS 300      /* calls per batch of the 429-storm test */
+#define BATCH_INFLIGHT 512   /* max_inflight of the clients that submit whole batches */
+#define TIMING_SLACK_MS 20   /* clock truncation and scheduling, subtracted from lower bounds */
 
 /* ---- helpers ---- */
 
@@ -37,34 +41,52 @@ typedef struct {
     char url[64];
 } sim_t;
 
-static void sim_start(sim_t *s, const char *faults)
+/* Start a simulator on port (0: any free one) with threads HTTP workers (0: its default). */
+static void sim_start_on(sim_t *s, const char *faults, int port, unsigned threads)
 {
     char err[256] = "";
     sc_gemini_sim_opts_t so = {0};
-    so.port = 0;
+    so.port = port;
     so.api_key = TEST_KEY;
     so.faults = faults;
+    so.threads = threads;
     sc_status_t st = sc_gemini_sim_start(&so, &s->sim, err, sizeof(err));
     if (st != SC_OK)
         fail_msg("sim start: %s", err);
     snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", sc_gemini_sim_port(s->sim));
 }
 
+static void sim_start(sim_t *s, const char *faults)
+{
+    sim_start_on(s, faults, 0, 0);
+}
+
+static void client_opts(sc_gemini_opts_t *o, const char *url, long backoff_ms, int max_attempts)
+{
+    sc_gemini_opts_default(o);
+    o->base_url = url;
+    o->api_key = TEST_KEY;
+    o->backoff_initial_ms = backoff_ms;
+    o->backoff_jitter_ms = backoff_ms / 10;
+    o->max_attempts = max_attempts;
+    o->connect_timeout_ms = 2000;
+    o->request_timeout_ms = 10000;
+}
+
+static sc_gemini_t *client_from(const sc_gemini_opts_t *o)
+{
+    char err[256] = "";
+    sc_gemini_t *g = NULL;
+    if (sc_gemini_new(o, &g, err, sizeof(err)) != SC_OK)
+        fail_msg("client: %s", err);
+    return g;
+}
+
 static sc_gemini_t *client_new(const char *url, long backoff_ms, int max_attempts)
 {
     sc_gemini_opts_t o;
-    char err[256] = "";
-    sc_gemini_t *g = NULL;
-    sc_gemini_opts_default(&o);
-    o.base_url = url;
-    o.api_key = TEST_KEY;
-    o.backoff_initial_ms = backoff_ms;
-    o.backoff_jitter_ms = backoff_ms / 10;
-    o.max_attempts = max_attempts;
-    o.connect_timeout_ms = 2000;
-    o.request_timeout_ms = 10000;
-    assert_int_equal(sc_gemini_new(&o, &g, err, sizeof(err)), SC_OK);
-    return g;
+    client_opts(&o, url, backoff_ms, max_attempts);
+    return client_from(&o);
 }
 
 /* A generateContent body with one user turn. @remark the caller owns the result (free()). */
@@ -529,6 +551,297 @@ static void test_probe(void **state)
     sc_gemini_sim_stop(s.sim);
 }
 
+/* ---- per-model limits, 429 throttling, breaker ---- */
+
+typedef struct {
+    int done, ok, deadline, other;
+    int min_attempts, max_attempts;
+    int64_t last_done_ms;
+} batch_t;
+
+/* Counts a finished call and frees it. */
+static void batch_cb(sc_gemini_call_t *call, void *arg)
+{
+    batch_t *b = arg;
+    b->done++;
+    if (call->status == SC_OK && call->text && call->text[0])
+        b->ok++;
+    else if (call->status == SC_ERR_DEADLINE)
+        b->deadline++;
+    else
+        b->other++;
+    if (b->done == 1 || call->attempts < b->min_attempts)
+        b->min_attempts = call->attempts;
+    if (call->attempts > b->max_attempts)
+        b->max_attempts = call->attempts;
+    b->last_done_ms = sc_now_ms();
+    sc_gemini_call_free(call);
+}
+
+/* What the model's stats showed between polls while a batch ran. */
+typedef struct {
+    int max_running, max_waiting, breaker_seen;
+    double min_rate;
+} watch_t;
+
+/*
+ * Submit n calls of model at once (texts "<tag> <i>", est_tokens each, deadline_ms absolute or
+ * 0) and poll until all are back. Returns the ms from the first submit to the last call back.
+ */
+static int64_t run_batch(sc_gemini_t *g, const char *model, const char *tag, int n,
+                         long est_tokens, int64_t deadline_ms, batch_t *b, watch_t *w)
+{
+    int64_t t0 = sc_now_ms();
+    memset(b, 0, sizeof(*b));
+    if (w)
+        memset(w, 0, sizeof(*w));
+    for (int i = 0; i < n; i++) {
+        char text[96];
+        snprintf(text, sizeof(text), "%s question %d", tag, i);
+        sc_gemini_call_t *c = call_make(model, text, 0);
+        c->est_tokens = est_tokens;
+        c->deadline_ms = deadline_ms;
+        assert_int_equal(sc_gemini_submit(g, c), SC_OK);
+    }
+    while (b->done < n) {
+        sc_gemini_model_stats_t st;
+        assert_int_equal(sc_gemini_poll(g, POLL_MS, batch_cb, b), SC_OK);
+        sc_gemini_model_stats(g, model, &st);
+        if (w) {
+            if (st.running > w->max_running)
+                w->max_running = st.running;
+            if (st.waiting > w->max_waiting)
+                w->max_waiting = st.waiting;
+            w->breaker_seen |= st.breaker_open;
+            if (st.rate_rpm_now > 0 && (w->min_rate == 0 || st.rate_rpm_now < w->min_rate))
+                w->min_rate = st.rate_rpm_now;
+        }
+        assert_true(st.running + st.waiting <= sc_gemini_inflight(g));
+        assert_true(sc_now_ms() - t0 < TEST_WAIT_MAX_MS);
+    }
+    assert_int_equal(sc_gemini_inflight(g), 0);
+    return b->last_done_ms - t0;
+}
+
+static void test_limit_rpm(void **state)
+{
+    (void)state;
+    sim_t s;
+    batch_t b;
+    watch_t w;
+    sc_gemini_model_stats_t st;
+    const sc_gemini_limits_t lim = {.rpm = 1200}; /* 20/s, a burst of 20 */
+    const int n = 44;
+    sim_start(&s, NULL);
+    sc_gemini_t *g = client_new(s.url, 10, 5);
+    assert_int_equal(sc_gemini_set_model_limits(g, TEST_MODEL, &lim), SC_OK);
+    int64_t took = run_batch(g, TEST_MODEL, "rpm", n, 0, 0, &b, &w);
+    assert_int_equal(b.ok, n);
+    /* the burst goes at once, the other 24 one per 50 ms: the last starts >= 1200 ms in */
+    assert_true(took >= (n - 20) * 50 - TIMING_SLACK_MS);
+    assert_true(w.max_waiting > 0);
+    sc_gemini_model_stats(g, TEST_MODEL, &st);
+    assert_int_equal(st.requests_started, n);
+    assert_true(st.rate_rpm_now > 1199 && st.rate_rpm_now < 1201);
+    assert_int_equal(st.waiting, 0);
+    assert_int_equal(st.running, 0);
+    /* another model is not limited by this one's bucket */
+    took = run_batch(g, "gemini-2.5-flash-lite", "other", n, 0, 0, &b, NULL);
+    assert_int_equal(b.ok, n);
+    assert_true(took < 1000);
+    sc_gemini_free(g);
+    sc_gemini_sim_stop(s.sim);
+}
+
+static void test_limit_tpm(void **state)
+{
+    (void)state;
+    sim_t s;
+    batch_t b;
+    const sc_gemini_limits_t lim = {.tpm = 240000}; /* 4000 tokens/s, a burst of 4000 */
+    sim_start(&s, NULL);
+    sc_gemini_t *g = client_new(s.url, 10, 5);
+    assert_int_equal(sc_gemini_set_model_limits(g, TEST_MODEL, &lim), SC_OK);
+    /* 12 calls of 500 tokens: 8 at once, then one per 125 ms */
+    int64_t took = run_batch(g, TEST_MODEL, "tpm", 12, 500, 0, &b, NULL);
+    assert_int_equal(b.ok, 12);
+    assert_true(took >= 4 * 125 - TIMING_SLACK_MS);
+    sc_gemini_free(g);
+    sc_gemini_sim_stop(s.sim);
+}
+
+static void test_limit_concurrency(void **state)
+{
+    (void)state;
+    sim_t s;
+    batch_t b;
+    watch_t w;
+    const sc_gemini_limits_t lim = {.max_concurrency = 2};
+    const int n = 10;
+    sim_start_on(&s, "delay=1,delay_ms=100", 0, 16); /* more sim workers than the cap */
+    sc_gemini_t *g = client_new(s.url, 10, 5);
+    assert_int_equal(sc_gemini_set_model_limits(g, TEST_MODEL, &lim), SC_OK);
+    int64_t took = run_batch(g, TEST_MODEL, "conc", n, 0, 0, &b, &w);
+    assert_int_equal(b.ok, n);
+    assert_true(took >= (n / 2) * 100 - TIMING_SLACK_MS); /* 5 rounds of 100 ms */
+    assert_true(w.max_running <= 2);
+    assert_true(w.max_waiting > 0);
+    sc_gemini_free(g);
+    sc_gemini_sim_stop(s.sim);
+}
+
+static void test_limit_deadline(void **state)
+{
+    (void)state;
+    sim_t s;
+    batch_t b;
+    const sc_gemini_limits_t lim = {.rpm = 30}; /* one call now, the next in two seconds */
+    sim_start(&s, NULL);
+    sc_gemini_t *g = client_new(s.url, 10, 5);
+    assert_int_equal(sc_gemini_set_model_limits(g, TEST_MODEL, &lim), SC_OK);
+    int64_t t0 = sc_now_ms();
+    int64_t took = run_batch(g, TEST_MODEL, "deadline", 3, 0, t0 + 300, &b, NULL);
+    assert_int_equal(b.ok, 1);
+    assert_int_equal(b.deadline, 2);
+    assert_int_equal(b.min_attempts, 0); /* never sent */
+    assert_true(took >= 300 - TIMING_SLACK_MS);
+    assert_true(took < 1500); /* ended at the deadline, not when the bucket refilled */
+    sc_gemini_free(g);
+    sc_gemini_sim_stop(s.sim);
+}
+
+/* Poll an idle client until model's adaptive limit is gone (stats show no limit, no pause). */
+static void wait_unthrottled(sc_gemini_t *g, const char *model)
+{
+    int64_t t0 = sc_now_ms();
+    batch_t none = {0};
+    for (;;) {
+        sc_gemini_model_stats_t st;
+        sc_gemini_model_stats(g, model, &st);
+        if (st.rate_rpm_now == 0 && st.pause_ms_left == 0)
+            return;
+        assert_int_equal(sc_gemini_poll(g, POLL_MS, batch_cb, &none), SC_OK);
+        assert_true(sc_now_ms() - t0 < TEST_WAIT_MAX_MS);
+    }
+}
+
+static void test_429_storm(void **state)
+{
+    (void)state;
+    sim_t s;
+    batch_t b;
+    watch_t w;
+    sc_gemini_opts_t o;
+    sc_gemini_model_stats_t st;
+    sim_start(&s, NULL);
+    int port = sc_gemini_sim_port(s.sim);
+    client_opts(&o, s.url, 10, 6);
+    o.max_inflight = BATCH_INFLIGHT;
+    sc_gemini_t *g = client_from(&o);
+
+    int64_t base = run_batch(g, TEST_MODEL, "baseline", STORM_CALLS, 0, 0, &b, NULL);
+    assert_int_equal(b.ok, STORM_CALLS);
+    sc_gemini_sim_stop(s.sim);
+
+    /* the storm: half the requests answered 429 (RetryInfo 50 ms), each body at most 3 times */
+    sim_start_on(&s, "429=0.5,max_per_request=3,retry_delay=0.05s,seed=11", port, 0);
+    int64_t storm = run_batch(g, TEST_MODEL, "storm", STORM_CALLS, 0, 0, &b, &w);
+    assert_int_equal(b.ok, STORM_CALLS);
+    assert_true(b.max_attempts <= 4);
+    sc_gemini_model_stats(g, TEST_MODEL, &st);
+    assert_true(st.throttled_429 > 0);
+    assert_true(st.rate_rpm_min > 0); /* the adaptive limit engaged */
+    assert_true(st.rate_rpm_min < STORM_CALLS * 60.0);
+    assert_int_equal(st.breaker_opens, 0); /* 429s are not breaker failures */
+    sc_gemini_sim_stop(s.sim);
+
+    /* the storm is over: the limit lifts after the quiet period and full speed returns */
+    sim_start_on(&s, NULL, port, 0);
+    wait_unthrottled(g, TEST_MODEL);
+    int64_t after = run_batch(g, TEST_MODEL, "after", STORM_CALLS, 0, 0, &b, NULL);
+    assert_int_equal(b.ok, STORM_CALLS);
+    printf("    429 storm: baseline %lld ms, storm %lld ms (429s %llu, lowest rate %.0f rpm), "
+           "after %lld ms\n",
+           (long long)base, (long long)storm, (unsigned long long)st.throttled_429,
+           st.rate_rpm_min, (long long)after);
+    assert_true(after <= 2 * base + 500); /* still throttled, 300 calls would take > 1 s */
+    sc_gemini_free(g);
+    sc_gemini_sim_stop(s.sim);
+}
+
+static void test_429_pause_model_wide(void **state)
+{
+    (void)state;
+    sim_t s;
+    batch_t b;
+    sc_gemini_model_stats_t st;
+    /* every body fails once with RetryInfo 300 ms: the whole model waits, not just that call */
+    sim_start(&s, "429=1,max_per_request=1,retry_delay=0.3s");
+    sc_gemini_t *g = client_new(s.url, 10, 3);
+    int64_t took = run_batch(g, TEST_MODEL, "pause", 4, 0, 0, &b, NULL);
+    assert_int_equal(b.ok, 4);
+    assert_true(took >= 300 - TIMING_SLACK_MS);
+    sc_gemini_model_stats(g, TEST_MODEL, &st);
+    assert_int_equal(st.throttled_429, 4);
+    assert_int_equal(st.rate_rpm_now, 0); /* a few calls: the pause alone answers */
+    sc_gemini_free(g);
+    sc_gemini_sim_stop(s.sim);
+}
+
+static void test_breaker(void **state)
+{
+    (void)state;
+    sim_t s;
+    batch_t b;
+    watch_t w;
+    sc_gemini_opts_t o;
+    sc_gemini_model_stats_t st;
+    /* every body answers 503 twice, then 200 */
+    sim_start(&s, "503=1,max_per_request=2");
+    client_opts(&o, s.url, 10, 6);
+    o.breaker_failures = 3;
+    o.breaker_cooldown_ms = 200;
+    o.breaker_max_cooldown_ms = 400;
+    sc_gemini_t *g = client_from(&o);
+    /*
+     * 3 calls fail together: the breaker opens (200 ms). Each later probe is the FIFO's head:
+     * the other two bodies still have a 503 left, so probes fail and re-open it with the
+     * cooldown doubled and capped (400, 400) until a probe of an exhausted body closes it.
+     */
+    int64_t took = run_batch(g, TEST_MODEL, "breaker", 3, 0, 0, &b, &w);
+    assert_int_equal(b.ok, 3);
+    assert_int_equal(b.min_attempts, 3);
+    assert_int_equal(b.max_attempts, 3);
+    assert_true(w.breaker_seen);
+    assert_true(took >= 200 + 400 + 400 + 400 - TIMING_SLACK_MS);
+    sc_gemini_model_stats(g, TEST_MODEL, &st);
+    assert_int_equal(st.breaker_opens, 4);
+    assert_int_equal(st.breaker_open, 0);
+    assert_int_equal(st.requests_started, 9);
+    sc_gemini_free(g);
+    sc_gemini_sim_stop(s.sim);
+}
+
+static void test_breaker_deadline(void **state)
+{
+    (void)state;
+    sim_t s;
+    batch_t b;
+    sc_gemini_opts_t o;
+    sim_start(&s, "503=1,max_per_request=100");
+    client_opts(&o, s.url, 10, 20);
+    o.breaker_failures = 2;
+    o.breaker_cooldown_ms = 5000;
+    sc_gemini_t *g = client_from(&o);
+    int64_t took = run_batch(g, TEST_MODEL, "open", 2, 0, sc_now_ms() + 300, &b, NULL);
+    assert_int_equal(b.deadline, 2); /* waited behind the open breaker until the deadline */
+    assert_int_equal(b.max_attempts, 1);
+    assert_true(took >= 300 - TIMING_SLACK_MS);
+    assert_true(took < 2000);
+    sc_gemini_free(g);
+    sc_gemini_sim_stop(s.sim);
+}
+
 /* ---- no server ---- */
 
 static void test_opts(void **state)
@@ -547,6 +860,9 @@ static void test_opts(void **state)
     assert_int_equal(o.backoff_jitter_ms, 1000);
     assert_int_equal(o.http2, 1);
     assert_int_equal(o.seed, 1);
+    assert_int_equal(o.breaker_failures, 20);
+    assert_int_equal(o.breaker_cooldown_ms, 5000);
+    assert_int_equal(o.breaker_max_cooldown_ms, 60000);
     assert_null(o.base_url);
     assert_null(o.api_key);
 
@@ -564,6 +880,14 @@ static void test_opts(void **state)
     assert_int_equal(sc_gemini_new(&o, &g, err, sizeof(err)), SC_ERR_INVALID_ARG);
     assert_non_null(strstr(err, "max_inflight"));
     o.max_inflight = 4;
+    o.breaker_max_cooldown_ms = o.breaker_cooldown_ms - 1;
+    assert_int_equal(sc_gemini_new(&o, &g, err, sizeof(err)), SC_ERR_INVALID_ARG);
+    assert_non_null(strstr(err, "breaker_max_cooldown_ms"));
+    o.breaker_max_cooldown_ms = 60000;
+    o.breaker_failures = 0;
+    assert_int_equal(sc_gemini_new(&o, &g, err, sizeof(err)), SC_ERR_INVALID_ARG);
+    assert_non_null(strstr(err, "breaker_failures"));
+    o.breaker_failures = 20;
     o.api_key = "abc\r\nX-Evil: 1";
     assert_int_equal(sc_gemini_new(&o, &g, err, sizeof(err)), SC_ERR_INVALID_ARG);
     o.api_key = "k";
@@ -573,6 +897,20 @@ static void test_opts(void **state)
     sc_gemini_call_t *c = call_make("../evil?x=", "hi", 0);
     assert_int_equal(sc_gemini_submit(g, c), SC_ERR_INVALID_ARG);
     sc_gemini_call_free(c);
+    /* limits: bad values and model ids refused; unknown models read as zero */
+    sc_gemini_limits_t lim = {.rpm = -1};
+    assert_int_equal(sc_gemini_set_model_limits(g, TEST_MODEL, &lim), SC_ERR_INVALID_ARG);
+    lim.rpm = 0;
+    lim.max_concurrency = -1;
+    assert_int_equal(sc_gemini_set_model_limits(g, TEST_MODEL, &lim), SC_ERR_INVALID_ARG);
+    lim.max_concurrency = 4;
+    assert_int_equal(sc_gemini_set_model_limits(g, "a/b", &lim), SC_ERR_INVALID_ARG);
+    assert_int_equal(sc_gemini_set_model_limits(g, TEST_MODEL, &lim), SC_OK);
+    assert_int_equal(sc_gemini_set_model_limits(g, TEST_MODEL, NULL), SC_OK); /* cleared */
+    sc_gemini_model_stats_t st;
+    sc_gemini_model_stats(g, "never-seen", &st);
+    assert_int_equal(st.requests_started, 0);
+    assert_true(st.rate_rpm_now == 0);
     sc_gemini_free(g);
     sc_gemini_free(NULL);
     sc_gemini_call_free(NULL);
@@ -812,6 +1150,14 @@ int main(void)
         cmocka_unit_test(test_free_with_inflight),
         cmocka_unit_test(test_wakeup),
         cmocka_unit_test(test_probe),
+        cmocka_unit_test(test_limit_rpm),
+        cmocka_unit_test(test_limit_tpm),
+        cmocka_unit_test(test_limit_concurrency),
+        cmocka_unit_test(test_limit_deadline),
+        cmocka_unit_test(test_429_pause_model_wide),
+        cmocka_unit_test(test_429_storm),
+        cmocka_unit_test(test_breaker),
+        cmocka_unit_test(test_breaker_deadline),
     };
     const struct CMUnitTest parse_tests[] = {
         cmocka_unit_test(test_parse_thoughts_and_headers),

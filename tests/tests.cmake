@@ -14,10 +14,16 @@ sc_unit_test(test_price)
 sc_unit_test(test_offsets)
 sc_unit_test(test_gemini_sim)
 sc_unit_test(test_gemini)
+sc_unit_test(test_tokenizer)
+sc_unit_test(test_safetensors)
+sc_unit_test(test_ops_cpu)
+sc_unit_test(test_encoder)
 
 # Integration: kcat produces, scrimp serve consumes, the simulator answers (tests/integration/).
 add_test(NAME integration_serve
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_serve.sh $<TARGET_FILE:scrimp>)
+add_test(NAME integration_backfill
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_backfill.sh $<TARGET_FILE:scrimp>)
 add_test(NAME integration_cli
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cli.sh $<TARGET_FILE:scrimp>)
-set_tests_properties(integration_serve integration_cli PROPERTIES TIMEOUT 900)
+set_tests_properties(integration_serve integration_cli integration_backfill PROPERTIES TIMEOUT 900)

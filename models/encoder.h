@@ -1,0 +1,51 @@
+/* encoder.h - sentence embeddings with all-MiniLM-L6-v2: tokenize, encode (CPU or CUDA, chosen at
+ * run time, DESIGN §6), mean-pool, L2-normalise. */
+#ifndef SC_ENCODER_H
+#define SC_ENCODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/status.h"
+#include "models/tokenizer.h"
+
+#define SC_EMBED_DIM 384
+
+typedef enum { SC_BACKEND_AUTO = 0, SC_BACKEND_CPU, SC_BACKEND_CUDA } sc_backend_t;
+
+typedef struct {
+    const char *model_dir; /* holds config.json, model.safetensors, vocab.txt */
+    sc_backend_t backend;  /* AUTO: CUDA when a device initialises, else CPU */
+    int threads;           /* CPU threads, 0 = all online cores */
+    int max_batch;         /* most sentences per call (GPU buffers are sized once for it) */
+    int max_tokens;        /* per sentence, [CLS]/[SEP] included; 0 = 256 */
+} sc_encoder_opts_t;
+
+void sc_encoder_opts_default(sc_encoder_opts_t *opts); /* models/all-MiniLM-L6-v2, AUTO, 1024 */
+
+/* Parse "auto", "cpu" or "cuda" (also read from env SCRIMP_BACKEND by callers). -1 if unknown. */
+int sc_backend_parse(const char *name, sc_backend_t *out);
+const char *sc_backend_name(sc_backend_t b);
+
+typedef struct sc_encoder sc_encoder_t;
+
+/* Load the model and prepare the backend. Missing or corrupt files are errors naming the file;
+ * backend CUDA without a usable device is an error, AUTO falls back to CPU (and logs it).
+ * @remark the caller frees with sc_encoder_free(). */
+sc_status_t sc_encoder_new(const sc_encoder_opts_t *opts, sc_encoder_t **out, char *errbuf,
+                           size_t errlen);
+void sc_encoder_free(sc_encoder_t *enc); /* NULL ok */
+
+sc_backend_t sc_encoder_backend(const sc_encoder_t *enc); /* CPU or CUDA, never AUTO */
+const sc_tokenizer_t *sc_encoder_tokenizer(const sc_encoder_t *enc);
+
+/* Embed n texts (texts[i] of lens[i] bytes) into out: n*SC_EMBED_DIM floats, L2-normalised.
+ * n may exceed max_batch (it is split). */
+sc_status_t sc_encoder_embed(sc_encoder_t *enc, const char *const *texts, const size_t *lens,
+                             size_t n, float *out);
+
+/* The same from token ids: sequence i is ids[offsets[i] .. offsets[i+1]) ([CLS]…[SEP]). */
+sc_status_t sc_encoder_embed_ids(sc_encoder_t *enc, const int32_t *ids, const int32_t *offsets,
+                                 size_t n, float *out);
+
+#endif
