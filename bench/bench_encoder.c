@@ -131,9 +131,9 @@ static double measure(sc_encoder_t *enc, char **texts, int batch, double min_s, 
 }
 
 /* Run the anchor and fill cells[].anchor_sent_s; versions gets its "versions" object (new ref). */
-static int run_anchor(const char *python, const char *script, const char *texts_path,
-                      const char *device, int threads, double min_s, cell_t *cells, int ncells,
-                      json_t **versions)
+static int run_anchor(const char *python, const char *script, const char *model,
+                      const char *texts_path, const char *device, int threads, double min_s,
+                      cell_t *cells, int ncells, json_t **versions)
 {
     char list[1024] = "", cmd[BENCH_CMD_MAX];
     size_t pos = 0;
@@ -141,8 +141,9 @@ static int run_anchor(const char *python, const char *script, const char *texts_
         pos += (size_t)snprintf(list + pos, sizeof list - pos, "%s%d:%d", i ? "," : "",
                                 cells[i].batch, cells[i].length);
     snprintf(cmd, sizeof cmd, "'%s' '%s' --texts '%s' --cells %s --device %s %s --threads %d "
-             "--min-seconds %g", python, script, texts_path, list, device,
-             strcmp(device, "cpu") ? "--fp16" : "", threads, min_s);
+             "--min-seconds %g%s%s%s", python, script, texts_path, list, device,
+             strcmp(device, "cpu") ? "--fp16" : "", threads, min_s, model ? " --model '" : "",
+             model ? model : "", model ? "'" : "");
     fprintf(stderr, "bench_encoder: anchor: %s\n", cmd);
     FILE *p = popen(cmd, "r");
     if (!p)
@@ -175,7 +176,7 @@ int main(int argc, char **argv)
     int batches[16] = {1, 32, 256, 1024}, nb = 4, lengths[16] = {16, 32, 128, 256}, nl = 4;
     double min_s = 1.0;
     const char *python = getenv("SCRIMP_ANCHOR_PYTHON") ? getenv("SCRIMP_ANCHOR_PYTHON") : "python3";
-    const char *out_path = NULL, *backend = "cpu";
+    const char *out_path = NULL, *backend = "cpu", *anchor_model = NULL;
     int anchor = 1;
     char cmdline[1024] = "";
     size_t cl = 0;
@@ -203,6 +204,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--anchor-python") && v) {
             python = v;
             i++;
+        } else if (!strcmp(a, "--anchor-model") && v) {
+            anchor_model = v;
+            i++;
         } else if (!strcmp(a, "--no-anchor")) {
             anchor = 0;
         } else if (!strcmp(a, "--out") && v) {
@@ -211,7 +215,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "usage: bench_encoder [--backend cpu|cuda] [--threads N] [--model DIR]"
                             " [--batches 1,32,256,1024] [--lengths 16,32,128,256] [--min-seconds S]"
-                            " [--anchor-python PY] [--no-anchor] [--out FILE]\n");
+                            " [--anchor-python PY] [--anchor-model DIR] [--no-anchor] [--out FILE]\n");
             return 2;
         }
     }
@@ -275,8 +279,8 @@ int main(int argc, char **argv)
     char script[1024];
     const char *src = getenv("SCRIMP_SOURCE_DIR");
     snprintf(script, sizeof script, "%s/bench/anchor_encoder.py", src ? src : ".");
-    int have_anchor = anchor && run_anchor(python, script, texts_path, device, opts.threads, min_s,
-                                           cells, ncells, &versions) == 0;
+    int have_anchor = anchor && run_anchor(python, script, anchor_model, texts_path, device,
+                                           opts.threads, min_s, cells, ncells, &versions) == 0;
     unlink(texts_path);
 
     char cpu[256], date[64], anchor_desc[512] = "not measured";

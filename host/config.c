@@ -26,7 +26,8 @@ static const char *config_defaults =
     "\"kafka\": {\"bootstrap.servers\": \"127.0.0.1:9092\", \"group.id\": \"scrimp\"},"
     "\"topics\": {\"requests\": \"scrimp.requests\", \"results\": \"scrimp.results\","
     "             \"dlq\": \"scrimp.dlq\", \"cache\": \"scrimp.cache\"},"
-    "\"batch\": {\"max_messages\": 256, \"max_wait_ms\": 10},"
+    "\"batch\": {\"max_messages\": 256, \"max_wait_ms\": 10, \"priority_enabled\": true,"
+    "            \"priority_max_wait_ms\": 60000},"
     "\"pipeline\": {\"queue_capacity\": 4096, \"drain_timeout_ms\": 30000,"
     "               \"startup_timeout_ms\": 8000},"
     "\"limits\": {\"max_message_bytes\": 1048576, \"max_messages\": 1000, \"max_id_bytes\": 256},"
@@ -505,6 +506,7 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
     } ints[] = {
         {"batch.max_messages", 1, 100000},
         {"batch.max_wait_ms", 0, 60000},
+        {"batch.priority_max_wait_ms", 0, 86400000},
         {"pipeline.queue_capacity", 1, 1000000},
         {"pipeline.drain_timeout_ms", 0, 3600000},
         {"pipeline.startup_timeout_ms", 100, 600000},

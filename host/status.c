@@ -18,6 +18,7 @@ const char *sc_strerror(sc_status_t st)
     case SC_ERR_INVALID: return "request breaks the contract";
     case SC_ERR_TOO_LARGE: return "message too large";
     case SC_ERR_KAFKA: return "Kafka error";
+    case SC_ERR_CUDA: return "CUDA error";
     case SC_ERR_HTTP_SERVER: return "HTTP server error";
     case SC_ERR_UPSTREAM_TRANSPORT: return "upstream unreachable";
     case SC_ERR_UPSTREAM_RETRYABLE: return "upstream unavailable after retries";
@@ -44,6 +45,7 @@ const char *sc_status_code(sc_status_t st)
     case SC_ERR_INVALID: return "INVALID_REQUEST";
     case SC_ERR_TOO_LARGE: return "TOO_LARGE";
     case SC_ERR_KAFKA: return "KAFKA";
+    case SC_ERR_CUDA: return "CUDA";
     case SC_ERR_HTTP_SERVER: return "HTTP_SERVER";
     case SC_ERR_UPSTREAM_TRANSPORT: return "UPSTREAM_UNAVAILABLE";
     case SC_ERR_UPSTREAM_RETRYABLE: return "UPSTREAM_UNAVAILABLE";

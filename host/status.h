@@ -20,6 +20,8 @@ typedef enum {
     SC_ERR_TOO_LARGE,
     /* Kafka */
     SC_ERR_KAFKA,
+    /* GPU */
+    SC_ERR_CUDA,     /* a CUDA or cuBLAS call failed, or no usable device */
     /* HTTP server */
     SC_ERR_HTTP_SERVER,
     /* upstream (Gemini) */

@@ -17,9 +17,9 @@
 #include "kernels/kernels.h"
 #include "models/encoder_backend.h"
 
-/* sc_status_t has no CUDA family yet; device failures are reported as I/O errors with the CUDA
- * or cuBLAS message (and file:line) in errbuf or the log. */
-#define SC_GPU_ERR SC_ERR_IO
+/* Device failures: SC_ERR_CUDA with the CUDA or cuBLAS message (and file:line) in errbuf or the
+ * log. */
+#define SC_GPU_ERR SC_ERR_CUDA
 
 #define SC_GPU_HEAD_DIM 32    /* the only head size kernels/attention.cu supports */
 #define SC_GPU_MAX_LEN  256   /* SC_ATTN_MAX_LEN in kernels/attention.cuh */

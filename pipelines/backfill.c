@@ -19,32 +19,19 @@
 #include "host/gemini_batch.h"
 #include "host/log.h"
 #include "host/util.h"
+#include "pipelines/batcher.h"
 #include "pipelines/cli.h"
 #include "pipelines/pipeline.h"
 
 #define BF_WINDOW_ONLINE_MIN 1024   /* input lines read at once in online mode (at least) */
 #define BF_WINDOW_BATCHES 8         /* batch mode: a window holds this many full batches */
 #define BF_POLL_TICK_MS 100         /* how often a wait looks at the run flag */
-#define BF_CREATE_ATTEMPTS 4        /* creations of one batch whose outcome stays unknown */
-#define BF_KEY_MAX 32
 #define BF_PATH_MAX 4096
 #define BF_LINE_HEAD_MAX 64
-#define BF_ERR_MAX 2048
 #define BF_HTTP_TIMEOUT_MS 120000
 
 /* ---- the run ---- */
 
-typedef struct {
-    char display[96];
-    char name[SC_BATCH_NAME_MAX];
-    char model[SC_MODEL_MAX];
-    sc_item_t **items; /* borrowed from the window; sorted by line */
-    size_t n;
-    sc_batch_status_t status;
-    int64_t next_poll_ms;
-    long poll_ms;
-    int finished;
-} bf_batch_t;
 
 typedef struct {
     const sc_config_t *cfg;
@@ -56,15 +43,14 @@ typedef struct {
     int out_fd, state_fd;
     long long n_lines;       /* lines in the input */
     unsigned char *done;     /* per line (1-based): has its output line */
-    unsigned char *retries;  /* per line: batch resubmissions so far */
     long long n_done, n_ok, n_err, n_malformed, n_resumed, n_batches;
     double cost, baseline, saved_batch;
     int64_t t0, next_progress;
     int tty;
     char run_id[17];
-    unsigned batch_seq;
     sc_gemini_t *gemini;     /* online mode */
     sc_batch_client_t *bc;   /* batch mode */
+    sc_batcher_t *batcher;   /* batch mode */
     int interrupted;
 } bf_t;
 
@@ -315,303 +301,57 @@ static int forward_online(bf_t *b, sc_batch_t *batch)
     return 0;
 }
 
-/* ---- batch forwarding: inline batches, journaled before polling ---- */
+/* ---- batch forwarding: pipelines/batcher.c, with the journal in OUT.state ---- */
 
-static int cmp_item_line(const void *a, const void *c)
+static void bf_key(const sc_item_t *it, char *buf, size_t len)
 {
-    const sc_item_t *x = *(sc_item_t *const *)a, *y = *(sc_item_t *const *)c;
-    return (x->offset > y->offset) - (x->offset < y->offset);
+    snprintf(buf, len, "L%lld", (long long)it->offset);
 }
 
-static sc_item_t *find_item(bf_batch_t *bt, const char *key)
+static void bf_batch_done(sc_item_t *it, void *arg)
 {
-    if (key[0] != 'L')
-        return NULL;
-    long long line = strtoll(key + 1, NULL, 10);
-    size_t lo = 0, hi = bt->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (bt->items[mid]->offset < line)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < bt->n && bt->items[lo]->offset == line ? bt->items[lo] : NULL;
+    bf_t *b = arg;
+    if (emit_item(b, it) != 0)
+        sc_error("backfill.write", "line=%lld: %s", (long long)it->offset, strerror(errno));
+    sc_item_free(it);
 }
 
-typedef struct {
-    bf_t *b;
-    bf_batch_t *bt;
-    sc_item_t **retry; /* items to resubmit */
-    size_t *n_retry;
-} bf_result_ctx_t;
-
-/* A failed line goes again in a later batch, until backfill.max_batch_retries; then its error. */
-static void fail_or_retry(bf_t *b, sc_item_t *it, sc_status_t st, const char *why,
-                          sc_item_t **retry, size_t *n_retry)
+static int bf_journal(json_t *ev, void *arg)
 {
-    if (st != SC_ERR_UPSTREAM_REJECTED &&
-        b->retries[it->offset] < sc_config_int(b->cfg, "backfill.max_batch_retries")) {
-        b->retries[it->offset]++;
-        sc_gemini_call_free(it->call);
-        it->call = NULL;
-        it->batch = 0;
-        it->state = SC_ITEM_NEW; /* queued for a later batch */
-        retry[(*n_retry)++] = it;
-        return;
-    }
-    it->state = SC_ITEM_DONE;
-    it->error = st;
-    sc_strlcpy(it->errmsg, why, sizeof it->errmsg);
-    emit_item(b, it);
+    return journal(arg, ev);
 }
 
-static void batch_result(const char *key, sc_gemini_call_t *call, void *arg)
+/* Drive the batcher until every item given to it is handed back (or the run is stopped). */
+static sc_status_t batch_drain(bf_t *b, char *errbuf, size_t errlen)
 {
-    bf_result_ctx_t *ctx = arg;
-    sc_item_t *it = find_item(ctx->bt, key);
-    if (!it || it->state != SC_ITEM_FORWARD || ctx->b->done[it->offset]) {
-        sc_gemini_call_free(call);
-        return;
-    }
-    sc_gemini_call_free(it->call);
-    it->call = call;
-    it->batch = 1;
-    if (call->status == SC_OK) {
-        it->state = SC_ITEM_DONE;
-        it->error = SC_OK;
-        emit_item(ctx->b, it);
-        return;
-    }
-    char why[BF_ERR_MAX];
-    snprintf(why, sizeof why, "in batch %s: %s %s", ctx->bt->name, call->err_status,
-             call->err_message ? call->err_message : "");
-    fail_or_retry(ctx->b, it, call->status, why, ctx->retry, ctx->n_retry);
-}
-
-static json_t *lines_json(const bf_batch_t *bt)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < bt->n; i++)
-        json_array_append_new(a, json_integer(bt->items[i]->offset));
-    return a;
-}
-
-/* Create bt on the server: journal first, then POST; an unknown outcome is looked up by display
- * name before any second creation. */
-static sc_status_t create_batch(bf_t *b, bf_batch_t *bt, char *errbuf, size_t errlen)
-{
-    sc_status_t st = SC_ERR_UPSTREAM_TRANSPORT;
-    sc_batch_item_t *req = calloc(bt->n, sizeof *req);
-    char (*keys)[BF_KEY_MAX] = calloc(bt->n, sizeof *keys);
-    char **bodies = calloc(bt->n, sizeof *bodies);
-    if (!req || !keys || !bodies) {
-        st = SC_ERR_NOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < bt->n; i++) {
-        snprintf(keys[i], BF_KEY_MAX, "L%lld", (long long)bt->items[i]->offset);
-        bodies[i] = sc_gemini_body_from_request(bt->items[i]->req, &req[i].body_len);
-        if (!bodies[i]) {
-            st = SC_ERR_NOMEM;
-            goto out;
-        }
-        req[i].key = keys[i];
-        req[i].body = bodies[i];
-    }
-    if (journal(b, json_pack("{s:s, s:s, s:s, s:o}", "ev", "creating", "display", bt->display,
-                             "model", bt->model, "lines", lines_json(bt))) != 0) {
-        snprintf(errbuf, errlen, "%s: cannot write the journal: %s", b->state_path,
-                 strerror(errno));
-        st = SC_ERR_IO;
-        goto out;
-    }
-    for (int attempt = 0; attempt < BF_CREATE_ATTEMPTS; attempt++) {
-        if (attempt > 0) {
-            /* The last creation may have happened: never create twice. */
-            if (sc_batch_find(b->bc, bt->display, bt->name, sizeof bt->name, errbuf, errlen) ==
-                SC_OK) {
-                st = SC_OK;
-                break;
-            }
-            usleep((useconds_t)(1000 * 1000) << attempt);
-        }
-        st = sc_batch_create(b->bc, bt->model, bt->display, req, bt->n, bt->name,
-                             sizeof bt->name, errbuf, errlen);
-        if (st == SC_OK || st == SC_ERR_UPSTREAM_REJECTED || st == SC_ERR_NOT_FOUND)
-            break;
-        sc_warn("backfill.create_retry", "display=%s attempt=%d err=\"%s\"", bt->display,
-                attempt + 1, errbuf);
-    }
-    if (st == SC_OK) {
-        b->n_batches++;
-        sc_info("backfill.batch", "name=%s display=%s model=%s requests=%zu", bt->name,
-                bt->display, bt->model, bt->n);
-        if (journal(b, json_pack("{s:s, s:s, s:s}", "ev", "created", "display", bt->display,
-                                 "name", bt->name)) != 0) {
-            snprintf(errbuf, errlen, "%s: cannot write the journal", b->state_path);
-            st = SC_ERR_IO;
-        }
-    }
-out:
-    for (size_t i = 0; bodies && i < bt->n; i++)
-        free(bodies[i]);
-    free(bodies);
-    free(keys);
-    free(req);
-    return st;
-}
-
-/* Poll every batch until each is terminal, writing results as they come. Failed lines collect in
- * retry. SC_ERR_CLOSED when interrupted (the batches stay journaled for --resume). */
-static sc_status_t poll_batches(bf_t *b, bf_batch_t *bts, size_t nb, sc_item_t **retry,
-                                size_t *n_retry, char *errbuf, size_t errlen)
-{
-    size_t open = 0;
-    for (size_t i = 0; i < nb; i++)
-        open += !bts[i].finished;
-    while (open > 0) {
+    sc_status_t st = SC_OK;
+    while (!st && (sc_batcher_queued(b->batcher) > 0 || sc_batcher_open(b->batcher) > 0)) {
         if (bf_stop(b)) {
             b->interrupted = 1;
-            return SC_ERR_CLOSED;
+            return SC_ERR_CLOSED; /* the batches stay journaled for --resume */
         }
-        int64_t now = sc_now_ms(), wake = now + BF_POLL_TICK_MS;
-        for (size_t i = 0; i < nb; i++) {
-            bf_batch_t *bt = &bts[i];
-            if (bt->finished)
-                continue;
-            if (bt->next_poll_ms > now) {
-                wake = bt->next_poll_ms < wake ? bt->next_poll_ms : wake;
-                continue;
-            }
-            bf_result_ctx_t ctx = {.b = b, .bt = bt, .retry = retry, .n_retry = n_retry};
-            sc_status_t st = sc_batch_get(b->bc, bt->name, &bt->status, batch_result, &ctx,
-                                          errbuf, errlen);
-            long pmax = (long)sc_config_int(b->cfg, "backfill.poll_max_ms");
-            bt->poll_ms = bt->poll_ms * 2 > pmax ? pmax : bt->poll_ms * 2;
-            bt->next_poll_ms = sc_now_ms() + bt->poll_ms;
-            if (st == SC_ERR_NOT_FOUND) { /* deleted behind our back: its lines go again */
-                bt->status.state = SC_BATCH_FAILED;
-                bt->status.done = 1;
-                snprintf(bt->status.error, sizeof bt->status.error, "batch not found");
-            } else if (st) {
-                sc_warn("backfill.poll", "name=%s err=\"%s\"", bt->name, errbuf);
-                continue; /* transient: poll again later */
-            }
-            if (!bt->status.done && !sc_batch_state_terminal(bt->status.state))
-                continue;
-            /* Terminal. Lines without a result (a FAILED/EXPIRED/CANCELLED batch, or a key the
-             * output left out) are failures of the whole batch: retried or reported. */
-            char why[BF_ERR_MAX];
-            snprintf(why, sizeof why, "batch %s ended %s%s%s", bt->name,
-                     sc_batch_state_name(bt->status.state), bt->status.error[0] ? ": " : "",
-                     bt->status.error);
-            for (size_t k = 0; k < bt->n; k++) /* FORWARD: no result was seen for it */
-                if (bt->items[k]->state == SC_ITEM_FORWARD && !b->done[bt->items[k]->offset])
-                    fail_or_retry(b, bt->items[k], SC_ERR_UPSTREAM_RETRYABLE, why, retry, n_retry);
-            if (journal(b, json_pack("{s:s, s:s, s:s, s:s}", "ev", "finished", "display",
-                                     bt->display, "name", bt->name, "state",
-                                     sc_batch_state_name(bt->status.state))) != 0) {
-                snprintf(errbuf, errlen, "%s: cannot write the journal", b->state_path);
-                return SC_ERR_IO;
-            }
-            if (bt->status.state != SC_BATCH_SUCCEEDED)
-                sc_warn("backfill.batch_failed", "%s", why);
-            bt->finished = 1;
-            open--;
-        }
-        int64_t sleep_ms = wake - sc_now_ms();
-        if (open > 0 && sleep_ms > 0)
-            usleep((useconds_t)(sleep_ms < BF_POLL_TICK_MS ? sleep_ms : BF_POLL_TICK_MS) * 1000);
-    }
-    return SC_OK;
-}
-
-static void batch_init(bf_t *b, bf_batch_t *bt, const char *model)
-{
-    memset(bt, 0, sizeof *bt);
-    snprintf(bt->display, sizeof bt->display, "scrimp-%s-%u", b->run_id, ++b->batch_seq);
-    sc_strlcpy(bt->model, model, sizeof bt->model);
-    bt->poll_ms = (long)sc_config_int(b->cfg, "backfill.poll_initial_ms");
-    bt->next_poll_ms = sc_now_ms() + bt->poll_ms;
-}
-
-/* Group the FORWARD items by model into batches within the count and size limits, create them,
- * poll them; resubmit failed lines in new batches until none is left. */
-static sc_status_t forward_batch(bf_t *b, sc_item_t **items, size_t n, char *errbuf,
-                                 size_t errlen)
-{
-    size_t max_req = (size_t)sc_config_int(b->cfg, "backfill.batch_max_requests");
-    size_t max_bytes = (size_t)sc_config_int(b->cfg, "backfill.batch_max_bytes");
-    sc_item_t **todo = malloc((n ? n : 1) * sizeof *todo);
-    sc_item_t **retry = malloc((n ? n : 1) * sizeof *retry);
-    bf_batch_t *bts = calloc(n ? n : 1, sizeof *bts);
-    size_t ntodo = 0, nretry = 0;
-    sc_status_t st = SC_OK;
-    if (!todo || !retry || !bts) {
-        st = SC_ERR_NOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (items[i]->state == SC_ITEM_FORWARD)
-            todo[ntodo++] = items[i];
-    while (ntodo > 0 && !st) {
-        qsort(todo, ntodo, sizeof *todo, cmp_item_line);
-        size_t nb = 0;
-        /* one pass per model, items kept in line order within a batch */
-        for (size_t i = 0; i < ntodo; i++) {
-            if (!todo[i])
-                continue;
-            const char *model = todo[i]->model;
-            bf_batch_t *bt = &bts[nb++];
-            batch_init(b, bt, model);
-            bt->items = malloc(ntodo * sizeof *bt->items);
-            if (!bt->items) {
-                st = SC_ERR_NOMEM;
-                goto out;
-            }
-            size_t bytes = 256;
-            for (size_t j = i; j < ntodo; j++) {
-                if (!todo[j] || strcmp(todo[j]->model, model) != 0)
-                    continue;
-                size_t add = todo[j]->raw_len * 2 + 128; /* a generous bound on its body */
-                if (bt->n == max_req || (bt->n > 0 && bytes + add > max_bytes))
-                    break;
-                bt->items[bt->n++] = todo[j];
-                bytes += add;
-                todo[j] = NULL;
-            }
-        }
-        for (size_t k = 0; k < nb && !st; k++) {
-            if (bf_stop(b)) {
-                b->interrupted = 1;
-                st = SC_ERR_CLOSED;
-                break;
-            }
-            st = create_batch(b, &bts[k], errbuf, errlen);
-            if (st == SC_ERR_UPSTREAM_REJECTED) { /* the whole request refused: say so per line */
-                for (size_t j = 0; j < bts[k].n; j++)
-                    fail_or_retry(b, bts[k].items[j], st, errbuf, retry, &nretry);
-                bts[k].finished = 1;
-                st = SC_OK;
-            }
-        }
+        st = sc_batcher_flush(b->batcher, 1, 0, errbuf, errlen);
         if (!st)
-            st = poll_batches(b, bts, nb, retry, &nretry, errbuf, errlen);
-        for (size_t k = 0; k < nb; k++)
-            free(bts[k].items);
-        memset(bts, 0, nb * sizeof *bts);
-        memcpy(todo, retry, nretry * sizeof *todo);
-        ntodo = nretry;
-        nretry = 0;
-        for (size_t i = 0; i < ntodo; i++)
-            todo[i]->state = SC_ITEM_FORWARD;
+            st = sc_batcher_poll(b->batcher, errbuf, errlen);
+        long wait = sc_batcher_next_poll_ms(b->batcher);
+        if (!st && wait > 0)
+            usleep((useconds_t)(wait < BF_POLL_TICK_MS ? wait : BF_POLL_TICK_MS) * 1000);
     }
-out:
-    free(todo);
-    free(retry);
-    free(bts);
+    b->n_batches = sc_batcher_created(b->batcher);
     return st;
+}
+
+/* The window's FORWARD items go to the batcher (which owns them until it hands them back). */
+static sc_status_t forward_batch(bf_t *b, sc_batch_t *batch, char *errbuf, size_t errlen)
+{
+    for (size_t i = 0; i < batch->n; i++) {
+        if (batch->items[i]->state != SC_ITEM_FORWARD)
+            continue;
+        if (sc_batcher_add(b->batcher, batch->items[i]) != SC_OK)
+            return SC_ERR_NOMEM;
+        batch->items[i] = NULL;
+    }
+    return batch_drain(b, errbuf, errlen);
 }
 
 /* ---- resume ---- */
@@ -693,8 +433,9 @@ static sc_status_t adopt_batches(bf_t *b, char *errbuf, size_t errlen)
         unsigned char *only = calloc((size_t)b->n_lines + 1, 1);
         size_t i, want = 0;
         json_t *l;
-        json_array_foreach(json_object_get(ent, "lines"), i, l) {
-            json_int_t n = json_integer_value(l);
+        json_array_foreach(json_object_get(ent, "keys"), i, l) {
+            const char *key = json_string_value(l);
+            long long n = key && key[0] == 'L' ? strtoll(key + 1, NULL, 10) : 0;
             if (only && n >= 1 && n <= b->n_lines && !b->done[n]) {
                 only[n] = 1;
                 want++;
@@ -706,22 +447,18 @@ static sc_status_t adopt_batches(bf_t *b, char *errbuf, size_t errlen)
         if (only && want && batch.items) {
             read_window(b, &batch, want, &at, only);
             stages(b, &batch);
-            bf_batch_t bt;
-            batch_init(b, &bt, json_string_value(json_object_get(ent, "model")));
-            sc_strlcpy(bt.display, display, sizeof bt.display);
-            sc_strlcpy(bt.name, name, sizeof bt.name);
-            bt.items = batch.items;
-            bt.n = batch.n;
-            qsort(bt.items, bt.n, sizeof *bt.items, cmp_item_line);
-            sc_info("backfill.adopt", "name=%s display=%s lines=%zu", name, display, bt.n);
-            sc_item_t **retry = calloc(bt.n ? bt.n : 1, sizeof *retry);
-            size_t nretry = 0;
-            st = retry ? poll_batches(b, &bt, 1, retry, &nretry, errbuf, errlen) : SC_ERR_NOMEM;
-            for (size_t k = 0; k < nretry; k++)
-                retry[k]->state = SC_ITEM_FORWARD;
-            if (!st && nretry) /* its failed lines go out in fresh batches */
-                st = forward_batch(b, retry, nretry, errbuf, errlen);
-            free(retry);
+            size_t n = 0; /* the lines that still go upstream (not malformed) */
+            for (size_t k = 0; k < batch.n; k++)
+                if (batch.items[k]->state == SC_ITEM_FORWARD)
+                    batch.items[n++] = batch.items[k];
+                else
+                    sc_item_free(batch.items[k]);
+            batch.n = 0;
+            st = sc_batcher_adopt(b->batcher, display, name,
+                                  json_string_value(json_object_get(ent, "model")), batch.items, n);
+            if (st)
+                for (size_t k = 0; k < n; k++)
+                    sc_item_free(batch.items[k]);
         } else if (!want) {
             journal(b, json_pack("{s:s, s:s, s:s, s:s}", "ev", "finished", "display", display,
                                  "name", name, "state", "ADOPTED_EMPTY"));
@@ -735,7 +472,7 @@ static sc_status_t adopt_batches(bf_t *b, char *errbuf, size_t errlen)
     }
     json_decref(open);
     rewind(b->in);
-    return st;
+    return st ? st : batch_drain(b, errbuf, errlen);
 }
 
 /* ---- the run ---- */
@@ -773,8 +510,7 @@ static sc_status_t open_files(bf_t *b, char *errbuf, size_t errlen)
     }
     b->n_lines = count_lines(b->in);
     b->done = calloc((size_t)b->n_lines + 2, 1);
-    b->retries = calloc((size_t)b->n_lines + 2, 1);
-    if (!b->done || !b->retries)
+    if (!b->done)
         return SC_ERR_NOMEM;
     if (b->opts->resume) {
         sc_status_t st = read_output(b, errbuf, errlen);
@@ -800,8 +536,15 @@ static sc_status_t make_clients(bf_t *b, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "GEMINI_API_KEY is not set");
         return SC_ERR_CONFIG;
     }
-    if (b->opts->batch_mode)
-        return sc_batch_client_new(url, key, BF_HTTP_TIMEOUT_MS, &b->bc, errbuf, errlen);
+    if (b->opts->batch_mode) {
+        sc_status_t st = sc_batch_client_new(url, key, BF_HTTP_TIMEOUT_MS, &b->bc, errbuf, errlen);
+        if (st)
+            return st;
+        sc_batcher_opts_t bo = {.cfg = cfg, .client = b->bc, .run_id = b->run_id,
+                                .done = bf_batch_done, .key = bf_key, .journal = bf_journal,
+                                .arg = b};
+        return sc_batcher_new(&bo, &b->batcher);
+    }
     return sc_upstream_from_config(cfg, &b->gemini, errbuf, errlen);
 }
 
@@ -844,7 +587,7 @@ sc_status_t sc_backfill_run(const sc_config_t *cfg, const sc_backfill_opts_t *op
             goto out;
         }
         if (opts->batch_mode)
-            st = forward_batch(&b, batch.items, batch.n, errbuf, errlen);
+            st = forward_batch(&b, &batch, errbuf, errlen);
         else if (forward_online(&b, &batch) != 0)
             st = SC_ERR_NOMEM;
         for (size_t i = 0; i < batch.n; i++)
@@ -860,6 +603,8 @@ out:
     for (size_t i = 0; i < batch.n; i++)
         sc_item_free(batch.items[i]);
     free(batch.items);
+    sc_batcher_free(b.batcher); /* before the output closes: it may hold items (interrupted) */
+    b.batcher = NULL;
     if (b.out_fd >= 0) {
         fdatasync(b.out_fd);
         close(b.out_fd);
@@ -879,9 +624,9 @@ out:
         st = SC_ERR_IO;
     }
     sc_gemini_free(b.gemini);
+    sc_batcher_free(b.batcher);
     sc_batch_client_free(b.bc);
     free(b.done);
-    free(b.retries);
     if (b.in)
         fclose(b.in);
     return st;

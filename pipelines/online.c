@@ -1,6 +1,7 @@
 /* online.c - the online driver (DESIGN §5): four threads joined by bounded queues. Read it top to
  * bottom: consumer (Kafka poll, micro-batches) → compute (parse, route: one call per stage) →
- * forward (one curl multi loop) → publish (results, dead letters, delivery reports, offsets). */
+ * forward (one curl multi loop; requests marked "priority": "batch" go to the batcher thread and
+ * Gemini Batch Mode instead) → publish (results, dead letters, delivery reports, offsets). */
 #include "pipelines/online.h"
 
 #include <pthread.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -15,6 +17,7 @@
 #include "host/log.h"
 #include "host/queue.h"
 #include "host/util.h"
+#include "pipelines/batcher.h"
 #include "pipelines/offsets.h"
 #include "pipelines/pipeline.h"
 
@@ -38,6 +41,7 @@ typedef struct {
     sc_queue_t *compute_q;  /* sc_batch_t* */
     sc_queue_t *upstream_q; /* sc_item_t* */
     sc_queue_t *publish_q;  /* sc_item_t* */
+    sc_queue_t *batch_q;    /* sc_item_t*: requests with "priority": "batch" */
     atomic_llong drain_deadline_ms; /* 0 while running */
     atomic_int fatal;
     atomic_llong n_consumed, n_ok, n_error, n_dead, n_inflight;
@@ -313,7 +317,77 @@ static void *forward_main(void *arg)
         if (inflight > 0)
             sc_gemini_poll(o->gemini, ONLINE_IDLE_POLL_MS, forward_done, o);
     }
-    sc_queue_close(o->publish_q);
+    return NULL;
+}
+
+/* ---- batcher: "priority": "batch" requests through Gemini Batch Mode ---- */
+
+static void batch_key(const sc_item_t *it, char *buf, size_t len)
+{
+    snprintf(buf, len, "P%d.%lld", (int)it->partition, (long long)it->offset);
+}
+
+static void batch_done(sc_item_t *it, void *arg)
+{
+    online_t *o = arg;
+    sc_queue_push(o->publish_q, it, -1);
+}
+
+/*
+ * Gathers batch-priority requests per model for up to batch.priority_max_wait_ms (or a full
+ * batch), creates the batch, polls it, and publishes each result when its batch completes. Their
+ * offsets wait for them (the completion watermark), so a crash re-delivers them: they are then
+ * submitted again in a new batch.
+ */
+static void *batcher_main(void *arg)
+{
+    online_t *o = arg;
+    char err[1024];
+    char run_id[32];
+    sc_batch_client_t *client = NULL;
+    sc_batcher_t *b = NULL;
+    void *items[ONLINE_FORWARD_BATCH];
+    int64_t max_wait = sc_config_int(o->cfg, "batch.priority_max_wait_ms");
+    snprintf(run_id, sizeof run_id, "serve-%d-%lld", (int)getpid(), (long long)sc_wall_ms());
+    sc_batcher_opts_t bo = {.cfg = o->cfg, .run_id = run_id, .done = batch_done,
+                            .key = batch_key, .arg = o};
+    if (sc_batch_client_new(sc_config_str(o->cfg, "gemini.base_url"),
+                            sc_config_str(o->cfg, "gemini.api_key"),
+                            sc_config_int(o->cfg, "gemini.request_timeout_ms"), &client, err,
+                            sizeof err) != SC_OK ||
+        (bo.client = client, sc_batcher_new(&bo, &b)) != SC_OK) {
+        sc_error("batcher.start", "err=\"%s\"", err);
+        atomic_store(&o->fatal, 1);
+        goto out;
+    }
+    for (;;) {
+        long next = sc_batcher_next_poll_ms(b);
+        int wait = next < 0 || next > ONLINE_IDLE_POLL_MS ? ONLINE_IDLE_POLL_MS : (int)next;
+        size_t n = sc_queue_pop_many(o->batch_q, items, ONLINE_FORWARD_BATCH, wait);
+        for (size_t i = 0; i < n; i++)
+            if (sc_batcher_add(b, items[i]) != SC_OK) {
+                sc_item_t *it = items[i];
+                it->state = SC_ITEM_DONE;
+                it->error = SC_ERR_NOMEM;
+                sc_queue_push(o->publish_q, it, -1);
+            }
+        int closing = sc_queue_closed(o->batch_q);
+        /* While draining, what waits is sent at once: it may finish within the deadline. */
+        if (sc_batcher_flush(b, closing, max_wait, err, sizeof err) != SC_OK)
+            sc_warn("batcher.flush", "err=\"%s\" (retried on the next round)", err);
+        sc_batcher_poll(b, err, sizeof err);
+        if (closing && sc_batcher_queued(b) == 0 && sc_batcher_open(b) == 0)
+            break;
+        if (closing && past_drain(o)) {
+            sc_warn("batcher.abandon", "requests=%zu reason=\"drain timeout\" (their offsets stay "
+                    "uncommitted, so they are re-delivered)", sc_batcher_queued(b) +
+                    sc_batcher_open(b));
+            break;
+        }
+    }
+out:
+    sc_batcher_free(b);
+    sc_batch_client_free(client);
     return NULL;
 }
 
@@ -346,9 +420,15 @@ static void *compute_main(void *arg)
         sc_stage_route(batch, o->cfg);
         for (size_t i = 0; i < batch->n; i++) {
             sc_item_t *it = batch->items[i];
-            if (it->state == SC_ITEM_FORWARD)
+            sc_queue_t *next = o->publish_q;
+            if (it->state == SC_ITEM_FORWARD && o->batch_q && it->req->priority &&
+                strcmp(it->req->priority, "batch") == 0) {
+                next = o->batch_q;
+            } else if (it->state == SC_ITEM_FORWARD) {
                 compute_prepare_call(o, it);
-            sc_queue_t *next = it->state == SC_ITEM_FORWARD ? o->upstream_q : o->publish_q;
+                if (it->state == SC_ITEM_FORWARD)
+                    next = o->upstream_q;
+            }
             sc_queue_push(next, it, -1);
             batch->items[i] = NULL;
         }
@@ -357,6 +437,8 @@ static void *compute_main(void *arg)
         sc_batch_free(batch);
     }
     sc_queue_close(o->upstream_q);
+    if (o->batch_q)
+        sc_queue_close(o->batch_q);
     sc_gemini_wakeup(o->gemini);
     return NULL;
 }
@@ -470,7 +552,8 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
     sc_status_t st = SC_OK;
     char kerr[ONLINE_KAFKA_ERRSTR];
     online_t o = {.cfg = cfg, .running = running};
-    pthread_t t_compute, t_forward, t_publish;
+    pthread_t t_compute, t_forward, t_publish, t_batcher;
+    int batcher = 0;
     int threads = 0;
     sc_limits_from_config(cfg, &o.limits);
     o.t_requests = sc_config_str(cfg, "topics.requests");
@@ -525,6 +608,8 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
         (st = sc_queue_new(qcap, &o.compute_q)) || (st = sc_queue_new(qcap, &o.upstream_q)) ||
         (st = sc_queue_new(qcap, &o.publish_q)))
         goto out;
+    if (sc_config_bool(cfg, "batch.priority_enabled") && (st = sc_queue_new(qcap, &o.batch_q)))
+        goto out;
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, o.t_requests, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t kr = rd_kafka_subscribe(o.consumer, sub);
@@ -538,7 +623,10 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
         threads++;
     if (threads == 1 && pthread_create(&t_forward, NULL, forward_main, &o) == 0)
         threads++;
-    if (threads == 2 && pthread_create(&t_compute, NULL, compute_main, &o) == 0)
+    if (threads == 2 && o.batch_q && pthread_create(&t_batcher, NULL, batcher_main, &o) == 0)
+        batcher = 1;
+    if (threads == 2 && (batcher || !o.batch_q) &&
+        pthread_create(&t_compute, NULL, compute_main, &o) == 0)
         threads++;
     sc_info("serve.start", "bootstrap=%s group=%s topic=%s upstream=%s default_model=%s "
             "batch_max=%d batch_wait_ms=%d max_inflight=%lld",
@@ -557,14 +645,18 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
     sc_info("serve.drain", "unacked=%zu deadline_ms=%lld", sc_offsets_pending(o.offsets),
             sc_config_int(cfg, "pipeline.drain_timeout_ms"));
     sc_queue_close(o.compute_q);
-    if (threads == 3)
+    if (threads == 3) {
         pthread_join(t_compute, NULL);
-    else
+    } else {
         sc_queue_close(o.upstream_q);
+        if (o.batch_q)
+            sc_queue_close(o.batch_q);
+    }
     if (threads >= 2)
         pthread_join(t_forward, NULL);
-    else
-        sc_queue_close(o.publish_q);
+    if (batcher)
+        pthread_join(t_batcher, NULL);
+    sc_queue_close(o.publish_q); /* forward and batcher are done: nothing more to publish */
     if (threads >= 1)
         pthread_join(t_publish, NULL);
     log_stats(&o);
@@ -584,6 +676,7 @@ out:
     sc_queue_free(o.compute_q);
     sc_queue_free(o.upstream_q);
     sc_queue_free(o.publish_q);
+    sc_queue_free(o.batch_q);
     sc_offsets_free(o.offsets);
     sc_info("serve.stop", "status=%s", sc_status_code(st));
     return st;

@@ -42,6 +42,7 @@ typedef struct sc_item {
     const char *route;       /* "pinned" or "default" (static strings) */
     /* forward stage */
     int batch;               /* answered through Batch Mode (batch prices) */
+    int retries;             /* resubmissions in later batches */
     sc_gemini_call_t *call;  /* owned once back from the client */
 } sc_item_t;
 

@@ -89,7 +89,7 @@ print(("ok   " if ok else "FAIL ") + f"no batch created twice: simulator saw {s[
       f"creations, the journal names {len(created)} batches, duplicate keys {s['duplicate_batch_keys']}")
 sys.exit(0 if ok else 1)
 PY
-grep -q "backfill.adopt" "$WORK/batch2.log" && echo "ok   the resumed run adopted the batches in flight"
+grep -q "event=batch.adopt" "$WORK/batch2.log" && echo "ok   the resumed run adopted the batches in flight"
 sc_stop "$PID_sim2"
 
 # 3. Batches that fail, expire or hold per-request errors are retried until every line is done.
@@ -100,6 +100,6 @@ SIM3=$(sc_first_line sim3)
   -X backfill.batch_max_requests=100 -X backfill.poll_initial_ms=50 -X backfill.poll_max_ms=200 \
   -X backfill.max_batch_retries=10 >"$WORK/flaky.summary" 2>"$WORK/flaky.log"
 check "$WORK/flaky.jsonl" "failed, expired and partly failed batches retried" batch
-grep -q "backfill.batch_failed" "$WORK/flaky.log" && echo "ok   failed batches were seen and retried"
+grep -q "event=batch.failed" "$WORK/flaky.log" && echo "ok   failed batches were seen and retried"
 rm -rf "$WORK"
 trap sc_stop_all EXIT
