@@ -78,5 +78,24 @@ expect "missing topic named" 1 'topic "no.such.topic" does not exist' \
 
 expect "bad fault spec named" 1 'bogus' "$SCRIMP" gemini-sim --faults bogus=1
 
+# embed: a missing or corrupt model is an error naming the file; a good one gives 384 floats a line
+expect "embed: missing model named" 1 "$WORK/no-model" "$SCRIMP" embed --model "$WORK/no-model"
+mkdir -p "$WORK/bad-model"
+cp "$ROOT/models/all-MiniLM-L6-v2/config.json" "$ROOT/models/all-MiniLM-L6-v2/vocab.txt" "$WORK/bad-model/"
+head -c 1000000 "$ROOT/models/all-MiniLM-L6-v2/model.safetensors" >"$WORK/bad-model/model.safetensors"
+expect "embed: corrupt weights named" 1 "bad-model/model.safetensors" \
+  "$SCRIMP" embed --model "$WORK/bad-model" --backend cpu
+out=$(printf 'hello world\nthe router keeps rebooting\n' | \
+      "$SCRIMP" embed --model "$ROOT/models/all-MiniLM-L6-v2" --backend cpu --format jsonl 2>/dev/null)
+if python3 -c '
+import json, sys, math
+rows = [json.loads(l) for l in sys.stdin.read().splitlines()]
+assert [r["i"] for r in rows] == [0, 1], rows
+for r in rows:
+    e = r["embedding"]; assert len(e) == 384
+    assert abs(math.sqrt(sum(x * x for x in e)) - 1) < 1e-4
+' <<<"$out"; then pass "embed: one normalised 384-float embedding per input line"
+else fail "embed output: $(head -c 300 <<<"$out")"; fi
+
 echo "$FAILS failures"
 [ "$FAILS" -eq 0 ]
