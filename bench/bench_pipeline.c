@@ -537,6 +537,7 @@ int main(int argc, char **argv)
         die("out of memory for the configuration");
     cfg_set(cfg, "kafka.bootstrap.servers=%s", bootstrap);
     cfg_set(cfg, "gemini.base_url=http://127.0.0.1:%d", sc_gemini_sim_port(sim));
+    cfg_set(cfg, "metrics.listen=127.0.0.1:0"); /* an ephemeral port: never clash */
     if (batch)
         cfg_set(cfg, "batch.max_messages=%ld", batch);
     if (inflight)

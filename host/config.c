@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/metrics_http.h"
 #include "host/util.h"
 
 struct sc_config {
@@ -19,7 +20,8 @@ struct sc_config {
 
 /*
  * Built-in defaults (DESIGN §4.4). Prices: USD per 1M tokens from gemini-api.md §7.1/§7.2,
- * the 2026-03 snapshot ("as_of"); batch_factor 0.5 is Batch Mode's 50%.
+ * the 2026-03 snapshot ("as_of"); batch_factor 0.5 is Batch Mode's 50%; cache_storage_per_hour
+ * is explicit-cache storage per 1M tokens per hour (§4.6; 0 where caching is not available).
  */
 static const char *config_defaults =
     "{"
@@ -46,26 +48,38 @@ static const char *config_defaults =
     "               \"progress_every_ms\": 2000},"
     "\"models\": {\"cheap\": \"gemini-2.5-flash\", \"strong\": \"gemini-2.5-pro\","
     "             \"default\": \"auto\"},"
-    "\"cache\": {\"enabled\": true, \"threshold\": 0.96, \"path\": \"var/cache\"},"
+    "\"cache\": {\"enabled\": true, \"threshold\": 0.96, \"path\": \"var/cache\","
+    "            \"max_bytes\": 1073741824, \"ttl_s\": 604800, \"strict_band\": 0.02,"
+    "            \"guards\": true, \"temperature_max\": 1.0, \"index\": \"flat\","
+    "            \"ann_min\": 20000, \"hnsw_m\": 32, \"hnsw_ef_search\": 64,"
+    "            \"hnsw_ef_construction\": 80, \"ivf_nlist\": 1024, \"ivf_nprobe\": 16,"
+    "            \"gpu\": true},"
     "\"prune\": {\"max_tokens\": 4000, \"keep_last\": 3},"
-    "\"metrics\": {\"listen\": \"127.0.0.1:9464\"},"
+    "\"prompt_cache\": {\"min_tokens\": 1024, \"min_tokens_pro\": 4096, \"ttl_s\": 300,"
+    "                  \"idle_s\": 600, \"max_caches\": 256},"
+    "\"metrics\": {\"listen\": \"127.0.0.1:9464\", \"max_tenants\": 50},"
     "\"backend\": \"auto\","
     "\"prices\": {"
     "  \"gemini-2.5-pro\": {\"input\": 1.25, \"output\": 10.0, \"cached_input\": 0.125,"
     "     \"input_long\": 2.5, \"output_long\": 15.0, \"cached_input_long\": 0.25,"
-    "     \"long_threshold\": 200000, \"batch_factor\": 0.5, \"as_of\": \"2026-03\"},"
+    "     \"long_threshold\": 200000, \"batch_factor\": 0.5, \"cache_storage_per_hour\": 4.50,"
+    "     \"as_of\": \"2026-03\"},"
     "  \"gemini-2.5-flash\": {\"input\": 0.30, \"output\": 2.50, \"cached_input\": 0.03,"
     "     \"input_long\": 0.30, \"output_long\": 2.50, \"cached_input_long\": 0.03,"
-    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"as_of\": \"2026-03\"},"
+    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"cache_storage_per_hour\": 1.00,"
+    "     \"as_of\": \"2026-03\"},"
     "  \"gemini-2.5-flash-lite\": {\"input\": 0.10, \"output\": 0.40, \"cached_input\": 0.01,"
     "     \"input_long\": 0.10, \"output_long\": 0.40, \"cached_input_long\": 0.01,"
-    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"as_of\": \"2026-03\"},"
+    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"cache_storage_per_hour\": 1.00,"
+    "     \"as_of\": \"2026-03\"},"
     "  \"gemini-2.0-flash\": {\"input\": 0.10, \"output\": 0.40, \"cached_input\": 0.025,"
     "     \"input_long\": 0.10, \"output_long\": 0.40, \"cached_input_long\": 0.025,"
-    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"as_of\": \"2026-03\"},"
+    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"cache_storage_per_hour\": 1.00,"
+    "     \"as_of\": \"2026-03\"},"
     "  \"gemini-2.0-flash-lite\": {\"input\": 0.075, \"output\": 0.30, \"cached_input\": 0.075,"
     "     \"input_long\": 0.075, \"output_long\": 0.30, \"cached_input_long\": 0.075,"
-    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"as_of\": \"2026-03\"}"
+    "     \"long_threshold\": 0, \"batch_factor\": 0.5, \"cache_storage_per_hour\": 0,"
+    "     \"as_of\": \"2026-03\"}"
     "}"
     "}";
 
@@ -456,6 +470,8 @@ static sc_status_t check_prices(const sc_config_t *cfg, char *errbuf, size_t err
 {
     static const char *fields[] = {"input", "output", "cached_input", "input_long",
                                    "output_long", "cached_input_long", "batch_factor"};
+    /* optional (entries written before explicit caching lack it); a number >= 0 when present */
+    static const char *optional[] = {"cache_storage_per_hour"};
     const char *model;
     json_t *entry;
     json_object_foreach(sc_config_node(cfg, "prices"), model, entry) {
@@ -467,6 +483,14 @@ static sc_status_t check_prices(const sc_config_t *cfg, char *errbuf, size_t err
             json_t *v = json_object_get(entry, fields[i]);
             if (!json_is_number(v) || json_number_value(v) < 0) {
                 snprintf(errbuf, errlen, "prices.%s.%s: must be a number >= 0", model, fields[i]);
+                return SC_ERR_CONFIG;
+            }
+        }
+        for (size_t i = 0; i < SC_ARRAY_LEN(optional); i++) {
+            json_t *v = json_object_get(entry, optional[i]);
+            if (v && (!json_is_number(v) || json_number_value(v) < 0)) {
+                snprintf(errbuf, errlen, "prices.%s.%s: must be a number >= 0", model,
+                         optional[i]);
                 return SC_ERR_CONFIG;
             }
         }
@@ -523,6 +547,19 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         {"gemini.backoff_jitter_ms", 0, 3600000},
         {"prune.max_tokens", 1, 10000000},
         {"prune.keep_last", 0, 1000},
+        {"prompt_cache.min_tokens", 1, 1 << 20},
+        {"prompt_cache.min_tokens_pro", 1, 1 << 20},
+        {"prompt_cache.ttl_s", 1, 31536000},
+        {"prompt_cache.idle_s", 1, 31536000},
+        {"prompt_cache.max_caches", 1, 4096},
+        {"cache.max_bytes", 1 << 20, 1LL << 42},
+        {"cache.ttl_s", 0, 1LL << 40},
+        {"cache.ann_min", 1, 1LL << 40},
+        {"cache.hnsw_m", 4, 128},
+        {"cache.hnsw_ef_search", 1, 4096},
+        {"cache.hnsw_ef_construction", 1, 4096},
+        {"cache.ivf_nlist", 1, 1 << 20},
+        {"cache.ivf_nprobe", 1, 1 << 20},
         {"gemini.breaker_failures", 1, 1000000},
         {"gemini.breaker_cooldown_ms", 1, 3600000},
         {"gemini.breaker_max_cooldown_ms", 1, 3600000},
@@ -532,6 +569,7 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         {"backfill.poll_max_ms", 1, 3600000},
         {"backfill.max_batch_retries", 0, 100},
         {"backfill.progress_every_ms", 100, 3600000},
+        {"metrics.max_tenants", 1, SC_METRICS_MAX_TENANTS_LIMIT},
     };
     for (size_t i = 0; i < SC_ARRAY_LEN(ints); i++)
         if ((st = check_int(cfg, ints[i].key, ints[i].lo, ints[i].hi, errbuf, errlen)))
@@ -554,6 +592,16 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         snprintf(errbuf, errlen, "cache.threshold: %g is out of range (0, 1]", th);
         return SC_ERR_CONFIG;
     }
+    const char *index = sc_config_str(cfg, "cache.index");
+    if (strcmp(index, "flat") && strcmp(index, "hnsw") && strcmp(index, "ivf")) {
+        snprintf(errbuf, errlen, "cache.index: \"%s\" must be flat, hnsw or ivf", index);
+        return SC_ERR_CONFIG;
+    }
+    double band = sc_config_num(cfg, "cache.strict_band");
+    if (!(band >= 0.0 && band < 1.0)) {
+        snprintf(errbuf, errlen, "cache.strict_band: %g is out of range [0, 1)", band);
+        return SC_ERR_CONFIG;
+    }
     const char *backend = sc_config_str(cfg, "backend");
     if (strcmp(backend, "auto") && strcmp(backend, "cpu") && strcmp(backend, "cuda")) {
         snprintf(errbuf, errlen, "backend: \"%s\" must be auto, cpu or cuda", backend);
@@ -570,6 +618,13 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
     }
     if ((st = check_rate_limits(cfg, errbuf, errlen)))
         return st;
+    const char *listen = sc_config_str(cfg, "metrics.listen"); /* "": no endpoint */
+    if (listen[0]) {
+        char host[SC_METRICS_HOST_MAX];
+        int port;
+        if (sc_metrics_listen_parse(listen, host, sizeof host, &port, errbuf, errlen) != SC_OK)
+            return SC_ERR_CONFIG;
+    }
     return check_prices(cfg, errbuf, errlen);
 }
 

@@ -409,32 +409,33 @@ fail:
 
 /* @remark the caller frees the result with free(); NULL on allocation failure or a string that
  * is not UTF-8. */
-char *sc_gemini_body_from_request(const sc_request_t *req, size_t *len)
+json_t *sc_gemini_content_new(const char *role, const char *text, size_t len)
+{
+    return sc_gemini_content(role, text ? text : "", text ? len : 0);
+}
+
+/* The generateContent body: contents (stolen, released even on failure), generationConfig from
+ * req, and either req's systemInstruction or, with cache_name, "cachedContent": cache_name and
+ * no systemInstruction (the cache holds it; gemini-api.md §1.4, §4.4). */
+static char *sc_gemini_body_build(const sc_request_t *req, json_t *contents,
+                                  const char *cache_name, size_t *len)
 {
     char *out = NULL;
     json_t *root = json_object(); /* new, released at out */
-    json_t *contents = NULL, *gen = NULL;
+    json_t *gen = NULL;
 
-    if (!root || !req)
+    if (!root || !req || !contents)
         goto out;
-    if (req->system) {
+    if (cache_name) {
+        if (json_object_set_new(root, "cachedContent", json_string(cache_name)) != 0)
+            goto out;
+    } else if (req->system) {
         json_t *si = sc_gemini_content(NULL, req->system, strlen(req->system)); /* new */
         if (!si || json_object_set_new(root, "systemInstruction", si) != 0)
             goto out;
     }
-    contents = json_array(); /* new; handed to root below */
-    if (!contents)
-        goto out;
-    for (size_t i = 0; i < req->n_turns; i++) {
-        const sc_turn_t *t = &req->turns[i];
-        const char *text = t->content ? t->content : "";
-        size_t tlen = t->content ? t->content_len : 0;
-        json_t *c = sc_gemini_content(t->role ? t->role : "user", text, tlen); /* new */
-        if (!c || json_array_append_new(contents, c) != 0)
-            goto out;
-    }
     if (json_object_set_new(root, "contents", contents) != 0) {
-        contents = NULL;
+        contents = NULL; /* set_new released it */
         goto out;
     }
     contents = NULL;
@@ -467,6 +468,46 @@ out:
     json_decref(contents);
     json_decref(root);
     return out;
+}
+
+char *sc_gemini_body_with_contents(const sc_request_t *req, json_t *contents, size_t *len)
+{
+    return sc_gemini_body_build(req, contents, NULL, len);
+}
+
+/* req's turns as a contents array. @return a new reference, or NULL on allocation failure. */
+static json_t *sc_gemini_turns(const sc_request_t *req)
+{
+    json_t *contents = json_array(); /* new */
+    if (!contents)
+        return NULL;
+    for (size_t i = 0; i < req->n_turns; i++) {
+        const sc_turn_t *t = &req->turns[i];
+        const char *text = t->content ? t->content : "";
+        size_t tlen = t->content ? t->content_len : 0;
+        json_t *c = sc_gemini_content(t->role ? t->role : "user", text, tlen); /* new */
+        if (!c || json_array_append_new(contents, c) != 0) {
+            json_decref(contents);
+            return NULL;
+        }
+    }
+    return contents;
+}
+
+char *sc_gemini_body_from_request(const sc_request_t *req, size_t *len)
+{
+    if (!req)
+        return NULL;
+    json_t *contents = sc_gemini_turns(req); /* new; handed to sc_gemini_body_build */
+    return contents ? sc_gemini_body_build(req, contents, NULL, len) : NULL;
+}
+
+char *sc_gemini_body_with_cache(const sc_request_t *req, const char *cache_name, size_t *len)
+{
+    if (!req || !cache_name || !cache_name[0])
+        return NULL;
+    json_t *contents = sc_gemini_turns(req); /* new; handed to sc_gemini_body_build */
+    return contents ? sc_gemini_body_build(req, contents, cache_name, len) : NULL;
 }
 
 /* ---- client ---- */

@@ -101,6 +101,21 @@ void sc_gemini_call_free(sc_gemini_call_t *call); /* NULL ok; frees body and out
  */
 char *sc_gemini_body_from_request(const sc_request_t *req, size_t *len);
 
+/* The same body with other contents (e.g. a pruned history): systemInstruction and
+ * generationConfig from req, contents as given. contents (a JSON array) is stolen: its
+ * reference is released even on failure. @remark the caller frees the result with free(). */
+char *sc_gemini_body_with_contents(const sc_request_t *req, json_t *contents, size_t *len);
+
+/* The body for a request whose system prompt lives in an explicit cache (host/prompt_cache.h):
+ * contents and generationConfig from req, "cachedContent": cache_name ("cachedContents/{id}"),
+ * and no systemInstruction (a 400 beside cachedContent, gemini-api.md §1.4). NULL when
+ * cache_name is NULL or empty, or on allocation failure. @remark the caller frees with free(). */
+char *sc_gemini_body_with_cache(const sc_request_t *req, const char *cache_name, size_t *len);
+
+/* One Content object {"role": role, "parts": [{"text": text}]} (no "role" when role is NULL).
+ * New reference; NULL on allocation failure or when text (len bytes) is not valid UTF-8. */
+json_t *sc_gemini_content_new(const char *role, const char *text, size_t len);
+
 sc_status_t sc_gemini_new(const sc_gemini_opts_t *opts, sc_gemini_t **out, char *errbuf,
                           size_t errlen);
 /* Aborts and frees the calls still in flight (their opaque pointers are not touched); drain

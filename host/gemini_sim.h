@@ -20,9 +20,15 @@ typedef struct {
      * SC_GEMINI_SIM_BATCH_DELAY_MS_MAX each. */
     unsigned batch_pending_ms;
     unsigned batch_running_ms;
+    /* Context caching (gemini-api.md §4): the smallest cachedContents accepted, in tokens, for
+     * every model; smaller ones get the 400 "Cached content is too small. total_token_count=N,
+     * min_total_token_count=M". 0 = per model: 4096 for the pro models, 1024 for the others
+     * (the Dec 2025 - Mar 2026 table of §4.5). At most SC_GEMINI_SIM_CACHE_MIN_TOKENS_MAX. */
+    unsigned cache_min_tokens;
 } sc_gemini_sim_opts_t;
 
 #define SC_GEMINI_SIM_BATCH_DELAY_MS_MAX 172800000u /* 48 h: when real batches expire */
+#define SC_GEMINI_SIM_CACHE_MIN_TOKENS_MAX 1048576u /* 1M tokens: the largest context */
 
 /*
  * Fault spec: comma-separated key=value pairs, e.g.
@@ -48,7 +54,11 @@ int sc_gemini_sim_port(const sc_gemini_sim_t *sim);
 /* Counters as JSON (the same document GET /sim/stats serves): requests, responses by HTTP
  * status, faults injected by kind, batches_created, batch_requests, duplicate_batch_keys (request
  * keys, metadata.key, seen in more than one created batch) and batch_keys_overflow (keys not
- * remembered because the key set was full). @remark the caller frees the string with free(). */
+ * remembered because the key set was full); context caching: caches_created, caches_deleted
+ * (by DELETE), caches_expired, caches_live, caches_too_small (creates refused for size),
+ * cached_tokens_served (sum of cachedContentTokenCount answered) and storage_token_seconds (sum
+ * over caches of tokens x seconds alive, create to delete or expiry, live ones up to now: what
+ * storage is billed on). @remark the caller frees the string with free(). */
 char *sc_gemini_sim_stats_json(sc_gemini_sim_t *sim);
 
 /* Stop the server and free it. NULL ok. */

@@ -231,3 +231,90 @@ void sc_meanpool_l2_cpu(const float *x, const int32_t *seq_off, int n_seqs, int 
             o[c] = (float)(o[c] * inv);
     }
 }
+
+/* ---- scoped top-k by inner product ---- */
+
+/* The k best (score, row) so far of one query, best first: a sorted insertion, since k is small
+ * (the kernel bounds it at 32). Rows arrive in increasing order, so a row only displaces an entry
+ * with a strictly lower score: ties keep the lower row index. */
+static void topk_insert(float *s, int64_t *ix, int k, int *len, float score, int64_t row)
+{
+    if (score != score) /* a NaN ranks nowhere (the kernel drops it too) */
+        return;
+    if (*len == k && !(score > s[k - 1]))
+        return;
+    int p = *len < k ? (*len)++ : k - 1;
+    while (p > 0 && score > s[p - 1]) {
+        s[p] = s[p - 1];
+        ix[p] = ix[p - 1];
+        p--;
+    }
+    s[p] = score;
+    ix[p] = row;
+}
+
+void sc_topk_ip_cpu(const float *queries, const uint64_t *qscope, int nq, const float *base,
+                    const uint64_t *bscope, int n, int dim, int k, float *scores, int64_t *idx)
+{
+    if (k <= 0)
+        return;
+    SC_OMP(omp parallel for schedule(dynamic, 1))
+    for (int q = 0; q < nq; q++) {
+        const float *qv = queries + (size_t)q * (size_t)dim;
+        float *s = scores + (size_t)q * (size_t)k;
+        int64_t *ix = idx + (size_t)q * (size_t)k;
+        int len = 0;
+        for (int i = 0; i < n; i++) {
+            if (bscope[i] != qscope[q])
+                continue;
+            const float *b = base + (size_t)i * (size_t)dim;
+            double acc = 0.0;
+            for (int d = 0; d < dim; d++)
+                acc += (double)qv[d] * (double)b[d];
+            topk_insert(s, ix, k, &len, (float)acc, i);
+        }
+        for (int r = len; r < k; r++) {
+            s[r] = -INFINITY;
+            ix[r] = -1;
+        }
+    }
+}
+
+/* ---- router head ---- */
+
+#define SC_ROUTER_HEAD_LANES 8 /* independent partial sums: the dot products vectorise */
+
+/* Σ w[d]·x[d] as SC_ROUTER_HEAD_LANES partial sums added in a fixed order (the kernel sums in
+ * another order: the test allows for it). */
+static float router_dot(const float *w, const float *x, int f)
+{
+    float acc[SC_ROUTER_HEAD_LANES] = {0};
+    int d = 0;
+    for (; d + SC_ROUTER_HEAD_LANES <= f; d += SC_ROUTER_HEAD_LANES)
+        for (int l = 0; l < SC_ROUTER_HEAD_LANES; l++)
+            acc[l] += w[d + l] * x[d + l];
+    for (; d < f; d++)
+        acc[0] += w[d] * x[d];
+    float s = 0.0f;
+    for (int l = 0; l < SC_ROUTER_HEAD_LANES; l++)
+        s += acc[l];
+    return s;
+}
+
+void sc_router_head_cpu(const float *x, int n, int f, const float *w1, const float *b1,
+                        int hidden, const float *w2, float b2, float *out)
+{
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * (size_t)f;
+        float logit = b2;
+        if (hidden == 0) {
+            logit += router_dot(w2, xi, f);
+        } else {
+            for (int j = 0; j < hidden; j++) {
+                float h = b1[j] + router_dot(w1 + (size_t)j * (size_t)f, xi, f);
+                logit += w2[j] * (h > 0.0f ? h : 0.0f);
+            }
+        }
+        out[i] = 1.0f / (1.0f + expf(-logit));
+    }
+}

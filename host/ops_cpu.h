@@ -30,4 +30,17 @@ void sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *se
 /* out[s,:] = L2-normalise(mean over the rows of sequence s of x); x: [n_tokens, dim]. */
 void sc_meanpool_l2_cpu(const float *x, const int32_t *seq_off, int n_seqs, int dim, float *out);
 
+/* Scoped similarity top-k (the semantic cache's flat search): for each query q (nq of them, with
+ * scope qscope[q]), the k rows of base [n, dim] with the largest inner product among the rows whose
+ * scope equals qscope[q], best first. scores/idx: nq*k (idx -1, score -inf past the matches). */
+void sc_topk_ip_cpu(const float *queries, const uint64_t *qscope, int nq, const float *base,
+                    const uint64_t *bscope, int n, int dim, int k, float *scores, int64_t *idx);
+
+/* The router's head on standardised features x [n, f]: hidden = 0 is logistic regression
+ * (logit = w2·x + b2, w2 [f]; w1, b1 unused); hidden > 0 is one ReLU layer
+ * (h = relu(w1·x + b1), w1 [hidden, f], b1 [hidden]; logit = w2·h + b2, w2 [hidden]).
+ * out[i] = sigmoid(logit): n probabilities. */
+void sc_router_head_cpu(const float *x, int n, int f, const float *w1, const float *b1,
+                        int hidden, const float *w2, float b2, float *out);
+
 #endif

@@ -36,6 +36,20 @@ int sc_attention(const sc_half *qkv, const sc_half *qkv_bias, const int32_t *seq
 int sc_meanpool_l2(const sc_half *x, const int32_t *seq_off, int n_seqs, int dim, float *out,
                    cudaStream_t stream);
 
+#define SC_TOPK_MAX 32 /* the largest k of sc_topk_ip (its per-thread lists live in registers) */
+
+/* see sc_topk_ip_cpu, here on a precomputed score matrix: scores [nq, n] fp32 (row-major),
+ * qscope [nq], bscope [n]; out_scores/out_idx [nq, k], column indices in 0..n-1 (-1 and -inf past
+ * the scope's members); 1 <= k <= SC_TOPK_MAX. All pointers on the device. */
+int sc_topk_ip(const float *scores, const uint64_t *qscope, const uint64_t *bscope, int nq, int n,
+               int k, float *out_scores, int64_t *out_idx, cudaStream_t stream);
+
+/* see sc_router_head_cpu; x [n, f] standardised fp32 features (f <= 1024), w1 [hidden, f],
+ * b1 [hidden] (unused when hidden = 0), w2 [hidden or f], out [n] probabilities. All pointers on
+ * the device; b2 by value. */
+int sc_router_head(const float *x, int n, int f, const float *w1, const float *b1, int hidden,
+                   const float *w2, float b2, float *out, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

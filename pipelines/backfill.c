@@ -140,7 +140,7 @@ static int emit_item(bf_t *b, sc_item_t *it)
         json = sc_result_to_json(&r, &len);
         b->n_malformed++;
     } else {
-        json = sc_stage_ledger(it, b->cfg, &len);
+        json = sc_stage_ledger(it, b->cfg, NULL, &len);
         json_t *r = json ? json_loadb(json, len, 0, NULL) : NULL; /* new: read the ledger back */
         int ok = r && strcmp(json_string_value(json_object_get(r, "status")), "ok") == 0;
         ok ? b->n_ok++ : b->n_err++;

@@ -8,6 +8,7 @@ void sc_item_free(sc_item_t *item)
     if (!item)
         return;
     free(item->raw);
+    free(item->vec);
     sc_request_free(item->req);
     sc_gemini_call_free(item->call);
     free(item);

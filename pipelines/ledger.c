@@ -18,7 +18,8 @@ static double cost_of(const sc_config_t *cfg, const char *model, const sc_usage_
     return sc_price_cost(&p, u, batch);
 }
 
-char *sc_stage_ledger(const sc_item_t *it, const sc_config_t *cfg, size_t *len)
+char *sc_stage_ledger(const sc_item_t *it, const sc_config_t *cfg, sc_metrics_t *metrics,
+                      size_t *len)
 {
     sc_result_t r;
     sc_result_init(&r);
@@ -56,5 +57,6 @@ char *sc_stage_ledger(const sc_item_t *it, const sc_config_t *cfg, size_t *len)
         r.error_code = sc_status_code(it->error);
         r.error_message = it->errmsg[0] ? it->errmsg : sc_strerror(it->error);
     }
+    sc_metrics_observe_result(metrics, &r);
     return sc_result_to_json(&r, len);
 }

@@ -15,6 +15,7 @@
 #include "pipelines/embed.h"
 #include "pipelines/online.h"
 #include "pipelines/report.h"
+#include "pipelines/train_router.h"
 
 #define MAIN_ERRBUF 1024
 
@@ -44,17 +45,21 @@ static void usage(FILE *out)
             "  serve [-c FILE] [-X key=value]...     online optimizer: Kafka in -> Kafka out\n"
             "  backfill IN.jsonl -o OUT.jsonl [--mode online|batch] [--resume] [-c FILE] [-X k=v]...\n"
             "                                        offline job: one output line per input line\n"
-            "  report RESULTS.jsonl                  savings tables from results\n"
+            "  report RESULTS.jsonl [--svg FILE]     savings tables from results (+ SVG chart)\n"
             "  dev-broker [--port N] [--partitions P]\n"
             "                                        embedded Kafka-protocol broker; prints its\n"
             "                                        bootstrap address as the first stdout line\n"
             "  gemini-sim [--port N] [--faults SPEC] [--api-key KEY] [--threads N]\n"
-            "             [--batch-pending-ms MS] [--batch-running-ms MS]\n"
+            "             [--batch-pending-ms MS] [--batch-running-ms MS] [--cache-min-tokens N]\n"
             "                                        local Gemini-API server; prints its base URL\n"
             "                                        as the first stdout line\n"
             "  config dump [-c FILE] [-X key=value]...  effective configuration, secrets masked\n"
             "  embed [--format jsonl|f32] [--model DIR] [--backend auto|cpu|cuda] [--batch N]\n"
             "        [--threads N] < lines           one all-MiniLM-L6-v2 embedding per line\n"
+            "  train-router DATA_DIR... -o FILE [--model DIR] [--holdout-frac F] [--seed N]\n"
+            "                                        fit the router head, APGR on held-out subjects\n"
+            "  classify [--router FILE] [--model DIR] [--tiers a,b,c] < lines\n"
+            "                                        one {\"i\",\"score\",\"tier\"} per line\n"
             "  version\n"
             "\n"
             "Environment: GEMINI_API_KEY (the API key), SCRIMP_LOG (debug|info|warn|error).\n");
@@ -177,6 +182,7 @@ static int cmd_gemini_sim(int argc, char **argv)
                                          {"threads", required_argument, NULL, 't'},
                                          {"batch-pending-ms", required_argument, NULL, 'P'},
                                          {"batch-running-ms", required_argument, NULL, 'R'},
+                                         {"cache-min-tokens", required_argument, NULL, 'C'},
                                          {NULL, 0, NULL, 0}};
     sc_gemini_sim_opts_t so = {0};
     int opt;
@@ -205,8 +211,18 @@ static int cmd_gemini_sim(int argc, char **argv)
                 continue;
             }
         }
+        if (opt == 'C') {
+            char *end = NULL;
+            unsigned long n = strtoul(optarg, &end, 10); /* overflow gives ULONG_MAX: refused */
+            if (optarg[0] >= '0' && optarg[0] <= '9' && end && !*end && n >= 1 &&
+                n <= SC_GEMINI_SIM_CACHE_MIN_TOKENS_MAX) {
+                so.cache_min_tokens = (unsigned)n;
+                continue;
+            }
+        }
         fprintf(stderr, "usage: scrimp gemini-sim [--port N] [--faults SPEC] [--api-key KEY] "
-                        "[--threads N] [--batch-pending-ms MS] [--batch-running-ms MS]\n");
+                        "[--threads N] [--batch-pending-ms MS] [--batch-running-ms MS] "
+                        "[--cache-min-tokens N]\n");
         return 2;
     }
     char err[MAIN_ERRBUF];
@@ -225,12 +241,22 @@ static int cmd_gemini_sim(int argc, char **argv)
 
 static int cmd_report(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: scrimp report RESULTS.jsonl\n");
+    const char *path = NULL, *svg = NULL;
+    int bad = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--svg") == 0 && i + 1 < argc)
+            svg = argv[++i];
+        else if (!path && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
+            path = argv[i];
+        else
+            bad = 1;
+    }
+    if (!path || bad) {
+        fprintf(stderr, "usage: scrimp report RESULTS.jsonl [--svg FILE]\n");
         return 2;
     }
     char err[MAIN_ERRBUF];
-    if (sc_report_run(argv[1], stdout, err, sizeof err) != SC_OK) {
+    if (sc_report_run(path, svg, stdout, err, sizeof err) != SC_OK) {
         fprintf(stderr, "scrimp report: %s\n", err);
         return 1;
     }
@@ -262,6 +288,10 @@ int main(int argc, char **argv)
         install_signals();
         return sc_backfill_cli(argc, argv, &running);
     }
+    if (strcmp(cmd, "train-router") == 0)
+        return sc_train_router_cli(argc, argv);
+    if (strcmp(cmd, "classify") == 0)
+        return sc_classify_cli(argc, argv);
     if (strcmp(cmd, "version") == 0) {
         printf("scrimp %s\n", SCRIMP_VERSION);
         return 0;

@@ -3,6 +3,7 @@
  * forward (one curl multi loop; requests marked "priority": "batch" go to the batcher thread and
  * Gemini Batch Mode instead) → publish (results, dead letters, delivery reports, offsets). */
 #include "pipelines/online.h"
+#include "host/metrics_http.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -45,6 +46,8 @@ typedef struct {
     atomic_llong drain_deadline_ms; /* 0 while running */
     atomic_int fatal;
     atomic_llong n_consumed, n_ok, n_error, n_dead, n_inflight;
+    sc_metrics_t *metrics;
+    sc_metrics_server_t *metrics_srv;
 } online_t;
 
 static int64_t drain_deadline(online_t *o)
@@ -213,8 +216,9 @@ static void publish_one(online_t *o, sc_item_t *it)
                                     &len);
         topic = o->t_dlq;
         atomic_fetch_add(&o->n_dead, 1);
+        sc_metrics_dead_letter(o->metrics, sc_status_code(it->error));
     } else {
-        buf = sc_stage_ledger(it, o->cfg, &len);
+        buf = sc_stage_ledger(it, o->cfg, o->metrics, &len);
         topic = o->t_results;
         atomic_fetch_add(it->call && it->call->status == SC_OK ? &o->n_ok : &o->n_error, 1);
     }
@@ -576,6 +580,13 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
     if ((st = sc_upstream_from_config(cfg, &o.gemini, errbuf, errlen)))
         return st;
 
+    if ((st = sc_metrics_new(&o.metrics)))
+        goto out;
+    sc_metrics_set_max_tenants(o.metrics, (size_t)sc_config_int(cfg, "metrics.max_tenants"));
+    if (sc_config_str(cfg, "metrics.listen")[0] &&
+        (st = sc_metrics_server_start(o.metrics, sc_config_str(cfg, "metrics.listen"),
+                                      &o.metrics_srv, errbuf, errlen)))
+        goto out;
     rd_kafka_conf_t *pconf = kafka_conf(cfg, 0, errbuf, errlen);
     if (!pconf) {
         st = SC_ERR_CONFIG;
@@ -634,12 +645,14 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
             o.t_requests, sc_config_str(cfg, "gemini.base_url"),
             sc_config_str(cfg, "models.default"), o.batch_max, o.batch_wait_ms,
             sc_config_int(cfg, "gemini.max_inflight"));
+    sc_metrics_set_ready(o.metrics, threads == 3);
     if (threads == 3)
         consumer_loop(&o);
     else
         st = SC_ERR_NOMEM;
 
     /* Drain: stop consuming, let in-flight work finish up to the deadline, flush, commit. */
+    sc_metrics_set_ready(o.metrics, 0);
     atomic_store(&o.drain_deadline_ms,
                  sc_now_ms() + sc_config_int(cfg, "pipeline.drain_timeout_ms"));
     sc_info("serve.drain", "unacked=%zu deadline_ms=%lld", sc_offsets_pending(o.offsets),
@@ -678,6 +691,8 @@ out:
     sc_queue_free(o.publish_q);
     sc_queue_free(o.batch_q);
     sc_offsets_free(o.offsets);
+    sc_metrics_server_stop(o.metrics_srv);
+    sc_metrics_free(o.metrics);
     sc_info("serve.stop", "status=%s", sc_status_code(st));
     return st;
 }

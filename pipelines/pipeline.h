@@ -9,7 +9,9 @@
 #include "host/config.h"
 #include "host/gemini.h"
 #include "host/message.h"
+#include "host/metrics.h"
 #include "host/status.h"
+#include "models/encoder.h"
 
 #define SC_ITEM_ID_MAX 257
 #define SC_ITEM_ERR_MAX 512
@@ -37,6 +39,8 @@ typedef struct sc_item {
     sc_status_t error;       /* why invalid, or why the upstream failed */
     char id[SC_ITEM_ID_MAX]; /* from the request, also for dead letters */
     char errmsg[SC_ITEM_ERR_MAX];
+    /* embed stage */
+    float *vec;              /* owned: SC_EMBED_DIM floats of the last user turn, or NULL */
     /* route stage */
     char model[SC_MODEL_MAX];
     const char *route;       /* "pinned" or "default" (static strings) */
@@ -74,12 +78,17 @@ void sc_limits_from_config(const sc_config_t *cfg, sc_limits_t *lim);
 /* parse.c: parse and validate every NEW item: FORWARD, or INVALID with a reason. */
 void sc_stage_parse(sc_batch_t *batch, const sc_limits_t *lim);
 
+/* embed_stage.c: embed the last user turn of every FORWARD item (one encoder call for the
+ * batch); on failure the items go on without a vector. */
+sc_status_t sc_stage_embed(sc_batch_t *batch, sc_encoder_t *enc);
+
 /* route.c: choose the model of every FORWARD item (pinned wins; else models.default, where
  * "auto" means models.strong until a router is configured). */
 void sc_stage_route(sc_batch_t *batch, const sc_config_t *cfg);
 
 /* ledger.c: the result of a DONE item as JSON, with usage, cost and baseline cost.
  * @remark the caller frees the returned buffer with free(). */
-char *sc_stage_ledger(const sc_item_t *item, const sc_config_t *cfg, size_t *len);
+char *sc_stage_ledger(const sc_item_t *item, const sc_config_t *cfg, sc_metrics_t *metrics,
+                      size_t *len);
 
 #endif

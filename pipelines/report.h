@@ -1,13 +1,30 @@
-/* report.h - `scrimp report`: savings tables from a results JSONL file. */
+/* report.h - `scrimp report`: savings tables (and an SVG chart) from a results JSONL file. */
 #ifndef SC_REPORT_H
 #define SC_REPORT_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "host/status.h"
 
-/* Read results (one JSON object per line; "-" = stdin) and print the summary and per-tenant
- * tables to out. Lines that are not results are counted and reported, not fatal. */
-sc_status_t sc_report_run(const char *path, FILE *out, char *errbuf, size_t errlen);
+/* Read results (DESIGN §4.2, one JSON object per line; "-" = stdin) in one streaming pass and
+ * print markdown tables to out: a summary, then per tenant, agent/stage, model, source,
+ * technique (USD saved, share of baseline, requests affected) and error code. Lines that are not
+ * results (not JSON, not an object, no "status" of "ok"/"error", longer than the line limit) are
+ * counted and reported, never fatal.
+ *
+ * svg_path: NULL for none, else an SVG (900x600, self-contained) is written there with the
+ * cumulative cost against the cumulative baseline over the results in order (downsampled to a
+ * bounded number of points) and the savings by technique as horizontal bars.
+ *
+ * Memory is bounded: one line at a time (at most SC_REPORT_LINE_MAX bytes), a bounded number of
+ * rows per table (the rest is one "(other)" row) and of curve points.
+ * Errors (SC_ERR_IO, SC_ERR_NOMEM) leave a message in errbuf. */
+sc_status_t sc_report_run(const char *path, const char *svg_path, FILE *out, char *errbuf,
+                          size_t errlen);
+
+#define SC_REPORT_LINE_MAX   (8 << 20) /* longer lines are counted as malformed */
+#define SC_REPORT_MAX_GROUPS 64        /* distinct rows per table before "(other)" */
+#define SC_REPORT_CURVE_MAX  512       /* points kept for the cost curve (even) */
 
 #endif

@@ -14,10 +14,24 @@ sc_unit_test(test_price)
 sc_unit_test(test_offsets)
 sc_unit_test(test_gemini_sim)
 sc_unit_test(test_gemini)
+sc_unit_test(test_prompt_cache)
 sc_unit_test(test_tokenizer)
 sc_unit_test(test_safetensors)
 sc_unit_test(test_ops_cpu)
+sc_unit_test(test_topk_cpu)
 sc_unit_test(test_encoder)
+sc_unit_test(test_router)
+sc_unit_test(test_cache)
+sc_unit_test(test_guards)
+sc_unit_test(test_report)
+sc_unit_test(test_tokens)
+sc_unit_test(test_prune)
+sc_unit_test(test_metrics)
+
+# The benchmark workload generator (bench/workload.py, Python standard library only).
+add_test(NAME test_workload
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_workload.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_workload PROPERTIES TIMEOUT 300)
 
 # Integration: kcat produces, scrimp serve consumes, the simulator answers (tests/integration/).
 add_test(NAME integration_serve
@@ -27,3 +41,17 @@ add_test(NAME integration_backfill
 add_test(NAME integration_cli
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cli.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_serve integration_cli integration_backfill PROPERTIES TIMEOUT 900)
+
+# A real Prometheus (Debian's package) scrapes a running scrimp serve; its query API must return
+# the number of results published.
+add_test(NAME integration_prometheus
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_prometheus.sh $<TARGET_FILE:scrimp>)
+set_tests_properties(integration_prometheus PROPERTIES TIMEOUT 900)
+
+# The cache store survives kill -9: every acknowledged entry is present and indexed after restart.
+add_executable(cache_writer tests/cache_writer.c)
+target_link_libraries(cache_writer PRIVATE scrimp_pipelines)
+add_test(NAME integration_cache_crash
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cache_crash.sh $<TARGET_FILE:cache_writer>
+          $<TARGET_FILE:scrimp>)
+set_tests_properties(integration_cache_crash PROPERTIES TIMEOUT 300)

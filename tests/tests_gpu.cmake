@@ -10,3 +10,5 @@ endfunction()
 
 sc_gpu_test(test_kernels_gpu)
 sc_gpu_test(test_encoder_gpu)
+sc_gpu_test(test_topk_gpu)
+sc_gpu_test(test_router_gpu)

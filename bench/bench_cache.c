@@ -1,0 +1,545 @@
+/* bench_cache.c - the semantic cache at 10k, 100k and 1M entries in one scope: lookups/s and
+ * latency (single, two threads, batched), recall@1 of HNSW and IVF against flat, bulk and durable
+ * insert throughput, and restart (reopen + index rebuild) time. Writes bench/results/cache.md. */
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/cache.h"
+#include "host/gpu_flat.h"
+#include "host/log.h"
+#include "host/util.h"
+
+#define BENCH_DIM 384
+#define BENCH_SCOPE 0x5eedull
+#define BENCH_CHUNK 10000          /* entries per bulk transaction */
+#define BENCH_QUERIES 1000         /* recall queries */
+#define BENCH_BATCH 64
+#define BENCH_BUDGET_US 8000000    /* per single-lookup measurement */
+#define BENCH_MIN_SINGLE 20
+#define BENCH_DURABLE_INSERTS 200
+#define BENCH_QUERY_COS 0.95       /* a paraphrase of a stored prompt */
+#define BENCH_CLUSTER_SIZE 50      /* entries per centroid in the clustered set */
+#define BENCH_CLUSTER_NOISE 0.6    /* |noise| / |centroid| before normalising */
+#define BENCH_MAX_SIZES 8
+#define BENCH_MAX_ROWS 128
+#define BENCH_ROW_MAX 512
+#define BENCH_CMD_MAX 1024
+#define BENCH_RESP_LEN 160
+
+static uint64_t rng_s = 0x243f6a8885a308d3ull;
+
+static inline uint64_t rng(void)
+{
+    uint64_t x = rng_s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_s = x;
+}
+
+static void rng_normals(float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i += 2) {
+        double u = ((double)(rng() >> 11) + 1.0) / 9007199254740993.0;
+        double v = (double)(rng() >> 11) / 9007199254740992.0;
+        double r = sqrt(-2.0 * log(u));
+        out[i] = (float)(r * cos(6.283185307179586 * v));
+        if (i + 1 < n)
+            out[i + 1] = (float)(r * sin(6.283185307179586 * v));
+    }
+}
+
+static void normalize(float *v, int d)
+{
+    double s = 0;
+    for (int i = 0; i < d; i++)
+        s += (double)v[i] * v[i];
+    s = 1.0 / sqrt(s);
+    for (int i = 0; i < d; i++)
+        v[i] = (float)(v[i] * s);
+}
+
+/* n unit vectors: uniform on the sphere, or around random centroids. */
+static float *make_data(size_t n, int clustered)
+{
+    const int d = BENCH_DIM;
+    float *x = malloc(n * d * sizeof(float));
+    if (!x)
+        return NULL;
+    rng_normals(x, n * d);
+    if (clustered) {
+        size_t nc = n / BENCH_CLUSTER_SIZE ? n / BENCH_CLUSTER_SIZE : 1;
+        float *cen = malloc(nc * d * sizeof(float));
+        if (!cen) {
+            free(x);
+            return NULL;
+        }
+        rng_normals(cen, nc * d);
+        for (size_t c = 0; c < nc; c++)
+            normalize(cen + c * d, d);
+        for (size_t i = 0; i < n; i++) {
+            float *v = x + i * d;
+            const float *c = cen + (rng() % nc) * d;
+            normalize(v, d);
+            for (int j = 0; j < d; j++)
+                v[j] = c[j] + (float)BENCH_CLUSTER_NOISE * v[j];
+        }
+        free(cen);
+    }
+    for (size_t i = 0; i < n; i++)
+        normalize(x + i * d, d);
+    return x;
+}
+
+/* A unit vector at cosine cosv from the unit vector base. */
+static void near_vec(const float *base, double cosv, float *out)
+{
+    const int d = BENCH_DIM;
+    float r[BENCH_DIM];
+    rng_normals(r, d);
+    double dot = 0;
+    for (int i = 0; i < d; i++)
+        dot += (double)r[i] * base[i];
+    for (int i = 0; i < d; i++)
+        r[i] = (float)(r[i] - dot * base[i]);
+    normalize(r, d);
+    double s = sqrt(1 - cosv * cosv);
+    for (int i = 0; i < d; i++)
+        out[i] = (float)(cosv * base[i] + s * r[i]);
+}
+
+static int dcmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void die(const char *what, sc_status_t st)
+{
+    fprintf(stderr, "bench_cache: %s: %s\n", what, sc_strerror(st));
+    exit(1);
+}
+
+static void bench_opts(sc_cache_opts_t *o, const char *dir, const char *index, int gpu)
+{
+    sc_cache_opts_default(o);
+    o->path = dir;
+    o->dim = BENCH_DIM;
+    o->max_bytes = (size_t)64 << 30;
+    o->ttl_s = 0;
+    o->guards = 0;
+    o->threshold = -1.0; /* every lookup answers with its top-1: that is what recall measures */
+    o->index = index;
+    o->ann_min = BENCH_CHUNK;
+    o->use_gpu = gpu;
+}
+
+static sc_cache_t *bench_open(const sc_cache_opts_t *o, double *open_ms)
+{
+    sc_cache_t *c;
+    char err[256];
+    int64_t t0 = sc_now_us();
+    sc_status_t st = sc_cache_open(o, &c, err, sizeof(err));
+    if (st) {
+        fprintf(stderr, "bench_cache: open %s: %s\n", o->path, err);
+        exit(1);
+    }
+    *open_ms = (double)(sc_now_us() - t0) / 1000.0;
+    return c;
+}
+
+/* Bulk-load n entries (one scope) in BENCH_CHUNK transactions; returns entries/s. */
+static double bulk_load(const char *dir, const float *x, size_t n)
+{
+    sc_cache_opts_t o;
+    double ms;
+    bench_opts(&o, dir, "flat", 0);
+    o.ann_min = (size_t)1 << 40; /* flat while loading; the index is rebuilt at each open */
+    sc_cache_t *c = bench_open(&o, &ms);
+    sc_cache_item_t *items = calloc(BENCH_CHUNK, sizeof(*items));
+    char *texts = malloc((size_t)BENCH_CHUNK * 32);
+    char resp[BENCH_RESP_LEN + 1];
+    memset(resp, 'a', BENCH_RESP_LEN);
+    resp[BENCH_RESP_LEN] = 0;
+    if (!items || !texts)
+        die("bulk", SC_ERR_NOMEM);
+    int64_t t0 = sc_now_us();
+    for (size_t at = 0; at < n; at += BENCH_CHUNK) {
+        size_t m = n - at < BENCH_CHUNK ? n - at : BENCH_CHUNK;
+        for (size_t i = 0; i < m; i++) {
+            char *t = texts + i * 32;
+            int len = snprintf(t, 32, "prompt number %zu", at + i);
+            items[i].q.scope = BENCH_SCOPE;
+            items[i].q.tenant = "bench";
+            items[i].q.text = t;
+            items[i].q.len = (size_t)len;
+            items[i].q.vec = x + (at + i) * BENCH_DIM;
+            items[i].response = resp;
+            items[i].response_len = BENCH_RESP_LEN;
+            items[i].model = "gemini-2.5-flash";
+        }
+        sc_status_t st = sc_cache_insert_many(c, items, m, NULL);
+        if (st)
+            die("insert_many", st);
+    }
+    double s = (double)(sc_now_us() - t0) / 1e6;
+    sc_cache_close(c);
+    free(items);
+    free(texts);
+    return (double)n / s;
+}
+
+static double durable_inserts(const char *dir)
+{
+    sc_cache_opts_t o;
+    double ms;
+    bench_opts(&o, dir, "flat", 0);
+    sc_cache_t *c = bench_open(&o, &ms);
+    float *x = make_data(BENCH_DURABLE_INSERTS, 0);
+    int64_t t0 = sc_now_us();
+    for (int i = 0; i < BENCH_DURABLE_INSERTS; i++) {
+        char t[32];
+        int len = snprintf(t, sizeof(t), "durable %d", i);
+        sc_cache_query_t q = {BENCH_SCOPE, "bench", t, (size_t)len, x + (size_t)i * BENCH_DIM};
+        sc_status_t st = sc_cache_insert(c, &q, "answer", 6, "m", NULL, 0, NULL);
+        if (st)
+            die("insert", st);
+    }
+    double s = (double)(sc_now_us() - t0) / 1e6;
+    sc_cache_close(c);
+    free(x);
+    return BENCH_DURABLE_INSERTS / s;
+}
+
+typedef struct {
+    sc_cache_t *c;
+    const float *qv;
+    size_t from, to, done;
+    int64_t deadline_us;
+} bench_thr_t;
+
+static void *thr_lookups(void *p)
+{
+    bench_thr_t *a = p;
+    for (size_t i = a->from; i < a->to; i++) {
+        sc_cache_query_t q = {BENCH_SCOPE, "bench", "a probe", 7, a->qv + i * BENCH_DIM};
+        sc_cache_result_t r;
+        if (sc_cache_lookup(a->c, &q, 1, &r) == SC_OK)
+            free(r.response);
+        a->done++;
+        if (a->done >= BENCH_MIN_SINGLE && sc_now_us() > a->deadline_us)
+            break;
+    }
+    return NULL;
+}
+
+typedef struct {
+    double single_qps, p50_ms, p99_ms, thr2_qps, batch_qps;
+    size_t single_n;
+} bench_lat_t;
+
+/* Batched lookups of all nq queries; top-1 entry ids into top (0: none). Returns lookups/s. */
+static double batched(sc_cache_t *c, const float *qv, size_t nq, uint64_t *top)
+{
+    sc_cache_query_t q[BENCH_BATCH];
+    sc_cache_result_t r[BENCH_BATCH];
+    int64_t t0 = sc_now_us();
+    for (size_t at = 0; at < nq; at += BENCH_BATCH) {
+        size_t m = nq - at < BENCH_BATCH ? nq - at : BENCH_BATCH;
+        for (size_t i = 0; i < m; i++) {
+            q[i].scope = BENCH_SCOPE;
+            q[i].tenant = "bench";
+            q[i].text = "a probe";
+            q[i].len = 7;
+            q[i].vec = qv + (at + i) * BENCH_DIM;
+        }
+        sc_status_t st = sc_cache_lookup(c, q, m, r);
+        if (st)
+            die("lookup", st);
+        for (size_t i = 0; i < m; i++) {
+            top[at + i] = r[i].hit ? r[i].entry : 0;
+            free(r[i].response);
+        }
+    }
+    return (double)nq / ((double)(sc_now_us() - t0) / 1e6);
+}
+
+static void latencies(sc_cache_t *c, const float *qv, size_t nq, bench_lat_t *L)
+{
+    double *lat = malloc(nq * sizeof(double));
+    size_t n = 0;
+    int64_t start = sc_now_us(), deadline = start + BENCH_BUDGET_US;
+    for (; n < nq; n++) {
+        sc_cache_query_t q = {BENCH_SCOPE, "bench", "a probe", 7, qv + n * BENCH_DIM};
+        sc_cache_result_t r;
+        int64_t t0 = sc_now_us();
+        if (sc_cache_lookup(c, &q, 1, &r))
+            die("lookup", SC_ERR_IO);
+        lat[n] = (double)(sc_now_us() - t0) / 1000.0;
+        free(r.response);
+        if (n + 1 >= BENCH_MIN_SINGLE && sc_now_us() > deadline) {
+            n++;
+            break;
+        }
+    }
+    double total_s = (double)(sc_now_us() - start) / 1e6;
+    qsort(lat, n, sizeof(double), dcmp);
+    L->single_n = n;
+    L->single_qps = (double)n / total_s;
+    L->p50_ms = lat[n / 2];
+    L->p99_ms = lat[(size_t)((double)(n - 1) * 0.99)];
+    free(lat);
+
+    pthread_t th[2];
+    bench_thr_t a[2];
+    start = sc_now_us();
+    for (int t = 0; t < 2; t++) {
+        a[t].c = c;
+        a[t].qv = qv;
+        a[t].from = t * (nq / 2);
+        a[t].to = (t + 1) * (nq / 2);
+        a[t].done = 0;
+        a[t].deadline_us = start + BENCH_BUDGET_US;
+        pthread_create(&th[t], NULL, thr_lookups, &a[t]);
+    }
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    L->thr2_qps = (double)(a[0].done + a[1].done) / ((double)(sc_now_us() - start) / 1e6);
+}
+
+static char rows[BENCH_MAX_ROWS][BENCH_ROW_MAX];
+static int nrows;
+static char ins_rows[BENCH_MAX_ROWS][BENCH_ROW_MAX];
+static int nins;
+
+static void row(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void row(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (nrows < BENCH_MAX_ROWS)
+        vsnprintf(rows[nrows++], BENCH_ROW_MAX, fmt, ap);
+    va_end(ap);
+    printf("%s\n", rows[nrows - 1]);
+    fflush(stdout);
+}
+
+static void rm_store(const char *dir)
+{
+    char p[600];
+    snprintf(p, sizeof(p), "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/lock.mdb", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void run_size(const char *base, size_t n, int clustered, int gpu_ok)
+{
+    const char *data = clustered ? "clustered" : "uniform";
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s/%s-%zu", base, data, n);
+    rm_store(dir);
+    float *x = make_data(n, clustered);
+    float *qv = malloc((size_t)BENCH_QUERIES * BENCH_DIM * sizeof(float));
+    float *far = malloc((size_t)BENCH_QUERIES * BENCH_DIM * sizeof(float));
+    uint64_t *want = calloc(BENCH_QUERIES, sizeof(uint64_t));
+    uint64_t *got = calloc(BENCH_QUERIES, sizeof(uint64_t));
+    uint64_t *want_far = calloc(BENCH_QUERIES, sizeof(uint64_t));
+    if (!x || !qv || !far || !want || !got || !want_far)
+        die("data", SC_ERR_NOMEM);
+    for (size_t i = 0; i < BENCH_QUERIES; i++)
+        near_vec(x + (rng() % n) * BENCH_DIM, BENCH_QUERY_COS, qv + i * BENCH_DIM);
+    rng_normals(far, (size_t)BENCH_QUERIES * BENCH_DIM);
+    for (size_t i = 0; i < BENCH_QUERIES; i++)
+        normalize(far + i * BENCH_DIM, BENCH_DIM);
+
+    double ins = bulk_load(dir, x, n);
+    free(x);
+    long long mb = 0;
+    {
+        char p[600];
+        snprintf(p, sizeof(p), "%s/data.mdb", dir);
+        FILE *f = fopen(p, "rb");
+        if (f) {
+            fseek(f, 0, SEEK_END);
+            mb = ftell(f) >> 20;
+            fclose(f);
+        }
+    }
+    if (nins < BENCH_MAX_ROWS)
+        snprintf(ins_rows[nins++], BENCH_ROW_MAX, "| %s | %zu | %.0f | %lld |", data, n, ins, mb);
+    printf("bulk load %s %zu: %.0f entries/s, store %lld MiB\n", data, n, ins, mb);
+
+    const char *kinds[] = {"flat", "hnsw", "ivf", "gpu-flat"};
+    for (int k = 0; k < 4; k++) {
+        if (k == 3 && !gpu_ok) {
+            row("| %s | %zu | gpu-flat | not measured here (no GPU) |  |  |  |  |  |  |  |  |", data, n);
+            continue;
+        }
+        sc_cache_opts_t o;
+        double open_ms;
+        bench_opts(&o, dir, k == 3 ? "flat" : kinds[k], k == 3);
+        sc_cache_t *c = bench_open(&o, &open_ms);
+        sc_cache_stats_t s;
+        sc_cache_stats(c, &s);
+        bench_lat_t L;
+        double bq = batched(c, qv, BENCH_QUERIES, k == 0 ? want : got);
+        char recall[32] = "(reference)", recall_far[32] = "(reference)";
+        if (k == 0) {
+            batched(c, far, BENCH_QUERIES, want_far);
+        } else {
+            size_t same = 0;
+            for (size_t i = 0; i < BENCH_QUERIES; i++)
+                same += want[i] == got[i];
+            snprintf(recall, sizeof(recall), "%.3f", (double)same / BENCH_QUERIES);
+            batched(c, far, BENCH_QUERIES, got);
+            same = 0;
+            for (size_t i = 0; i < BENCH_QUERIES; i++)
+                same += want_far[i] == got[i];
+            snprintf(recall_far, sizeof(recall_far), "%.3f", (double)same / BENCH_QUERIES);
+        }
+        latencies(c, qv, BENCH_QUERIES, &L);
+        row("| %s | %zu | %s | %.0f | %.0f | %.0f (n=%zu) | %.2f | %.2f | %.0f | %s | %s |", data, n,
+            kinds[k], open_ms, s.rebuild_ms, L.single_qps, L.single_n, L.p50_ms, L.p99_ms,
+            L.thr2_qps, recall, recall_far);
+        /* batched column is kept apart so the table stays readable */
+        printf("  batch-%d lookups/s: %.0f\n", BENCH_BATCH, bq);
+        if (nrows < BENCH_MAX_ROWS) {
+            char *last = rows[nrows - 1];
+            size_t len = strlen(last);
+            snprintf(last + len, BENCH_ROW_MAX - len, " %.0f |", bq);
+        }
+        sc_cache_close(c);
+    }
+    rm_store(dir);
+    free(qv);
+    free(far);
+    free(want);
+    free(got);
+    free(want_far);
+}
+
+int main(int argc, char **argv)
+{
+    size_t sizes[BENCH_MAX_SIZES] = {10000, 100000, 1000000};
+    size_t nsizes = 3;
+    size_t clustered_max = 100000; /* the clustered set at sizes up to this */
+    const char *out = "bench/results/cache.md";
+    const char *base = "/tmp/scrimp-bench-cache";
+    char cmd[BENCH_CMD_MAX] = "";
+    for (int i = 0; i < argc; i++) {
+        size_t len = strlen(cmd);
+        snprintf(cmd + len, sizeof(cmd) - len, "%s%s", i ? " " : "", argv[i]);
+    }
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+            nsizes = 0;
+            for (char *p = argv[++i]; *p && nsizes < BENCH_MAX_SIZES;) {
+                char *end;
+                sizes[nsizes++] = strtoull(p, &end, 10);
+                p = *end ? end + 1 : end;
+            }
+        } else if (!strcmp(argv[i], "--clustered-max") && i + 1 < argc) {
+            clustered_max = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+            base = argv[++i];
+        } else {
+            fprintf(stderr, "usage: bench_cache [--sizes 10000,100000,1000000] "
+                            "[--clustered-max N] [--out FILE] [--dir DIR]\n");
+            return 2;
+        }
+    }
+    sc_log_set_level(SC_LOG_WARN);
+    char eb[256] = "";
+    int gpu_ok = sc_gpu_flat_available(eb, sizeof(eb));
+    char mk[600];
+    snprintf(mk, sizeof(mk), "mkdir -p %s", base);
+    if (system(mk) != 0)
+        return 1;
+
+    char dur_dir[512];
+    snprintf(dur_dir, sizeof(dur_dir), "%s/durable", base);
+    rm_store(dur_dir);
+    double dur = durable_inserts(dur_dir);
+    rm_store(dur_dir);
+    printf("durable single inserts: %.0f/s\n", dur);
+
+    int64_t t0 = sc_now_us();
+    for (size_t i = 0; i < nsizes; i++) {
+        run_size(base, sizes[i], 0, gpu_ok);
+        if (sizes[i] <= clustered_max)
+            run_size(base, sizes[i], 1, gpu_ok);
+    }
+    double total_s = (double)(sc_now_us() - t0) / 1e6;
+
+    struct utsname u;
+    uname(&u);
+    char cpu[256] = "unknown";
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    if (ci) {
+        char line[512];
+        while (fgets(line, sizeof(line), ci))
+            if (!strncmp(line, "model name", 10)) {
+                char *p = strchr(line, ':');
+                if (p) {
+                    sc_strlcpy(cpu, p + 2, sizeof(cpu));
+                    cpu[strcspn(cpu, "\n")] = 0;
+                }
+                break;
+            }
+        fclose(ci);
+    }
+    time_t now = time(NULL);
+    char date[64];
+    strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
+    FILE *f = fopen(out, "w");
+    if (!f) {
+        perror(out);
+        return 1;
+    }
+    fprintf(f, "# Semantic cache benchmark\n\n");
+    fprintf(f, "- machine: %s, %ld CPUs online, %s %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+            u.sysname, u.release);
+    fprintf(f, "- date: %s\n- command: `%s`\n- run time: %.0f s\n", date, cmd, total_s);
+    fprintf(f, "- GPU: %s\n\n", gpu_ok ? "available (gpu-flat rows)" : eb);
+    fprintf(f, "All entries in one scope, dim %d, vectors L2-normalised. *uniform*: uniform on the "
+               "sphere; *clustered*: around random centroids (%d entries per centroid, noise %.1f). "
+               "Queries: %d paraphrase-like vectors at cosine %.2f from a random stored entry "
+               "(the cache-hit case). Guards off, threshold below every score, so each lookup "
+               "returns its top-1 entry: recall@1 is agreement with flat on those queries; "
+               "\"far recall\" is the same on %d uniform random queries that are near no entry "
+               "(cache misses, where the top-1 never answers). HNSW: M=32, efConstruction=80, "
+               "efSearch=64; IVF: nlist=min(1024, n/39), nprobe=16. Restart = sc_cache_open "
+               "(LMDB open + reading every entry + building the index); \"rebuild ms\" is the "
+               "part the cache reports. Single lookups: one thread, each an exact-layer probe in "
+               "LMDB, a search of the scope's partition and a record read; time-bounded at %d s "
+               "(n = lookups measured). 2 threads: two threads of single lookups. Batch: %d "
+               "queries per sc_cache_lookup call.\n\n",
+            BENCH_DIM, BENCH_CLUSTER_SIZE, BENCH_CLUSTER_NOISE, BENCH_QUERIES, BENCH_QUERY_COS,
+            BENCH_QUERIES, BENCH_BUDGET_US / 1000000, BENCH_BATCH);
+    fprintf(f, "| data | entries | index | restart ms | rebuild ms | single lookups/s | p50 ms | "
+               "p99 ms | lookups/s, 2 threads | recall@1 | far recall@1 | batch-%d lookups/s |\n",
+            BENCH_BATCH);
+    fprintf(f, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < nrows; i++)
+        fprintf(f, "%s\n", rows[i]);
+    fprintf(f, "\n## Inserts\n\nDurable single inserts (one LMDB commit with fsync each): "
+               "**%.0f/s**.\n\n", dur);
+    fprintf(f, "| data | entries | bulk load entries/s (sc_cache_insert_many, %d per commit) | "
+               "store MiB |\n|---|---:|---:|---:|\n", BENCH_CHUNK);
+    for (int i = 0; i < nins; i++)
+        fprintf(f, "%s\n", ins_rows[i]);
+    fclose(f);
+    printf("wrote %s (%.0f s)\n", out, total_s);
+    return 0;
+}

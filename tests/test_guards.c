@@ -1,0 +1,336 @@
+/* test_guards.c - the semantic cache's look-alike guards: the hand-written pairs of
+ * tests/fixtures/lookalike_pairs.tsv (every "different" pair refused, most "same" pairs let through)
+ * and each extractor's edge cases. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "host/guards.h"
+
+/* The defaults chosen by bench/bench_cache_quality.c on MSRP train/val (cache-quality.md). */
+#define TEST_THRESHOLD 0.90
+#define TEST_BAND 0.10
+#define TEST_ABOVE 0.03 /* the pairs are checked at threshold + this */
+#define FIXTURE_REL "tests/fixtures/lookalike_pairs.tsv"
+#define LINE_MAX_BYTES 4096
+#define LONG_BYTES (1u << 20)
+
+static sc_guard_reason_t check(const char *a, const char *b, double sim)
+{
+    return sc_guard_check(a, strlen(a), b, strlen(b), sim, TEST_THRESHOLD, TEST_BAND);
+}
+
+/* The strict band off: only the hard guards speak. */
+static sc_guard_reason_t hard(const char *a, const char *b)
+{
+    return sc_guard_check(a, strlen(a), b, strlen(b), 0.999, TEST_THRESHOLD, 0.0);
+}
+
+/* ---- the fixture pairs ---- */
+
+static FILE *open_fixture(void)
+{
+    char path[1024];
+    const char *d = getenv("SCRIMP_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/%s", d ? d : ".", FIXTURE_REL);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fprintf(stderr, "test_guards: cannot open %s (set SCRIMP_SOURCE_DIR)\n", path);
+    return f;
+}
+
+static void test_lookalike_pairs(void **state)
+{
+    (void)state;
+    FILE *f = open_fixture();
+    assert_non_null(f);
+    char line[LINE_MAX_BYTES];
+    int ndiff = 0, refused = 0, refused_hard = 0, nsame = 0, passed = 0;
+    int by_reason[SC_GUARD_COUNT] = {0};
+    double sim = TEST_THRESHOLD + TEST_ABOVE;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        line[strcspn(line, "\r\n")] = '\0';
+        char *kind = line, *a = strchr(kind, '\t');
+        assert_non_null(a);
+        *a++ = '\0';
+        char *b = strchr(a, '\t');
+        assert_non_null(b);
+        *b++ = '\0';
+        char *expect = strchr(b, '\t');
+        assert_non_null(expect);
+        *expect++ = '\0';
+        sc_guard_reason_t ab = check(a, b, sim), ba = check(b, a, sim);
+        assert_int_equal(ab, ba); /* symmetric */
+        if (strcmp(expect, "different") == 0) {
+            ndiff++;
+            if (ab != SC_GUARD_OK) {
+                refused++;
+                by_reason[ab]++;
+            } else {
+                fprintf(stderr, "WRONG HIT  [%s] %s | %s\n", kind, a, b);
+            }
+            refused_hard += hard(a, b) != SC_GUARD_OK;
+        } else {
+            assert_string_equal(expect, "same");
+            nsame++;
+            if (ab == SC_GUARD_OK)
+                passed++;
+            else
+                fprintf(stderr, "refused    [%s] %s | %s -> %s\n", kind, a, b,
+                        sc_guard_reason_name(ab));
+        }
+    }
+    fclose(f);
+    printf("lookalike pairs at sim = %.2f (threshold %.2f, band %.2f):\n", sim, TEST_THRESHOLD,
+           TEST_BAND);
+    printf("  different: %d, refused %d (%.1f%%), refused with the strict band off %d\n", ndiff, refused,
+           100.0 * refused / (ndiff ? ndiff : 1), refused_hard);
+    printf("  refusals by reason:");
+    for (int r = 1; r < SC_GUARD_COUNT; r++)
+        printf(" %s %d", sc_guard_reason_name((sc_guard_reason_t)r), by_reason[r]);
+    printf("\n  same: %d, passed %d (%.1f%%)\n", nsame, passed, 100.0 * passed / (nsame ? nsame : 1));
+    assert_true(ndiff + nsame >= 200);
+    assert_true(ndiff >= 100 && nsame >= 100);
+    assert_true((ndiff - refused) * 100 <= ndiff); /* wrong hits <= 1 % */
+    assert_true(passed * 100 >= nsame * 80);       /* the guards must not kill the cache */
+}
+
+/* ---- numbers ---- */
+
+static void test_numbers(void **state)
+{
+    (void)state;
+    assert_int_equal(hard("cost 3.5 dollars", "cost 35 dollars"), SC_GUARD_NUMBER);
+    assert_int_equal(hard("cost 3.50 dollars", "cost 3.5 dollars"), SC_GUARD_OK);
+    assert_int_equal(hard("cost 3.0 dollars", "cost 3 dollars"), SC_GUARD_OK);
+    assert_int_equal(hard("pay 1,234 now", "pay 1234 now"), SC_GUARD_OK);
+    assert_int_equal(hard("pay 1,234,567.80 now", "pay 1234567.8 now"), SC_GUARD_OK);
+    assert_int_equal(hard("pay 1,234 now", "pay 1.234 now"), SC_GUARD_NUMBER);
+    assert_int_equal(hard("items 1,2 now", "items 12 now"), SC_GUARD_NUMBER);
+    assert_int_equal(hard("items 1,2 now", "items 1, 2 now"), SC_GUARD_OK);
+    assert_int_equal(hard("in 2024", "in 2025"), SC_GUARD_NUMBER);
+    assert_int_equal(hard("at 09:05", "at 9:05"), SC_GUARD_OK);
+    assert_int_equal(hard("order #4521", "order 4521"), SC_GUARD_OK);
+    assert_int_equal(hard("it is -5 degrees", "it is 5 degrees"), SC_GUARD_NUMBER);
+    assert_int_equal(hard("the range 10-20", "the range 10 to 20"), SC_GUARD_OK);
+    assert_int_equal(hard("5kg of rice", "5 kg of rice"), SC_GUARD_OK);
+    assert_int_equal(hard("5kg of rice", "6 kg of rice"), SC_GUARD_NUMBER);
+    assert_int_equal(hard("3 and 4", "4 and 3"), SC_GUARD_OK); /* multisets */
+    assert_int_equal(hard("3 and 3", "3 and 4"), SC_GUARD_NUMBER);
+    assert_int_equal(hard("a 3 b", "a 3 b 3"), SC_GUARD_NUMBER);
+    /* spelled numbers */
+    assert_int_equal(hard("two tickets", "2 tickets"), SC_GUARD_OK);
+    assert_int_equal(hard("two tickets", "three tickets"), SC_GUARD_NUMBER);
+    assert_int_equal(hard("twenty-five users", "25 users"), SC_GUARD_OK);
+    assert_int_equal(hard("twenty one users", "21 users"), SC_GUARD_OK);
+    assert_int_equal(hard("two hundred and fifty rows", "250 rows"), SC_GUARD_OK);
+    assert_int_equal(hard("$2.5 million in sales", "$2,500,000 in sales"), SC_GUARD_OK);
+    assert_int_equal(hard("which one is it", "which is it"), SC_GUARD_OK); /* "one" alone */
+    /* versions and addresses stay whole */
+    assert_int_equal(hard("ping 10.0.0.1", "ping 10.0.0.2"), SC_GUARD_NUMBER);
+    assert_int_equal(hard("upgrade to 1.2.3", "upgrade to 1.2.30"), SC_GUARD_NUMBER);
+}
+
+/* ---- quoted strings ---- */
+
+static void test_quoted(void **state)
+{
+    (void)state;
+    assert_int_equal(hard("say \"hello world\" now", "say \"hello world\" now!"), SC_GUARD_OK);
+    assert_int_equal(hard("say \"hello world\"", "say \"hello  world \""), SC_GUARD_OK);
+    assert_int_equal(hard("say \"hello\"", "say \"goodbye\""), SC_GUARD_QUOTED);
+    assert_int_equal(hard("say “hello”", "say \"hello\""), SC_GUARD_OK); /* curly = straight */
+    assert_int_equal(hard("say “hello”", "say “hullo”"), SC_GUARD_QUOTED);
+    assert_int_equal(hard("say ‘hello’", "say 'hello'"), SC_GUARD_OK);
+    assert_int_equal(hard("say ‘hello’", "say ‘hullo’"), SC_GUARD_QUOTED);
+    assert_int_equal(hard("run `make all`", "run `make test`"), SC_GUARD_QUOTED);
+    assert_int_equal(hard("say «bonjour»", "say «salut»"), SC_GUARD_QUOTED);
+    assert_int_equal(hard("say \"hello\"", "say hello"), SC_GUARD_QUOTED);
+    /* apostrophes are not quotes */
+    assert_int_equal(hard("it's the customer's order, isn't it", "it's the customer's order, isn't "
+                                                                  "it?"), SC_GUARD_OK);
+    assert_int_equal(hard("the students' grades", "the students' grades?"), SC_GUARD_OK);
+    /* an unbalanced quote does not swallow the rest */
+    assert_int_equal(hard("he said \"hi", "he said hi"), SC_GUARD_OK);
+}
+
+/* ---- identifiers ---- */
+
+static void test_identifiers(void **state)
+{
+    (void)state;
+    assert_int_equal(hard("mail <jane@example.com> today", "mail jane@example.com today"),
+                     SC_GUARD_OK);
+    assert_int_equal(hard("mail <jane@example.com>", "mail <jane@example.org>"),
+                     SC_GUARD_IDENTIFIER);
+    assert_int_equal(hard("mail Jane@Example.com", "mail jane@example.com"), SC_GUARD_OK);
+    /* a URL's query string belongs to the URL: a differing id is an identifier difference */
+    assert_int_equal(hard("open https://x.example/a?id=5&b=2", "open https://x.example/a?id=6&b=2"),
+                     SC_GUARD_IDENTIFIER);
+    assert_int_equal(hard("open https://x.example/a?id=5.", "open https://x.example/a?id=5"),
+                     SC_GUARD_OK);
+    assert_int_equal(hard("order ABC-123", "order ABC-124"), SC_GUARD_IDENTIFIER);
+    assert_int_equal(hard("order abc-123", "order ABC-123"), SC_GUARD_OK);
+    assert_int_equal(hard("job order_7731", "job order_7732"), SC_GUARD_IDENTIFIER);
+    assert_int_equal(hard("commit a3f9c2e", "commit a3f9c2f"), SC_GUARD_IDENTIFIER);
+    assert_int_equal(hard("read /etc/hosts", "read /etc/passwd"), SC_GUARD_IDENTIFIER);
+    assert_int_equal(hard("edit main.c", "edit util.c"), SC_GUARD_IDENTIFIER);
+    assert_int_equal(hard("call parseDate()", "call parseTime()"), SC_GUARD_IDENTIFIER);
+    assert_int_equal(hard("the U.S. market", "the US market"), SC_GUARD_OK); /* not a file name */
+    assert_int_equal(hard("rock and/or roll", "rock and/or roll"), SC_GUARD_OK);
+}
+
+/* ---- negation ---- */
+
+static void test_negation(void **state)
+{
+    (void)state;
+    assert_int_equal(hard("I don't want it", "I do want it"), SC_GUARD_NEGATION);
+    assert_int_equal(hard("I don’t want it", "I do want it"), SC_GUARD_NEGATION);
+    assert_int_equal(hard("I don't want it", "I do not want it"), SC_GUARD_OK);
+    assert_int_equal(hard("ship without a box", "ship with a box"), SC_GUARD_NEGATION);
+    assert_int_equal(hard("a notable change", "a change"), SC_GUARD_OK); /* whole words only */
+    assert_int_equal(hard("tie a knot", "tie a rope"), SC_GUARD_OK);
+    assert_int_equal(hard("NOT this one", "this one"), SC_GUARD_NEGATION);
+    /* parity: one negation vs three is still negated; one vs two is not the same */
+    assert_int_equal(hard("not a not b not c", "not a b c"), SC_GUARD_OK);
+    assert_int_equal(hard("not a not b", "not a b"), SC_GUARD_NEGATION);
+    assert_int_equal(hard("not a not b", "a b"), SC_GUARD_NEGATION);
+}
+
+/* ---- names ---- */
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_int_equal(hard("send it to Alice now", "send it to Bob now"), SC_GUARD_NAME);
+    assert_int_equal(hard("send it to Alice now", "send it to alice now"), SC_GUARD_OK); /* case */
+    /* a sentence-initial capital is not a name by itself … */
+    assert_int_equal(hard("What is the plan?", "what is the plan"), SC_GUARD_OK);
+    assert_int_equal(hard("Reset my password", "how do I reset my password"), SC_GUARD_OK);
+    /* … but it may be one: it matches the same name elsewhere, or must appear in the other text */
+    assert_int_equal(hard("Alice asked for a refund.", "A refund was asked for by Alice."),
+                     SC_GUARD_OK);
+    assert_int_equal(hard("Alice wants a refund.", "Bob wants a refund."), SC_GUARD_NAME);
+    assert_int_equal(hard("Hi. Alice wants a refund.", "Hi. Alice wants a refund!"), SC_GUARD_OK);
+    assert_int_equal(hard("Hi. Alice wants a refund.", "Hi. Bob wants a refund."), SC_GUARD_NAME);
+    /* all caps, stop list, possessives, accents */
+    assert_int_equal(hard("is the API down", "is the SDK down"), SC_GUARD_NAME);
+    assert_int_equal(hard("is the API down", "IS THE API DOWN"), SC_GUARD_OK);
+    assert_int_equal(hard("ask what I should do", "ask What I should do"), SC_GUARD_OK);
+    assert_int_equal(hard("fix Alice's laptop", "fix the laptop of Alice"), SC_GUARD_OK);
+    assert_int_equal(hard("call José today", "call Zoë today"), SC_GUARD_NAME);
+    assert_int_equal(hard("call José today", "call JOSÉ today"), SC_GUARD_OK);
+    assert_int_equal(hard("plan A or plan B", "plan A or plan C"), SC_GUARD_NAME);
+}
+
+/* ---- the strict band ---- */
+
+static void test_strict_band(void **state)
+{
+    (void)state;
+    const char *a = "summarize the quarterly revenue report";
+    const char *b = "draft an apology email to the customer";
+    assert_int_equal(check(a, b, TEST_THRESHOLD + TEST_BAND / 2), SC_GUARD_STRICT);
+    assert_int_equal(check(a, b, TEST_THRESHOLD + TEST_BAND + 0.001), SC_GUARD_OK);
+    assert_int_equal(sc_guard_check(a, strlen(a), b, strlen(b), TEST_THRESHOLD + 0.001,
+                                    TEST_THRESHOLD, 0.0), SC_GUARD_OK); /* band off */
+    const char *c = "summarize the quarterly revenue reports";
+    assert_int_equal(check(a, c, TEST_THRESHOLD + 0.001), SC_GUARD_OK); /* plural stemmed */
+}
+
+/* ---- empty, long, broken input ---- */
+
+static void test_empty(void **state)
+{
+    (void)state;
+    assert_int_equal(sc_guard_check("", 0, "", 0, 0.95, TEST_THRESHOLD, TEST_BAND), SC_GUARD_OK);
+    assert_int_equal(sc_guard_check(NULL, 0, NULL, 0, 0.95, TEST_THRESHOLD, TEST_BAND),
+                     SC_GUARD_OK);
+    assert_int_equal(hard("", "order 12"), SC_GUARD_NUMBER);
+    assert_int_equal(hard("   ", "..."), SC_GUARD_OK);
+    assert_int_equal(check("", "refund policy", TEST_THRESHOLD), SC_GUARD_STRICT);
+}
+
+static void test_long_and_broken(void **state)
+{
+    (void)state;
+    char *a = malloc(LONG_BYTES + 1), *b = malloc(LONG_BYTES + 1);
+    assert_non_null(a);
+    assert_non_null(b);
+    /* 1 MiB of words: identical texts hit, a one-word change in a text past every cap is refused */
+    static const char *const words[] = {"alpha ", "Beta ", "gamma ", "delta ", "Epsilon "};
+    size_t n = 0;
+    for (unsigned i = 0; n + 16 < LONG_BYTES; i++) {
+        const char *w = words[i % 5];
+        memcpy(a + n, w, strlen(w));
+        n += strlen(w);
+        if (i % 7 == 0) {
+            n += (size_t)snprintf(a + n, 16, "w%u ", i); /* many distinct ids */
+        }
+    }
+    a[n] = '\0';
+    memcpy(b, a, n + 1);
+    assert_int_equal(sc_guard_check(a, n, b, n, 0.99, TEST_THRESHOLD, TEST_BAND), SC_GUARD_OK);
+    b[n / 2] = b[n / 2] == 'x' ? 'y' : 'x';
+    assert_int_not_equal(sc_guard_check(a, n, b, n, 0.99, TEST_THRESHOLD, TEST_BAND), SC_GUARD_OK);
+    /* 1 MiB of numbers and quotes: caps overflow, refused, nothing overruns */
+    n = 0;
+    for (unsigned i = 0; n + 16 < LONG_BYTES; i++)
+        n += (size_t)snprintf(a + n, 16, "%u \"q%u\" ", i, i % 3);
+    a[n] = '\0';
+    assert_int_not_equal(sc_guard_check(a, n, "0 \"q0\"", 6, 0.99, TEST_THRESHOLD, TEST_BAND),
+                         SC_GUARD_OK);
+    /* 1 MiB of unbalanced quotes and apostrophes: linear time, no crash */
+    for (size_t i = 0; i < LONG_BYTES; i++)
+        a[i] = "' \"`x"[i % 5];
+    sc_guard_check(a, LONG_BYTES, "x", 1, 0.99, TEST_THRESHOLD, TEST_BAND);
+    /* invalid UTF-8 and bytes of every value */
+    for (size_t i = 0; i < LONG_BYTES; i++)
+        a[i] = (char)(unsigned char)((i * 2654435761u) >> 13);
+    sc_guard_check(a, LONG_BYTES, a, LONG_BYTES - 1, 0.99, TEST_THRESHOLD, TEST_BAND);
+    const char bad[] = "order \xff\xfe 12 \xe2\x80 caf\xc3";
+    assert_int_equal(sc_guard_check(bad, sizeof bad - 1, "order 12 caf", 12, 0.99,
+                                    TEST_THRESHOLD, TEST_BAND), SC_GUARD_OK);
+    /* scripts without spaces */
+    assert_int_equal(hard("退款需要多长时间", "退款需要多长时间？"), SC_GUARD_OK);
+    assert_int_equal(hard("订单 12 的状态", "订单 13 的状态"), SC_GUARD_NUMBER);
+    free(a);
+    free(b);
+}
+
+static void test_reason_names(void **state)
+{
+    (void)state;
+    assert_string_equal(sc_guard_reason_name(SC_GUARD_OK), "ok");
+    assert_string_equal(sc_guard_reason_name(SC_GUARD_NUMBER), "number");
+    assert_string_equal(sc_guard_reason_name(SC_GUARD_QUOTED), "quoted");
+    assert_string_equal(sc_guard_reason_name(SC_GUARD_IDENTIFIER), "identifier");
+    assert_string_equal(sc_guard_reason_name(SC_GUARD_NEGATION), "negation");
+    assert_string_equal(sc_guard_reason_name(SC_GUARD_NAME), "name");
+    assert_string_equal(sc_guard_reason_name(SC_GUARD_STRICT), "strict");
+    /* the first reason in enum order wins */
+    assert_int_equal(hard("not 12 for Alice", "13 for Bob"), SC_GUARD_NUMBER);
+    assert_int_equal(hard("not \"x\" for Alice", "\"y\" for Bob"), SC_GUARD_QUOTED);
+    assert_int_equal(hard("not for Alice", "for Bob"), SC_GUARD_NEGATION);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lookalike_pairs), cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_quoted),          cmocka_unit_test(test_identifiers),
+        cmocka_unit_test(test_negation),        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_strict_band),     cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_long_and_broken), cmocka_unit_test(test_reason_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

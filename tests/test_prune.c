@@ -1,0 +1,566 @@
+/* test_prune.c - context pruning: the plan's rules, the pruned and summary bodies, and the LMDB
+ * summary store. */
+#include <jansson.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "host/gemini.h"
+#include "host/summary_store.h"
+#include "pipelines/prune.h"
+
+#define ERRLEN 512
+#define MAXT   64
+
+/* ---- helpers ---- */
+
+/* A request of n alternating turns (user first) with texts[i], or "turn <i> ..." when NULL. */
+static sc_request_t *make_req(size_t n, const char *const *texts, const char *system)
+{
+    json_t *root = json_object();
+    json_t *msgs = json_array();
+    char buf[128];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(buf, sizeof buf, "turn %zu says something about topic %zu", i, i * 7 + 3);
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", i % 2 ? "model" : "user",
+                                              "content", texts && texts[i] ? texts[i] : buf));
+    }
+    json_object_set_new(root, "id", json_string("r-1"));
+    json_object_set_new(root, "tenant", json_string("acme"));
+    json_object_set_new(root, "conversation_id", json_string("c-9"));
+    json_object_set_new(root, "messages", msgs);
+    json_object_set_new(root, "generation",
+                        json_pack("{s:f, s:i}", "temperature", 0.3, "max_output_tokens", 256));
+    if (system)
+        json_object_set_new(root, "system", json_string(system));
+    char *s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    sc_limits_t lim;
+    sc_limits_default(&lim);
+    sc_request_t *req = NULL;
+    char id[64], err[ERRLEN];
+    sc_status_t st = sc_request_parse(s, strlen(s), &lim, &req, id, sizeof id, err, sizeof err);
+    free(s);
+    if (st != SC_OK)
+        fail_msg("parse: %s", err);
+    return req;
+}
+
+static void fill(long *tok, size_t n, long v)
+{
+    for (size_t i = 0; i < n; i++)
+        tok[i] = v;
+}
+
+/* Unit vector along axis a (mixed with axis b by weight w, renormalised). */
+static void unit(float *v, int a, int b, float w)
+{
+    memset(v, 0, SC_PRUNE_DIM * sizeof(float));
+    v[a] = 1.0f;
+    if (b >= 0)
+        v[b] += w;
+    float nrm = sqrtf(1.0f + (b >= 0 ? w * w : 0.0f));
+    v[a] /= nrm;
+    if (b >= 0)
+        v[b] /= nrm;
+}
+
+/* Contents of a body (parsed; new reference) and checks on its roles. */
+static json_t *check_roles(const char *body)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(body, 0, &jerr);
+    assert_non_null(root);
+    json_t *contents = json_object_get(root, "contents");
+    assert_true(json_is_array(contents));
+    assert_true(json_array_size(contents) >= 1);
+    const char *prev = NULL;
+    for (size_t i = 0; i < json_array_size(contents); i++) {
+        const char *role = json_string_value(json_object_get(json_array_get(contents, i), "role"));
+        assert_non_null(role);
+        if (i == 0)
+            assert_string_equal(role, "user");
+        if (prev)
+            assert_string_not_equal(role, prev);
+        prev = role;
+    }
+    assert_string_equal(prev, "user");
+    return root;
+}
+
+/* All the texts of a body's contents, joined with "|" (caller frees). */
+static char *joined_text(json_t *root)
+{
+    json_t *contents = json_object_get(root, "contents");
+    size_t cap = 1;
+    for (size_t i = 0; i < json_array_size(contents); i++)
+        cap += strlen(json_string_value(json_object_get(
+                   json_array_get(json_object_get(json_array_get(contents, i), "parts"), 0),
+                   "text"))) + 1;
+    char *s = calloc(1, cap);
+    size_t used = 0;
+    for (size_t i = 0; i < json_array_size(contents); i++) {
+        const char *t = json_string_value(json_object_get(
+            json_array_get(json_object_get(json_array_get(contents, i), "parts"), 0), "text"));
+        memcpy(s + used, t, strlen(t));
+        used += strlen(t);
+        s[used++] = '|';
+    }
+    return s;
+}
+
+/* ---- the plan ---- */
+
+static void test_fits_unchanged(void **state)
+{
+    (void)state;
+    sc_request_t *req = make_req(9, NULL, "Be brief.");
+    long tok[MAXT];
+    fill(tok, 9, 50);
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan(req, tok, 20, NULL, 470, 3, &plan), SC_OK);
+    assert_int_equal(plan.pruned, 0);
+    assert_int_equal(plan.n_kept, 9);
+    assert_int_equal(plan.pruned_tokens, 0);
+    assert_int_equal(plan.original_tokens, 470);
+    for (size_t i = 0; i < 9; i++)
+        assert_true(plan.keep[i]);
+    size_t l1, l2;
+    char *a = sc_prune_body(req, &plan, "ignored", &l1);
+    char *b = sc_gemini_body_from_request(req, &l2);
+    assert_string_equal(a, b);
+    assert_int_equal(l1, l2);
+    free(a);
+    free(b);
+    sc_prune_plan_clear(&plan);
+    sc_request_free(req);
+}
+
+static void test_tail_kept_budget_respected(void **state)
+{
+    (void)state;
+    sc_request_t *req = make_req(31, NULL, "Be brief.");
+    long tok[MAXT];
+    fill(tok, 31, 100);
+    for (int keep_last = 0; keep_last <= 5; keep_last++) {
+        sc_prune_plan_t plan;
+        assert_int_equal(sc_prune_plan(req, tok, 30, NULL, 1000, keep_last, &plan), SC_OK);
+        assert_int_equal(plan.pruned, 1);
+        assert_int_equal(plan.over_budget, 0);
+        assert_true(plan.keep[30]); /* the last user turn, always */
+        for (int k = 0; k < keep_last; k++)
+            assert_true(plan.keep[30 - k]);
+        assert_true(plan.kept_tokens + plan.summary_reserve <= 1000);
+        assert_int_equal(plan.summary_reserve, 1000 * SC_PRUNE_SUMMARY_RESERVE_PCT / 100);
+        assert_true(plan.summary_max_tokens <= plan.summary_reserve);
+        assert_int_equal(plan.pruned_tokens, plan.original_tokens - plan.kept_tokens);
+        assert_int_equal(plan.n_kept + plan.n_dropped, 31);
+        assert_false(plan.keep[plan.first_dropped]);
+        assert_false(plan.keep[plan.last_dropped]);
+        assert_int_equal(plan.summary_to, plan.last_dropped + 1);
+        /* greedy fills: no dropped middle turn would still fit */
+        long room = 1000 - plan.summary_reserve - plan.kept_tokens;
+        assert_true(room < 100);
+        sc_prune_plan_clear(&plan);
+    }
+    sc_request_free(req);
+}
+
+/* The last user turn is protected even when a model turn follows it and keep_last is 0. */
+static void test_last_user_when_model_last(void **state)
+{
+    (void)state;
+    /* the parser wants the last message from the user: parse 11 turns, then hide the last so
+     * the request ends with model turn 9 after user turn 8 */
+    sc_request_t *req = make_req(11, NULL, NULL);
+    req->n_turns = 10;
+    long tok[MAXT];
+    fill(tok, 10, 100);
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan(req, tok, 0, NULL, 500, 0, &plan), SC_OK);
+    assert_int_equal(plan.protected_from, 8);
+    assert_true(plan.keep[8]);
+    assert_true(plan.keep[9]);
+    assert_int_equal(plan.pruned, 1);
+    sc_prune_plan_clear(&plan);
+    req->n_turns = 11;
+    sc_request_free(req);
+}
+
+static void test_relevance_order(void **state)
+{
+    (void)state;
+    enum { N = 21 };
+    sc_request_t *req = make_req(N, NULL, NULL);
+    long tok[MAXT];
+    float *vecs = calloc((size_t)N * SC_PRUNE_DIM, sizeof(float));
+    fill(tok, N, 100);
+    for (int i = 0; i < N; i++)
+        unit(vecs + (size_t)i * SC_PRUNE_DIM, 10 + i, -1, 0); /* all orthogonal */
+    unit(vecs + (size_t)20 * SC_PRUNE_DIM, 0, -1, 0);        /* the query: axis 0 */
+    unit(vecs + (size_t)4 * SC_PRUNE_DIM, 0, 14, 0.1f);       /* user turn 4: cos ~0.995 */
+    unit(vecs + (size_t)12 * SC_PRUNE_DIM, 0, 22, 1.0f);      /* user turn 12: cos ~0.71 */
+    unit(vecs + (size_t)7 * SC_PRUNE_DIM, 0, 17, 2.0f);       /* model turn 7: cos ~0.45 */
+    sc_prune_opts_t o;
+    sc_prune_opts_default(&o);
+    o.lexical_weight = 0;
+    o.prev_turn_weight = 0;
+    o.reserve_pct = 10;
+
+    /* room for the tail (3 turns) and 2 more turns: 4 and 12 */
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan_opts(req, tok, 0, vecs, 600, 3, &o, &plan), SC_OK);
+    assert_int_equal(plan.n_kept, 5);
+    assert_true(plan.keep[4] && plan.keep[12]);
+    assert_false(plan.keep[7]);
+    sc_prune_plan_clear(&plan);
+
+    /* room for 4 more: 4, 12, then model turn 7 pulls in its question 6 */
+    assert_int_equal(sc_prune_plan_opts(req, tok, 0, vecs, 800, 3, &o, &plan), SC_OK);
+    assert_int_equal(plan.n_kept, 7);
+    assert_true(plan.keep[4] && plan.keep[12] && plan.keep[7] && plan.keep[6]);
+    sc_prune_plan_clear(&plan);
+
+    /* room for 3 more: 4, 12; 7 with 6 does not fit, 7 alone does */
+    assert_int_equal(sc_prune_plan_opts(req, tok, 0, vecs, 700, 3, &o, &plan), SC_OK);
+    assert_true(plan.keep[4] && plan.keep[12] && plan.keep[7]);
+    assert_false(plan.keep[6]);
+
+    /* the body: order preserved, every kept turn whole, roles valid; 6 dropped so 7 (model)
+     * follows 4 (user)... */
+    char *body = sc_prune_body(req, &plan, "the user asked about topics", NULL);
+    assert_non_null(body);
+    json_t *root = check_roles(body);
+    char *all = joined_text(root);
+    const char *prev = all;
+    for (size_t i = 0; i < N; i++) {
+        const char *p = strstr(all, req->turns[i].content);
+        if (plan.keep[i]) {
+            assert_non_null(p);
+            assert_true(p >= prev);
+            prev = p;
+        } else {
+            assert_null(p);
+        }
+    }
+    assert_non_null(strstr(all, SC_PRUNE_SUMMARY_PREFIX "the user asked about topics"));
+    /* generationConfig as the plain body has it */
+    json_t *gen = json_object_get(root, "generationConfig");
+    assert_int_equal(json_integer_value(json_object_get(gen, "maxOutputTokens")), 256);
+    free(all);
+    json_decref(root);
+    free(body);
+    sc_prune_plan_clear(&plan);
+    free(vecs);
+    sc_request_free(req);
+}
+
+/* A turn that does not fit is skipped whole (never split); a smaller one after it still fits. */
+static void test_never_split(void **state)
+{
+    (void)state;
+    enum { N = 11 };
+    sc_request_t *req = make_req(N, NULL, NULL);
+    long tok[MAXT];
+    float *vecs = calloc((size_t)N * SC_PRUNE_DIM, sizeof(float));
+    fill(tok, N, 50);
+    for (int i = 0; i < N; i++)
+        unit(vecs + (size_t)i * SC_PRUNE_DIM, 10 + i, -1, 0);
+    unit(vecs + (size_t)10 * SC_PRUNE_DIM, 0, -1, 0);
+    unit(vecs + (size_t)2 * SC_PRUNE_DIM, 0, 12, 0.1f); /* most relevant but huge */
+    unit(vecs + (size_t)4 * SC_PRUNE_DIM, 0, 14, 1.0f);
+    tok[2] = 5000;
+    sc_prune_opts_t o;
+    sc_prune_opts_default(&o);
+    o.lexical_weight = 0;
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan_opts(req, tok, 0, vecs, 400, 3, &o, &plan), SC_OK);
+    assert_false(plan.keep[2]);
+    assert_true(plan.keep[4]);
+    assert_true(plan.kept_tokens + plan.summary_reserve <= 400);
+    sc_prune_plan_clear(&plan);
+    free(vecs);
+    sc_request_free(req);
+}
+
+/* Without embeddings the rare-term overlap still finds the turn with the planted fact. */
+static void test_lexical_only(void **state)
+{
+    (void)state;
+    const char *texts[15] = {NULL};
+    texts[4] = "My order number is Q-48213 and it was shipped to Rotterdam on March 3.";
+    texts[14] = "Remind me, where was order Q-48213 shipped to?";
+    sc_request_t *req = make_req(15, texts, NULL);
+    long tok[MAXT];
+    fill(tok, 15, 100);
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan(req, tok, 0, NULL, 600, 3, &plan), SC_OK);
+    assert_int_equal(plan.pruned, 1);
+    assert_true(plan.keep[4]);
+    sc_prune_plan_clear(&plan);
+    sc_request_free(req);
+}
+
+/* Even the protected part alone over budget: sent anyway, flagged. */
+static void test_over_budget(void **state)
+{
+    (void)state;
+    sc_request_t *req = make_req(9, NULL, "sys");
+    long tok[MAXT];
+    fill(tok, 9, 300);
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan(req, tok, 100, NULL, 500, 3, &plan), SC_OK);
+    assert_int_equal(plan.over_budget, 1);
+    assert_int_equal(plan.pruned, 1);
+    assert_int_equal(plan.n_kept, 3);
+    assert_true(plan.keep[6] && plan.keep[7] && plan.keep[8]);
+    sc_prune_plan_clear(&plan);
+    /* keep_last covering everything: nothing can be dropped */
+    assert_int_equal(sc_prune_plan(req, tok, 100, NULL, 500, 20, &plan), SC_OK);
+    assert_int_equal(plan.over_budget, 1);
+    assert_int_equal(plan.pruned, 0);
+    sc_prune_plan_clear(&plan);
+    /* bad arguments */
+    assert_int_equal(sc_prune_plan(req, tok, 100, NULL, 0, 3, &plan), SC_ERR_INVALID_ARG);
+    assert_int_equal(sc_prune_plan(req, NULL, 100, NULL, 500, 3, &plan), SC_ERR_INVALID_ARG);
+    sc_request_free(req);
+}
+
+/* No summary and a model turn first among the kept: a user placeholder opens the contents; two
+ * user turns made adjacent by a dropped model turn are joined. */
+static void test_body_roles_without_summary(void **state)
+{
+    (void)state;
+    sc_request_t *req = make_req(9, NULL, NULL);
+    sc_prune_plan_t plan;
+    long tok[MAXT];
+    fill(tok, 9, 10);
+    assert_int_equal(sc_prune_plan(req, tok, 0, NULL, 1000, 3, &plan), SC_OK);
+    /* hand-made plan: keep 1 (model), 2 (user), 4 (user), 6.. */
+    plan.pruned = 1;
+    memset(plan.keep, 0, 9);
+    plan.keep[1] = plan.keep[2] = plan.keep[4] = plan.keep[6] = plan.keep[7] = plan.keep[8] = 1;
+    char *body = sc_prune_body(req, &plan, NULL, NULL);
+    json_t *root = check_roles(body);
+    json_t *c0 = json_array_get(json_object_get(root, "contents"), 0);
+    const char *t0 = json_string_value(
+        json_object_get(json_array_get(json_object_get(c0, "parts"), 0), "text"));
+    assert_string_equal(t0, SC_PRUNE_OMITTED_TEXT);
+    char *all = joined_text(root);
+    /* turns 2 and 4 joined by a blank line */
+    char want[256];
+    snprintf(want, sizeof want, "%s\n\n%s", req->turns[2].content, req->turns[4].content);
+    assert_non_null(strstr(all, want));
+    free(all);
+    json_decref(root);
+    free(body);
+    sc_prune_plan_clear(&plan);
+    sc_request_free(req);
+}
+
+static void test_summary_body(void **state)
+{
+    (void)state;
+    enum { N = 31 };
+    sc_request_t *req = make_req(N, NULL, "sys");
+    long tok[MAXT];
+    fill(tok, N, 100);
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan(req, tok, 0, NULL, 1000, 3, &plan), SC_OK);
+    assert_true(plan.summary_to > 5);
+    size_t len = 0;
+    char *body = sc_prune_summary_body(req, &plan, NULL, 0, &len);
+    assert_non_null(body);
+    assert_int_equal(strlen(body), len);
+    json_error_t jerr;
+    json_t *root = json_loads(body, 0, &jerr);
+    assert_non_null(root);
+    const char *instr = json_string_value(json_object_get(
+        json_array_get(json_object_get(json_object_get(root, "systemInstruction"), "parts"), 0),
+        "text"));
+    assert_non_null(strstr(instr, "number"));
+    assert_non_null(strstr(instr, "name"));
+    assert_non_null(strstr(instr, "decision"));
+    assert_non_null(strstr(instr, "open question"));
+    json_t *gen = json_object_get(root, "generationConfig");
+    assert_int_equal(json_integer_value(json_object_get(gen, "maxOutputTokens")),
+                     plan.summary_max_tokens);
+    assert_true(plan.summary_max_tokens <= SC_PRUNE_SUMMARY_MAX_TOKENS);
+    const char *text = json_string_value(json_object_get(
+        json_array_get(json_object_get(json_array_get(json_object_get(root, "contents"), 0),
+                                       "parts"),
+                       0),
+        "text"));
+    assert_non_null(strstr(text, req->turns[0].content));
+    json_decref(root);
+    free(body);
+
+    /* incremental: the previous summary covers [0, 4): only turns 4.. are sent */
+    body = sc_prune_summary_body(req, &plan, "PREVIOUS SUMMARY TEXT", 4, NULL);
+    root = json_loads(body, 0, &jerr);
+    text = json_string_value(json_object_get(
+        json_array_get(json_object_get(json_array_get(json_object_get(root, "contents"), 0),
+                                       "parts"),
+                       0),
+        "text"));
+    assert_non_null(strstr(text, "PREVIOUS SUMMARY TEXT"));
+    assert_null(strstr(text, req->turns[3].content));
+    assert_non_null(strstr(text, req->turns[4].content));
+    assert_non_null(strstr(text, req->turns[plan.summary_to - 1].content));
+    if (plan.summary_to < N)
+        assert_null(strstr(text, req->turns[N - 1].content));
+    json_decref(root);
+    free(body);
+
+    /* nothing new: no call */
+    assert_null(sc_prune_summary_body(req, &plan, "S", plan.summary_to, NULL));
+    sc_prune_plan_clear(&plan);
+    sc_request_free(req);
+}
+
+/* A long multi-byte turn is cut at a character boundary in the summary input (valid JSON). */
+static void test_summary_body_cut_utf8(void **state)
+{
+    (void)state;
+    size_t big = SC_PRUNE_SUMMARY_TURN_BYTES * 2 + 1;
+    char *s = malloc(big + 1);
+    for (size_t i = 0; i + 2 < big; i += 3)
+        memcpy(s + i, "\xe2\x82\xac", 3); /* € */
+    big = big / 3 * 3;
+    s[big] = '\0';
+    const char *texts[9] = {s};
+    sc_request_t *req = make_req(9, texts, NULL);
+    long tok[MAXT];
+    fill(tok, 9, 100);
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan(req, tok, 0, NULL, 500, 3, &plan), SC_OK);
+    assert_false(plan.keep[0]);
+    char *body = sc_prune_summary_body(req, &plan, NULL, 0, NULL);
+    assert_non_null(body);
+    assert_true(strlen(body) < big);
+    free(body);
+    sc_prune_plan_clear(&plan);
+    sc_request_free(req);
+    free(s);
+}
+
+/* ---- the summary store ---- */
+
+static void test_summary_store(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sc_test_prune_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char err[ERRLEN];
+    sc_summary_store_t *st = NULL;
+    assert_int_equal(sc_summary_store_open(dir, 1 << 20, &st, err, sizeof err), SC_OK);
+
+    sc_request_t *req = make_req(21, NULL, NULL);
+    sc_summary_t s;
+    assert_int_equal(sc_summary_store_get(st, "acme", "c-9", &s), SC_ERR_NOT_FOUND);
+    uint64_t h8 = sc_summary_hash_turns(req->turns, 8);
+    assert_int_equal(sc_summary_store_put(st, "acme", "c-9", "first eight", 11, 8, h8), SC_OK);
+    assert_int_equal(sc_summary_store_get(st, "acme", "c-9", &s), SC_OK);
+    assert_string_equal(s.text, "first eight");
+    assert_int_equal(s.n_turns, 8);
+    assert_true(s.hash == h8);
+    sc_summary_clear(&s);
+    /* scoped by tenant */
+    assert_int_equal(sc_summary_store_get(st, "other", "c-9", &s), SC_ERR_NOT_FOUND);
+
+    /* lookup against the same history: usable */
+    assert_int_equal(sc_summary_store_lookup(st, "acme", "c-9", req->turns, 21, &s), SC_OK);
+    sc_summary_clear(&s);
+    /* extend: a later request covers 14 turns */
+    uint64_t h14 = sc_summary_hash_turns(req->turns, 14);
+    assert_true(h14 != h8);
+    assert_int_equal(sc_summary_store_put(st, "acme", "c-9", "fourteen", 8, 14, h14), SC_OK);
+    assert_int_equal(sc_summary_store_lookup(st, "acme", "c-9", req->turns, 21, &s), SC_OK);
+    assert_string_equal(s.text, "fourteen");
+    assert_int_equal(s.n_turns, 14);
+    sc_summary_clear(&s);
+    /* a shorter history than the summary covers: not usable */
+    assert_int_equal(sc_summary_store_lookup(st, "acme", "c-9", req->turns, 10, &s),
+                     SC_ERR_NOT_FOUND);
+    /* an edited covered turn: not usable */
+    const char *saved = req->turns[3].content;
+    req->turns[3].content = "edited";
+    req->turns[3].content_len = 6;
+    assert_int_equal(sc_summary_store_lookup(st, "acme", "c-9", req->turns, 21, &s),
+                     SC_ERR_NOT_FOUND);
+    assert_null(s.text);
+    req->turns[3].content = saved;
+    req->turns[3].content_len = strlen(saved);
+    /* an edit after the covered prefix does not matter */
+    req->turns[18].content = "edited later";
+    req->turns[18].content_len = 12;
+    assert_int_equal(sc_summary_store_lookup(st, "acme", "c-9", req->turns, 21, &s), SC_OK);
+    sc_summary_clear(&s);
+
+    /* bounds */
+    char *huge = calloc(1, SC_SUMMARY_MAX_BYTES + 2);
+    memset(huge, 'x', SC_SUMMARY_MAX_BYTES + 1);
+    assert_int_equal(sc_summary_store_put(st, "acme", "c-9", huge, SC_SUMMARY_MAX_BYTES + 1, 1, 0),
+                     SC_ERR_TOO_LARGE);
+    huge[SC_SUMMARY_KEY_MAX] = '\0';
+    assert_int_equal(sc_summary_store_put(st, huge, "c", "x", 1, 1, 0), SC_ERR_INVALID_ARG);
+    free(huge);
+
+    /* durable: reopen */
+    sc_summary_store_close(st);
+    st = NULL;
+    assert_int_equal(sc_summary_store_open(dir, 1 << 20, &st, err, sizeof err), SC_OK);
+    assert_int_equal(sc_summary_store_get(st, "acme", "c-9", &s), SC_OK);
+    assert_string_equal(s.text, "fourteen");
+    sc_summary_clear(&s);
+    assert_int_equal(sc_summary_store_del(st, "acme", "c-9"), SC_OK);
+    assert_int_equal(sc_summary_store_get(st, "acme", "c-9", &s), SC_ERR_NOT_FOUND);
+    sc_summary_store_close(st);
+    sc_summary_store_close(NULL);
+
+    char path[256];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+    sc_request_free(req);
+}
+
+static void test_store_open_error(void **state)
+{
+    (void)state;
+    char err[ERRLEN] = "";
+    sc_summary_store_t *st = NULL;
+    assert_int_not_equal(
+        sc_summary_store_open("/proc/definitely/not/here", 0, &st, err, sizeof err), SC_OK);
+    assert_null(st);
+    assert_true(strlen(err) > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fits_unchanged),
+        cmocka_unit_test(test_tail_kept_budget_respected),
+        cmocka_unit_test(test_last_user_when_model_last),
+        cmocka_unit_test(test_relevance_order),
+        cmocka_unit_test(test_never_split),
+        cmocka_unit_test(test_lexical_only),
+        cmocka_unit_test(test_over_budget),
+        cmocka_unit_test(test_body_roles_without_summary),
+        cmocka_unit_test(test_summary_body),
+        cmocka_unit_test(test_summary_body_cut_utf8),
+        cmocka_unit_test(test_summary_store),
+        cmocka_unit_test(test_store_open_error),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

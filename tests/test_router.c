@@ -1,0 +1,289 @@
+/* test_router.c - the router: the committed weights load, signals on crafted prompts, batch vs
+ * one-by-one scoring, tiers monotone in the score, APGR on synthetic routers, the CSV reader. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "models/router.h"
+#include "pipelines/train_router.h"
+
+#define ERRLEN  1024
+#define PATHLEN 1024
+#define NSYN    2000
+
+static const char *source_dir(void)
+{
+    const char *d = getenv("SCRIMP_SOURCE_DIR");
+    return d && *d ? d : ".";
+}
+
+static sc_router_t *load_committed(void)
+{
+    char path[PATHLEN], err[ERRLEN] = "";
+    sc_router_t *r = NULL;
+    snprintf(path, sizeof path, "%s/models/router/router.json", source_dir());
+    sc_status_t st = sc_router_load(path, &r, err, sizeof err);
+    if (st)
+        fprintf(stderr, "%s\n", err);
+    assert_int_equal(st, SC_OK);
+    assert_non_null(r);
+    return r;
+}
+
+static uint64_t rng = 88172645463325252ull;
+
+static float uniform(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)(rng >> 40) / (float)(1u << 24);
+}
+
+/* ---- weights ---- */
+
+static void test_load_committed(void **state)
+{
+    (void)state;
+    sc_router_t *r = load_committed();
+    assert_true(sc_router_hidden(r) >= 0);
+    assert_int_equal(sc_router_nthresholds(r), 2);
+    assert_true(sc_router_threshold(r, 0) <= sc_router_threshold(r, 1));
+    assert_string_equal(sc_router_tier(r, 0.0f, NULL, 0), "flash-lite");
+    assert_string_equal(sc_router_tier(r, 1.0f, NULL, 0), "pro");
+    sc_router_free(r);
+    sc_router_free(NULL);
+}
+
+static void test_load_errors(void **state)
+{
+    (void)state;
+    char err[ERRLEN] = "", path[] = "/tmp/scrimp_test_router_XXXXXX";
+    sc_router_t *r = NULL;
+    assert_int_not_equal(sc_router_load("/nonexistent/router.json", &r, err, sizeof err), SC_OK);
+    assert_null(r);
+    assert_non_null(strstr(err, "/nonexistent/router.json"));
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("{\"version\":1,\"features\":{\"embedding\":384,\"signals\":[\"x\"]}}", f);
+    fclose(f);
+    assert_int_not_equal(sc_router_load(path, &r, err, sizeof err), SC_OK);
+    assert_null(r);
+    remove(path);
+}
+
+/* ---- signals ---- */
+
+static void signals_of(const char *text, float *s)
+{
+    sc_router_signals(text, strlen(text), 10, s);
+}
+
+static void test_signals(void **state)
+{
+    (void)state;
+    float plain[SC_ROUTER_NSIGNALS], code[SC_ROUTER_NSIGNALS], math[SC_ROUTER_NSIGNALS];
+    float multi[SC_ROUTER_NSIGNALS], opts[SC_ROUTER_NSIGNALS];
+    signals_of("Tell me a nice story about a cat", plain);
+    signals_of("Why does this fail? ```def f(x):\n    return x;``` and SELECT * FROM t;", code);
+    signals_of("Solve 3x^2 + 4x - 7 = 0 and calculate $\\frac{1}{2}$ of 12/4", math);
+    signals_of("Explain why the sky is blue. What is light? How does it scatter? Compare step by "
+               "step.",
+               multi);
+    signals_of("Which is right?\nA. one\nB. two\nC. three\nD. four\nAnswer:", opts);
+
+    assert_float_equal(plain[SC_SIG_CODE], 0.0f, 1e-6f);
+    assert_true(code[SC_SIG_CODE] > 1.0f);
+    assert_true(math[SC_SIG_MATH_WORDS] > plain[SC_SIG_MATH_WORDS]);
+    assert_true(math[SC_SIG_MATH_DENSITY] > plain[SC_SIG_MATH_DENSITY] + 0.1f);
+    assert_float_equal(multi[SC_SIG_QUESTIONS], 2.0f, 0.0f);
+    assert_float_equal(plain[SC_SIG_QUESTIONS], 0.0f, 0.0f);
+    assert_true(multi[SC_SIG_MULTI_STEP] > 0.5f);
+    assert_float_equal(opts[SC_SIG_OPTIONS], 4.0f, 0.0f);
+    assert_float_equal(plain[SC_SIG_OPTIONS], 0.0f, 0.0f);
+    assert_float_equal(plain[SC_SIG_LOG_TOKENS], logf(11.0f), 1e-6f);
+    for (int i = 0; i < SC_ROUTER_NSIGNALS; i++)
+        assert_non_null(sc_router_signal_name(i));
+    assert_null(sc_router_signal_name(SC_ROUTER_NSIGNALS));
+}
+
+/* ---- scoring ---- */
+
+static void test_batch_equals_single(void **state)
+{
+    (void)state;
+    sc_router_t *r = load_committed();
+    enum { N = 300 }; /* more than one internal chunk */
+    float *emb = malloc(sizeof(float) * N * SC_EMBED_DIM);
+    float *sig = malloc(sizeof(float) * N * SC_ROUTER_NSIGNALS);
+    float batch[N], one;
+    assert_non_null(emb);
+    assert_non_null(sig);
+    for (size_t i = 0; i < (size_t)N * SC_EMBED_DIM; i++)
+        emb[i] = uniform() * 0.2f - 0.1f;
+    for (int i = 0; i < N; i++)
+        signals_of(i % 2 ? "What is 2+2?" : "Write a haiku about the sea, then explain why.",
+                   sig + (size_t)i * SC_ROUTER_NSIGNALS);
+    assert_int_equal(sc_router_score_batch(r, emb, sig, N, batch), SC_OK);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(sc_router_score_batch(r, emb + (size_t)i * SC_EMBED_DIM,
+                                               sig + (size_t)i * SC_ROUTER_NSIGNALS, 1, &one),
+                         SC_OK);
+        assert_float_equal(one, batch[i], 0.0f);
+        assert_true(batch[i] >= 0.0f && batch[i] <= 1.0f);
+    }
+    free(emb);
+    free(sig);
+    sc_router_free(r);
+}
+
+static void test_tiers_monotone(void **state)
+{
+    (void)state;
+    sc_router_t *r = load_committed();
+    static const char *const names[] = {"lite", "mid", "strong"};
+    int last = 0;
+    for (int k = 0; k <= 1000; k++) {
+        const char *t = sc_router_tier(r, (float)k / 1000.0f, names, 3);
+        int idx = strcmp(t, "lite") == 0 ? 0 : strcmp(t, "mid") == 0 ? 1 : 2;
+        assert_true(idx >= last);
+        last = idx;
+    }
+    assert_int_equal(last, 2);
+    assert_string_equal(sc_router_tier(r, -1.0f, names, 3), "lite");
+    /* a built router: thresholds 0.3, 0.7 */
+    float mean[SC_ROUTER_NFEATURES] = {0}, std[SC_ROUTER_NFEATURES], w2[SC_ROUTER_NFEATURES] = {0};
+    float thr[2] = {0.3f, 0.7f};
+    for (int i = 0; i < SC_ROUTER_NFEATURES; i++)
+        std[i] = 1.0f;
+    sc_router_t *b = NULL;
+    assert_int_equal(sc_router_new(mean, std, 0, NULL, NULL, w2, 0.0f, thr, 2, NULL, &b), SC_OK);
+    assert_string_equal(sc_router_tier(b, 0.29f, NULL, 0), "flash-lite");
+    assert_string_equal(sc_router_tier(b, 0.3f, NULL, 0), "flash");
+    assert_string_equal(sc_router_tier(b, 0.69f, NULL, 0), "flash");
+    assert_string_equal(sc_router_tier(b, 0.7f, NULL, 0), "pro");
+    sc_router_free(b);
+    sc_router_free(r);
+}
+
+/* ---- APGR ---- */
+
+static void test_apgr_synthetic(void **state)
+{
+    (void)state;
+    static unsigned char w[NSYN], s[NSYN];
+    static float sc[NSYN];
+    /* 10% need the strong model, 5% are the reverse, the rest agree */
+    int need = 0;
+    for (int i = 0; i < NSYN; i++) {
+        int k = i % 20;
+        w[i] = k >= 2 && k < 19 ? (k % 2) : k == 19;
+        s[i] = k < 2 ? 1 : k == 19 ? 0 : w[i];
+        need += !w[i] && s[i];
+    }
+    /* perfect: exactly the prompts that gain, most first */
+    for (int i = 0; i < NSYN; i++)
+        sc[i] = (float)s[i] - (float)w[i];
+    double perfect = sc_router_apgr(sc, w, s, NSYN, NULL, NULL, 0);
+    assert_true(perfect > 0.9);
+    /* perfect with no prompts that lose: 1 − share/2 exactly, → 1 as the share shrinks */
+    static unsigned char w2[NSYN], s2[NSYN];
+    for (int i = 0; i < NSYN; i++) {
+        w2[i] = i % 100 != 0;
+        s2[i] = 1;
+        sc[i] = (float)(s2[i] - w2[i]);
+    }
+    double p2 = sc_router_apgr(sc, w2, s2, NSYN, NULL, NULL, 0);
+    assert_float_equal(p2, 1.0 - 0.01 / 2.0, 1e-9);
+    /* random: ≈ 0.5 */
+    double sum = 0.0;
+    for (int t = 0; t < 20; t++) {
+        for (int i = 0; i < NSYN; i++)
+            sc[i] = uniform();
+        sum += sc_router_apgr(sc, w, s, NSYN, NULL, NULL, 0);
+    }
+    assert_float_equal(sum / 20.0, 0.5, 0.03);
+    /* constant score: one tie, the straight line, exactly 0.5 */
+    double curve[11], quality[11];
+    for (int i = 0; i < NSYN; i++)
+        sc[i] = 0.5f;
+    assert_float_equal(sc_router_apgr(sc, w, s, NSYN, curve, quality, 11), 0.5, 1e-9);
+    assert_float_equal(curve[0], 0.0, 1e-12);
+    assert_float_equal(curve[10], 1.0, 1e-12);
+    assert_float_equal(curve[3], 0.3, 1e-9);
+    /* inverted: below random */
+    for (int i = 0; i < NSYN; i++)
+        sc[i] = (float)w[i] - (float)s[i];
+    assert_true(sc_router_apgr(sc, w, s, NSYN, NULL, NULL, 0) < 0.5);
+    /* no gap between the models: undefined */
+    assert_true(isnan(sc_router_apgr(sc, w, w, NSYN, NULL, NULL, 0)));
+    (void)need;
+}
+
+/* ---- CSV ---- */
+
+static void test_csv(void **state)
+{
+    (void)state;
+    const char *csv = "prompt,weak,strong\r\n"
+                      "\"Line one\nline \"\"two\"\", with comma\nA. x\",True,False\n"
+                      "plain,False,True\n"
+                      "\"\",,\"last\"";
+    size_t pos = 0, lens[4], len = strlen(csv);
+    char *f[4];
+    int nf;
+    assert_int_equal(sc_csv_next(csv, len, &pos, f, lens, 4, &nf), 1);
+    assert_int_equal(nf, 3);
+    assert_string_equal(f[0], "prompt");
+    assert_string_equal(f[2], "strong"); /* the \r of \r\n is not part of the field */
+    for (int k = 0; k < nf; k++)
+        free(f[k]);
+    assert_int_equal(sc_csv_next(csv, len, &pos, f, lens, 4, &nf), 1);
+    assert_int_equal(nf, 3);
+    assert_string_equal(f[0], "Line one\nline \"two\", with comma\nA. x");
+    assert_int_equal(lens[0], strlen(f[0]));
+    assert_string_equal(f[1], "True");
+    assert_string_equal(f[2], "False");
+    for (int k = 0; k < nf; k++)
+        free(f[k]);
+    assert_int_equal(sc_csv_next(csv, len, &pos, f, lens, 2, &nf), 1);
+    assert_int_equal(nf, 2); /* the third field is read and dropped */
+    assert_string_equal(f[0], "plain");
+    for (int k = 0; k < nf; k++)
+        free(f[k]);
+    assert_int_equal(sc_csv_next(csv, len, &pos, f, lens, 4, &nf), 1);
+    assert_int_equal(nf, 3);
+    assert_string_equal(f[0], "");
+    assert_string_equal(f[1], "");
+    assert_string_equal(f[2], "last");
+    for (int k = 0; k < nf; k++)
+        free(f[k]);
+    assert_int_equal(sc_csv_next(csv, len, &pos, f, lens, 4, &nf), 0);
+
+    const char *bad = "\"never closed,True\n";
+    pos = 0;
+    assert_int_equal(sc_csv_next(bad, strlen(bad), &pos, f, lens, 4, &nf), -1);
+    assert_int_equal(nf, 0);
+    const char *bad2 = "ok,x\"y\n";
+    pos = 0;
+    assert_int_equal(sc_csv_next(bad2, strlen(bad2), &pos, f, lens, 4, &nf), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_load_committed), cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_signals),        cmocka_unit_test(test_batch_equals_single),
+        cmocka_unit_test(test_tiers_monotone), cmocka_unit_test(test_apgr_synthetic),
+        cmocka_unit_test(test_csv),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
