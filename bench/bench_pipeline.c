@@ -538,6 +538,13 @@ int main(int argc, char **argv)
     cfg_set(cfg, "kafka.bootstrap.servers=%s", bootstrap);
     cfg_set(cfg, "gemini.base_url=http://127.0.0.1:%d", sc_gemini_sim_port(sim));
     cfg_set(cfg, "metrics.listen=127.0.0.1:0"); /* an ephemeral port: never clash */
+    {
+        char dir[] = "/tmp/scrimp-bench-pipeline-XXXXXX"; /* a fresh cache for each run */
+        if (!mkdtemp(dir))
+            die("mkdtemp: cannot make a scratch folder");
+        cfg_set(cfg, "cache.path=%s/cache", dir);
+        cfg_set(cfg, "prune.path=%s/summaries", dir);
+    }
     if (batch)
         cfg_set(cfg, "batch.max_messages=%ld", batch);
     if (inflight)

@@ -17,12 +17,12 @@
 #include "models/encoder.h"
 #include "pipelines/prune.h"
 
-#define BENCH_TURN_MAX   4096 /* bytes of one generated turn */
-#define BENCH_MIN_TURNS  20
-#define BENCH_MAX_TURNS  200
-#define BENCH_CMD_MAX    2048
-#define BENCH_N_BUCKETS  4
-#define BENCH_N_SELECT   5
+#define BENCH_TURN_MAX  4096 /* bytes of one generated turn */
+#define BENCH_MIN_TURNS 20
+#define BENCH_MAX_TURNS 200
+#define BENCH_CMD_MAX   2048
+#define BENCH_N_BUCKETS 4
+#define BENCH_N_SELECT  5
 
 /* ---- a small seeded generator ---- */
 
@@ -46,25 +46,25 @@ static int rng_int(int lo, int hi) /* [lo, hi] */
 
 /* ---- vocabulary for the slots ---- */
 
-static const char *const names[] = {"Priya Raman", "Tomasz Wojcik", "Amara Okafor", "Lucas Moreau",
-                                    "Hannah Becker", "Kenji Watanabe", "Sofia Alvarez",
-                                    "Daniel Osei", "Ingrid Larsen", "Mateo Rossi", "Aisha Khan",
-                                    "Oliver Grant"};
-static const char *const cities[] = {"Rotterdam", "Lyon", "Porto", "Gdansk", "Leeds", "Bilbao",
-                                     "Graz", "Aarhus", "Turin", "Cork", "Tampere", "Brno"};
-static const char *const months[] = {"January", "February", "March", "April", "May", "June",
-                                     "July", "August", "September", "October", "November",
-                                     "December"};
-static const char *const products[] = {"Archer AX55 router", "Pro 14 laptop", "standing desk",
-                                       "noise-cancelling headset", "4K monitor", "mesh Wi-Fi kit",
-                                       "ergonomic chair", "label printer", "USB-C dock",
-                                       "smart thermostat"};
-static const char *const tables[] = {"orders", "customers", "invoices", "sessions", "payments",
-                                     "shipments", "subscriptions", "events"};
-static const char *const columns[] = {"created_at", "region", "amount", "status", "customer_id",
-                                      "plan", "country", "channel"};
-static const char *const services[] = {"checkout", "search", "billing", "auth", "notifications",
-                                       "inventory", "reporting", "ingest"};
+static const char *const names[] = {"Priya Raman",   "Tomasz Wojcik", "Amara Okafor",
+                                    "Lucas Moreau",  "Hannah Becker", "Kenji Watanabe",
+                                    "Sofia Alvarez", "Daniel Osei",   "Ingrid Larsen",
+                                    "Mateo Rossi",   "Aisha Khan",    "Oliver Grant"};
+static const char *const cities[] = {"Rotterdam", "Lyon",   "Porto", "Gdansk", "Leeds",   "Bilbao",
+                                     "Graz",      "Aarhus", "Turin", "Cork",   "Tampere", "Brno"};
+static const char *const months[] = {"January",   "February", "March",    "April",
+                                     "May",       "June",     "July",     "August",
+                                     "September", "October",  "November", "December"};
+static const char *const products[] = {
+    "Archer AX55 router", "Pro 14 laptop",   "standing desk",   "noise-cancelling headset",
+    "4K monitor",         "mesh Wi-Fi kit",  "ergonomic chair", "label printer",
+    "USB-C dock",         "smart thermostat"};
+static const char *const tables[] = {"orders",   "customers", "invoices",      "sessions",
+                                     "payments", "shipments", "subscriptions", "events"};
+static const char *const columns[] = {"created_at",  "region", "amount",  "status",
+                                      "customer_id", "plan",   "country", "channel"};
+static const char *const services[] = {"checkout",      "search",    "billing",   "auth",
+                                       "notifications", "inventory", "reporting", "ingest"};
 
 /* Expand a template: %N name, %C city, %D date, %P product, %T table, %K column, %S service,
  * %A amount, %R percent, %n small number, %H time, %I ticket id, %% a percent sign. */
@@ -79,21 +79,50 @@ static size_t expand(const char *tpl, char *out, size_t cap, size_t used)
         }
         p++;
         switch (*p) {
-        case 'N': s = PICK(names); break;
-        case 'C': s = PICK(cities); break;
-        case 'D': snprintf(tmp, sizeof tmp, "%s %d", PICK(months), rng_int(1, 28)); break;
-        case 'P': s = PICK(products); break;
-        case 'T': s = PICK(tables); break;
-        case 'K': s = PICK(columns); break;
-        case 'S': s = PICK(services); break;
-        case 'A': snprintf(tmp, sizeof tmp, "%d,%03d", rng_int(1, 48), rng_int(0, 999)); break;
-        case 'R': snprintf(tmp, sizeof tmp, "%d%%", rng_int(2, 35)); break;
-        case 'n': snprintf(tmp, sizeof tmp, "%d", rng_int(2, 40)); break;
-        case 'H': snprintf(tmp, sizeof tmp, "%02d:%02d", rng_int(0, 23), rng_int(0, 59)); break;
-        case 'I': snprintf(tmp, sizeof tmp, "%c%c-%d", 'A' + rng_int(0, 25), 'A' + rng_int(0, 25),
-                           rng_int(1000, 99999)); break;
-        case '%': s = "%"; break;
-        default: s = ""; p--; break;
+        case 'N':
+            s = PICK(names);
+            break;
+        case 'C':
+            s = PICK(cities);
+            break;
+        case 'D':
+            snprintf(tmp, sizeof tmp, "%s %d", PICK(months), rng_int(1, 28));
+            break;
+        case 'P':
+            s = PICK(products);
+            break;
+        case 'T':
+            s = PICK(tables);
+            break;
+        case 'K':
+            s = PICK(columns);
+            break;
+        case 'S':
+            s = PICK(services);
+            break;
+        case 'A':
+            snprintf(tmp, sizeof tmp, "%d,%03d", rng_int(1, 48), rng_int(0, 999));
+            break;
+        case 'R':
+            snprintf(tmp, sizeof tmp, "%d%%", rng_int(2, 35));
+            break;
+        case 'n':
+            snprintf(tmp, sizeof tmp, "%d", rng_int(2, 40));
+            break;
+        case 'H':
+            snprintf(tmp, sizeof tmp, "%02d:%02d", rng_int(0, 23), rng_int(0, 59));
+            break;
+        case 'I':
+            snprintf(tmp, sizeof tmp, "%c%c-%d", 'A' + rng_int(0, 25), 'A' + rng_int(0, 25),
+                     rng_int(1000, 99999));
+            break;
+        case '%':
+            s = "%";
+            break;
+        default:
+            s = "";
+            p--;
+            break;
         }
         size_t l = strlen(s);
         if (used + l + 1 >= cap)
@@ -117,8 +146,10 @@ typedef struct {
 } domain_t;
 
 static const char *const support_user[] = {
-    "My %P stopped working after the latest firmware update. It powers on but nothing else happens.",
-    "I already tried a factory reset twice. Is there anything else I can do before sending it back?",
+    "My %P stopped working after the latest firmware update. It powers on but nothing else "
+    "happens.",
+    "I already tried a factory reset twice. Is there anything else I can do before sending it "
+    "back?",
     "The replacement you sent has the same problem. This is getting frustrating.",
     "Can you check whether my warranty still covers the %P? I bought it on %D.",
     "The status page says the parcel is delayed in %C. How long does that usually take?",
@@ -133,12 +164,16 @@ static const char *const support_user[] = {
 static const char *const support_model[] = {
     "I am sorry to hear that the %P is giving you trouble.",
     "Let us start with the basics so we can rule out a power issue.",
-    "Please unplug the device, wait thirty seconds and plug it back in while holding the reset button.",
-    "If the light stays solid orange for more than two minutes, the firmware did not install correctly.",
+    "Please unplug the device, wait thirty seconds and plug it back in while holding the reset "
+    "button.",
+    "If the light stays solid orange for more than two minutes, the firmware did not install "
+    "correctly.",
     "Your warranty is valid for %n months from the date of purchase, so you are still covered.",
-    "I can see a duplicate charge of %A on your account; the second one will be refunded within %n business days.",
+    "I can see a duplicate charge of %A on your account; the second one will be refunded within %n "
+    "business days.",
     "Parcels held at our hub in %C usually move again within %n days.",
-    "I have opened case %I for you so you do not need to repeat these steps if you contact us again.",
+    "I have opened case %I for you so you do not need to repeat these steps if you contact us "
+    "again.",
     "A blinking orange light means the device is waiting for a network connection.",
     "Please make sure the app is allowed to run in the background, otherwise the session expires.",
     "If none of this helps, we will arrange a replacement and a prepaid return label.",
@@ -148,7 +183,8 @@ static const char *const support_model[] = {
 };
 
 static const char *const sales_user[] = {
-    "We are evaluating your platform for a team of about %n people. What would the pricing look like?",
+    "We are evaluating your platform for a team of about %n people. What would the pricing look "
+    "like?",
     "Do you offer a discount for annual billing compared to monthly?",
     "Our procurement team in %C needs a formal quote before %D.",
     "How does the Business plan differ from Enterprise in terms of support response times?",
@@ -163,7 +199,8 @@ static const char *const sales_model[] = {
     "Thanks for considering us for your team.",
     "For a team of that size the Business plan is usually the best fit.",
     "Annual billing comes with a %R discount compared to paying monthly.",
-    "The Enterprise plan adds a dedicated account manager and a one hour response time for critical issues.",
+    "The Enterprise plan adds a dedicated account manager and a one hour response time for "
+    "critical issues.",
     "A pilot with one department is a common way to start, and seats can be added at any time.",
     "We accept purchase orders for contracts above %A per year.",
     "If you do not renew, you can export all of your data for %n days after the contract ends.",
@@ -187,14 +224,19 @@ static const char *const sql_user[] = {
     "Is it better to add an index on %K or on the date column?",
 };
 static const char *const sql_model[] = {
-    "Here is a version that groups by month using date_trunc:\n\n```sql\nSELECT date_trunc('month', created_at) AS month, %K, SUM(amount) AS revenue\nFROM %T\nGROUP BY 1, 2\nORDER BY 1;\n```",
-    "The duplicates come from the join: each customer can have several matching rows, so aggregate before joining.",
+    "Here is a version that groups by month using date_trunc:\n\n```sql\nSELECT "
+    "date_trunc('month', created_at) AS month, %K, SUM(amount) AS revenue\nFROM %T\nGROUP BY 1, "
+    "2\nORDER BY 1;\n```",
+    "The duplicates come from the join: each customer can have several matching rows, so aggregate "
+    "before joining.",
     "An index on the filter column will let the planner skip most of the table.",
     "With around %n million rows, a sequential scan is expected without a suitable index.",
     "You can use COALESCE to replace nulls with zero, but that changes the meaning of the average.",
     "AVG ignores nulls by default, which is usually what you want for this metric.",
-    "The window function ranks rows within each partition without collapsing them like GROUP BY does.",
-    "To refresh nightly, create a materialised view and schedule REFRESH MATERIALIZED VIEW CONCURRENTLY.",
+    "The window function ranks rows within each partition without collapsing them like GROUP BY "
+    "does.",
+    "To refresh nightly, create a materialised view and schedule REFRESH MATERIALIZED VIEW "
+    "CONCURRENTLY.",
     "Run EXPLAIN ANALYZE on the query and look for the node with the largest actual time.",
     "For weekly numbers, replace the month truncation with date_trunc('week', created_at).",
     "Remember that date_trunc uses the session time zone unless you convert the timestamp first.",
@@ -243,14 +285,20 @@ static const char *const ops_user[] = {
 static const char *const ops_model[] = {
     "A spike of 502s right after a deploy usually means the new pods fail their readiness checks.",
     "Check the pod events with kubectl describe and look for failed probes or image pull errors.",
-    "If the error rate stays above the SLO for more than ten minutes, rolling back is the safer option.",
-    "```\nkubectl -n prod get deploy %S -o jsonpath='{.spec.template.spec.containers[0].image}'\n```",
-    "Old write-ahead log segments and unused replication slots are the usual culprits for disk growth.",
+    "If the error rate stays above the SLO for more than ten minutes, rolling back is the safer "
+    "option.",
+    "```\nkubectl -n prod get deploy %S -o "
+    "jsonpath='{.spec.template.spec.containers[0].image}'\n```",
+    "Old write-ahead log segments and unused replication slots are the usual culprits for disk "
+    "growth.",
     "A flapping health check often points to a timeout that is too tight for cold starts.",
     "For queue depth, alert when it exceeds %n times the normal peak for more than five minutes.",
-    "The postmortem should cover the timeline, the impact, the root cause and the follow-up actions.",
-    "Scaling down overnight is fine as long as the horizontal autoscaler keeps a floor of two replicas.",
-    "The cache layer adds a network hop, so compare p50 and p99 separately before drawing conclusions.",
+    "The postmortem should cover the timeline, the impact, the root cause and the follow-up "
+    "actions.",
+    "Scaling down overnight is fine as long as the horizontal autoscaler keeps a floor of two "
+    "replicas.",
+    "The cache layer adds a network hop, so compare p50 and p99 separately before drawing "
+    "conclusions.",
     "I have drafted the runbook steps below; adjust the names to match your dashboards.",
     "Consider pinning the image by digest so a rollback restores exactly the previous build.",
 };
@@ -258,17 +306,19 @@ static const char *const ops_model[] = {
 static const char *const generic_model[] = {
     "Let me know if anything is unclear.",
     "I hope this helps; happy to go into more detail.",
-    "To summarise the options: we can try the quick fix first and fall back to the longer route if needed.",
+    "To summarise the options: we can try the quick fix first and fall back to the longer route if "
+    "needed.",
     "Please keep in mind that these numbers are estimates and may change.",
     "If you share a bit more context I can give a more precise answer.",
     "This is a common situation and there are a few ways to handle it.",
 };
 
 static const domain_t domains[] = {
-    {"support", "You are a customer support agent for an electronics retailer. Be concise and polite.",
+    {"support",
+     "You are a customer support agent for an electronics retailer. Be concise and polite.",
      support_user, SC_ARRAY_LEN(support_user), support_model, SC_ARRAY_LEN(support_model)},
-    {"sales", "You are a sales assistant for a B2B software company. Answer accurately.", sales_user,
-     SC_ARRAY_LEN(sales_user), sales_model, SC_ARRAY_LEN(sales_model)},
+    {"sales", "You are a sales assistant for a B2B software company. Answer accurately.",
+     sales_user, SC_ARRAY_LEN(sales_user), sales_model, SC_ARRAY_LEN(sales_model)},
     {"sql", "You are a data analyst assistant who writes PostgreSQL.", sql_user,
      SC_ARRAY_LEN(sql_user), sql_model, SC_ARRAY_LEN(sql_model)},
     {"hr", "You are the HR help desk assistant. Refer to company policy.", hr_user,
@@ -294,7 +344,7 @@ static void plant(int kind, char *fact, size_t flen, char *q, size_t qlen)
         snprintf(fact, flen, "My order number is %s and it was shipped to %s on %s %d.", id, city,
                  month, day);
         snprintf(q, qlen, "%s",
-                 v == 0 ? "Where was my order shipped?"
+                 v == 0   ? "Where was my order shipped?"
                  : v == 1 ? "Remind me, which city did the order go to, and on what date?"
                           : "");
         if (v == 2)
@@ -306,7 +356,7 @@ static void plant(int kind, char *fact, size_t flen, char *q, size_t qlen)
                  "on host db%d.internal.",
                  PICK(tables), rng_int(5400, 5499), rng_int(1, 9));
         snprintf(q, qlen, "%s",
-                 v == 0 ? "Which port does the production database listen on?"
+                 v == 0   ? "Which port does the production database listen on?"
                  : v == 1 ? "What was the host name of the production database again?"
                           : "Remind me of the production database name and port.");
         break;
@@ -314,7 +364,7 @@ static void plant(int kind, char *fact, size_t flen, char *q, size_t qlen)
         snprintf(fact, flen, "My employee ID is E%d and my line manager is %s, based in %s.",
                  rng_int(100000, 999999), name, city);
         snprintf(q, qlen, "%s",
-                 v == 0 ? "Who did I say my line manager is?"
+                 v == 0   ? "Who did I say my line manager is?"
                  : v == 1 ? "What is my employee ID?"
                           : "Which office is my manager based in?");
         break;
@@ -324,7 +374,7 @@ static void plant(int kind, char *fact, size_t flen, char *q, size_t qlen)
                  "until %s %d.",
                  rng_int(5, 40), rng_int(10, 500), month, day);
         snprintf(q, qlen, "%s",
-                 v == 0 ? "What discount did we agree on?"
+                 v == 0   ? "What discount did we agree on?"
                  : v == 1 ? "Until when is the agreed discount valid?"
                           : "How many seats did the agreed discount cover?");
         break;
@@ -334,7 +384,7 @@ static void plant(int kind, char *fact, size_t flen, char *q, size_t qlen)
                  "of memory on node %d.",
                  rng_int(0, 23), rng_int(0, 59), PICK(services), rng_int(1, 64));
         snprintf(q, qlen, "%s",
-                 v == 0 ? "What time did the incident begin?"
+                 v == 0   ? "What time did the incident begin?"
                  : v == 1 ? "Which service ran out of memory when the incident started?"
                           : "For the postmortem, at what time and on which node did it start?");
         break;
@@ -342,7 +392,7 @@ static void plant(int kind, char *fact, size_t flen, char *q, size_t qlen)
         snprintf(fact, flen, "I am flying out on flight KL%d from %s, gate %c%d, on %s %d.",
                  rng_int(100, 1999), city, 'A' + rng_int(0, 7), rng_int(1, 60), month, day);
         snprintf(q, qlen, "%s",
-                 v == 0 ? "Which gate did I say my flight leaves from?"
+                 v == 0   ? "Which gate did I say my flight leaves from?"
                  : v == 1 ? "What is my flight number?"
                           : "When am I flying out?");
         break;
@@ -350,7 +400,7 @@ static void plant(int kind, char *fact, size_t flen, char *q, size_t qlen)
         snprintf(fact, flen, "The campaign budget is %d,%03d euros per month, approved by %s.",
                  rng_int(2, 90), rng_int(0, 999), name);
         snprintf(q, qlen, "%s",
-                 v == 0 ? "What is the approved campaign budget?"
+                 v == 0   ? "What is the approved campaign budget?"
                  : v == 1 ? "Who approved the campaign budget?"
                           : "How much can we spend on the campaign each month?");
         break;
@@ -359,23 +409,23 @@ static void plant(int kind, char *fact, size_t flen, char *q, size_t qlen)
         snprintf(fact, flen, "The refund reference is %s and the amount is %d.%02d dollars.", id,
                  rng_int(10, 2000), rng_int(0, 99));
         snprintf(q, qlen, "%s",
-                 v == 0 ? "How much was the refund for?"
+                 v == 0   ? "How much was the refund for?"
                  : v == 1 ? "What was the refund reference number?"
                           : "Can you repeat the refund amount and reference?");
         break;
     }
 }
 
-static const char *const fact_leads[] = {"", "Before I forget: ", "One detail that matters: ",
-                                         "Also, ", "Noting this here: "};
+static const char *const fact_leads[] = {
+    "", "Before I forget: ", "One detail that matters: ", "Also, ", "Noting this here: "};
 static const char *const ack_model[] = {
     "Thanks, noted. I will keep that in mind for the rest of this conversation.",
     "Got it, thank you for the details.",
     "Understood. Let us continue with the original question.",
     "Thanks for sharing that; it will help if we need to follow up later.",
 };
-static const char *const closing_leads[] = {"", "One more thing. ", "Before we wrap up: ",
-                                            "Quick question. ", "Sorry, I lost track. "};
+static const char *const closing_leads[] = {
+    "", "One more thing. ", "Before we wrap up: ", "Quick question. ", "Sorry, I lost track. "};
 
 /* One conversation: n turns (n odd: user first and last), the planted turn index, as JSON. */
 static char *make_conversation(int idx, int n, int *planted)
@@ -414,17 +464,17 @@ static char *make_conversation(int idx, int n, int *planted)
             for (int s = 0; s < k && used + 600 < sizeof turn; s++) {
                 if (s)
                     turn[used++] = rng_int(0, 4) ? ' ' : '\n';
-                const char *tpl = rng_int(0, 5) ? d->model[rng_next() % d->n_model]
-                                                : PICK(generic_model);
+                const char *tpl =
+                    rng_int(0, 5) ? d->model[rng_next() % d->n_model] : PICK(generic_model);
                 used = expand(tpl, turn, sizeof turn, used);
             }
         }
         json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", i % 2 ? "model" : "user",
                                               "content", turn, used));
     }
-    json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", "bench", "tenant", "bench",
-                             "agent", d->name, "conversation_id", "c", "system", d->system,
-                             "messages", msgs);
+    json_t *root =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", "bench", "tenant", "bench", "agent",
+                  d->name, "conversation_id", "c", "system", d->system, "messages", msgs);
     char id[32];
     snprintf(id, sizeof id, "bench-%d", idx);
     json_object_set_new(root, "id", json_string(id));
@@ -451,8 +501,7 @@ static int bucket_of(int n)
 {
     return n < 50 ? 0 : n < 100 ? 1 : n < 150 ? 2 : 3;
 }
-static const char *const bucket_names[BENCH_N_BUCKETS] = {"20-49", "50-99", "100-149",
-                                                          "150-200"};
+static const char *const bucket_names[BENCH_N_BUCKETS] = {"20-49", "50-99", "100-149", "150-200"};
 
 static void cpu_model(char *buf, size_t len)
 {
@@ -540,9 +589,10 @@ int main(int argc, char **argv)
     memset(sel, 0, sizeof sel);
     for (int s = 0; s < BENCH_N_SELECT; s++)
         sc_prune_opts_default(&sel[s].opts);
-    sel[0].name = "relevance floor (default): hybrid score, keep turns >= mean + 1 std";
+    sel[0].name = "**default**: hybrid score (cosine with last user turn + 0.15 x previous turn, + "
+                  "0.25 x rare-term overlap), relevance floor mean + 1 std";
     sel[0].use_vecs = 1;
-    sel[1].name = "fill the budget: hybrid score, keep while it fits";
+    sel[1].name = "hybrid score, no floor: fill the budget";
     sel[1].use_vecs = 1;
     sel[1].opts.fill_budget = 1;
     sel[2].name = "cosine only (last user turn), relevance floor";
@@ -607,7 +657,8 @@ int main(int argc, char **argv)
             sc_status_t st;
             if (x->recency) {
                 /* a conventional sliding window: keep the newest turns that fit */
-                st = sc_prune_plan_opts(req, tok, sys_tok, NULL, budget, keep_last, &x->opts, &plan);
+                st =
+                    sc_prune_plan_opts(req, tok, sys_tok, NULL, budget, keep_last, &x->opts, &plan);
                 if (st == SC_OK && plan.pruned) {
                     long room = budget - plan.summary_reserve - sys_tok;
                     size_t i;
@@ -653,7 +704,9 @@ int main(int argc, char **argv)
                     if (plan.score[i] > best_other)
                         best_other = plan.score[i];
                 }
-                fprintf(stderr, "conv %d sel %d n %d planted %d score %.3f rank %d best_other %.3f mean %.3f kept %d\n",
+                fprintf(stderr,
+                        "conv %d sel %d n %d planted %d score %.3f rank %d best_other %.3f mean "
+                        "%.3f kept %d\n",
                         c, s, n, planted, plan.score[planted], rank, best_other,
                         sum / (float)plan.protected_from, plan.keep[planted]);
             }
@@ -707,10 +760,9 @@ int main(int argc, char **argv)
                    "turn kept |\n|---|---:|---:|---:|---:|\n");
         for (int s = 0; s < BENCH_N_SELECT; s++) {
             selector_t *x = &sel[s];
-            fprintf(w, "| %s%s%s | %.0f | %.0f | %.1f%% | %.1f%% (%ld/%d) |\n", s == 0 ? "**" : "",
-                    x->name, s == 0 ? "**" : "", x->before / n_conv, x->after / n_conv,
-                    100.0 * (1.0 - x->after / x->before), 100.0 * (double)x->kept / n_conv,
-                    x->kept, n_conv);
+            fprintf(w, "| %s | %.0f | %.0f | %.1f%% | %.1f%% (%ld/%d) |\n", x->name,
+                    x->before / n_conv, x->after / n_conv, 100.0 * (1.0 - x->after / x->before),
+                    100.0 * (double)x->kept / n_conv, x->kept, n_conv);
         }
         fprintf(w, "\nBy conversation length (default selector):\n\n| turns | conversations | "
                    "pruned | mean before | mean after | reduction | planted kept |\n"

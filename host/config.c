@@ -30,7 +30,7 @@ static const char *config_defaults =
     "             \"dlq\": \"scrimp.dlq\", \"cache\": \"scrimp.cache\"},"
     "\"batch\": {\"max_messages\": 256, \"max_wait_ms\": 10, \"priority_enabled\": true,"
     "            \"priority_max_wait_ms\": 60000},"
-    "\"pipeline\": {\"queue_capacity\": 4096, \"drain_timeout_ms\": 30000,"
+    "\"pipeline\": {\"queue_capacity\": 4096, \"compute_chunk\": 64, \"drain_timeout_ms\": 30000,"
     "               \"startup_timeout_ms\": 8000},"
     "\"limits\": {\"max_message_bytes\": 1048576, \"max_messages\": 1000, \"max_id_bytes\": 256},"
     "\"request\": {\"default_deadline_ms\": 120000},"
@@ -46,16 +46,21 @@ static const char *config_defaults =
     "               \"batch_max_bytes\": 19000000, \"poll_initial_ms\": 1000,"
     "               \"poll_max_ms\": 30000, \"max_batch_retries\": 3,"
     "               \"progress_every_ms\": 2000},"
-    "\"models\": {\"cheap\": \"gemini-2.5-flash\", \"strong\": \"gemini-2.5-pro\","
-    "             \"default\": \"auto\"},"
+    "\"models\": {\"lite\": \"gemini-2.5-flash-lite\", \"cheap\": \"gemini-2.5-flash\","
+    "             \"strong\": \"gemini-2.5-pro\", \"default\": \"auto\","
+    "             \"embedding\": \"models/all-MiniLM-L6-v2\"},"
     "\"cache\": {\"enabled\": true, \"threshold\": 0.96, \"path\": \"var/cache\","
     "            \"max_bytes\": 1073741824, \"ttl_s\": 604800, \"strict_band\": 0.02,"
     "            \"guards\": true, \"temperature_max\": 1.0, \"index\": \"flat\","
     "            \"ann_min\": 20000, \"hnsw_m\": 32, \"hnsw_ef_search\": 64,"
     "            \"hnsw_ef_construction\": 80, \"ivf_nlist\": 1024, \"ivf_nprobe\": 16,"
     "            \"gpu\": true},"
-    "\"prune\": {\"max_tokens\": 4000, \"keep_last\": 3},"
-    "\"prompt_cache\": {\"min_tokens\": 1024, \"min_tokens_pro\": 4096, \"ttl_s\": 300,"
+    "\"prune\": {\"enabled\": true, \"max_tokens\": 4000, \"keep_last\": 3,"
+    "            \"summaries\": true, \"path\": \"var/summaries\"},"
+    "\"router\": {\"enabled\": true, \"path\": \"models/router/router.json\"},"
+    "\"cascade\": {\"enabled\": true},"
+    "\"coalesce\": {\"enabled\": true},"
+    "\"prompt_cache\": {\"enabled\": true, \"min_tokens\": 1024, \"min_tokens_pro\": 4096, \"ttl_s\": 300,"
     "                  \"idle_s\": 600, \"max_caches\": 256},"
     "\"metrics\": {\"listen\": \"127.0.0.1:9464\", \"max_tenants\": 50},"
     "\"backend\": \"auto\","
@@ -532,6 +537,7 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         {"batch.max_wait_ms", 0, 60000},
         {"batch.priority_max_wait_ms", 0, 86400000},
         {"pipeline.queue_capacity", 1, 1000000},
+        {"pipeline.compute_chunk", 1, 100000},
         {"pipeline.drain_timeout_ms", 0, 3600000},
         {"pipeline.startup_timeout_ms", 100, 600000},
         {"limits.max_message_bytes", 64, 64LL << 20},

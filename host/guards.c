@@ -1,6 +1,6 @@
-/* guards.c - look-alike guards of the semantic cache: extracts numbers, quoted strings, identifiers,
- * negation, names and content words from two prompts (stack only) and refuses a cache hit when
- * they disagree. */
+/* guards.c - look-alike guards of the semantic cache: extracts numbers, quoted strings,
+ * identifiers, negation, names and content words from two prompts (stack only) and refuses a cache
+ * hit when they disagree. */
 #include "host/guards.h"
 
 #include <math.h>
@@ -19,14 +19,15 @@
 #define SC_GUARD_MAX_WORDS 512
 /* A word longer than this is hashed in full but never looked up in the word lists. */
 #define SC_GUARD_WORD_MAX 64
-/* Normalised digits of one number (longer numbers are hashed from their first bytes plus length). */
+/* Normalised digits of one number (longer numbers are hashed from their first bytes plus length).
+ */
 #define SC_GUARD_NUM_MAX 64
 
-/* The strict band refuses when the Jaccard distance of the content-word sets exceeds this. Chosen on
- * MSRP train/val by bench/bench_cache_quality.c (see bench/results/cache-quality.md); overridable
- * at compile time for calibration sweeps. */
-/* 1: a capitalised first word of a sentence that is not a common opener ("Alice asked…") counts as a
- * name the other text must mention too; 0: it is ignored (chosen on MSRP train/val). */
+/* The strict band refuses when the Jaccard distance of the content-word sets exceeds this. Chosen
+ * on MSRP train/val by bench/bench_cache_quality.c (see bench/results/cache-quality.md);
+ * overridable at compile time for calibration sweeps. */
+/* 1: a capitalised first word of a sentence that is not a common opener ("Alice asked…") counts as
+ * a name the other text must mention too; 0: it is ignored (chosen on MSRP train/val). */
 #ifndef SC_GUARD_START_NAMES
 #define SC_GUARD_START_NAMES 1
 #endif
@@ -44,80 +45,105 @@
 
 /* Function words: never names (even capitalised), never content words. */
 static const char *const stop_words[] = {
-    "a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as",
-    "at", "be", "because", "been", "before", "being", "between", "both", "but", "by", "can",
-    "could", "d", "did", "do", "does", "doing", "done", "down", "during", "each", "else", "every",
-    "few", "for", "from", "further", "get", "gets", "getting", "got", "had", "has", "have",
-    "having", "he", "her", "here", "hers", "herself", "hey", "hi", "him", "himself", "his", "how",
-    "i", "if", "in", "into", "is", "it", "its", "itself", "just", "kindly", "let", "lets", "ll",
-    "m", "may", "me", "might", "mine", "more", "most", "much", "must", "my", "myself", "of",
-    "off", "ok", "okay", "on", "once", "one", "only", "or", "other", "our", "ours", "ourselves",
-    "out", "over", "own", "please", "pls", "re", "s", "same", "shall", "she", "should", "so",
-    "some", "such", "t", "than", "thank", "thanks", "that", "the", "their", "theirs", "them",
-    "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too",
-    "under", "until", "up", "us", "ve", "very", "was", "we", "were", "what", "when", "where",
-    "which", "while", "who", "whom", "whose", "why", "will", "with", "would", "yes", "you",
-    "your", "yours", "yourself", "i'm", "i've", "i'd", "i'll", "it's", "that's", "there's",
-    "what's", "where's", "how's", "who's", "let's", "you're", "we're", "they're", "hello",
-    "dear", "regarding", "quick", "question", "again", "anyone", "anybody", "someone",
-    "something", "somebody", "way", "really", "actually", "currently", "now", "pm", "etc",
-    "vs"};
+    "a",          "about",    "above",     "after",   "again",     "all",      "also",
+    "am",         "an",       "and",       "any",     "are",       "as",       "at",
+    "be",         "because",  "been",      "before",  "being",     "between",  "both",
+    "but",        "by",       "can",       "could",   "d",         "did",      "do",
+    "does",       "doing",    "done",      "down",    "during",    "each",     "else",
+    "every",      "few",      "for",       "from",    "further",   "get",      "gets",
+    "getting",    "got",      "had",       "has",     "have",      "having",   "he",
+    "her",        "here",     "hers",      "herself", "hey",       "hi",       "him",
+    "himself",    "his",      "how",       "i",       "if",        "in",       "into",
+    "is",         "it",       "its",       "itself",  "just",      "kindly",   "let",
+    "lets",       "ll",       "m",         "may",     "me",        "might",    "mine",
+    "more",       "most",     "much",      "must",    "my",        "myself",   "of",
+    "off",        "ok",       "okay",      "on",      "once",      "one",      "only",
+    "or",         "other",    "our",       "ours",    "ourselves", "out",      "over",
+    "own",        "please",   "pls",       "re",      "s",         "same",     "shall",
+    "she",        "should",   "so",        "some",    "such",      "t",        "than",
+    "thank",      "thanks",   "that",      "the",     "their",     "theirs",   "them",
+    "themselves", "then",     "there",     "these",   "they",      "this",     "those",
+    "through",    "to",       "too",       "under",   "until",     "up",       "us",
+    "ve",         "very",     "was",       "we",      "were",      "what",     "when",
+    "where",      "which",    "while",     "who",     "whom",      "whose",    "why",
+    "will",       "with",     "would",     "yes",     "you",       "your",     "yours",
+    "yourself",   "i'm",      "i've",      "i'd",     "i'll",      "it's",     "that's",
+    "there's",    "what's",   "where's",   "how's",   "who's",     "let's",    "you're",
+    "we're",      "they're",  "hello",     "dear",    "regarding", "quick",    "question",
+    "again",      "anyone",   "anybody",   "someone", "something", "somebody", "way",
+    "really",     "actually", "currently", "now",     "pm",        "etc",      "vs"};
 
 /* Words that often open a prompt or a sentence and are not names when capitalised there. */
 static const char *const starter_words[] = {
-    "add", "according", "after", "also", "although", "analyze", "analyse", "another", "answer",
-    "apply", "approve", "ask", "assuming", "book", "build", "calculate", "cancel", "change",
-    "check", "clean", "compare", "compute", "confirm", "convert", "count", "create", "currently",
-    "debug", "define", "delete", "describe", "design", "determine", "draft", "during",
-    "earlier", "edit", "email", "estimate", "even", "explain", "export", "extract", "fetch",
-    "fill", "find", "fix", "follow", "format", "generate", "give", "go", "good", "great",
-    "guess", "help", "however", "i", "identify", "imagine", "implement", "import", "in",
-    "include", "instead", "is", "it", "keep", "later", "list", "load", "look", "make", "many",
-    "meanwhile", "merge", "migrate", "move", "name", "new", "next", "note", "now", "open",
-    "optimize", "order", "outline", "parse", "pick", "plan", "plus", "prepare", "print",
-    "provide", "pull", "put", "quickly", "rank", "read", "recently", "refactor", "remind",
-    "remove", "rename", "reply", "report", "request", "reset", "respond", "restart", "retrieve",
-    "return", "review", "rewrite", "run", "save", "say", "schedule", "search", "see", "select",
-    "send", "set", "share", "show", "since", "sort", "start", "still", "stop", "suggest",
-    "summarise", "summarize", "suppose", "sure", "take", "tell", "test", "today", "tomorrow",
-    "translate", "try", "turn", "unless", "update", "upgrade", "use", "validate", "verify",
-    "want", "whats", "whether", "write", "yesterday", "yet", "given", "assume", "hey",
-    "sorry", "urgent", "hmm", "well", "so", "ok", "accept", "adjust", "allocate", "archive",
-    "arrange", "assign", "attach", "audit", "block", "brainstorm", "bump", "call", "classify",
-    "close", "collect", "comment", "complete", "compose", "configure", "connect", "continue",
-    "copy", "correct", "cut", "decline", "decrease", "deploy", "detect", "disable", "download",
-    "drop", "duplicate", "enable", "ensure", "enter", "escalate", "evaluate", "expand", "filter",
-    "flag", "forward", "grant", "group", "handle", "highlight", "increase", "insert", "install",
-    "investigate", "invite", "issue", "join", "label", "launch", "limit", "lock", "log", "map",
-    "mark", "measure", "message", "modify", "monitor", "notify", "offer", "organize",
-    "organise", "paraphrase", "pause", "pay", "ping", "place", "port", "post", "predict",
-    "prioritize", "process", "produce", "propose", "publish", "push", "query", "raise", "rate",
-    "rebuild", "recommend", "record", "reduce", "refund", "register", "reject", "release",
-    "reorder", "repair", "replace", "reproduce", "reserve", "resolve", "restore", "resume",
-    "revert", "revoke", "rotate", "scan", "scrape", "sign", "simplify", "split", "submit",
-    "swap", "switch", "sync", "tag", "terminate", "track", "trigger", "unlock", "unsubscribe",
-    "upload", "walk", "warn", "withdraw", "sum", "shorten", "proofread", "polish", "tidy",
-    "transfer", "ship", "grab", "hand", "hold", "host", "lookup", "draft", "first", "finally",
-    "based", "using", "for", "on", "at", "by", "from", "to", "any", "every", "each", "all",
-    "some", "as", "once", "this", "that", "these", "those", "there", "our", "your", "my",
-    "their", "his", "her", "its", "we", "they", "he", "she", "you", "then", "here", "maybe",
-    "perhaps", "why", "where", "which", "who", "what", "when", "how", "will", "would", "can",
-    "could", "should", "do", "does", "did", "is", "are", "was", "were", "has", "have", "had",
-    "a", "an", "the", "if", "and", "but", "or", "not", "no", "with", "without", "about",
-    "before", "after", "because", "while", "only", "just", "again", "thanks", "please"};
+    "add",        "according",   "after",       "also",     "although",  "analyze",    "analyse",
+    "another",    "answer",      "apply",       "approve",  "ask",       "assuming",   "book",
+    "build",      "calculate",   "cancel",      "change",   "check",     "clean",      "compare",
+    "compute",    "confirm",     "convert",     "count",    "create",    "currently",  "debug",
+    "define",     "delete",      "describe",    "design",   "determine", "draft",      "during",
+    "earlier",    "edit",        "email",       "estimate", "even",      "explain",    "export",
+    "extract",    "fetch",       "fill",        "find",     "fix",       "follow",     "format",
+    "generate",   "give",        "go",          "good",     "great",     "guess",      "help",
+    "however",    "i",           "identify",    "imagine",  "implement", "import",     "in",
+    "include",    "instead",     "is",          "it",       "keep",      "later",      "list",
+    "load",       "look",        "make",        "many",     "meanwhile", "merge",      "migrate",
+    "move",       "name",        "new",         "next",     "note",      "now",        "open",
+    "optimize",   "order",       "outline",     "parse",    "pick",      "plan",       "plus",
+    "prepare",    "print",       "provide",     "pull",     "put",       "quickly",    "rank",
+    "read",       "recently",    "refactor",    "remind",   "remove",    "rename",     "reply",
+    "report",     "request",     "reset",       "respond",  "restart",   "retrieve",   "return",
+    "review",     "rewrite",     "run",         "save",     "say",       "schedule",   "search",
+    "see",        "select",      "send",        "set",      "share",     "show",       "since",
+    "sort",       "start",       "still",       "stop",     "suggest",   "summarise",  "summarize",
+    "suppose",    "sure",        "take",        "tell",     "test",      "today",      "tomorrow",
+    "translate",  "try",         "turn",        "unless",   "update",    "upgrade",    "use",
+    "validate",   "verify",      "want",        "whats",    "whether",   "write",      "yesterday",
+    "yet",        "given",       "assume",      "hey",      "sorry",     "urgent",     "hmm",
+    "well",       "so",          "ok",          "accept",   "adjust",    "allocate",   "archive",
+    "arrange",    "assign",      "attach",      "audit",    "block",     "brainstorm", "bump",
+    "call",       "classify",    "close",       "collect",  "comment",   "complete",   "compose",
+    "configure",  "connect",     "continue",    "copy",     "correct",   "cut",        "decline",
+    "decrease",   "deploy",      "detect",      "disable",  "download",  "drop",       "duplicate",
+    "enable",     "ensure",      "enter",       "escalate", "evaluate",  "expand",     "filter",
+    "flag",       "forward",     "grant",       "group",    "handle",    "highlight",  "increase",
+    "insert",     "install",     "investigate", "invite",   "issue",     "join",       "label",
+    "launch",     "limit",       "lock",        "log",      "map",       "mark",       "measure",
+    "message",    "modify",      "monitor",     "notify",   "offer",     "organize",   "organise",
+    "paraphrase", "pause",       "pay",         "ping",     "place",     "port",       "post",
+    "predict",    "prioritize",  "process",     "produce",  "propose",   "publish",    "push",
+    "query",      "raise",       "rate",        "rebuild",  "recommend", "record",     "reduce",
+    "refund",     "register",    "reject",      "release",  "reorder",   "repair",     "replace",
+    "reproduce",  "reserve",     "resolve",     "restore",  "resume",    "revert",     "revoke",
+    "rotate",     "scan",        "scrape",      "sign",     "simplify",  "split",      "submit",
+    "swap",       "switch",      "sync",        "tag",      "terminate", "track",      "trigger",
+    "unlock",     "unsubscribe", "upload",      "walk",     "warn",      "withdraw",   "sum",
+    "shorten",    "proofread",   "polish",      "tidy",     "transfer",  "ship",       "grab",
+    "hand",       "hold",        "host",        "lookup",   "draft",     "first",      "finally",
+    "based",      "using",       "for",         "on",       "at",        "by",         "from",
+    "to",         "any",         "every",       "each",     "all",       "some",       "as",
+    "once",       "this",        "that",        "these",    "those",     "there",      "our",
+    "your",       "my",          "their",       "his",      "her",       "its",        "we",
+    "they",       "he",          "she",         "you",      "then",      "here",       "maybe",
+    "perhaps",    "why",         "where",       "which",    "who",       "what",       "when",
+    "how",        "will",        "would",       "can",      "could",     "should",     "do",
+    "does",       "did",         "is",          "are",      "was",       "were",       "has",
+    "have",       "had",         "a",           "an",       "the",       "if",         "and",
+    "but",        "or",          "not",         "no",       "with",      "without",    "about",
+    "before",     "after",       "because",     "while",    "only",      "just",       "again",
+    "thanks",     "please"};
 
 /* Abbreviations whose '.' does not end a sentence ("Mr. Nakamura" keeps its capital a name). */
 static const char *const abbreviations[] = {
-    "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "inc", "corp", "ltd", "co", "vs", "etc",
-    "no", "gen", "sen", "rep", "gov", "lt", "col", "sgt", "capt", "mt", "ft", "dept", "approx",
-    "e.g", "i.e", "cf", "fig", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
-    "oct", "nov", "dec"};
+    "mr",   "mrs", "ms",  "dr",   "prof",   "st",  "jr",   "sr",  "inc", "corp", "ltd",
+    "co",   "vs",  "etc", "no",   "gen",    "sen", "rep",  "gov", "lt",  "col",  "sgt",
+    "capt", "mt",  "ft",  "dept", "approx", "e.g", "i.e",  "cf",  "fig", "jan",  "feb",
+    "mar",  "apr", "jun", "jul",  "aug",    "sep", "sept", "oct", "nov", "dec"};
 
 /* Whole words that negate (the "n't" contractions are recognised by their ending). */
 static const char *const negation_words[] = {
-    "not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "without",
-    "cannot", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "cant", "couldnt",
-    "wouldnt", "shouldnt", "wont", "hasnt", "havent", "hadnt", "aint", "mustnt", "neednt"};
+    "not",    "no",      "never",  "none",    "nobody",  "nothing",  "nowhere", "neither",
+    "nor",    "without", "cannot", "dont",    "doesnt",  "didnt",    "isnt",    "arent",
+    "wasnt",  "werent",  "cant",   "couldnt", "wouldnt", "shouldnt", "wont",    "hasnt",
+    "havent", "hadnt",   "aint",   "mustnt",  "neednt"};
 
 typedef struct {
     const char *word;
@@ -126,13 +152,12 @@ typedef struct {
 
 /* Spelled numbers; "one" is left out on its own (mostly a pronoun: "which one") but joins tens. */
 static const num_word_t num_words[] = {
-    {"two", 2},          {"three", 3},       {"four", 4},      {"five", 5},
-    {"six", 6},          {"seven", 7},       {"eight", 8},     {"nine", 9},
-    {"ten", 10},         {"eleven", 11},     {"twelve", 12},   {"thirteen", 13},
-    {"fourteen", 14},    {"fifteen", 15},    {"sixteen", 16},  {"seventeen", 17},
-    {"eighteen", 18},    {"nineteen", 19},   {"twenty", 20},   {"thirty", 30},
-    {"forty", 40},       {"fifty", 50},      {"sixty", 60},    {"seventy", 70},
-    {"eighty", 80},      {"ninety", 90},     {"zero", 0}};
+    {"two", 2},        {"three", 3},     {"four", 4},      {"five", 5},     {"six", 6},
+    {"seven", 7},      {"eight", 8},     {"nine", 9},      {"ten", 10},     {"eleven", 11},
+    {"twelve", 12},    {"thirteen", 13}, {"fourteen", 14}, {"fifteen", 15}, {"sixteen", 16},
+    {"seventeen", 17}, {"eighteen", 18}, {"nineteen", 19}, {"twenty", 20},  {"thirty", 30},
+    {"forty", 40},     {"fifty", 50},    {"sixty", 60},    {"seventy", 70}, {"eighty", 80},
+    {"ninety", 90},    {"zero", 0}};
 
 static const num_word_t scale_words[] = {
     {"hundred", 100}, {"thousand", 1000}, {"million", 1000000}, {"billion", 1000000000}};
@@ -158,7 +183,7 @@ static int num_word_value(const char *w, const num_word_t *list, size_t n)
 /* ---- hashing and bags ---- */
 
 #define FNV_OFFSET 1469598103934665603ULL
-#define FNV_PRIME 1099511628211ULL
+#define FNV_PRIME  1099511628211ULL
 
 static uint64_t fnv_bytes(uint64_t h, const char *s, size_t n)
 {
@@ -260,8 +285,8 @@ static void feat_init(feat_t *f)
 static utf8proc_int32_t decode(const char *s, size_t n, size_t *width)
 {
     utf8proc_int32_t cp;
-    utf8proc_ssize_t w = utf8proc_iterate((const utf8proc_uint8_t *)s,
-                                          (utf8proc_ssize_t)(n > 4 ? 4 : n), &cp);
+    utf8proc_ssize_t w =
+        utf8proc_iterate((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)(n > 4 ? 4 : n), &cp);
     if (w <= 0) {
         *width = 1;
         return 0xFFFD;
@@ -303,9 +328,15 @@ static int is_lower_cp(utf8proc_int32_t cp)
     return utf8proc_category(cp) == UTF8PROC_CATEGORY_LL;
 }
 
-static int is_digit_cp(utf8proc_int32_t cp) { return cp >= '0' && cp <= '9'; }
+static int is_digit_cp(utf8proc_int32_t cp)
+{
+    return cp >= '0' && cp <= '9';
+}
 
-static int is_apos_cp(utf8proc_int32_t cp) { return cp == '\'' || cp == 0x2019; }
+static int is_apos_cp(utf8proc_int32_t cp)
+{
+    return cp == '\'' || cp == 0x2019;
+}
 
 static int is_wordch_cp(utf8proc_int32_t cp)
 {
@@ -340,7 +371,10 @@ static int lower_hash(const char *s, size_t n, char *out, size_t outlen, uint64_
     return fit;
 }
 
-static uint64_t tagged(uint64_t h, char tag) { return fnv_bytes(h, &tag, 1); }
+static uint64_t tagged(uint64_t h, char tag)
+{
+    return fnv_bytes(h, &tag, 1);
+}
 
 /* ---- numbers ---- */
 
@@ -416,8 +450,8 @@ static void num_digits(feat_t *f, const char *s, size_t n, int neg)
     f->pend_len = len;
 }
 
-/* A run of digits, ',' and '.' (between digits): a ',' followed by exactly three digits (then the end,
- * a '.' or another ',') is a thousands separator; any other ',' separates two numbers. */
+/* A run of digits, ',' and '.' (between digits): a ',' followed by exactly three digits (then the
+ * end, a '.' or another ',') is a thousands separator; any other ',' separates two numbers. */
 static void num_group(feat_t *f, const char *s, size_t n, int neg)
 {
     char buf[SC_GUARD_NUM_MAX];
@@ -672,14 +706,14 @@ static void sub_word(feat_t *f, const char *s, size_t n, int start, int neg)
 static int is_opener(utf8proc_int32_t cp)
 {
     return cp == '(' || cp == '[' || cp == '{' || cp == '<' || cp == '"' || cp == '\'' ||
-           cp == '`' || cp == '*' || cp == 0x201C || cp == 0x2018 || cp == 0x00AB ||
-           cp == 0x201E || cp == 0x00BF || cp == 0x00A1;
+           cp == '`' || cp == '*' || cp == 0x201C || cp == 0x2018 || cp == 0x00AB || cp == 0x201E ||
+           cp == 0x00BF || cp == 0x00A1;
 }
 
 static int is_quote_cp(utf8proc_int32_t cp)
 {
-    return cp == '"' || cp == '\'' || cp == '`' || cp == 0x201C || cp == 0x2018 ||
-           cp == 0x00AB || cp == 0x201E;
+    return cp == '"' || cp == '\'' || cp == '`' || cp == 0x201C || cp == 0x2018 || cp == 0x00AB ||
+           cp == 0x201E;
 }
 
 /* *ends: 1 for '.', 2 for the other sentence ends (kept as the strongest seen). */

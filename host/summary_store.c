@@ -13,7 +13,7 @@
 
 #define SC_SUMMARY_MAGIC   0x4d535353u /* "SSSM" */
 #define SC_SUMMARY_VERSION 1u
-#define SC_SUMMARY_HEADER  32          /* magic u32, version u32, n_turns u64, hash u64, len u64 */
+#define SC_SUMMARY_HEADER  32 /* magic u32, version u32, n_turns u64, hash u64, len u64 */
 
 struct sc_summary_store {
     MDB_env *env;
@@ -118,7 +118,10 @@ static size_t sc_summary_key(char *buf, size_t cap, const char *tenant, const ch
     return tl + 1 + cl;
 }
 
-static void sc_summary_put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, sizeof(v)); }
+static void sc_summary_put_u64(unsigned char *p, uint64_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
 static uint64_t sc_summary_get_u64(const unsigned char *p)
 {
     uint64_t v;

@@ -9,18 +9,18 @@
 #include "host/message.h"
 #include "host/status.h"
 
-#define SC_SUMMARY_MAX_BYTES    (64 * 1024)      /* longest summary text stored */
-#define SC_SUMMARY_KEY_MAX      511              /* tenant + NUL + conversation_id (LMDB's key max) */
-#define SC_SUMMARY_DEFAULT_MAP  (256UL << 20)    /* default LMDB map size: 256 MiB */
+#define SC_SUMMARY_MAX_BYTES   (64 * 1024)   /* longest summary text stored */
+#define SC_SUMMARY_KEY_MAX     511           /* tenant + NUL + conversation_id (LMDB's key max) */
+#define SC_SUMMARY_DEFAULT_MAP (256UL << 20) /* default LMDB map size: 256 MiB */
 
 typedef struct sc_summary_store sc_summary_store_t;
 
 /* One stored summary. */
 typedef struct {
-    char *text;       /* owned (sc_summary_clear), NUL-terminated */
+    char *text; /* owned (sc_summary_clear), NUL-terminated */
     size_t text_len;
-    size_t n_turns;   /* the summary covers the conversation's turns [0, n_turns) */
-    uint64_t hash;    /* sc_summary_hash_turns() of those turns */
+    size_t n_turns; /* the summary covers the conversation's turns [0, n_turns) */
+    uint64_t hash;  /* sc_summary_hash_turns() of those turns */
 } sc_summary_t;
 
 void sc_summary_clear(sc_summary_t *s); /* frees text, zeroes; NULL ok */

@@ -11,13 +11,13 @@
 /* A letter run up to this many bytes is one token; each further SC_TOKENS_LETTERS_PER_TOKEN
  * bytes (started) add one. Fitted by eye on English: "the", "because", "shipping" are one token
  * in Gemini's vocabulary, "internationalisation" is about four. */
-#define SC_TOKENS_SHORT_WORD         8
-#define SC_TOKENS_LETTERS_PER_TOKEN  5
+#define SC_TOKENS_SHORT_WORD        8
+#define SC_TOKENS_LETTERS_PER_TOKEN 5
 
 typedef struct {
     char model[SC_TOKENS_MODEL_MAX];
-    double factor;  /* actual / base, moving average */
-    double err;     /* moving average of |est - actual| / actual */
+    double factor; /* actual / base, moving average */
+    double err;    /* moving average of |est - actual| / actual */
     long samples;
 } sc_tokens_model_t;
 
@@ -167,8 +167,8 @@ void sc_tokens_observe(sc_tokens_t *t, const char *model, long estimated, long a
         if (f > SC_TOKENS_FACTOR_MAX)
             f = SC_TOKENS_FACTOR_MAX;
         slot->factor = f;
-        slot->err = slot->samples == 0 ? rel
-                                       : (1.0 - SC_TOKENS_ALPHA) * slot->err + SC_TOKENS_ALPHA * rel;
+        slot->err =
+            slot->samples == 0 ? rel : (1.0 - SC_TOKENS_ALPHA) * slot->err + SC_TOKENS_ALPHA * rel;
         slot->samples++;
     }
     pthread_mutex_unlock(&t->mu);

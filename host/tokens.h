@@ -7,11 +7,11 @@
 
 #include "host/status.h"
 
-#define SC_TOKENS_MAX_MODELS   64    /* models tracked; later ones use the factor 1 */
-#define SC_TOKENS_MODEL_MAX    128   /* bytes of a model id, NUL included */
-#define SC_TOKENS_ALPHA        0.1   /* weight of one observation in the moving averages */
-#define SC_TOKENS_FACTOR_MIN   0.25  /* a correction factor stays within [MIN, MAX] */
-#define SC_TOKENS_FACTOR_MAX   4.0
+#define SC_TOKENS_MAX_MODELS 64   /* models tracked; later ones use the factor 1 */
+#define SC_TOKENS_MODEL_MAX  128  /* bytes of a model id, NUL included */
+#define SC_TOKENS_ALPHA      0.1  /* weight of one observation in the moving averages */
+#define SC_TOKENS_FACTOR_MIN 0.25 /* a correction factor stays within [MIN, MAX] */
+#define SC_TOKENS_FACTOR_MAX 4.0
 
 typedef struct sc_tokens sc_tokens_t;
 

@@ -13,11 +13,11 @@
 #include "host/ops_cpu.h"
 #include "host/util.h"
 
-#define ROUTER_VERSION      1
-#define ROUTER_CHUNK        256 /* rows standardised at a time in sc_router_score_batch */
+#define ROUTER_VERSION       1
+#define ROUTER_CHUNK         256 /* rows standardised at a time in sc_router_score_batch */
 #define ROUTER_MAX_QUESTIONS 16.0f
-#define ROUTER_MAX_OPTIONS  10.0f
-#define ROUTER_MIN_STD      1e-6f
+#define ROUTER_MAX_OPTIONS   10.0f
+#define ROUTER_MIN_STD       1e-6f
 
 struct sc_router {
     int f, hidden;
@@ -31,8 +31,8 @@ struct sc_router {
 };
 
 static const char *const signal_names[SC_ROUTER_NSIGNALS] = {
-    "log_tokens", "log_bytes", "log_lines",   "code",    "math_density", "math_words",
-    "multi_step", "questions", "options",     "negation", "log_numbers", "mean_word_len",
+    "log_tokens", "log_bytes", "log_lines", "code",     "math_density", "math_words",
+    "multi_step", "questions", "options",   "negation", "log_numbers",  "mean_word_len",
 };
 
 static const char *const default_tiers[3] = {"flash-lite", "flash", "pro"};
@@ -95,19 +95,18 @@ static int is_option_line(const char *p, size_t n)
 
 void sc_router_signals(const char *text, size_t len, int n_tokens, float *out)
 {
-    static const char *const code_marks[] = {"```", "{", "}", ";", "def ", "select ",
-                                             "#include", "return ", "==", "print(", "=>",
-                                             "function", "int main", "</"};
-    static const char *const math_words[] = {"\\frac", "\\sqrt", "$", "solve", "calculat",
-                                             "prove", "compute", "equation", "integral",
-                                             "derivative", "probability", "\\sum", "matrix",
-                                             "log(", "sqrt"};
-    static const char *const multi_step[] = {"step by step", "explain why", "compare",
-                                             "which of the following", "statement 1",
-                                             "if and only if", "suppose", "assume",
-                                             "following information", "passage"};
-    static const char *const negations[] = {"not", "except", "least", "false", "incorrect",
-                                            "never", "neither", "unlikely"};
+    static const char *const code_marks[] = {"```",     "{",        "}",        ";",  "def ",
+                                             "select ", "#include", "return ",  "==", "print(",
+                                             "=>",      "function", "int main", "</"};
+    static const char *const math_words[] = {"\\frac",   "\\sqrt",     "$",           "solve",
+                                             "calculat", "prove",      "compute",     "equation",
+                                             "integral", "derivative", "probability", "\\sum",
+                                             "matrix",   "log(",       "sqrt"};
+    static const char *const multi_step[] = {
+        "step by step",   "explain why", "compare", "which of the following", "statement 1",
+        "if and only if", "suppose",     "assume",  "following information",  "passage"};
+    static const char *const negations[] = {"not",       "except", "least",   "false",
+                                            "incorrect", "never",  "neither", "unlikely"};
     char small[4096];
     char *lower = len < sizeof small ? small : malloc(len + 1);
     int lines = 0, questions = 0, options = 0, numbers = 0, words = 0, wordbytes = 0;
@@ -302,8 +301,8 @@ sc_status_t sc_router_load(const char *path, sc_router_t **out, char *errbuf, si
         json_floats(json_object_get(root, "std"), (size_t)f, &std) ||
         json_floats(json_object_get(head, "w2"), h ? h : (size_t)f, &w2) ||
         (h && json_floats(json_object_get(head, "w1"), h * (size_t)f, &w1)) ||
-        (h && json_floats(json_object_get(head, "b1"), h, &b1)) ||
-        json_floats(tarr, nthr, &thr) || !json_is_number(json_object_get(head, "b2"))) {
+        (h && json_floats(json_object_get(head, "b1"), h, &b1)) || json_floats(tarr, nthr, &thr) ||
+        !json_is_number(json_object_get(head, "b2"))) {
         snprintf(errbuf, errlen, "%s: mean/std/head/thresholds missing or of the wrong length",
                  path);
         goto out;
@@ -314,8 +313,8 @@ sc_status_t sc_router_load(const char *path, sc_router_t **out, char *errbuf, si
             goto out;
         }
     st = sc_router_new(mean, std, (int)hidden, w1, b1, w2,
-                       (float)json_number_value(json_object_get(head, "b2")), thr, (int)nthr,
-                       tiers, out);
+                       (float)json_number_value(json_object_get(head, "b2")), thr, (int)nthr, tiers,
+                       out);
     if (st)
         snprintf(errbuf, errlen, "%s: %s", path, sc_strerror(st));
 out:
@@ -357,9 +356,8 @@ sc_status_t sc_router_score_batch(const sc_router_t *r, const float *emb, const 
     return SC_OK;
 }
 
-sc_status_t sc_router_score_texts(const sc_router_t *r, sc_encoder_t *enc,
-                                  const char *const *texts, const size_t *lens, size_t n,
-                                  float *scores)
+sc_status_t sc_router_score_texts(const sc_router_t *r, sc_encoder_t *enc, const char *const *texts,
+                                  const size_t *lens, size_t n, float *scores)
 {
     sc_status_t st = SC_ERR_NOMEM;
     float *emb = malloc(sizeof(float) * (n ? n : 1) * SC_EMBED_DIM);
@@ -383,8 +381,7 @@ out:
     return st;
 }
 
-const char *sc_router_tier(const sc_router_t *r, float score, const char *const *tiers,
-                           int ntiers)
+const char *sc_router_tier(const sc_router_t *r, float score, const char *const *tiers, int ntiers)
 {
     int k = 0;
     while (k < r->nthr && score >= r->thr[k])
@@ -411,11 +408,10 @@ float sc_router_threshold(const sc_router_t *r, int k)
 
 /* ---- APGR ---- */
 
-static const float *apgr_keys; /* qsort has no context argument; APGR is not reentrant */
-
-static int by_score_desc(const void *a, const void *b)
+static int by_score_desc(const void *a, const void *b, void *keys)
 {
-    float x = apgr_keys[*(const size_t *)a], y = apgr_keys[*(const size_t *)b];
+    const float *k = keys;
+    float x = k[*(const size_t *)a], y = k[*(const size_t *)b];
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
@@ -453,8 +449,7 @@ double sc_router_apgr(const float *scores, const unsigned char *weak_ok,
     }
     for (size_t i = 0; i < n; i++)
         order[i] = i;
-    apgr_keys = scores;
-    qsort(order, n, sizeof *order, by_score_desc);
+    qsort_r(order, n, sizeof *order, by_score_desc, (void *)scores);
     /* breakpoints at the ends of groups of equal scores: a threshold cannot split a tie, so
      * between two breakpoints the curve is the straight line of routing a random part of it */
     size_t m = 0;

@@ -17,19 +17,19 @@ enum {
     SC_SIG_CODE,           /* log(1 + code markers: ``` ` { } ; "def " "SELECT" "#include" …) */
     SC_SIG_MATH_DENSITY,   /* share of bytes that are digits or arithmetic operators */
     SC_SIG_MATH_WORDS,     /* log(1 + LaTeX / math words: \frac $ solve calculate prove …) */
-    SC_SIG_MULTI_STEP,     /* log(1 + "step by step", "first … then", "explain why", "compare" …) */
-    SC_SIG_QUESTIONS,      /* number of '?' (capped) */
-    SC_SIG_OPTIONS,        /* answer options present: lines starting "A." "B)" "(C)" … */
-    SC_SIG_NEGATION,       /* log(1 + "not" "except" "least" "false" "incorrect" …) */
-    SC_SIG_LOG_NUMBERS,    /* log(1 + runs of digits) */
-    SC_SIG_WORD_LEN,       /* mean word length in bytes */
+    SC_SIG_MULTI_STEP, /* log(1 + "step by step", "first … then", "explain why", "compare" …) */
+    SC_SIG_QUESTIONS,  /* number of '?' (capped) */
+    SC_SIG_OPTIONS,    /* answer options present: lines starting "A." "B)" "(C)" … */
+    SC_SIG_NEGATION,   /* log(1 + "not" "except" "least" "false" "incorrect" …) */
+    SC_SIG_LOG_NUMBERS, /* log(1 + runs of digits) */
+    SC_SIG_WORD_LEN,    /* mean word length in bytes */
     SC_ROUTER_NSIGNALS
 };
 
-#define SC_ROUTER_NFEATURES  (SC_EMBED_DIM + SC_ROUTER_NSIGNALS)
-#define SC_ROUTER_MAX_HIDDEN 256 /* the largest MLP hidden layer a weights file may declare */
-#define SC_ROUTER_MAX_TIERS  8
-#define SC_ROUTER_TIER_NAME  64  /* bytes per tier name, NUL included */
+#define SC_ROUTER_NFEATURES    (SC_EMBED_DIM + SC_ROUTER_NSIGNALS)
+#define SC_ROUTER_MAX_HIDDEN   256 /* the largest MLP hidden layer a weights file may declare */
+#define SC_ROUTER_MAX_TIERS    8
+#define SC_ROUTER_TIER_NAME    64   /* bytes per tier name, NUL included */
 #define SC_ROUTER_COUNT_TOKENS 4096 /* tokens counted for SC_SIG_LOG_TOKENS (beyond: capped) */
 
 typedef struct sc_router sc_router_t;
@@ -64,8 +64,7 @@ sc_status_t sc_router_score_batch(const sc_router_t *r, const float *emb, const 
 /* The tier for a score: tier k where k = the number of the file's thresholds <= score (so the
  * cheapest below t1, the middle below t2, the strongest above), clamped to ntiers - 1.
  * tiers = NULL (or ntiers <= 0) uses the names stored in the file. Borrowed string. */
-const char *sc_router_tier(const sc_router_t *r, float score, const char *const *tiers,
-                           int ntiers);
+const char *sc_router_tier(const sc_router_t *r, float score, const char *const *tiers, int ntiers);
 
 /* Read-only views for tools and tests. */
 int sc_router_hidden(const sc_router_t *r);
@@ -74,9 +73,8 @@ float sc_router_threshold(const sc_router_t *r, int k);
 
 /* The whole path for text: signals (tokens counted with tok) + embeddings from enc + scores.
  * texts[i] of lens[i] bytes; scores: n. */
-sc_status_t sc_router_score_texts(const sc_router_t *r, sc_encoder_t *enc,
-                                  const char *const *texts, const size_t *lens, size_t n,
-                                  float *scores);
+sc_status_t sc_router_score_texts(const sc_router_t *r, sc_encoder_t *enc, const char *const *texts,
+                                  const size_t *lens, size_t n, float *scores);
 
 /* APGR of a router on labelled prompts (RouteLLM's metric): prompts are sent to the strong model
  * in decreasing order of score; at cost c (share sent to strong) quality = mean correctness when

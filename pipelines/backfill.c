@@ -195,7 +195,7 @@ static long long count_lines(FILE *f)
 /* An item for input line `line` (text without the newline). */
 static sc_item_t *item_for(const char *text, size_t len, long long line)
 {
-    sc_item_t *it = calloc(1, sizeof *it);
+    sc_item_t *it = sc_item_new();
     if (!it || !(it->raw = malloc(len ? len : 1))) {
         free(it);
         return NULL;

@@ -294,7 +294,11 @@ static sc_status_t create(sc_batcher_t *b, batch_t *bt, char *errbuf, size_t err
         goto out;
     }
     for (size_t i = 0; i < bt->n; i++) {
-        bodies[i] = sc_gemini_body_from_request(bt->items[i]->req, &req[i].body_len);
+        const sc_item_t *it = bt->items[i]; /* the pruned body when the optimizer made one */
+        bodies[i] = it->body_plain ? strdup(it->body_plain)
+                                   : sc_gemini_body_from_request(it->req, &req[i].body_len);
+        if (bodies[i] && it->body_plain)
+            req[i].body_len = strlen(bodies[i]);
         if (!bodies[i]) {
             json_decref(keys);
             st = SC_ERR_NOMEM;

@@ -3,12 +3,27 @@
 
 #include "pipelines/pipeline.h"
 
+sc_item_t *sc_item_new(void)
+{
+    sc_item_t *it = calloc(1, sizeof *it);
+    if (it) {
+        it->similarity = -1;
+        it->route_score = -1;
+        it->tier = -1;
+    }
+    return it;
+}
+
 void sc_item_free(sc_item_t *item)
 {
     if (!item)
         return;
     free(item->raw);
     free(item->vec);
+    free(item->shared_text);
+    free(item->body_plain);
+    free(item->summary_body);
+    sc_prune_plan_clear(&item->plan);
     sc_request_free(item->req);
     sc_gemini_call_free(item->call);
     free(item);

@@ -20,6 +20,7 @@
 #include "host/util.h"
 #include "pipelines/batcher.h"
 #include "pipelines/offsets.h"
+#include "pipelines/optimizer.h"
 #include "pipelines/pipeline.h"
 
 #define ONLINE_IDLE_POLL_MS 100      /* how often an idle thread looks at the run flag */
@@ -35,6 +36,7 @@ typedef struct {
     const char *t_requests, *t_results, *t_dlq;
     int batch_max;
     int batch_wait_ms;
+    size_t chunk;           /* items the compute thread prepares at once */
     int64_t default_deadline_ms;
     rd_kafka_t *consumer, *producer;
     sc_gemini_t *gemini;
@@ -48,6 +50,9 @@ typedef struct {
     atomic_llong n_consumed, n_ok, n_error, n_dead, n_inflight;
     sc_metrics_t *metrics;
     sc_metrics_server_t *metrics_srv;
+    sc_optimizer_t *opt;
+    sc_item_t **again;      /* forward thread only: items whose next call waits to be submitted */
+    size_t nagain, capagain;
 } online_t;
 
 static int64_t drain_deadline(online_t *o)
@@ -210,6 +215,15 @@ static void publish_one(online_t *o, sc_item_t *it)
     size_t len = 0;
     char *buf;
     const char *topic;
+    sc_item_t *followers = NULL;
+    if (it->state != SC_ITEM_INVALID) /* store the answer; release the items that share it */
+        followers = sc_optimizer_finish(o->opt, it);
+    while (followers) {
+        sc_item_t *f = followers;
+        followers = f->next_follower;
+        f->next_follower = NULL;
+        publish_one(o, f);
+    }
     if (it->state == SC_ITEM_INVALID) {
         buf = sc_deadletter_to_json(it->raw, it->raw_len, o->t_requests, it->partition,
                                     it->offset, it->id, sc_status_code(it->error), it->errmsg,
@@ -220,7 +234,7 @@ static void publish_one(online_t *o, sc_item_t *it)
     } else {
         buf = sc_stage_ledger(it, o->cfg, o->metrics, &len);
         topic = o->t_results;
-        atomic_fetch_add(it->call && it->call->status == SC_OK ? &o->n_ok : &o->n_error, 1);
+        atomic_fetch_add(it->error == SC_OK ? &o->n_ok : &o->n_error, 1);
     }
     if (!buf) {
         sc_error("publish.encode", "id=%s: out of memory", it->id);
@@ -273,6 +287,23 @@ static void forward_done(sc_gemini_call_t *call, void *arg)
 {
     online_t *o = arg;
     sc_item_t *it = call->opaque;
+    if (sc_optimizer_after_call(o->opt, it)) { /* a summary before it, or a promotion */
+        if (o->nagain == o->capagain) {
+            size_t cap = o->capagain ? o->capagain * 2 : 64;
+            sc_item_t **na = realloc(o->again, cap * sizeof *na);
+            if (na) {
+                o->again = na;
+                o->capagain = cap;
+            }
+        }
+        if (o->nagain < o->capagain) {
+            o->again[o->nagain++] = it;
+            return;
+        }
+        call = it->call; /* no room to resubmit: the new call's outcome is unknown, fail it */
+        call->status = SC_ERR_NOMEM;
+    }
+    call = it->call;
     it->state = SC_ITEM_DONE;
     it->error = call->status;
     if (call->status != SC_OK) {
@@ -320,6 +351,16 @@ static void *forward_main(void *arg)
         }
         if (inflight > 0)
             sc_gemini_poll(o->gemini, ONLINE_IDLE_POLL_MS, forward_done, o);
+        for (size_t i = 0; i < o->nagain; i++) { /* the next call of a chained request */
+            sc_item_t *it = o->again[i];
+            if (sc_gemini_submit(o->gemini, it->call) != SC_OK) {
+                it->state = SC_ITEM_DONE;
+                it->error = SC_ERR_FULL;
+                atomic_fetch_sub(&o->n_inflight, 1);
+                sc_queue_push(o->publish_q, it, -1);
+            }
+        }
+        o->nagain = 0;
     }
     return NULL;
 }
@@ -397,21 +438,32 @@ out:
 
 /* ---- compute: the stages, one call each ---- */
 
-static void compute_prepare_call(online_t *o, sc_item_t *it)
+/* The stages of one chunk of a micro-batch, then each item to where it goes next. */
+static void compute_chunk(online_t *o, sc_batch_t *view)
 {
-    size_t len = 0;
-    char *body = sc_gemini_body_from_request(it->req, &len);
-    it->call = body ? sc_gemini_call_new(it->model, body, len) : NULL;
-    if (!it->call) {
-        free(body);
-        it->state = SC_ITEM_DONE;
-        it->error = SC_ERR_NOMEM;
-        return;
+    sc_optimizer_prepare(o->opt, view); /* embed, cache, coalesce, route, prune, call */
+    for (size_t i = 0; i < view->n; i++) {
+        sc_item_t *it = view->items[i];
+        view->items[i] = NULL;
+        if (it->state == SC_ITEM_FOLLOWING)
+            continue; /* published with its leader's answer */
+        sc_queue_t *next = o->publish_q;
+        if (it->state == SC_ITEM_FORWARD && o->batch_q && it->req->priority &&
+            strcmp(it->req->priority, "batch") == 0) {
+            next = o->batch_q; /* Batch Mode takes the main call only: no summary first */
+            if (it->summary_body) {
+                free(it->summary_body);
+                it->summary_body = NULL;
+                size_t len;
+                free(it->body_plain);
+                it->body_plain = sc_prune_body(it->req, &it->plan, NULL, &len);
+            }
+        } else if (it->state == SC_ITEM_FORWARD) {
+            next = o->upstream_q;
+        }
+        sc_queue_push(next, it, -1);
     }
-    int64_t budget = it->req->deadline_ms > 0 ? it->req->deadline_ms : o->default_deadline_ms;
-    it->call->deadline_ms = it->consumed_ms + budget;
-    it->call->est_tokens = (long)(len / SC_CHARS_PER_TOKEN); /* for the tokens/min bucket */
-    it->call->opaque = it;
+    sc_gemini_wakeup(o->gemini);
 }
 
 static void *compute_main(void *arg)
@@ -421,20 +473,18 @@ static void *compute_main(void *arg)
     while (sc_queue_pop(o->compute_q, &p, -1) == SC_OK) {
         sc_batch_t *batch = p;
         sc_stage_parse(batch, &o->limits);
-        sc_stage_route(batch, o->cfg);
         for (size_t i = 0; i < batch->n; i++) {
             sc_item_t *it = batch->items[i];
-            sc_queue_t *next = o->publish_q;
-            if (it->state == SC_ITEM_FORWARD && o->batch_q && it->req->priority &&
-                strcmp(it->req->priority, "batch") == 0) {
-                next = o->batch_q;
-            } else if (it->state == SC_ITEM_FORWARD) {
-                compute_prepare_call(o, it);
-                if (it->state == SC_ITEM_FORWARD)
-                    next = o->upstream_q;
-            }
-            sc_queue_push(next, it, -1);
-            batch->items[i] = NULL;
+            int64_t budget = it->req && it->req->deadline_ms > 0 ? it->req->deadline_ms
+                                                                 : o->default_deadline_ms;
+            it->deadline_ms = it->consumed_ms + budget;
+        }
+        /* In chunks, so the first requests of a large batch go upstream while the rest is still
+         * being embedded (the CPU encoder takes a while for hundreds of texts). */
+        for (size_t c0 = 0; c0 < batch->n; c0 += o->chunk) {
+            sc_batch_t view = {.items = batch->items + c0,
+                               .n = batch->n - c0 < o->chunk ? batch->n - c0 : o->chunk};
+            compute_chunk(o, &view);
         }
         sc_gemini_wakeup(o->gemini);
         batch->n = 0;
@@ -451,7 +501,7 @@ static void *compute_main(void *arg)
 
 static sc_item_t *item_from_message(online_t *o, const rd_kafka_message_t *m)
 {
-    sc_item_t *it = calloc(1, sizeof *it);
+    sc_item_t *it = sc_item_new();
     if (!it)
         return NULL;
     it->raw = malloc(m->len ? m->len : 1);
@@ -565,6 +615,7 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
     o.t_dlq = sc_config_str(cfg, "topics.dlq");
     o.batch_max = (int)sc_config_int(cfg, "batch.max_messages");
     o.batch_wait_ms = (int)sc_config_int(cfg, "batch.max_wait_ms");
+    o.chunk = (size_t)sc_config_int(cfg, "pipeline.compute_chunk");
     o.default_deadline_ms = sc_config_int(cfg, "request.default_deadline_ms");
     size_t qcap = (size_t)sc_config_int(cfg, "pipeline.queue_capacity");
 
@@ -581,6 +632,8 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
         return st;
 
     if ((st = sc_metrics_new(&o.metrics)))
+        goto out;
+    if ((st = sc_optimizer_new(cfg, o.metrics, 0, &o.opt, errbuf, errlen)))
         goto out;
     sc_metrics_set_max_tenants(o.metrics, (size_t)sc_config_int(cfg, "metrics.max_tenants"));
     if (sc_config_str(cfg, "metrics.listen")[0] &&
@@ -691,6 +744,8 @@ out:
     sc_queue_free(o.publish_q);
     sc_queue_free(o.batch_q);
     sc_offsets_free(o.offsets);
+    sc_optimizer_free(o.opt);
+    free(o.again);
     sc_metrics_server_stop(o.metrics_srv);
     sc_metrics_free(o.metrics);
     sc_info("serve.stop", "status=%s", sc_status_code(st));

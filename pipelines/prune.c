@@ -12,18 +12,20 @@
 #include "host/gemini.h"
 #include "host/util.h"
 
-#define SC_PRUNE_MIN_WORD  3  /* shorter letter-only words are not terms */
-#define SC_PRUNE_STEM      5  /* letter-only terms compare on their first bytes ("shipped" ~
-                               * "shipping"); terms with digits compare whole */
-#define SC_PRUNE_TERM_MAX  64 /* longer terms are truncated (still compared) */
-#define SC_PRUNE_SEP       "\n\n"
+#define SC_PRUNE_MIN_WORD 3 /* shorter letter-only words are not terms */
+/* letter-only terms compare on their first bytes ("shipped" ~ "shipping"); terms with digits
+ * compare whole */
+#define SC_PRUNE_STEM       5
+#define SC_PRUNE_TERM_MAX   64 /* longer terms are truncated (still compared) */
+#define SC_PRUNE_SEP        "\n\n"
+#define SC_PRUNE_MIN_SPREAD 1e-6 /* score std below which the relevance floor is off */
 
-#define SC_PRUNE_SUMMARY_INSTRUCTION                                                              \
-    "You maintain a running summary of a conversation between a user and an assistant, so the " \
-    "assistant can continue it without the full transcript. Update the previous summary (if " \
-    "any) with the new turns. Keep every number, amount, date, identifier, name, place, " \
-    "decision and commitment, and every open question or unresolved request, exactly as " \
-    "written. Drop greetings, pleasantries and repetition. Write plain sentences, most " \
+#define SC_PRUNE_SUMMARY_INSTRUCTION                                                               \
+    "You maintain a running summary of a conversation between a user and an assistant, so the "    \
+    "assistant can continue it without the full transcript. Update the previous summary (if "      \
+    "any) with the new turns. Keep every number, amount, date, identifier, name, place, "          \
+    "decision and commitment, and every open question or unresolved request, exactly as "          \
+    "written. Drop greetings, pleasantries and repetition. Write plain sentences, most "           \
     "important first, no preamble."
 
 void sc_prune_opts_default(sc_prune_opts_t *o)
@@ -53,8 +55,8 @@ void sc_prune_count(const sc_tokens_t *tokens, const char *model, const sc_reque
                     long *turn_tokens, long *system_tokens)
 {
     for (size_t i = 0; i < req->n_turns; i++)
-        turn_tokens[i] = sc_tokens_estimate(tokens, model, req->turns[i].content,
-                                            req->turns[i].content_len);
+        turn_tokens[i] =
+            sc_tokens_estimate(tokens, model, req->turns[i].content, req->turns[i].content_len);
     if (system_tokens)
         *system_tokens =
             req->system ? sc_tokens_estimate(tokens, model, req->system, strlen(req->system)) : 0;
@@ -63,15 +65,17 @@ void sc_prune_count(const sc_tokens_t *tokens, const char *model, const sc_reque
 /* ---- lexical overlap ---- */
 
 static const char *const sc_prune_stopwords[] = {
-    "the", "and", "for", "are", "but", "not", "you", "your", "yours", "all", "any", "can", "had",
-    "her", "was", "one", "our", "out", "has", "have", "him", "his", "how", "its", "may", "new",
-    "now", "see", "two", "who", "did", "does", "get", "got", "let", "put", "say", "she", "too",
-    "use", "that", "this", "with", "from", "they", "them", "then", "than", "there", "their",
-    "what", "when", "where", "which", "while", "will", "would", "could", "should", "about",
-    "into", "just", "like", "some", "been", "were", "also", "only", "over", "such", "very",
-    "here", "each", "more", "most", "other", "again", "please", "thanks", "thank", "yes", "okay",
-    "sure", "know", "need", "want", "tell", "remind", "me", "my", "mine", "it", "is", "be",
-    "do", "of", "to", "in", "on", "at", "an", "or", "if", "so", "we", "us", "am", "as", "by",
+    "the",  "and",  "for",   "are",   "but",   "not",   "you",   "your",   "yours",  "all",
+    "any",  "can",  "had",   "her",   "was",   "one",   "our",   "out",    "has",    "have",
+    "him",  "his",  "how",   "its",   "may",   "new",   "now",   "see",    "two",    "who",
+    "did",  "does", "get",   "got",   "let",   "put",   "say",   "she",    "too",    "use",
+    "that", "this", "with",  "from",  "they",  "them",  "then",  "than",   "there",  "their",
+    "what", "when", "where", "which", "while", "will",  "would", "could",  "should", "about",
+    "into", "just", "like",  "some",  "been",  "were",  "also",  "only",   "over",   "such",
+    "very", "here", "each",  "more",  "most",  "other", "again", "please", "thanks", "thank",
+    "yes",  "okay", "sure",  "know",  "need",  "want",  "tell",  "remind", "me",     "my",
+    "mine", "it",   "is",    "be",    "do",    "of",    "to",    "in",     "on",     "at",
+    "an",   "or",   "if",    "so",    "we",    "us",    "am",    "as",     "by",
 };
 
 static int sc_prune_is_stop(const char *w, size_t n)
@@ -208,8 +212,8 @@ static sc_status_t sc_prune_score(const sc_request_t *req, const float *vecs, si
         return SC_ERR_NOMEM;
     for (size_t i = 0; i < n; i++)
         if (req->turns[i].content)
-            masks[i] = sc_prune_term_mask(req->turns[i].content, req->turns[i].content_len, terms,
-                                          nq);
+            masks[i] =
+                sc_prune_term_mask(req->turns[i].content, req->turns[i].content_len, terms, nq);
     /* IDF over the conversation's turns: a term in every turn weighs ~0, a rare one ~log n */
     for (int k = 0; k < nq; k++) {
         size_t df = 0;
@@ -231,9 +235,9 @@ static sc_status_t sc_prune_score(const sc_request_t *req, const float *vecs, si
     return SC_OK;
 }
 
-sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens,
-                               long system_tokens, const float *turn_vecs, long budget,
-                               int keep_last, const sc_prune_opts_t *opts, sc_prune_plan_t *plan)
+sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens, long system_tokens,
+                               const float *turn_vecs, long budget, int keep_last,
+                               const sc_prune_opts_t *opts, sc_prune_plan_t *plan)
 {
     sc_prune_opts_t defaults;
     sc_prune_rank_t *rank = NULL;
@@ -317,7 +321,10 @@ sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens,
     mean /= (double)prot;
     for (i = 0; i < prot; i++)
         var += (rank[i].score - mean) * (rank[i].score - mean);
-    min_score = opts->fill_budget ? -INFINITY : mean + opts->relevance_z * sqrt(var / (double)prot);
+    /* no spread (no relevance signal at all): no floor, the newest turns win the ties */
+    min_score = opts->fill_budget || sqrt(var / (double)prot) < SC_PRUNE_MIN_SPREAD
+                    ? -INFINITY
+                    : mean + opts->relevance_z * sqrt(var / (double)prot);
     qsort(rank, prot, sizeof(*rank), sc_prune_rank_cmp);
 
     for (size_t r = 0; r < prot; r++) {
@@ -370,8 +377,7 @@ out:
 }
 
 sc_status_t sc_prune_plan(const sc_request_t *req, const long *turn_tokens, long system_tokens,
-                          const float *turn_vecs, long budget, int keep_last,
-                          sc_prune_plan_t *plan)
+                          const float *turn_vecs, long budget, int keep_last, sc_prune_plan_t *plan)
 {
     return sc_prune_plan_opts(req, turn_tokens, system_tokens, turn_vecs, budget, keep_last, NULL,
                               plan);
@@ -493,10 +499,10 @@ char *sc_prune_summary_body(const sc_request_t *req, const sc_prune_plan_t *plan
     text = malloc(cap);
     if (!text)
         goto out;
-#define SC_PRUNE_PUT(p, n)                                                                        \
-    do {                                                                                          \
-        memcpy(text + used, (p), (n));                                                            \
-        used += (n);                                                                              \
+#define SC_PRUNE_PUT(p, n)                                                                         \
+    do {                                                                                           \
+        memcpy(text + used, (p), (n));                                                             \
+        used += (n);                                                                               \
     } while (0)
     if (prev_len) {
         SC_PRUNE_PUT(head_prev, strlen(head_prev));

@@ -1,6 +1,6 @@
 /* test_guards.c - the semantic cache's look-alike guards: the hand-written pairs of
- * tests/fixtures/lookalike_pairs.tsv (every "different" pair refused, most "same" pairs let through)
- * and each extractor's edge cases. */
+ * tests/fixtures/lookalike_pairs.tsv (every "different" pair refused, most "same" pairs let
+ * through) and each extractor's edge cases. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,11 +15,11 @@
 
 /* The defaults chosen by bench/bench_cache_quality.c on MSRP train/val (cache-quality.md). */
 #define TEST_THRESHOLD 0.90
-#define TEST_BAND 0.10
-#define TEST_ABOVE 0.03 /* the pairs are checked at threshold + this */
-#define FIXTURE_REL "tests/fixtures/lookalike_pairs.tsv"
+#define TEST_BAND      0.10
+#define TEST_ABOVE     0.03 /* the pairs are checked at threshold + this */
+#define FIXTURE_REL    "tests/fixtures/lookalike_pairs.tsv"
 #define LINE_MAX_BYTES 4096
-#define LONG_BYTES (1u << 20)
+#define LONG_BYTES     (1u << 20)
 
 static sc_guard_reason_t check(const char *a, const char *b, double sim)
 {
@@ -91,12 +91,13 @@ static void test_lookalike_pairs(void **state)
     fclose(f);
     printf("lookalike pairs at sim = %.2f (threshold %.2f, band %.2f):\n", sim, TEST_THRESHOLD,
            TEST_BAND);
-    printf("  different: %d, refused %d (%.1f%%), refused with the strict band off %d\n", ndiff, refused,
-           100.0 * refused / (ndiff ? ndiff : 1), refused_hard);
+    printf("  different: %d, refused %d (%.1f%%), refused with the strict band off %d\n", ndiff,
+           refused, 100.0 * refused / (ndiff ? ndiff : 1), refused_hard);
     printf("  refusals by reason:");
     for (int r = 1; r < SC_GUARD_COUNT; r++)
         printf(" %s %d", sc_guard_reason_name((sc_guard_reason_t)r), by_reason[r]);
-    printf("\n  same: %d, passed %d (%.1f%%)\n", nsame, passed, 100.0 * passed / (nsame ? nsame : 1));
+    printf("\n  same: %d, passed %d (%.1f%%)\n", nsame, passed,
+           100.0 * passed / (nsame ? nsame : 1));
     assert_true(ndiff + nsame >= 200);
     assert_true(ndiff >= 100 && nsame >= 100);
     assert_true((ndiff - refused) * 100 <= ndiff); /* wrong hits <= 1 % */
@@ -156,7 +157,8 @@ static void test_quoted(void **state)
     assert_int_equal(hard("say \"hello\"", "say hello"), SC_GUARD_QUOTED);
     /* apostrophes are not quotes */
     assert_int_equal(hard("it's the customer's order, isn't it", "it's the customer's order, isn't "
-                                                                  "it?"), SC_GUARD_OK);
+                                                                 "it?"),
+                     SC_GUARD_OK);
     assert_int_equal(hard("the students' grades", "the students' grades?"), SC_GUARD_OK);
     /* an unbalanced quote does not swallow the rest */
     assert_int_equal(hard("he said \"hi", "he said hi"), SC_GUARD_OK);
@@ -241,8 +243,9 @@ static void test_strict_band(void **state)
     const char *b = "draft an apology email to the customer";
     assert_int_equal(check(a, b, TEST_THRESHOLD + TEST_BAND / 2), SC_GUARD_STRICT);
     assert_int_equal(check(a, b, TEST_THRESHOLD + TEST_BAND + 0.001), SC_GUARD_OK);
-    assert_int_equal(sc_guard_check(a, strlen(a), b, strlen(b), TEST_THRESHOLD + 0.001,
-                                    TEST_THRESHOLD, 0.0), SC_GUARD_OK); /* band off */
+    assert_int_equal(
+        sc_guard_check(a, strlen(a), b, strlen(b), TEST_THRESHOLD + 0.001, TEST_THRESHOLD, 0.0),
+        SC_GUARD_OK); /* band off */
     const char *c = "summarize the quarterly revenue reports";
     assert_int_equal(check(a, c, TEST_THRESHOLD + 0.001), SC_GUARD_OK); /* plural stemmed */
 }
@@ -298,8 +301,9 @@ static void test_long_and_broken(void **state)
         a[i] = (char)(unsigned char)((i * 2654435761u) >> 13);
     sc_guard_check(a, LONG_BYTES, a, LONG_BYTES - 1, 0.99, TEST_THRESHOLD, TEST_BAND);
     const char bad[] = "order \xff\xfe 12 \xe2\x80 caf\xc3";
-    assert_int_equal(sc_guard_check(bad, sizeof bad - 1, "order 12 caf", 12, 0.99,
-                                    TEST_THRESHOLD, TEST_BAND), SC_GUARD_OK);
+    assert_int_equal(
+        sc_guard_check(bad, sizeof bad - 1, "order 12 caf", 12, 0.99, TEST_THRESHOLD, TEST_BAND),
+        SC_GUARD_OK);
     /* scripts without spaces */
     assert_int_equal(hard("退款需要多长时间", "退款需要多长时间？"), SC_GUARD_OK);
     assert_int_equal(hard("订单 12 的状态", "订单 13 的状态"), SC_GUARD_NUMBER);

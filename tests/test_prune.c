@@ -104,7 +104,8 @@ static char *joined_text(json_t *root)
     for (size_t i = 0; i < json_array_size(contents); i++)
         cap += strlen(json_string_value(json_object_get(
                    json_array_get(json_object_get(json_array_get(contents, i), "parts"), 0),
-                   "text"))) + 1;
+                   "text"))) +
+               1;
     char *s = calloc(1, cap);
     size_t used = 0;
     for (size_t i = 0; i < json_array_size(contents); i++) {
@@ -150,9 +151,12 @@ static void test_tail_kept_budget_respected(void **state)
     sc_request_t *req = make_req(31, NULL, "Be brief.");
     long tok[MAXT];
     fill(tok, 31, 100);
+    sc_prune_opts_t o;
+    sc_prune_opts_default(&o);
+    o.fill_budget = 1;
     for (int keep_last = 0; keep_last <= 5; keep_last++) {
         sc_prune_plan_t plan;
-        assert_int_equal(sc_prune_plan(req, tok, 30, NULL, 1000, keep_last, &plan), SC_OK);
+        assert_int_equal(sc_prune_plan_opts(req, tok, 30, NULL, 1000, keep_last, &o, &plan), SC_OK);
         assert_int_equal(plan.pruned, 1);
         assert_int_equal(plan.over_budget, 0);
         assert_true(plan.keep[30]); /* the last user turn, always */
@@ -205,7 +209,7 @@ static void test_relevance_order(void **state)
     fill(tok, N, 100);
     for (int i = 0; i < N; i++)
         unit(vecs + (size_t)i * SC_PRUNE_DIM, 10 + i, -1, 0); /* all orthogonal */
-    unit(vecs + (size_t)20 * SC_PRUNE_DIM, 0, -1, 0);        /* the query: axis 0 */
+    unit(vecs + (size_t)20 * SC_PRUNE_DIM, 0, -1, 0);         /* the query: axis 0 */
     unit(vecs + (size_t)4 * SC_PRUNE_DIM, 0, 14, 0.1f);       /* user turn 4: cos ~0.995 */
     unit(vecs + (size_t)12 * SC_PRUNE_DIM, 0, 22, 1.0f);      /* user turn 12: cos ~0.71 */
     unit(vecs + (size_t)7 * SC_PRUNE_DIM, 0, 17, 2.0f);       /* model turn 7: cos ~0.45 */
@@ -258,6 +262,41 @@ static void test_relevance_order(void **state)
     free(all);
     json_decref(root);
     free(body);
+    sc_prune_plan_clear(&plan);
+    free(vecs);
+    sc_request_free(req);
+}
+
+/* The relevance floor: with room for many turns, only the clearly relevant ones are kept (the
+ * summary covers the rest); with fill_budget the room is used. */
+static void test_relevance_floor(void **state)
+{
+    (void)state;
+    enum { N = 41 };
+    sc_request_t *req = make_req(N, NULL, NULL);
+    long tok[MAXT];
+    float *vecs = calloc((size_t)N * SC_PRUNE_DIM, sizeof(float));
+    fill(tok, N, 100);
+    for (int i = 0; i < N; i++)
+        unit(vecs + (size_t)i * SC_PRUNE_DIM, 1, 2 + i % 300, 3.0f); /* cos ~0.32 each */
+    unit(vecs + (size_t)40 * SC_PRUNE_DIM, 1, -1, 0);
+    unit(vecs + (size_t)10 * SC_PRUNE_DIM, 1, 12, 0.2f); /* cos ~0.98 */
+    unit(vecs + (size_t)20 * SC_PRUNE_DIM, 1, 22, 0.5f); /* cos ~0.89 */
+    sc_prune_opts_t o;
+    sc_prune_opts_default(&o);
+    o.lexical_weight = 0;
+    o.prev_turn_weight = 0;
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan_opts(req, tok, 0, vecs, 3000, 3, &o, &plan), SC_OK);
+    assert_int_equal(plan.pruned, 1);
+    assert_int_equal(plan.n_kept, 5);
+    assert_true(plan.keep[10] && plan.keep[20]);
+    assert_true(plan.score[10] > plan.score[20] && plan.score[20] > plan.score[5]);
+    sc_prune_plan_clear(&plan);
+    o.fill_budget = 1;
+    assert_int_equal(sc_prune_plan_opts(req, tok, 0, vecs, 3000, 3, &o, &plan), SC_OK);
+    assert_true(plan.keep[10] && plan.keep[20]);
+    assert_int_equal(plan.n_kept, 26); /* (3000 - 360) / 100 */
     sc_prune_plan_clear(&plan);
     free(vecs);
     sc_request_free(req);
@@ -351,8 +390,8 @@ static void test_body_roles_without_summary(void **state)
     char *body = sc_prune_body(req, &plan, NULL, NULL);
     json_t *root = check_roles(body);
     json_t *c0 = json_array_get(json_object_get(root, "contents"), 0);
-    const char *t0 = json_string_value(
-        json_object_get(json_array_get(json_object_get(c0, "parts"), 0), "text"));
+    const char *t0 =
+        json_string_value(json_object_get(json_array_get(json_object_get(c0, "parts"), 0), "text"));
     assert_string_equal(t0, SC_PRUNE_OMITTED_TEXT);
     char *all = joined_text(root);
     /* turns 2 and 4 joined by a blank line */
@@ -395,9 +434,8 @@ static void test_summary_body(void **state)
                      plan.summary_max_tokens);
     assert_true(plan.summary_max_tokens <= SC_PRUNE_SUMMARY_MAX_TOKENS);
     const char *text = json_string_value(json_object_get(
-        json_array_get(json_object_get(json_array_get(json_object_get(root, "contents"), 0),
-                                       "parts"),
-                       0),
+        json_array_get(
+            json_object_get(json_array_get(json_object_get(root, "contents"), 0), "parts"), 0),
         "text"));
     assert_non_null(strstr(text, req->turns[0].content));
     json_decref(root);
@@ -407,9 +445,8 @@ static void test_summary_body(void **state)
     body = sc_prune_summary_body(req, &plan, "PREVIOUS SUMMARY TEXT", 4, NULL);
     root = json_loads(body, 0, &jerr);
     text = json_string_value(json_object_get(
-        json_array_get(json_object_get(json_array_get(json_object_get(root, "contents"), 0),
-                                       "parts"),
-                       0),
+        json_array_get(
+            json_object_get(json_array_get(json_object_get(root, "contents"), 0), "parts"), 0),
         "text"));
     assert_non_null(strstr(text, "PREVIOUS SUMMARY TEXT"));
     assert_null(strstr(text, req->turns[3].content));
@@ -553,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_tail_kept_budget_respected),
         cmocka_unit_test(test_last_user_when_model_last),
         cmocka_unit_test(test_relevance_order),
+        cmocka_unit_test(test_relevance_floor),
         cmocka_unit_test(test_never_split),
         cmocka_unit_test(test_lexical_only),
         cmocka_unit_test(test_over_budget),

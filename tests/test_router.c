@@ -280,9 +280,12 @@ static void test_csv(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_committed), cmocka_unit_test(test_load_errors),
-        cmocka_unit_test(test_signals),        cmocka_unit_test(test_batch_equals_single),
-        cmocka_unit_test(test_tiers_monotone), cmocka_unit_test(test_apgr_synthetic),
+        cmocka_unit_test(test_load_committed),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_batch_equals_single),
+        cmocka_unit_test(test_tiers_monotone),
+        cmocka_unit_test(test_apgr_synthetic),
         cmocka_unit_test(test_csv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,7 +113,7 @@ int main(void)
     const int f = SC_ROUTER_NFEATURES;
     test_head(256, f, 0);
     test_head(1, f, 0);
-    test_head(257, f, 32); /* the shipped MLP shape, a last block with one row */
+    test_head(257, f, 32);  /* the shipped MLP shape, a last block with one row */
     test_head(1000, f, 40); /* lanes with two hidden units and lanes with one */
     test_head(7, 33, 5);
     test_head(0, f, 32);

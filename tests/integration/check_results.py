@@ -42,8 +42,19 @@ retried = sum(1 for rs in by_id.values() for r in rs if r.get("attempts", 0) > 1
 check(retried > 0, f"some requests needed retries ({retried} results with attempts > 1)")
 
 ledger_ok = all(r["cost_usd"] > 0 and r["usage"]["prompt_tokens"] > 0 for rs in by_id.values()
-                for r in rs if r["status"] == "ok")
-check(ledger_ok, "every ok result carries usage and a positive cost")
+                for r in rs if r["status"] == "ok" and r["source"] == "llm")
+shared_ok = all(r["cost_usd"] == 0 and r["savings"]["cache_usd"] == r["baseline_cost_usd"]
+                for rs in by_id.values() for r in rs if r["status"] == "ok" and r["source"] != "llm")
+adds_up = all(abs(sum(r["savings"].values()) - (r["baseline_cost_usd"] - r["cost_usd"])) < 1e-9
+              for rs in by_id.values() for r in rs)
+sources = {}
+for rs in by_id.values():
+    for r in rs:
+        sources[r["source"]] = sources.get(r["source"], 0) + 1
+check(ledger_ok, "every ok answer from the model carries usage and a positive cost")
+check(shared_ok, f"answers from the cache or a coalesced call cost nothing and save their baseline "
+      f"(sources: {sources})")
+check(adds_up, "every result's savings add up to baseline - cost")
 
 coords = {(x["source"]["partition"], x["source"]["offset"]) for x in dlq}
 check(len(coords) == n_malformed, f"{n_malformed} distinct dead letters (got {len(coords)} distinct, "

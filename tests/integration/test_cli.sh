@@ -57,23 +57,23 @@ sc_start_sim
 sc_start_broker 2
 unset GEMINI_API_KEY
 expect "missing API key" 1 'GEMINI_API_KEY is not set' \
-  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL"
+  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL"
 export GEMINI_API_KEY=cli-key
 
 t0=$SECONDS
 expect "unreachable broker reported" 1 'cannot reach Kafka at 127.0.0.1:1' \
-  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X kafka.bootstrap.servers=127.0.0.1:1 -X "gemini.base_url=$SIM_URL"
+  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X kafka.bootstrap.servers=127.0.0.1:1 -X "gemini.base_url=$SIM_URL"
 [ $((SECONDS - t0)) -le 12 ] && pass "unreachable broker within 10 s ($((SECONDS - t0)) s)" \
   || fail "unreachable broker took $((SECONDS - t0)) s"
 
 t0=$SECONDS
 expect "unreachable upstream reported" 1 'upstream unreachable.*127.0.0.1' \
-  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "kafka.bootstrap.servers=$BOOTSTRAP" -X gemini.base_url=http://127.0.0.1:1
+  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X "kafka.bootstrap.servers=$BOOTSTRAP" -X gemini.base_url=http://127.0.0.1:1
 [ $((SECONDS - t0)) -le 12 ] && pass "unreachable upstream within 10 s ($((SECONDS - t0)) s)" \
   || fail "unreachable upstream took $((SECONDS - t0)) s"
 
 expect "missing topic named" 1 'topic "no.such.topic" does not exist' \
-  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL" \
+  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL" \
   -X topics.requests=no.such.topic
 
 expect "bad fault spec named" 1 'bogus' "$SCRIMP" gemini-sim --faults bogus=1

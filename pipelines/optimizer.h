@@ -1,0 +1,54 @@
+/* optimizer.h - what scrimp does to a request between parsing and the upstream call, shared by
+ * both drivers: embed, cache lookup, coalescing, routing, pruning, prompt caching and the call's
+ * body; and after the call: summary → main call, cascade promotion, cache store, followers. */
+#ifndef SC_OPTIMIZER_H
+#define SC_OPTIMIZER_H
+
+#include <stddef.h>
+
+#include "host/config.h"
+#include "host/metrics.h"
+#include "pipelines/pipeline.h"
+
+typedef struct sc_optimizer sc_optimizer_t;
+
+/*
+ * Build every technique the configuration switches on (cache.enabled, router.enabled,
+ * prune.enabled, prompt_cache.enabled, cascade.enabled, coalesce.enabled): the encoder (when the
+ * cache, the router or pruning need it), the cache store and index, the router weights, the
+ * summary store, the prompt-cache manager. A technique whose files are missing is an error naming
+ * the file. metrics may be NULL. batch_mode: no summary calls (Batch Mode cannot chain calls).
+ * @remark the caller frees with sc_optimizer_free().
+ */
+sc_status_t sc_optimizer_new(const sc_config_t *cfg, sc_metrics_t *metrics, int batch_mode,
+                             sc_optimizer_t **out, char *errbuf, size_t errlen);
+void sc_optimizer_free(sc_optimizer_t *o); /* NULL ok */
+
+/*
+ * The stages after parsing, for one micro-batch (one thread: the compute thread): every FORWARD
+ * item ends DONE (a cache hit), FOLLOWING (coalesced onto an item in flight: it is published with
+ * its leader's answer) or FORWARD with its model chosen and its call (it->call) built — the
+ * summary call first when pruning needs one. Non-FORWARD items are left alone.
+ */
+void sc_optimizer_prepare(sc_optimizer_t *o, sc_batch_t *batch);
+
+/*
+ * An upstream call of it came back (forward thread). Returns 1 when it needs another call (the
+ * main call after its summary, or the next tier after a failed cheap answer): it->call is then a
+ * new call to submit. Returns 0 when the item is done (ok or not).
+ */
+int sc_optimizer_after_call(sc_optimizer_t *o, sc_item_t *it);
+
+/*
+ * The item has its final answer (publish thread, before its result is written): store the answer
+ * in the cache when allowed, record token-estimate calibration, and detach the items coalesced
+ * onto it, each made DONE with a copy of the answer; they are returned as a linked list
+ * (next_follower) for the caller to publish. An item that was following and is published here
+ * itself has nothing to do.
+ */
+sc_item_t *sc_optimizer_finish(sc_optimizer_t *o, sc_item_t *it);
+
+/* Drop an item that will never be finished (abandoned at shutdown) from the in-flight map. */
+void sc_optimizer_forget(sc_optimizer_t *o, sc_item_t *it);
+
+#endif
