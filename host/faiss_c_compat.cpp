@@ -2,18 +2,29 @@
 // calls, implemented over the C++ library, for systems (Debian) that ship libfaiss.a without
 // libfaiss_c. Compiled only when no libfaiss_c is found. Every C++ exception is caught and turned
 // into a non-zero return, its message kept for faiss_get_last_error(), as the C API does.
+//
+// Debian builds libfaiss.a for baseline x86-64, where FAISS computes every inner product with its
+// scalar reference loop (fvec_inner_product_ref): HNSW then builds and searches several times
+// slower than FAISS anywhere else. So for the descriptions the cache uses ("IDMap,Flat",
+// "IDMap,HNSW<M>,Flat" with METRIC_INNER_PRODUCT) the factory here builds the same FAISS index
+// types over a flat storage whose distance computer (and small-batch search) is vectorised, with
+// AVX2+FMA chosen at run time where the CPU has it. Results are FAISS's, up to float rounding.
+#include <cstdio>
+#include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <string>
 
 #include <faiss/AutoTune.h>
 #include <faiss/Index.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
+#include <faiss/utils/Heap.h>
 
 extern "C" {
 #include <faiss/c_api/AutoTune_c.h>
@@ -57,6 +68,128 @@ int sc_faiss_fail(const char *what, int code)
     }                                                                                              \
     return 0;
 
+// ---- a flat inner-product storage with a vectorised distance ----
+
+// Sixteen independent partial sums: the compiler maps them onto SIMD registers without being
+// allowed to reorder a single float sum (no -ffast-math needed).
+#define SC_IP_BODY                                                                                 \
+    float acc[16] = {0};                                                                           \
+    size_t i = 0;                                                                                  \
+    for (; i + 16 <= d; i += 16)                                                                   \
+        for (int j = 0; j < 16; j++)                                                               \
+            acc[j] += x[i + j] * y[i + j];                                                         \
+    float s = 0;                                                                                   \
+    for (; i < d; i++)                                                                             \
+        s += x[i] * y[i];                                                                          \
+    for (int j = 0; j < 16; j++)                                                                   \
+        s += acc[j];                                                                               \
+    return s;
+
+float sc_ip_generic(const float *x, const float *y, size_t d) { SC_IP_BODY }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) float sc_ip_avx2(const float *x, const float *y, size_t d)
+{
+    SC_IP_BODY
+}
+#endif
+
+typedef float (*sc_ip_fn)(const float *, const float *, size_t);
+
+sc_ip_fn sc_ip_pick()
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return sc_ip_avx2;
+#endif
+    return sc_ip_generic;
+}
+
+const sc_ip_fn sc_ip = sc_ip_pick();
+
+// Below this many queries FAISS scans query by query (with the scalar loop); from it on, it uses
+// BLAS, which is fast already.
+constexpr faiss::Index::idx_t SC_FLAT_SCAN_MAX = 20;
+
+struct ScFlatIPDis : faiss::FlatCodesDistanceComputer {
+    size_t d;
+    const float *xb;
+    const float *q = nullptr;
+    explicit ScFlatIPDis(const faiss::IndexFlat &s)
+        : faiss::FlatCodesDistanceComputer(s.codes.data(), s.code_size), d(s.d), xb(s.get_xb())
+    {
+    }
+    void set_query(const float *x) override { q = x; }
+    float distance_to_code(const uint8_t *code) override
+    {
+        return sc_ip(q, reinterpret_cast<const float *>(code), d);
+    }
+    float symmetric_dis(idx_t i, idx_t j) override { return sc_ip(xb + i * d, xb + j * d, d); }
+};
+
+struct ScFlatIP : faiss::IndexFlatIP {
+    explicit ScFlatIP(idx_t dim) : faiss::IndexFlatIP(dim) {}
+
+    faiss::FlatCodesDistanceComputer *get_FlatCodesDistanceComputer() const override
+    {
+        return new ScFlatIPDis(*this);
+    }
+
+    void search(idx_t n, const float *x, idx_t k, float *distances, idx_t *labels,
+                const faiss::SearchParameters *params = nullptr) const override
+    {
+        if (n >= SC_FLAT_SCAN_MAX || params || k <= 0) {
+            faiss::IndexFlatIP::search(n, x, k, distances, labels, params);
+            return;
+        }
+        using C = faiss::CMin<float, int64_t>; // keep the k largest: a min-heap
+        const float *xb = get_xb();
+        for (idx_t q = 0; q < n; q++) {
+            float *D = distances + q * k;
+            idx_t *L = labels + q * k;
+            const float *xq = x + q * d;
+            faiss::heap_heapify<C>(k, D, L);
+            for (idx_t i = 0; i < ntotal; i++) {
+                float v = sc_ip(xq, xb + i * d, d);
+                if (C::cmp(D[0], v))
+                    faiss::heap_replace_top<C>(k, D, L, v, i);
+            }
+            faiss::heap_reorder<C>(k, D, L);
+        }
+    }
+};
+
+// "IDMap,Flat" / "IDMap,HNSW<M>,Flat" / "IDMap,HNSW<M>" with inner product over ScFlatIP; NULL
+// for any other description (FAISS's own factory builds those).
+faiss::Index *sc_fast_factory(int d, const char *desc, FaissMetricType metric)
+{
+    if (metric != METRIC_INNER_PRODUCT)
+        return nullptr;
+    if (!std::strcmp(desc, "IDMap,Flat")) {
+        auto *m = new faiss::IndexIDMap(new ScFlatIP(d));
+        m->own_fields = true;
+        return m;
+    }
+    int M = 0, used = 0;
+    if (std::sscanf(desc, "IDMap,HNSW%d%n", &M, &used) != 1 || M < 2)
+        return nullptr;
+    if (desc[used] != '\0' && std::strcmp(desc + used, ",Flat"))
+        return nullptr;
+    faiss::IndexHNSW *h = nullptr;
+    try {
+        h = new faiss::IndexHNSW(new ScFlatIP(d), M);
+        h->own_fields = true;
+        h->is_trained = true;
+        auto *m = new faiss::IndexIDMap(h);
+        m->own_fields = true;
+        return m;
+    } catch (...) {
+        delete h;
+        throw;
+    }
+}
+
 faiss::Index *sc_ix(FaissIndex *p) { return reinterpret_cast<faiss::Index *>(p); }
 const faiss::Index *sc_cix(const FaissIndex *p) { return reinterpret_cast<const faiss::Index *>(p); }
 
@@ -85,8 +218,10 @@ int faiss_index_factory(FaissIndex **p_index, int d, const char *description,
                         FaissMetricType metric)
 {
     SC_FAISS_TRY
-    *p_index = reinterpret_cast<FaissIndex *>(
-        faiss::index_factory(d, description, static_cast<faiss::MetricType>(metric)));
+    faiss::Index *ix = sc_fast_factory(d, description, metric);
+    if (!ix)
+        ix = faiss::index_factory(d, description, static_cast<faiss::MetricType>(metric));
+    *p_index = reinterpret_cast<FaissIndex *>(ix);
     SC_FAISS_CATCH
 }
 

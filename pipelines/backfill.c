@@ -21,6 +21,7 @@
 #include "host/util.h"
 #include "pipelines/batcher.h"
 #include "pipelines/cli.h"
+#include "pipelines/optimizer.h"
 #include "pipelines/pipeline.h"
 
 #define BF_WINDOW_ONLINE_MIN 1024   /* input lines read at once in online mode (at least) */
@@ -51,6 +52,9 @@ typedef struct {
     sc_gemini_t *gemini;     /* online mode */
     sc_batch_client_t *bc;   /* batch mode */
     sc_batcher_t *batcher;   /* batch mode */
+    sc_optimizer_t *opt;     /* the stages between parsing and the call */
+    sc_item_t **again;       /* online mode: items whose next call waits to be submitted */
+    size_t nagain, capagain;
     int interrupted;
 } bf_t;
 
@@ -131,6 +135,15 @@ static int emit_item(bf_t *b, sc_item_t *it)
 {
     size_t len = 0;
     char *json;
+    if (it->state != SC_ITEM_INVALID) { /* store the answer; write the lines that share it */
+        sc_item_t *f = sc_optimizer_finish(b->opt, it);
+        while (f) {
+            sc_item_t *next = f->next_follower;
+            f->next_follower = NULL;
+            emit_item(b, f);
+            f = next;
+        }
+    }
     if (it->state == SC_ITEM_INVALID) {
         sc_result_t r;
         sc_result_init(&r);
@@ -241,13 +254,23 @@ static size_t read_window(bf_t *b, sc_batch_t *batch, size_t max, long long *lin
 }
 
 /* Parse and route (the same stages as online); malformed lines are written out at once. */
+/* The same stages as online (parse, then the optimizer: embed, cache, coalesce, route, prune,
+ * the call); malformed lines and cache hits are written out at once. */
 static int stages(bf_t *b, sc_batch_t *batch)
 {
+    int64_t dflt = sc_config_int(b->cfg, "request.default_deadline_ms");
     sc_stage_parse(batch, &b->lim);
-    sc_stage_route(batch, b->cfg);
-    for (size_t i = 0; i < batch->n; i++)
-        if (batch->items[i]->state == SC_ITEM_INVALID && emit_item(b, batch->items[i]) != 0)
+    for (size_t i = 0; i < batch->n; i++) {
+        sc_item_t *it = batch->items[i];
+        it->deadline_ms = sc_now_ms() + (it->req && it->req->deadline_ms > 0 ? it->req->deadline_ms
+                                                                             : dflt);
+    }
+    sc_optimizer_prepare(b->opt, batch);
+    for (size_t i = 0; i < batch->n; i++) {
+        sc_item_t *it = batch->items[i];
+        if ((it->state == SC_ITEM_INVALID || it->state == SC_ITEM_DONE) && emit_item(b, it) != 0)
             return -1;
+    }
     return 0;
 }
 
@@ -257,6 +280,13 @@ static void online_done(sc_gemini_call_t *call, void *arg)
 {
     bf_t *b = arg;
     sc_item_t *it = call->opaque;
+    if (sc_optimizer_after_call(b->opt, it)) { /* summary first, or a promotion: call again */
+        if (b->nagain < b->capagain) {
+            b->again[b->nagain++] = it;
+            return;
+        }
+    }
+    call = it->call;
     it->state = SC_ITEM_DONE;
     it->error = call->status;
     if (call->status != SC_OK)
@@ -269,23 +299,12 @@ static void online_done(sc_gemini_call_t *call, void *arg)
 static int forward_online(bf_t *b, sc_batch_t *batch)
 {
     size_t next = 0;
-    int64_t deadline_ms = sc_config_int(b->cfg, "request.default_deadline_ms");
     while (next < batch->n || sc_gemini_inflight(b->gemini) > 0) {
         while (next < batch->n && !bf_stop(b)) {
             sc_item_t *it = batch->items[next];
             if (it->state != SC_ITEM_FORWARD) {
                 next++;
                 continue;
-            }
-            if (!it->call) {
-                size_t len;
-                char *body = sc_gemini_body_from_request(it->req, &len);
-                if (!body || !(it->call = sc_gemini_call_new(it->model, body, len)))
-                    return -1;
-                int64_t budget = it->req->deadline_ms > 0 ? it->req->deadline_ms : deadline_ms;
-                it->call->deadline_ms = sc_now_ms() + budget;
-                it->call->est_tokens = (long)(len / SC_CHARS_PER_TOKEN);
-                it->call->opaque = it;
             }
             if (sc_gemini_submit(b->gemini, it->call) == SC_ERR_FULL)
                 break;
@@ -297,6 +316,13 @@ static int forward_online(bf_t *b, sc_batch_t *batch)
         }
         if (sc_gemini_inflight(b->gemini) > 0)
             sc_gemini_poll(b->gemini, BF_POLL_TICK_MS, online_done, b);
+        for (size_t i = 0; i < b->nagain; i++) /* the next call of a chained request */
+            if (sc_gemini_submit(b->gemini, b->again[i]->call) != SC_OK) {
+                b->again[i]->state = SC_ITEM_DONE;
+                b->again[i]->error = SC_ERR_FULL;
+                emit_item(b, b->again[i]);
+            }
+        b->nagain = 0;
     }
     return 0;
 }
@@ -530,6 +556,9 @@ static sc_status_t open_files(bf_t *b, char *errbuf, size_t errlen)
 static sc_status_t make_clients(bf_t *b, char *errbuf, size_t errlen)
 {
     const sc_config_t *cfg = b->cfg;
+    sc_status_t ost = sc_optimizer_new(cfg, NULL, b->opts->batch_mode, &b->opt, errbuf, errlen);
+    if (ost)
+        return ost;
     const char *url = sc_config_str(cfg, "gemini.base_url");
     const char *key = sc_config_str(cfg, "gemini.api_key");
     if (!key[0]) {
@@ -575,7 +604,9 @@ sc_status_t sc_backfill_run(const sc_config_t *cfg, const sc_backfill_opts_t *op
                         : (size_t)sc_config_int(cfg, "gemini.max_inflight") * 4;
     if (window < BF_WINDOW_ONLINE_MIN)
         window = BF_WINDOW_ONLINE_MIN;
-    if (!(batch.items = calloc(window, sizeof *batch.items))) {
+    b.capagain = (size_t)sc_config_int(cfg, "gemini.max_inflight");
+    b.again = calloc(b.capagain, sizeof *b.again);
+    if (!b.again || !(batch.items = calloc(window, sizeof *batch.items))) {
         st = SC_ERR_NOMEM;
         goto out;
     }
@@ -605,6 +636,9 @@ out:
     free(batch.items);
     sc_batcher_free(b.batcher); /* before the output closes: it may hold items (interrupted) */
     b.batcher = NULL;
+    sc_optimizer_free(b.opt);
+    b.opt = NULL;
+    free(b.again);
     if (b.out_fd >= 0) {
         fdatasync(b.out_fd);
         close(b.out_fd);
