@@ -474,6 +474,14 @@ int main(int argc, char **argv)
     rm_store(dur_dir);
     printf("durable single inserts: %.0f/s\n", dur);
 
+    char load0[64] = "", load1[64] = "";
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) {
+        if (!fgets(load0, sizeof(load0), la))
+            load0[0] = 0;
+        load0[strcspn(load0, "\n")] = 0;
+        fclose(la);
+    }
     int64_t t0 = sc_now_us();
     for (size_t i = 0; i < nsizes; i++) {
         run_size(base, sizes[i], 0, gpu_ok);
@@ -481,6 +489,13 @@ int main(int argc, char **argv)
             run_size(base, sizes[i], 1, gpu_ok);
     }
     double total_s = (double)(sc_now_us() - t0) / 1e6;
+    la = fopen("/proc/loadavg", "r");
+    if (la) {
+        if (!fgets(load1, sizeof(load1), la))
+            load1[0] = 0;
+        load1[strcspn(load1, "\n")] = 0;
+        fclose(la);
+    }
 
     struct utsname u;
     uname(&u);
@@ -511,7 +526,10 @@ int main(int argc, char **argv)
     fprintf(f, "- machine: %s, %ld CPUs online, %s %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
             u.sysname, u.release);
     fprintf(f, "- date: %s\n- command: `%s`\n- run time: %.0f s\n", date, cmd, total_s);
-    fprintf(f, "- GPU: %s\n\n", gpu_ok ? "available (gpu-flat rows)" : eb);
+    fprintf(f, "- GPU: %s\n", gpu_ok ? "available (gpu-flat rows)" : eb);
+    fprintf(f, "- /proc/loadavg at start: `%s`, at end: `%s` (other work shared the machine "
+               "when the load exceeds the CPU count; the numbers are then lower bounds)\n\n",
+            load0, load1);
     fprintf(f, "All entries in one scope, dim %d, vectors L2-normalised. *uniform*: uniform on the "
                "sphere; *clustered*: around random centroids (%d entries per centroid, noise %.1f). "
                "Queries: %d paraphrase-like vectors at cosine %.2f from a random stored entry "

@@ -790,16 +790,20 @@ static sc_status_t part_add(sc_cache_t *c, uint64_t scope, size_t n, const float
     return SC_OK;
 }
 
-static void part_remove(sc_cache_t *c, uint64_t scope, int64_t id)
+/* Remove n ids of one scope from its partition: one FAISS call for flat and IVF (removal there
+ * is linear in the partition's size), the deleted-id set for HNSW. */
+static void part_remove(sc_cache_t *c, uint64_t scope, const int64_t *ids, size_t n)
 {
     sc_part_t *p = pmap_get(&c->parts, scope);
-    if (!p)
+    if (!p || !n)
         return;
-    if (p->kind == SC_PART_HNSW) { /* HNSW cannot remove: the id is skipped in this partition */
-        if (idset_has(&p->dead, id) || idset_add(&p->dead, id))
-            return;
-        p->live--;
-        atomic_fetch_sub(&c->indexed, 1);
+    if (p->kind == SC_PART_HNSW) { /* HNSW cannot remove: the ids are skipped in this partition */
+        for (size_t i = 0; i < n && p->live; i++) {
+            if (idset_has(&p->dead, ids[i]) || idset_add(&p->dead, ids[i]))
+                continue;
+            p->live--;
+            atomic_fetch_sub(&c->indexed, 1);
+        }
         if (p->live && p->dead.n * SC_CACHE_HNSW_DEAD_FRACTION > p->live &&
             part_rebuild(c, p, 0, NULL, NULL))
             sc_warn("cache_partition_rebuild", "scope=%016llx result=failed",
@@ -807,7 +811,7 @@ static void part_remove(sc_cache_t *c, uint64_t scope, int64_t id)
     } else {
         FaissIDSelectorBatch *sel = NULL;
         size_t removed = 0;
-        if (faiss_status(faiss_IDSelectorBatch_new(&sel, 1, &id), "selector"))
+        if (faiss_status(faiss_IDSelectorBatch_new(&sel, n, ids), "selector"))
             return;
         if (!faiss_status(faiss_Index_remove_ids(p->ix, (const FaissIDSelector *)sel, &removed),
                           "remove") &&
@@ -823,22 +827,44 @@ static void part_remove(sc_cache_t *c, uint64_t scope, int64_t id)
     }
 }
 
+static int idscope_cmp(const void *a, const void *b)
+{
+    const sc_idscope_t *x = a, *y = b;
+    if (x->scope != y->scope)
+        return x->scope < y->scope ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
 /* Drop the ids of c->removed from the index (after their deletion was committed). */
 static void index_apply_removed(sc_cache_t *c)
 {
-    if (!c->removed.n)
+    sc_idlist_t *r = &c->removed;
+    if (!r->n)
         return;
+    qsort(r->v, r->n, sizeof(r->v[0]), idscope_cmp);
+    int64_t *ids = malloc(r->n * sizeof(int64_t));
     pthread_rwlock_wrlock(&c->ilock);
-    for (size_t i = 0; i < c->removed.n; i++) {
-        if (c->gpu) {
-            if (sc_gpu_flat_remove(c->gpu, (int64_t)c->removed.v[i].id) == SC_OK)
+    for (size_t i = 0, j; i < r->n; i = j) {
+        for (j = i; j < r->n && r->v[j].scope == r->v[i].scope; j++) {
+            if (ids)
+                ids[j - i] = (int64_t)r->v[j].id;
+            if (c->gpu && sc_gpu_flat_remove(c->gpu, (int64_t)r->v[j].id) == SC_OK)
                 atomic_fetch_sub(&c->indexed, 1);
-        } else {
-            part_remove(c, c->removed.v[i].scope, (int64_t)c->removed.v[i].id);
+        }
+        if (c->gpu)
+            continue;
+        if (ids) {
+            part_remove(c, r->v[i].scope, ids, j - i);
+        } else { /* out of memory for the batch: one at a time */
+            for (size_t t = i; t < j; t++) {
+                int64_t one = (int64_t)r->v[t].id;
+                part_remove(c, r->v[t].scope, &one, 1);
+            }
         }
     }
     pthread_rwlock_unlock(&c->ilock);
-    c->removed.n = 0;
+    free(ids);
+    r->n = 0;
 }
 
 /* ---- store writes (under wmu, inside a write transaction) ---- */

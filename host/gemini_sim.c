@@ -146,6 +146,8 @@ typedef enum {
 
 #define SC_SIM_F_NONE (-1)
 
+#define SC_SIM_REFUSAL "I'm sorry, but I can't help with that request."
+
 static const char *const sc_sim_fault_names[SC_SIM_F_COUNT] = {"429", "500", "503", "malformed",
                                                                "delay"};
 
@@ -160,6 +162,8 @@ typedef struct {
     double batch_error;    /* share of batched requests answered with an error entry */
     double batch_fail;     /* share of batches that end FAILED */
     double batch_expire;   /* share of batches that end EXPIRED */
+    double refuse;         /* share of answers of the cheaper models (not "-pro") that are a
+                            * refusal: a cascade promotes them */
     bool job_state_prefix; /* JOB_STATE_* instead of BATCH_STATE_* */
 } sc_sim_faults_t;
 
@@ -258,8 +262,12 @@ struct sc_gemini_sim {
     atomic_uint_fast64_t by_status[SC_SIM_HTTP_CODES];
     atomic_uint_fast64_t faults_by_kind[SC_SIM_F_COUNT];
     atomic_uint_fast64_t generate_by_model[SC_SIM_MODEL_COUNT];
+    /* tokens of the generateContent answers given (200s): prompt (cached included), cached,
+     * candidates, thoughts — what a bill for this simulator would count */
+    atomic_uint_fast64_t billed_tokens[SC_SIM_MODEL_COUNT][4];
     atomic_uint_fast64_t count_tokens;
     atomic_uint_fast64_t fault_evictions;
+    atomic_uint_fast64_t refusals; /* answers replaced by a refusal (fault "refuse") */
 
     /* Batch Mode */
     unsigned batch_pending_ms, batch_running_ms;
@@ -679,6 +687,17 @@ static bool sc_sim_parse_gen(const json_t *root, bool with_system, sc_sim_gen_re
 /* Decide the fate of one generateContent. @return a failing sc_sim_fault_t or SC_SIM_F_NONE;
  * *delay says whether to sleep first. Both draws happen for every request so that a seed gives
  * the same sequence whatever the outcomes. */
+/* A refusal instead of the answer? Only the cheaper models refuse (a cascade's first tiers). */
+static bool sc_sim_refuses(sc_gemini_sim_t *sim, const sc_sim_model_t *m)
+{
+    if (sim->faults.refuse <= 0.0 || strstr(m->name, "-pro"))
+        return false;
+    pthread_mutex_lock(&sim->fault_mu);
+    bool r = sc_sim_unit(&sim->rng) < sim->faults.refuse;
+    pthread_mutex_unlock(&sim->fault_mu);
+    return r;
+}
+
 static int sc_sim_fault_draw(sc_gemini_sim_t *sim, uint64_t body_hash, bool *delay)
 {
     const sc_sim_faults_t *f = &sim->faults;
@@ -855,9 +874,10 @@ static sc_status_t sc_sim_faults_parse(const char *spec, sc_sim_faults_t *f, cha
             }
             sc_strlcpy(f->retry_delay, val, sizeof f->retry_delay);
         } else if (strcmp(key, "batch_error") == 0 || strcmp(key, "batch_fail") == 0 ||
-                   strcmp(key, "batch_expire") == 0) {
+                   strcmp(key, "batch_expire") == 0 || strcmp(key, "refuse") == 0) {
             double *dst = strcmp(key, "batch_error") == 0  ? &f->batch_error
                           : strcmp(key, "batch_fail") == 0 ? &f->batch_fail
+                          : strcmp(key, "refuse") == 0     ? &f->refuse
                                                            : &f->batch_expire;
             if (!sc_sim_parse_rate(val, dst)) {
                 sc_sim_errf(errbuf, errlen, "fault spec: %s=%s: the share must be a number in 0..1",
@@ -1091,6 +1111,15 @@ static void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
     }
 
     doc = sc_sim_gen_doc(c->sim, m, &g);
+    if (doc && sc_sim_refuses(c->sim, m)) {
+        json_t *part = json_array_get(json_object_get(json_object_get(json_array_get(
+                                                          json_object_get(doc, "candidates"), 0),
+                                                          "content"),
+                                                      "parts"),
+                                      0); /* borrowed */
+        json_object_set_new(part, "text", json_string(SC_SIM_REFUSAL));
+        atomic_fetch_add(&c->sim->refusals, 1);
+    }
     if (fault == SC_SIM_F_MALFORMED) {
         /* 200 with the body cut in half: what a proxy dropping the connection looks like. */
         sc_sim_reply_json(r, 200, doc);
@@ -1099,6 +1128,14 @@ static void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
             r->len /= 2;
         r->fault = sc_sim_fault_names[fault];
         goto out;
+    }
+    {
+        json_t *u = json_object_get(doc, "usageMetadata"); /* borrowed */
+        static const char *const keys[4] = {"promptTokenCount", "cachedContentTokenCount",
+                                            "candidatesTokenCount", "thoughtsTokenCount"};
+        for (int k = 0; k < 4; k++)
+            atomic_fetch_add(&c->sim->billed_tokens[model_index][k],
+                             (uint64_t)json_integer_value(json_object_get(u, keys[k])));
     }
     sc_sim_reply_json(r, 200, doc);
     doc = NULL;
@@ -2212,8 +2249,16 @@ static bool sc_sim_cache_use(sc_gemini_sim_t *sim, const json_t *root, const jso
 static json_t *sc_sim_stats_doc(sc_gemini_sim_t *sim)
 {
     json_t *root = json_object(), *responses = json_object(), *faults = json_object(),
-           *models = json_object();
-    bool ok = root && responses && faults && models;
+           *models = json_object(), *billed = json_object();
+    bool ok = root && responses && faults && models && billed;
+    for (size_t i = 0; ok && i < SC_SIM_MODEL_COUNT; i++) {
+        json_t *b = json_pack("{s:I, s:I, s:I, s:I}", "prompt",
+                              (json_int_t)atomic_load(&sim->billed_tokens[i][0]), "cached",
+                              (json_int_t)atomic_load(&sim->billed_tokens[i][1]), "output",
+                              (json_int_t)atomic_load(&sim->billed_tokens[i][2]), "thought",
+                              (json_int_t)atomic_load(&sim->billed_tokens[i][3]));
+        ok = b && json_object_set_new(billed, sc_sim_models[i].name, b) == 0;
+    }
     for (size_t code = 0; ok && code < SC_SIM_HTTP_CODES; code++) {
         uint64_t n = atomic_load(&sim->by_status[code]);
         if (n == 0)
@@ -2236,10 +2281,13 @@ static json_t *sc_sim_stats_doc(sc_gemini_sim_t *sim)
              json_object_set(root, "responses", responses) == 0 &&
              json_object_set(root, "faults", faults) == 0 &&
              json_object_set(root, "generate_content", models) == 0 &&
+             json_object_set(root, "billed_tokens", billed) == 0 &&
              json_object_set_new(root, "count_tokens",
                                  json_integer((json_int_t)atomic_load(&sim->count_tokens))) == 0 &&
              json_object_set_new(root, "fault_table_evictions",
-                                 json_integer((json_int_t)atomic_load(&sim->fault_evictions))) == 0;
+                                 json_integer((json_int_t)atomic_load(&sim->fault_evictions))) == 0 &&
+             json_object_set_new(root, "refusals",
+                                 json_integer((json_int_t)atomic_load(&sim->refusals))) == 0;
     pthread_mutex_lock(&sim->batch_mu);
     uint64_t batch_counts[] = {sim->batches_created, sim->batch_requests, sim->duplicate_keys,
                                sim->keys_overflow};
@@ -2270,6 +2318,7 @@ static json_t *sc_sim_stats_doc(sc_gemini_sim_t *sim)
     json_decref(responses);
     json_decref(faults);
     json_decref(models);
+    json_decref(billed);
     if (!ok) {
         json_decref(root);
         return NULL;

@@ -516,7 +516,8 @@ static void stage_call(sc_optimizer_t *o, sc_batch_t *batch)
             continue;
         size_t len;
         if (it->summary_body) {
-            it->call = new_call(it, o->tiers[1], strdup(it->summary_body),
+            /* the cheapest tier writes summaries (flash-lite does not think by default) */
+            it->call = new_call(it, o->tiers[0], strdup(it->summary_body),
                                 strlen(it->summary_body));
         } else {
             char *body = main_body(o, it, &len);

@@ -38,6 +38,9 @@ add_test(NAME integration_serve
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_serve.sh $<TARGET_FILE:scrimp>)
 add_test(NAME integration_backfill
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_backfill.sh $<TARGET_FILE:scrimp>)
+add_test(NAME integration_policies
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_policies.sh $<TARGET_FILE:scrimp>)
+set_tests_properties(integration_policies PROPERTIES TIMEOUT 900)
 add_test(NAME integration_cli
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cli.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_serve integration_cli integration_backfill PROPERTIES TIMEOUT 900)
