@@ -55,7 +55,7 @@ static const char *config_defaults =
     "            \"ann_min\": 20000, \"hnsw_m\": 32, \"hnsw_ef_search\": 64,"
     "            \"hnsw_ef_construction\": 80, \"ivf_nlist\": 1024, \"ivf_nprobe\": 16,"
     "            \"gpu\": true},"
-    "\"prune\": {\"enabled\": true, \"max_tokens\": 4000, \"keep_last\": 3,"
+    "\"prune\": {\"enabled\": true, \"max_tokens\": 4000, \"keep_last\": 3, \"agents\": {},"
     "            \"summaries\": true, \"path\": \"var/summaries\"},"
     "\"router\": {\"enabled\": true, \"path\": \"models/router/router.json\"},"
     "\"cascade\": {\"enabled\": true},"
@@ -93,7 +93,7 @@ static const char *config_defaults =
 static int free_section(const char *name)
 {
     return strcmp(name, "kafka") == 0 || strcmp(name, "prices") == 0 ||
-           strcmp(name, "rate_limits") == 0;
+           strcmp(name, "rate_limits") == 0 || strcmp(name, "prune.agents") == 0;
 }
 
 /* Secrets that only the environment may set. */
@@ -251,7 +251,7 @@ static sc_status_t merge_object(json_t *dst, json_t *src, const char *prefix, in
             return SC_ERR_CONFIG;
         }
         json_t *cur = json_object_get(dst, key); /* borrowed */
-        int child_free = in_free || (!prefix[0] && free_section(key));
+        int child_free = in_free || free_section(path);
         if (!cur) {
             if (!in_free) {
                 snprintf(errbuf, errlen, "%s: unknown configuration key", path);
@@ -398,6 +398,16 @@ sc_status_t sc_config_set(sc_config_t *cfg, const char *kv, char *errbuf, size_t
     }
     if (strncmp(key, "rate_limits.", 12) == 0) /* model ids contain dots: the field is last */
         return set_rate_limit(cfg, key, val, errbuf, errlen);
+    if (strncmp(key, "prune.agents.", 13) == 0 && key[13]) { /* a budget for one agent */
+        char *end;
+        long long v = strtoll(val, &end, 10);
+        if (end == val || *end || v < 1) {
+            snprintf(errbuf, errlen, "%s: \"%s\" is not a token budget >= 1", key, val);
+            return SC_ERR_CONFIG;
+        }
+        json_t *agents = sc_config_node(cfg, "prune.agents");
+        return json_object_set_new(agents, key + 13, json_integer(v)) == 0 ? SC_OK : SC_ERR_NOMEM;
+    }
     /* Walk to the parent object and the leaf name. */
     json_t *node = cfg->root, *parent = NULL;
     const char *p = key, *leaf = NULL;
@@ -624,6 +634,14 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
     }
     if ((st = check_rate_limits(cfg, errbuf, errlen)))
         return st;
+    const char *agent;
+    json_t *budget;
+    json_object_foreach(sc_config_node(cfg, "prune.agents"), agent, budget) {
+        if (!json_is_integer(budget) || json_integer_value(budget) < 1) {
+            snprintf(errbuf, errlen, "prune.agents.%s: must be a token budget >= 1", agent);
+            return SC_ERR_CONFIG;
+        }
+    }
     const char *listen = sc_config_str(cfg, "metrics.listen"); /* "": no endpoint */
     if (listen[0]) {
         char host[SC_METRICS_HOST_MAX];

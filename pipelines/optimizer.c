@@ -404,6 +404,21 @@ out:
     free(who);
 }
 
+/* The token budget of a request: prune.agents.<agent>, else prune.max_tokens. */
+static long budget_for(const sc_optimizer_t *o, const sc_item_t *it)
+{
+    json_t *b = it->req->agent ? json_object_get(sc_config_node(o->cfg, "prune.agents"),
+                                                 it->req->agent)
+                               : NULL; /* borrowed */
+    return json_is_integer(b) ? (long)json_integer_value(b) : o->budget;
+}
+
+static int needs_prune(const sc_optimizer_t *o, const sc_item_t *it)
+{
+    return it->state == SC_ITEM_FORWARD && it->est_prompt_tokens > budget_for(o, it) &&
+           it->req->n_turns > (size_t)o->keep_last + 1;
+}
+
 /* Plan the pruning of every long conversation in the batch (the turns of all of them embedded in
  * one encoder call), and pick up the stored summary; a missing one becomes a summary call. */
 static void stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
@@ -412,10 +427,8 @@ static void stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
         return;
     size_t nturns = 0;
     for (size_t i = 0; i < batch->n; i++) {
-        sc_item_t *it = batch->items[i];
-        if (it->state == SC_ITEM_FORWARD && it->est_prompt_tokens > o->budget &&
-            it->req->n_turns > (size_t)o->keep_last + 1)
-            nturns += it->req->n_turns;
+        if (needs_prune(o, batch->items[i]))
+            nturns += batch->items[i]->req->n_turns;
     }
     if (nturns == 0)
         return;
@@ -427,8 +440,7 @@ static void stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
     size_t at = 0;
     for (size_t i = 0; i < batch->n; i++) {
         sc_item_t *it = batch->items[i];
-        if (!(it->state == SC_ITEM_FORWARD && it->est_prompt_tokens > o->budget &&
-              it->req->n_turns > (size_t)o->keep_last + 1))
+        if (!needs_prune(o, it))
             continue;
         for (size_t k = 0; k < it->req->n_turns; k++, at++) {
             texts[at] = it->req->turns[k].content;
@@ -440,8 +452,7 @@ static void stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
     at = 0;
     for (size_t i = 0; i < batch->n; i++) {
         sc_item_t *it = batch->items[i];
-        if (!(it->state == SC_ITEM_FORWARD && it->est_prompt_tokens > o->budget &&
-              it->req->n_turns > (size_t)o->keep_last + 1))
+        if (!needs_prune(o, it))
             continue;
         const sc_request_t *rq = it->req;
         const float *tv = vecs + at * SC_EMBED_DIM;
@@ -450,7 +461,8 @@ static void stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
         if (!tt)
             continue;
         sc_prune_count(o->tokens, it->model, rq, tt, &sys);
-        sc_status_t st = sc_prune_plan(rq, tt, sys, tv, o->budget, o->keep_last, &it->plan);
+        sc_status_t st = sc_prune_plan(rq, tt, sys, tv, budget_for(o, it), o->keep_last,
+                                       &it->plan);
         free(tt);
         if (st || !it->plan.pruned)
             continue;
