@@ -331,6 +331,8 @@ static void row(const char *fmt, ...)
     fflush(stdout);
 }
 
+static int write_md(void);
+
 static void rm_store(const char *dir)
 {
     char p[600];
@@ -340,6 +342,108 @@ static void rm_store(const char *dir)
     unlink(p);
     rmdir(dir);
 }
+
+/* ---- the results file, rewritten after every row (a long run leaves what it measured) ---- */
+
+typedef struct {
+    const char *out;
+    char cmd[BENCH_CMD_MAX];
+    char gpu_note[256];
+    int gpu_ok, done;
+    double durable_per_s;
+    char load0[64];
+    int64_t t0_us;
+} bench_md_t;
+
+static bench_md_t md;
+
+static void read_loadavg(char *buf, size_t len)
+{
+    buf[0] = 0;
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (!la)
+        return;
+    if (!fgets(buf, (int)len, la))
+        buf[0] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+    fclose(la);
+}
+
+static int write_md(void)
+{
+    const char *out = md.out, *cmd = md.cmd, *eb = md.gpu_note;
+    const char *load0 = md.load0;
+    int gpu_ok = md.gpu_ok;
+    double dur = md.durable_per_s;
+    double total_s = (double)(sc_now_us() - md.t0_us) / 1e6;
+    char load1[64];
+    read_loadavg(load1, sizeof(load1));
+    struct utsname u;
+    uname(&u);
+    char cpu[256] = "unknown";
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    if (ci) {
+        char line[512];
+        while (fgets(line, sizeof(line), ci))
+            if (!strncmp(line, "model name", 10)) {
+                char *p = strchr(line, ':');
+                if (p) {
+                    sc_strlcpy(cpu, p + 2, sizeof(cpu));
+                    cpu[strcspn(cpu, "\n")] = 0;
+                }
+                break;
+            }
+        fclose(ci);
+    }
+    time_t now = time(NULL);
+    char date[64];
+    strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
+    FILE *f = fopen(out, "w");
+    if (!f) {
+        perror(out);
+        return -1;
+    }
+    fprintf(f, "# Semantic cache benchmark\n\n");
+    fprintf(f, "- machine: %s, %ld CPUs online, %s %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+            u.sysname, u.release);
+    fprintf(f, "- date: %s\n- command: `%s`\n- run time: %.0f s%s\n", date, cmd, total_s,
+            md.done ? "" : " (still running: rows so far)");
+    fprintf(f, "- GPU: %s\n", gpu_ok ? "available (gpu-flat rows)" : eb);
+    fprintf(f, "- /proc/loadavg at start: `%s`, at end: `%s` (other work shared the machine "
+               "when the load exceeds the CPU count; the numbers are then lower bounds)\n\n",
+            load0, load1);
+    fprintf(f, "All entries in one scope, dim %d, vectors L2-normalised. *uniform*: uniform on the "
+               "sphere; *clustered*: around random centroids (%d entries per centroid, noise %.1f). "
+               "Queries: %d paraphrase-like vectors at cosine %.2f from a random stored entry "
+               "(the cache-hit case). Guards off, threshold below every score, so each lookup "
+               "returns its top-1 entry: recall@1 is agreement with flat on those queries; "
+               "\"far recall\" is the same on %d uniform random queries that are near no entry "
+               "(cache misses, where the top-1 never answers). HNSW: M=32, efConstruction=80, "
+               "efSearch=64; IVF: nlist=min(1024, n/39), nprobe=16. Restart = sc_cache_open "
+               "(LMDB open + reading every entry + building the index); \"rebuild ms\" is the "
+               "part the cache reports. Single lookups: one thread, each an exact-layer probe in "
+               "LMDB, a search of the scope's partition and a record read; time-bounded at %d s "
+               "(n = lookups measured). 2 threads: two threads of single lookups. Batch: %d "
+               "queries per sc_cache_lookup call.\n\n",
+            BENCH_DIM, BENCH_CLUSTER_SIZE, BENCH_CLUSTER_NOISE, BENCH_QUERIES, BENCH_QUERY_COS,
+            BENCH_QUERIES, BENCH_BUDGET_US / 1000000, BENCH_BATCH);
+    fprintf(f, "| data | entries | index | restart ms | rebuild ms | single lookups/s | p50 ms | "
+               "p99 ms | lookups/s, 2 threads | recall@1 | far recall@1 | batch-%d lookups/s |\n",
+            BENCH_BATCH);
+    fprintf(f, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < nrows; i++)
+        fprintf(f, "%s\n", rows[i]);
+    fprintf(f, "\n## Inserts\n\nDurable single inserts (one LMDB commit with fsync each): "
+               "**%.0f/s**.\n\n", dur);
+    fprintf(f, "| data | entries | bulk load entries/s (sc_cache_insert_many, %d per commit) | "
+               "store MiB |\n|---|---:|---:|---:|\n", BENCH_CHUNK);
+    for (int i = 0; i < nins; i++)
+        fprintf(f, "%s\n", ins_rows[i]);
+    fclose(f);
+    return 0;
+}
+
+static size_t hnsw_max = 100000; /* HNSW rows up to this size (its 1M build takes long here) */
 
 static void run_size(const char *base, size_t n, int clustered, int gpu_ok)
 {
@@ -380,6 +484,11 @@ static void run_size(const char *base, size_t n, int clustered, int gpu_ok)
 
     const char *kinds[] = {"flat", "hnsw", "ivf", "gpu-flat"};
     for (int k = 0; k < 4; k++) {
+        if (k == 1 && n > hnsw_max) {
+            row("| %s | %zu | hnsw | not run (--hnsw-max %zu) |  |  |  |  |  |  |  |  |", data, n,
+                hnsw_max);
+            continue;
+        }
         if (k == 3 && !gpu_ok) {
             row("| %s | %zu | gpu-flat | not measured here (no GPU) |  |  |  |  |  |  |  |  |", data, n);
             continue;
@@ -418,6 +527,7 @@ static void run_size(const char *base, size_t n, int clustered, int gpu_ok)
             snprintf(last + len, BENCH_ROW_MAX - len, " %.0f |", bq);
         }
         sc_cache_close(c);
+        write_md();
     }
     rm_store(dir);
     free(qv);
@@ -432,12 +542,11 @@ int main(int argc, char **argv)
     size_t sizes[BENCH_MAX_SIZES] = {10000, 100000, 1000000};
     size_t nsizes = 3;
     size_t clustered_max = 100000; /* the clustered set at sizes up to this */
-    const char *out = "bench/results/cache.md";
     const char *base = "/tmp/scrimp-bench-cache";
-    char cmd[BENCH_CMD_MAX] = "";
+    md.out = "bench/results/cache.md";
     for (int i = 0; i < argc; i++) {
-        size_t len = strlen(cmd);
-        snprintf(cmd + len, sizeof(cmd) - len, "%s%s", i ? " " : "", argv[i]);
+        size_t len = strlen(md.cmd);
+        snprintf(md.cmd + len, sizeof(md.cmd) - len, "%s%s", i ? " " : "", argv[i]);
     }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
@@ -449,19 +558,21 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(argv[i], "--clustered-max") && i + 1 < argc) {
             clustered_max = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--hnsw-max") && i + 1 < argc) {
+            hnsw_max = strtoull(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
+            md.out = argv[++i];
         } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
             base = argv[++i];
         } else {
             fprintf(stderr, "usage: bench_cache [--sizes 10000,100000,1000000] "
-                            "[--clustered-max N] [--out FILE] [--dir DIR]\n");
+                            "[--clustered-max N] [--hnsw-max N] [--out FILE] [--dir DIR]\n");
             return 2;
         }
     }
     sc_log_set_level(SC_LOG_WARN);
-    char eb[256] = "";
-    int gpu_ok = sc_gpu_flat_available(eb, sizeof(eb));
+    int gpu_ok = sc_gpu_flat_available(md.gpu_note, sizeof(md.gpu_note));
+    md.gpu_ok = gpu_ok;
     char mk[600];
     snprintf(mk, sizeof(mk), "mkdir -p %s", base);
     if (system(mk) != 0)
@@ -470,94 +581,19 @@ int main(int argc, char **argv)
     char dur_dir[512];
     snprintf(dur_dir, sizeof(dur_dir), "%s/durable", base);
     rm_store(dur_dir);
-    double dur = durable_inserts(dur_dir);
+    read_loadavg(md.load0, sizeof(md.load0));
+    md.t0_us = sc_now_us();
+    md.durable_per_s = durable_inserts(dur_dir);
     rm_store(dur_dir);
-    printf("durable single inserts: %.0f/s\n", dur);
-
-    char load0[64] = "", load1[64] = "";
-    FILE *la = fopen("/proc/loadavg", "r");
-    if (la) {
-        if (!fgets(load0, sizeof(load0), la))
-            load0[0] = 0;
-        load0[strcspn(load0, "\n")] = 0;
-        fclose(la);
-    }
-    int64_t t0 = sc_now_us();
+    printf("durable single inserts: %.0f/s\n", md.durable_per_s);
     for (size_t i = 0; i < nsizes; i++) {
         run_size(base, sizes[i], 0, gpu_ok);
         if (sizes[i] <= clustered_max)
             run_size(base, sizes[i], 1, gpu_ok);
     }
-    double total_s = (double)(sc_now_us() - t0) / 1e6;
-    la = fopen("/proc/loadavg", "r");
-    if (la) {
-        if (!fgets(load1, sizeof(load1), la))
-            load1[0] = 0;
-        load1[strcspn(load1, "\n")] = 0;
-        fclose(la);
-    }
-
-    struct utsname u;
-    uname(&u);
-    char cpu[256] = "unknown";
-    FILE *ci = fopen("/proc/cpuinfo", "r");
-    if (ci) {
-        char line[512];
-        while (fgets(line, sizeof(line), ci))
-            if (!strncmp(line, "model name", 10)) {
-                char *p = strchr(line, ':');
-                if (p) {
-                    sc_strlcpy(cpu, p + 2, sizeof(cpu));
-                    cpu[strcspn(cpu, "\n")] = 0;
-                }
-                break;
-            }
-        fclose(ci);
-    }
-    time_t now = time(NULL);
-    char date[64];
-    strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
-    FILE *f = fopen(out, "w");
-    if (!f) {
-        perror(out);
+    md.done = 1;
+    if (write_md())
         return 1;
-    }
-    fprintf(f, "# Semantic cache benchmark\n\n");
-    fprintf(f, "- machine: %s, %ld CPUs online, %s %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
-            u.sysname, u.release);
-    fprintf(f, "- date: %s\n- command: `%s`\n- run time: %.0f s\n", date, cmd, total_s);
-    fprintf(f, "- GPU: %s\n", gpu_ok ? "available (gpu-flat rows)" : eb);
-    fprintf(f, "- /proc/loadavg at start: `%s`, at end: `%s` (other work shared the machine "
-               "when the load exceeds the CPU count; the numbers are then lower bounds)\n\n",
-            load0, load1);
-    fprintf(f, "All entries in one scope, dim %d, vectors L2-normalised. *uniform*: uniform on the "
-               "sphere; *clustered*: around random centroids (%d entries per centroid, noise %.1f). "
-               "Queries: %d paraphrase-like vectors at cosine %.2f from a random stored entry "
-               "(the cache-hit case). Guards off, threshold below every score, so each lookup "
-               "returns its top-1 entry: recall@1 is agreement with flat on those queries; "
-               "\"far recall\" is the same on %d uniform random queries that are near no entry "
-               "(cache misses, where the top-1 never answers). HNSW: M=32, efConstruction=80, "
-               "efSearch=64; IVF: nlist=min(1024, n/39), nprobe=16. Restart = sc_cache_open "
-               "(LMDB open + reading every entry + building the index); \"rebuild ms\" is the "
-               "part the cache reports. Single lookups: one thread, each an exact-layer probe in "
-               "LMDB, a search of the scope's partition and a record read; time-bounded at %d s "
-               "(n = lookups measured). 2 threads: two threads of single lookups. Batch: %d "
-               "queries per sc_cache_lookup call.\n\n",
-            BENCH_DIM, BENCH_CLUSTER_SIZE, BENCH_CLUSTER_NOISE, BENCH_QUERIES, BENCH_QUERY_COS,
-            BENCH_QUERIES, BENCH_BUDGET_US / 1000000, BENCH_BATCH);
-    fprintf(f, "| data | entries | index | restart ms | rebuild ms | single lookups/s | p50 ms | "
-               "p99 ms | lookups/s, 2 threads | recall@1 | far recall@1 | batch-%d lookups/s |\n",
-            BENCH_BATCH);
-    fprintf(f, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (int i = 0; i < nrows; i++)
-        fprintf(f, "%s\n", rows[i]);
-    fprintf(f, "\n## Inserts\n\nDurable single inserts (one LMDB commit with fsync each): "
-               "**%.0f/s**.\n\n", dur);
-    fprintf(f, "| data | entries | bulk load entries/s (sc_cache_insert_many, %d per commit) | "
-               "store MiB |\n|---|---:|---:|---:|\n", BENCH_CHUNK);
-    for (int i = 0; i < nins; i++)
-        fprintf(f, "%s\n", ins_rows[i]);
-    fclose(f);
-    printf("wrote %s (%.0f s)\n", out, total_s);
+    printf("wrote %s (%.0f s)\n", md.out, (double)(sc_now_us() - md.t0_us) / 1e6);
     return 0;
 }

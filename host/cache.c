@@ -20,6 +20,7 @@
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <lmdb.h>
+#include <omp.h>
 #include <utf8proc.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
@@ -43,6 +44,7 @@
 #define SC_CACHE_FIELD_MAX (64u << 20)        /* text / response / tenant / model bytes */
 #define SC_CACHE_GPU_SLACK 4096               /* GPU capacity beyond max_bytes / vector size */
 #define SC_CACHE_GPU_MAX (1ull << 25)
+#define SC_CACHE_PAR_MIN 16                   /* queries per search before FAISS may use a team */
 #define SC_CACHE_PATH_MAX 4096
 #define SC_CACHE_DESC_MAX 64
 
@@ -1686,7 +1688,14 @@ static sc_status_t search_partitions(sc_cache_t *c, const sc_cache_query_t *q, c
         }
         for (size_t t = i; t < j; t++)
             memcpy(x + (t - i) * d, q[sq[t].q].vec, d * sizeof(float));
+        /* a few queries are searched on the calling thread: lookups already come from several
+         * threads, and an OpenMP team per query costs more than it saves (and stalls whenever a
+         * team member is not scheduled). The setting is this thread's own. */
+        int threads = omp_get_max_threads();
+        if (nq < SC_CACHE_PAR_MIN)
+            omp_set_num_threads(1);
         st = faiss_status(faiss_Index_search(p->ix, (idx_t)nq, x, (idx_t)k, D, L), "search");
+        omp_set_num_threads(threads);
         if (st)
             goto out;
         for (size_t t = 0; t < nq; t++) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host/cache.h"
 #include "host/config.h"
 #include "host/dev_broker.h"
 #include "host/gemini_sim.h"
@@ -45,6 +46,8 @@ static void usage(FILE *out)
             "  serve [-c FILE] [-X key=value]...     online optimizer: Kafka in -> Kafka out\n"
             "  backfill IN.jsonl -o OUT.jsonl [--mode online|batch] [--resume] [-c FILE] [-X k=v]...\n"
             "                                        offline job: one output line per input line\n"
+            "  cache stats|ls|get ID|purge [--tenant T|--all] [-c FILE] [-X k=v]...\n"
+            "                                        inspect and purge the semantic cache\n"
             "  report RESULTS.jsonl [--svg FILE]     savings tables from results (+ SVG chart)\n"
             "  dev-broker [--port N] [--partitions P]\n"
             "                                        embedded Kafka-protocol broker; prints its\n"
@@ -106,6 +109,27 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "scrimp serve: %s: %s\n", sc_strerror(st), err);
     sc_config_free(cfg);
     return st ? 1 : 0;
+}
+
+/* scrimp cache stats|ls|get|purge [--tenant T] [-c FILE] [-X k=v]... */
+static int cmd_cache(int argc, char **argv)
+{
+    const char *file = NULL;
+    const char *overrides[SC_CLI_MAX_OVERRIDES];
+    int nover = 0;
+    for (int i = 1; i + 1 < argc; i++) { /* -c and -X may stand anywhere */
+        if (strcmp(argv[i], "-c") == 0)
+            file = argv[++i];
+        else if (strcmp(argv[i], "-X") == 0 && nover < SC_CLI_MAX_OVERRIDES)
+            overrides[nover++] = argv[++i];
+    }
+    sc_config_t *cfg;
+    int rc = sc_cli_config(file, overrides, nover, &cfg);
+    if (rc)
+        return rc;
+    rc = sc_cache_cli(cfg, argc, argv);
+    sc_config_free(cfg);
+    return rc;
 }
 
 static int cmd_config(int argc, char **argv)
@@ -284,6 +308,8 @@ int main(int argc, char **argv)
         return cmd_report(argc, argv);
     if (strcmp(cmd, "embed") == 0)
         return sc_embed_cli(argc, argv);
+    if (strcmp(cmd, "cache") == 0)
+        return cmd_cache(argc, argv);
     if (strcmp(cmd, "backfill") == 0) {
         install_signals();
         return sc_backfill_cli(argc, argv, &running);

@@ -66,9 +66,10 @@ BATCH=(--mode batch "${COMMON[@]}" -X "gemini.base_url=$SIM2" -X backfill.batch_
        -X backfill.poll_initial_ms=100 -X backfill.poll_max_ms=400)
 "$SCRIMP" backfill "$IN" -o "$WORK/batch.jsonl" "${BATCH[@]}" >"$WORK/batch1.summary" 2>"$WORK/batch1.log" &
 BF=$!
-for _ in $(seq 1 200); do
+for _ in $(seq 1 2400); do # the first window is embedded first: slow on a busy CPU
   n=$(grep -c '"ev":"created"' "$WORK/batch.jsonl.state" 2>/dev/null || true)
   [ "${n:-0}" -ge 3 ] && break
+  kill -0 $BF 2>/dev/null || { echo "FAIL the batch backfill ended before it could be killed"; exit 1; }
   sleep 0.05
 done
 kill -KILL $BF; wait $BF 2>/dev/null || true
