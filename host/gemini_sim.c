@@ -1679,6 +1679,31 @@ static void sc_sim_batch_get(sc_sim_call_t *c, sc_sim_reply_t *r)
     pthread_mutex_unlock(&c->sim->batch_mu);
 }
 
+/* pageSize and pageToken of a list call (page clamped to SC_SIM_BATCH_PAGE_MAX, 0 = default;
+ * the token is the seq of the first item of the page). false with a 400 in r when malformed. */
+static bool sc_sim_page_args(sc_sim_call_t *c, sc_sim_reply_t *r, uint64_t *page, uint64_t *from)
+{
+    const char *ps = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "pageSize");
+    const char *pt = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "pageToken");
+    *page = SC_SIM_BATCH_PAGE_DEFAULT;
+    *from = 0;
+    if (ps && ps[0]) {
+        if (!sc_sim_parse_u64(ps, UINT32_MAX, page)) {
+            sc_sim_reply_invalid(r, "Invalid value at 'page_size' (TYPE_INT32), \"%.64s\"", ps);
+            return false;
+        }
+        if (*page == 0)
+            *page = SC_SIM_BATCH_PAGE_DEFAULT;
+        if (*page > SC_SIM_BATCH_PAGE_MAX)
+            *page = SC_SIM_BATCH_PAGE_MAX;
+    }
+    if (pt && pt[0] && !sc_sim_parse_u64(pt, UINT64_MAX, from)) {
+        sc_sim_reply_invalid(r, "Invalid page token.");
+        return false;
+    }
+    return true;
+}
+
 static int sc_sim_batch_cmp(const void *a, const void *b)
 {
     uint64_t x = (*(sc_sim_batch_t *const *)a)->seq, y = (*(sc_sim_batch_t *const *)b)->seq;
@@ -1690,23 +1715,9 @@ static int sc_sim_batch_cmp(const void *a, const void *b)
 static void sc_sim_batch_list(sc_sim_call_t *c, sc_sim_reply_t *r)
 {
     sc_gemini_sim_t *sim = c->sim;
-    const char *ps = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "pageSize");
-    const char *pt = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "pageToken");
-    uint64_t page = SC_SIM_BATCH_PAGE_DEFAULT, from = 0;
-    if (ps && ps[0]) {
-        if (!sc_sim_parse_u64(ps, UINT32_MAX, &page)) {
-            sc_sim_reply_invalid(r, "Invalid value at 'page_size' (TYPE_INT32), \"%.64s\"", ps);
-            return;
-        }
-        if (page == 0)
-            page = SC_SIM_BATCH_PAGE_DEFAULT;
-        if (page > SC_SIM_BATCH_PAGE_MAX)
-            page = SC_SIM_BATCH_PAGE_MAX;
-    }
-    if (pt && pt[0] && !sc_sim_parse_u64(pt, UINT64_MAX, &from)) {
-        sc_sim_reply_invalid(r, "Invalid page token.");
+    uint64_t page, from;
+    if (!sc_sim_page_args(c, r, &page, &from))
         return;
-    }
     sc_sim_batch_t **sel = malloc(SC_SIM_BATCH_MAX * sizeof *sel); /* borrowed pointers */
     json_t *ops = json_array(), *doc = json_object();
     bool ok = sel && ops && doc;
@@ -2081,23 +2092,9 @@ static int sc_sim_cache_cmp(const void *a, const void *b)
 static void sc_sim_cache_list(sc_sim_call_t *c, sc_sim_reply_t *r)
 {
     sc_gemini_sim_t *sim = c->sim;
-    const char *ps = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "pageSize");
-    const char *pt = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "pageToken");
-    uint64_t page = SC_SIM_BATCH_PAGE_DEFAULT, from = 0;
-    if (ps && ps[0]) {
-        if (!sc_sim_parse_u64(ps, UINT32_MAX, &page)) {
-            sc_sim_reply_invalid(r, "Invalid value at 'page_size' (TYPE_INT32), \"%.64s\"", ps);
-            return;
-        }
-        if (page == 0)
-            page = SC_SIM_BATCH_PAGE_DEFAULT;
-        if (page > SC_SIM_BATCH_PAGE_MAX)
-            page = SC_SIM_BATCH_PAGE_MAX;
-    }
-    if (pt && pt[0] && !sc_sim_parse_u64(pt, UINT64_MAX, &from)) {
-        sc_sim_reply_invalid(r, "Invalid page token.");
+    uint64_t page, from;
+    if (!sc_sim_page_args(c, r, &page, &from))
         return;
-    }
     sc_sim_cache_t **sel = malloc(SC_SIM_CACHE_MAX * sizeof *sel); /* borrowed pointers */
     json_t *list = json_array(), *doc = json_object();
     bool ok = sel && list && doc;
