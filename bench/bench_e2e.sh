@@ -18,6 +18,12 @@ N=3000; SEED=1; CONFIGS="baseline,cache,route,prune,prompt_cache,all"; WAIT_S=90
 READY_WAIT_S=120      # serve: model load + /readyz
 WARMUP_WAIT_S=60      # the warm-up request's result (consumer group joined, first call made)
 PROGRESS_EVERY_S=5
+STALL_S=120           # give up on a configuration when no result came for this long
+PARTITION_BYTES=$((1024 * 1024))
+BACKLOG_S=3           # pacing: produce while fewer than this many seconds of work are unanswered
+BACKLOG_MIN=256       # ... but never hold the backlog below this many requests
+CHUNK=32              # requests per write to the producer
+TICK_S=0.05
 while [ $# -gt 0 ]; do
   case $1 in
     --requests) N=$2; shift 2 ;;
@@ -85,18 +91,32 @@ done
 python3 "$ROOT/bench/workload.py" --seed "$SEED" --requests "$N" --out "$WORK/requests.jsonl" \
   --truth "$WORK/truth.jsonl" 2>&1 | tee "$WORK/workload.txt"
 N=$(grep -c . "$WORK/requests.jsonl")
-printf '%s\n' '{"id":"bench-warmup","tenant":"bench-warmup","model":"gemini-2.5-flash-lite","cache":"off","messages":[{"role":"user","content":"warm-up request of the benchmark"}]}' >"$WORK/warmup.jsonl"
+# keyed copy (id TAB request) in chunks of CHUNK lines for the paced producer
+python3 -c '
+import json, sys
+with open(sys.argv[1], encoding="utf-8") as f, open(sys.argv[2], "w", encoding="utf-8") as o:
+    for line in f:
+        o.write(json.loads(line)["id"] + "\t" + line)' "$WORK/requests.jsonl" "$WORK/keyed.tsv"
+mkdir -p "$WORK/chunks"
+split -l "$CHUNK" -d -a 6 "$WORK/keyed.tsv" "$WORK/chunks/c."
+CHUNKS=("$WORK"/chunks/c.*)
+# librdkafka's mock cluster keeps at most 5 MiB per partition and drops the oldest message sets
+# beyond that, even unconsumed: spread the workload so each partition holds about 1 MiB of it
+PARTITIONS=$(( ($(wc -c <"$WORK/requests.jsonl") + PARTITION_BYTES - 1) / PARTITION_BYTES ))
+[ "$PARTITIONS" -ge 4 ] || PARTITIONS=4
+printf '%s\n' '{"id":"bench-warmup","tenant":"bench-warmup","cache":"off","messages":[{"role":"user","content":"warm-up request of the benchmark"}]}' >"$WORK/warmup.jsonl"
 
 # ---- one configuration ----
 
-lines_of() { if [ -f "$1" ]; then grep -c . "$1" || true; else echo 0; fi; }
+count_lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
 run_cfg() { # run_cfg NAME: fresh broker, simulator and serve; the workload; results into $WORK/NAME
   local name=$1 d="$WORK/$1" mport n start last_print serve_rc=0 a
   mkdir -p "$d"
   mapfile -t a < <(cfg_args "$name")
   SC_PIDS=()
-  sc_start_broker 4
+  sc_start_broker "$PARTITIONS"
   sc_start_sim
   sc_start_bg "serve_$name" "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" \
     -X "gemini.base_url=$SIM_URL" -X metrics.listen=127.0.0.1:0 \
@@ -127,25 +147,48 @@ run_cfg() { # run_cfg NAME: fresh broker, simulator and serve; the workload; res
     sleep 0.1
   done
 
-  echo "== $name: producing $N requests"
-  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -l "$WORK/requests.jsonl"
-  start=$SECONDS; last_print=$SECONDS
+  echo "== $name: producing $N requests (paced: at most ${BACKLOG_S}s of work ahead of the results)"
+  # one producer for the whole workload, fed chunk by chunk through a FIFO; each message keyed by
+  # its id so the partitions fill evenly
+  mkfifo "$d/produce.fifo"
+  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -K $'\t' <"$d/produce.fifo" 2>"$d/producer.log" &
+  local ppid=$! produced=0 chunk=0 window=$BACKLOG_MIN t0 el
+  exec 3>"$d/produce.fifo"
+  t0=$(now_ms); start=$SECONDS; last_print=$SECONDS
+  local last_n=-1 last_change=$SECONDS
   while :; do
-    n=$(( $(lines_of "$WORK/results_$name.out") - 1 ))
+    n=$(( $(count_lines "$WORK/results_$name.out") - 1 ))
+    if [ "$produced" -lt "$N" ]; then
+      el=$(( $(now_ms) - t0 ))
+      # the window: BACKLOG_S seconds of work at the rate seen so far (BACKLOG_MIN at least)
+      [ "$el" -gt 500 ] && window=$(( n * BACKLOG_S * 1000 / el ))
+      [ "$window" -ge "$BACKLOG_MIN" ] || window=$BACKLOG_MIN
+      while [ "$produced" -lt "$N" ] && [ $((produced - n)) -lt "$window" ]; do
+        cat "${CHUNKS[$chunk]}" >&3
+        produced=$((produced + $(count_lines "${CHUNKS[$chunk]}"))); chunk=$((chunk + 1))
+      done
+      if [ "$produced" -ge "$N" ]; then exec 3>&-; wait "$ppid" || echo "bench_e2e: kcat producer failed" >&2; fi
+      last_change=$SECONDS # the stall clock starts once everything is produced
+    fi
+    [ "$n" -ne "$last_n" ] && { last_n=$n; last_change=$SECONDS; }
+    if [ $((SECONDS - last_change)) -ge $STALL_S ]; then
+      echo "bench_e2e: $name: no new result for ${STALL_S}s at $n of $N; reporting what came" >&2; break
+    fi
     if [ "$n" -ge "$N" ]; then # at least once: count distinct ids before stopping
       n=$(cut -f2- "$WORK/results_$name.out" | sc_count_ids /dev/stdin)
       n=$((n - 1))
       [ "$n" -ge "$N" ] && break
     fi
     if [ $((SECONDS - last_print)) -ge $PROGRESS_EVERY_S ]; then
-      echo "   $name: $n/$N results after $((SECONDS - start)) s"; last_print=$SECONDS
+      echo "   $name: $n/$N results, $produced produced, after $((SECONDS - start)) s"; last_print=$SECONDS
     fi
     if [ $((SECONDS - start)) -ge "$WAIT_S" ]; then
       echo "bench_e2e: $name: only $n of $N results after ${WAIT_S}s; reporting what came" >&2; break
     fi
-    kill -0 "$spid" 2>/dev/null || { echo "bench_e2e: serve ($name) died" >&2; tail -20 "$WORK/serve_$name.log" >&2; break; }
-    sleep 0.25
+    kill -0 "$spid" 2>/dev/null || { echo "bench_e2e: serve ($name) died" >&2; tail -5 "$WORK/serve_$name.log" >&2; break; }
+    sleep "$TICK_S"
   done
+  if [ "$produced" -lt "$N" ]; then exec 3>&-; kill -TERM "$ppid" 2>/dev/null || true; wait "$ppid" 2>/dev/null || true; fi
   echo "   $name: $n/$N results after $((SECONDS - start)) s"
 
   curl -sf "http://127.0.0.1:$mport/metrics" >"$d/metrics.txt" || true
@@ -179,10 +222,10 @@ echo "== all configurations ran in $((SECONDS - T_ALL)) s"
 MACHINE="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + uncommitted changes')"
 python3 - "$WORK" "$CONFIGS" "$OUTMD" "$OUTSVG" "$CMDLINE" "$MACHINE" "$COMMIT" "$(date -u '+%Y-%m-%d %H:%M UTC')" \
-  "$(cat "$WORK/workload.txt")" "$SEED" "$N" <<'PY'
+  "$(cat "$WORK/workload.txt")" "$SEED" "$N" "$PARTITIONS" <<'PY'
 import json, math, os, re, sys
 
-work, configs, outmd, outsvg, cmdline, machine, commit, date, wl_line, seed, n_req = sys.argv[1:12]
+work, configs, outmd, outsvg, cmdline, machine, commit, date, wl_line, seed, n_req, parts = sys.argv[1:13]
 configs = configs.split(",")
 n_req = int(n_req)
 HITS = ("cache-exact", "cache-semantic", "coalesced")
@@ -264,7 +307,7 @@ def analyse(name):
         m = re.match(r'^(\d+)\t\{"id":"([^"]+)"', line)
         if m:
             req_ts.setdefault(m.group(2), int(m.group(1)))
-    s = {"name": name, "results": len(res), "dup": dup, "res": res}
+    s = {"name": name, "results": len(res), "dup": dup, "res": res, "on_topic": len(req_ts)}
     ok = [r for r in res.values() if r.get("status") == "ok"]
     s["ok"], s["err"] = len(ok), len(res) - len(ok)
     s["errors"] = {}
@@ -415,11 +458,17 @@ w("- machine: %s; embeddings on the `%s` backend" % (machine, A["backend"] if A 
 w("- date: %s; build: %s" % (date, commit))
 w("- workload: `bench/workload.py --seed %s --requests %d` (all other flags at their defaults); %s" % (
     seed, n_req, wl_line.strip().replace("workload: ", "").split("; ", 1)[-1]))
-w("- per configuration: a fresh `scrimp dev-broker` (4 partitions), a fresh `scrimp gemini-sim` "
+w("- per configuration: a fresh `scrimp dev-broker` (%s partitions: librdkafka's mock cluster "
+  "drops a partition's oldest messages beyond 5 MiB, so the workload is spread to ~1 MiB per "
+  "partition), " % parts + "a fresh `scrimp gemini-sim` "
   "(no faults, zero delay), `scrimp serve` with default settings except `kafka.bootstrap.servers`, "
   "`gemini.base_url`, `metrics.listen=127.0.0.1:0`, a fresh `cache.path` and `prune.path`, and the "
   "configuration's switches; one warm-up request (not counted) so the consumer group has joined "
-  "before timing; then the whole workload produced at once with `kcat -P -l`; serve stopped with SIGTERM.")
+  "before timing; then the workload produced by one `kcat -P` (messages keyed by id), paced in "
+  "chunks of 32 so that at most max(256 requests, 3 s of work at the result rate seen so far) is "
+  "unanswered — the requests carry deadlines of 15–60 s, and a 3,000-request backlog in front of "
+  "the CPU embedder would expire them (an earlier all-at-once run got DEADLINE_EXCEEDED results); "
+  "the window grows with the rate, so a fast configuration is not held back; serve stopped with SIGTERM.")
 w("- switches: `baseline` sets `cache.enabled`, `router.enabled`, `prune.enabled`, "
   "`prompt_cache.enabled`, `cascade.enabled`, `coalesce.enabled`, `batch.priority_enabled` all false "
   "(pass-through: model `auto` goes to the strong model, full context, no cache); each `… only` "
@@ -510,20 +559,26 @@ w("")
 
 w("## Throughput and latency")
 w("")
-w("Requests/s = results ÷ (last result's broker timestamp − first workload message's timestamp): "
-  "the whole workload is produced at once, so this is the drain rate of a backlog. `latency_ms` is "
+w("Requests/s = results ÷ (last result's broker timestamp − first workload message's timestamp), "
+  "with the paced producer keeping serve busy (a backlog of ≥ 256 requests or 3 s of work). `latency_ms` is "
   "scrimp's own field (consumed → result built); produce→result is the result's timestamp minus "
   "its request's (it includes waiting in the backlog).")
 w("")
-w("| configuration | results | seconds | requests/s | latency_ms p50 / p99 | llm p50 / p99 (n) | hits p50 / p99 (n) | produce→result p50 / p99 ms | dead letters | duplicates | serve exit |")
-w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+short = [c for c in configs if S[c]["on_topic"] != n_req or S[c]["results"] != n_req]
+if short:
+    w("**Incomplete runs:** " + "; ".join("`%s`: %d of %d requests readable on the topic at the end, "
+                                          "%d results" % (c, S[c]["on_topic"], n_req, S[c]["results"])
+                                          for c in short) + ".")
+    w("")
+w("| configuration | results | seconds | requests/s | latency_ms p50 / p99 | llm p50 / p99 (n) | hits p50 / p99 (n) | produce→result p50 / p99 ms | errors | dead letters | duplicates | serve exit |")
+w("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|")
 for c in configs:
     s = S[c]
-    w("| %s | %d | %.1f | %.0f | %s / %s | %s / %s (%d) | %s / %s (%d) | %s / %s | %d | %d | %s%s |" % (
+    w("| %s | %d | %.1f | %.0f | %s / %s | %s / %s (%d) | %s / %s (%d) | %s / %s | %s | %d | %d | %s%s |" % (
         LABEL.get(c, c), s["results"], s["span_s"], s["rps"], s["lat50"], s["lat99"],
         s["lat_llm"][0], s["lat_llm"][1], s["lat_llm"][2],
         *(("-", "-", 0) if not s["lat_hit"][2] else s["lat_hit"]),
-        s["e2e50"], s["e2e99"], s["dlq"], s["dup"], s["serve_rc"],
+        s["e2e50"], s["e2e99"], fmt_dict(s["errors"]) or "0", s["dlq"], s["dup"], s["serve_rc"],
         " (clean stop)" if s["clean_stop"] else " (no clean-stop line)"))
 w("")
 w("Per-stage latency, from serve's `scrimp_stage_latency_seconds` histogram scraped from `/metrics` "
@@ -617,7 +672,8 @@ for k, c in enumerate(order):
     lx = left + s["ledger_base"] * scale  # this run's own Σ baseline_cost_usd
     svg.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#222" stroke-width="2"/>' % (
         lx, y - 3, lx, y + bar + 3))
-    note = "$%.4f" % s["cost"] + ("" if c == "baseline" else "  (−%.1f%%)" % saving(s["cost"], base_cost))
+    sv = saving(s["cost"], base_cost)
+    note = "$%.4f" % s["cost"] + ("" if c == "baseline" else "  (%s%.1f%%)" % ("−" if sv >= 0 else "+", abs(sv)))
     svg.append('<text x="%.1f" y="%d">%s</text>' % (max(left + wd, lx) + 6, y + bar * 0.65, esc(note)))
 bx = left + base_cost * scale
 svg.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#c62828" stroke-width="1.5" '

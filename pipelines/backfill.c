@@ -137,10 +137,11 @@ static int emit_item(bf_t *b, sc_item_t *it)
     char *json;
     if (it->state != SC_ITEM_INVALID) { /* store the answer; write the lines that share it */
         sc_item_t *f = sc_optimizer_finish(b->opt, it);
-        while (f) {
+        while (f) { /* followers left the window when they were coalesced: they end here */
             sc_item_t *next = f->next_follower;
             f->next_follower = NULL;
             emit_item(b, f);
+            sc_item_free(f);
             f = next;
         }
     }

@@ -310,39 +310,45 @@ static void stage_coalesce(sc_optimizer_t *o, sc_batch_t *batch)
 {
     if (!o->coalesce)
         return;
+    size_t kept = 0;
     pthread_mutex_lock(&o->lock);
     for (size_t i = 0; i < batch->n; i++) {
         sc_item_t *it = batch->items[i];
-        if (it->state != SC_ITEM_FORWARD || !it->scope)
-            continue;
-        uint64_t h = norm_hash(it);
         sc_item_t *lead = NULL;
-        const sc_turn_t *lt = last_turn(it);
-        for (size_t k = 0; k < o->nleaders && !lead; k++) {
-            sc_item_t *l = o->leaders[k];
-            if (l->scope != it->scope)
-                continue;
-            if (norm_hash(l) == h) {
-                lead = l;
-            } else if (it->req->cache == SC_CACHE_ON && it->vec && l->vec) {
-                float sim = dot(it->vec, l->vec);
-                const sc_turn_t *ll = last_turn(l);
-                if (sim >= o->threshold &&
-                    (!o->guards || sc_guard_check(lt->content, lt->content_len, ll->content,
-                                                  ll->content_len, sim, o->threshold,
-                                                  o->band) == SC_GUARD_OK))
+        if (it->state == SC_ITEM_FORWARD && it->scope) {
+            uint64_t h = norm_hash(it);
+            const sc_turn_t *lt = last_turn(it);
+            for (size_t k = 0; k < o->nleaders && !lead; k++) {
+                sc_item_t *l = o->leaders[k];
+                if (l->scope != it->scope)
+                    continue;
+                if (norm_hash(l) == h) {
                     lead = l;
+                } else if (it->req->cache == SC_CACHE_ON && it->vec && l->vec) {
+                    float sim = dot(it->vec, l->vec);
+                    const sc_turn_t *ll = last_turn(l);
+                    if (sim >= o->threshold &&
+                        (!o->guards || sc_guard_check(lt->content, lt->content_len, ll->content,
+                                                      ll->content_len, sim, o->threshold,
+                                                      o->band) == SC_GUARD_OK))
+                        lead = l;
+                }
             }
+            if (!lead && o->nleaders < OPT_LEADERS_MAX)
+                o->leaders[o->nleaders++] = it;
         }
         if (lead) {
+            /* From here on the follower belongs to its leader: the publish thread may finish and
+             * free it at any moment, so it leaves the batch before the lock is released. */
             it->state = SC_ITEM_FOLLOWING;
             it->leader = lead;
             it->next_follower = lead->followers;
             lead->followers = it;
-        } else if (o->nleaders < OPT_LEADERS_MAX) {
-            o->leaders[o->nleaders++] = it;
+        } else {
+            batch->items[kept++] = it;
         }
     }
+    batch->n = kept;
     pthread_mutex_unlock(&o->lock);
 }
 

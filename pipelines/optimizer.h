@@ -26,9 +26,10 @@ void sc_optimizer_free(sc_optimizer_t *o); /* NULL ok */
 
 /*
  * The stages after parsing, for one micro-batch (one thread: the compute thread): every FORWARD
- * item ends DONE (a cache hit), FOLLOWING (coalesced onto an item in flight: it is published with
- * its leader's answer) or FORWARD with its model chosen and its call (it->call) built — the
- * summary call first when pruning needs one. Non-FORWARD items are left alone.
+ * item ends DONE (a cache hit), FORWARD with its model chosen and its call (it->call) built — the
+ * summary call first when pruning needs one —, or coalesced onto an item in flight: such an item
+ * is removed from the batch (batch->n shrinks) and handed back with its leader by
+ * sc_optimizer_finish(); the caller must not touch it again. Non-FORWARD items are left alone.
  */
 void sc_optimizer_prepare(sc_optimizer_t *o, sc_batch_t *batch);
 
