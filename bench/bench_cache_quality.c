@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "host/guards.h"
 #include "host/log.h"
 #include "host/util.h"
@@ -273,23 +274,6 @@ static void fmt_pr(char *buf, size_t len, score_t s)
         snprintf(buf, len, "– | %.3f | 0", rec(s));
 }
 
-static void cpu_model(char *buf, size_t len)
-{
-    sc_strlcpy(buf, "unknown CPU", len);
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon) {
-            sc_strlcpy(buf, colon + 2, len);
-            buf[strcspn(buf, "\n")] = '\0';
-            break;
-        }
-    }
-    if (f)
-        fclose(f);
-}
-
 #define TP(...)                                                                                    \
     do {                                                                                           \
         if (tp < sizeof table)                                                                     \
@@ -501,7 +485,7 @@ int main(int argc, char **argv)
             return 1;
         }
         char cpu[256], date[64];
-        cpu_model(cpu, sizeof cpu);
+        sc_bench_cpu_model(cpu, sizeof cpu);
         time_t now = time(NULL);
         strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
         fprintf(f, "# Semantic cache quality: all-MiniLM-L6-v2 cosine + look-alike guards\n\n");

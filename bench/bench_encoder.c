@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "bench/bench_util.h"
 #include "host/log.h"
 #include "host/util.h"
 #include "models/encoder.h"
@@ -51,23 +52,6 @@ static int parse_list(const char *s, int *out, int max)
         s = *end == ',' ? end + 1 : end;
     }
     return n;
-}
-
-static void cpu_model(char *buf, size_t len)
-{
-    sc_strlcpy(buf, "unknown CPU", len);
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon) {
-            sc_strlcpy(buf, colon + 2, len);
-            buf[strcspn(buf, "\n")] = '\0';
-            break;
-        }
-    }
-    if (f)
-        fclose(f);
 }
 
 /* texts[l][i]: BENCH_TEXTS_PER_LEN texts of exactly lengths[l] tokens ([CLS]/[SEP] included). */
@@ -284,7 +268,7 @@ int main(int argc, char **argv)
     unlink(texts_path);
 
     char cpu[256], date[64], anchor_desc[512] = "not measured";
-    cpu_model(cpu, sizeof cpu);
+    sc_bench_cpu_model(cpu, sizeof cpu);
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
     if (versions) {

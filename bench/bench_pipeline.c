@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "bench/bench_util.h"
 #include "host/config.h"
 #include "host/dev_broker.h"
 #include "host/gemini_sim.h"
@@ -328,29 +329,6 @@ static double pct(const double *v, size_t n, double q)
     return v[r - 1];
 }
 
-static void cpu_model(char *out, size_t outlen)
-{
-    sc_strlcpy(out, "unknown", outlen);
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) != 0)
-            continue;
-        char *v = strchr(line, ':');
-        if (v) {
-            v++;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            v[strcspn(v, "\n")] = '\0';
-            sc_strlcpy(out, v, outlen);
-        }
-        break;
-    }
-    fclose(f);
-}
-
 static void command_line(int argc, char **argv, char *out, size_t outlen)
 {
     size_t used = 0;
@@ -631,7 +609,7 @@ int main(int argc, char **argv)
     size_t n_ok = atomic_load(&meas.n_ok), n_error = atomic_load(&meas.n_error);
 
     char cpu[256], date[64];
-    cpu_model(cpu, sizeof cpu);
+    sc_bench_cpu_model(cpu, sizeof cpu);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     time_t now = time(NULL);
     struct tm tm;

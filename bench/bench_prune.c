@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "bench/bench_util.h"
 #include "host/log.h"
 #include "host/message.h"
 #include "host/tokens.h"
@@ -503,23 +504,6 @@ static int bucket_of(int n)
 }
 static const char *const bucket_names[BENCH_N_BUCKETS] = {"20-49", "50-99", "100-149", "150-200"};
 
-static void cpu_model(char *buf, size_t len)
-{
-    sc_strlcpy(buf, "unknown CPU", len);
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon) {
-            sc_strlcpy(buf, colon + 2, len);
-            buf[strcspn(buf, "\n")] = '\0';
-            break;
-        }
-    }
-    if (f)
-        fclose(f);
-}
-
 static void usage(void)
 {
     fprintf(stderr,
@@ -728,7 +712,7 @@ int main(int argc, char **argv)
 
     /* ---- report ---- */
     char cpu[256], date[64], host[128] = "";
-    cpu_model(cpu, sizeof cpu);
+    sc_bench_cpu_model(cpu, sizeof cpu);
     gethostname(host, sizeof host - 1);
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));

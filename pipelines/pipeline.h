@@ -116,10 +116,6 @@ void sc_stage_parse(sc_batch_t *batch, const sc_limits_t *lim);
  * batch); on failure the items go on without a vector. */
 sc_status_t sc_stage_embed(sc_batch_t *batch, sc_encoder_t *enc);
 
-/* route.c: choose the model of every FORWARD item (pinned wins; else models.default, where
- * "auto" means models.strong until a router is configured). */
-void sc_stage_route(sc_batch_t *batch, const sc_config_t *cfg);
-
 /* ledger.c: the result of a DONE item as JSON: usage, cost, the baseline (the naive request:
  * the strong model, or the pinned one, on the full prompt, uncached, standard prices) and what
  * each technique saved, attributed in order: prune, route (failed cascade attempts count
