@@ -1,6 +1,7 @@
 /* gpu_flat.c - the scoped flat inner-product index on the GPU (host/gpu_flat.h): fp16 vectors in
  * slots [capacity, dim] on the device with their scopes, ids and scopes mirrored on the host.
- * A search, per batch of up to SC_GPU_FLAT_QBATCH queries: the fp16 queries go up, then for each
+ * A search, per batch of up to SC_GPU_FLAT_QBATCH queries: the fp32 queries go up and are rounded
+ * to fp16 on the device (kernels/cast_f16.cu), then for each
  * tile of SC_GPU_FLAT_TILE slots one cublasGemmEx (fp16 in, fp32 scores [batch, tile]) and
  * sc_topk_ip (the scope filter inside the selection) writing that tile's k best per query into its
  * own part of a result buffer; one copy back per batch, and the host merges the tiles' sorted
@@ -46,7 +47,7 @@ struct sc_gpu_flat {
     size_t *slots; /* [ADD_CHUNK] the slots of one step of an add */
 
     /* pinned host staging, owned (cudaFreeHost) */
-    sc_half *h_q;       /* [QBATCH, dim] */
+    float *h_q;         /* [QBATCH, dim] fp32 queries */
     uint64_t *h_qscope; /* [QBATCH] */
     float *h_res_s;     /* [ntiles_max, QBATCH, SC_TOPK_MAX] */
     int64_t *h_res_i;   /* same */
@@ -55,7 +56,8 @@ struct sc_gpu_flat {
     /* device, owned (cudaFree) */
     sc_half *d_vecs;    /* [capacity, dim] */
     uint64_t *d_scope;  /* [capacity]; FREE_SCOPE on unused slots */
-    sc_half *d_q;       /* [QBATCH, dim] */
+    float *d_qf;        /* [QBATCH, dim] fp32 queries */
+    sc_half *d_q;       /* [QBATCH, dim] the same, fp16 */
     uint64_t *d_qscope; /* [QBATCH] */
     float *d_scores;    /* [QBATCH, tile] */
     float *d_res_s;     /* [ntiles_max, QBATCH, SC_TOPK_MAX]: per tile, per query, k best */
@@ -195,12 +197,13 @@ sc_status_t sc_gpu_flat_new(int dim, size_t capacity, sc_gpu_flat_t **out, char 
 
     CUDA_CHECK(cudaMalloc((void **)&f->d_vecs, capacity * D * sizeof(sc_half)));
     CUDA_CHECK(cudaMalloc((void **)&f->d_scope, capacity * sizeof(uint64_t)));
+    CUDA_CHECK(cudaMalloc((void **)&f->d_qf, Q * D * sizeof(float)));
     CUDA_CHECK(cudaMalloc((void **)&f->d_q, Q * D * sizeof(sc_half)));
     CUDA_CHECK(cudaMalloc((void **)&f->d_qscope, Q * sizeof(uint64_t)));
     CUDA_CHECK(cudaMalloc((void **)&f->d_scores, Q * f->tile * sizeof(float)));
     CUDA_CHECK(cudaMalloc((void **)&f->d_res_s, res * sizeof(float)));
     CUDA_CHECK(cudaMalloc((void **)&f->d_res_i, res * sizeof(int64_t)));
-    CUDA_CHECK(cudaMallocHost((void **)&f->h_q, Q * D * sizeof(sc_half)));
+    CUDA_CHECK(cudaMallocHost((void **)&f->h_q, Q * D * sizeof(float)));
     CUDA_CHECK(cudaMallocHost((void **)&f->h_qscope, Q * sizeof(uint64_t)));
     CUDA_CHECK(cudaMallocHost((void **)&f->h_res_s, res * sizeof(float)));
     CUDA_CHECK(cudaMallocHost((void **)&f->h_res_i, res * sizeof(int64_t)));
@@ -229,6 +232,7 @@ void sc_gpu_flat_free(sc_gpu_flat_t *f)
         cublasDestroy(f->blas);
     cudaFree(f->d_vecs); /* NULL is a no-op */
     cudaFree(f->d_scope);
+    cudaFree(f->d_qf);
     cudaFree(f->d_q);
     cudaFree(f->d_qscope);
     cudaFree(f->d_scores);
@@ -426,11 +430,11 @@ sc_status_t sc_gpu_flat_search(sc_gpu_flat_t *f, size_t nq, const float *queries
     const size_t ntiles = (f->hi + f->tile - 1) / f->tile;
     for (size_t q0 = 0; q0 < nq; q0 += SC_GPU_FLAT_QBATCH) {
         const size_t nb = nq - q0 < SC_GPU_FLAT_QBATCH ? nq - q0 : SC_GPU_FLAT_QBATCH;
-        for (size_t i = 0; i < nb * D; i++)
-            f->h_q[i] = sc_half_from_float(queries[q0 * D + i]);
+        memcpy(f->h_q, queries + q0 * D, nb * D * sizeof(float));
         memcpy(f->h_qscope, scopes + q0, nb * sizeof(uint64_t));
-        CUDA_CHECK(cudaMemcpyAsync(f->d_q, f->h_q, nb * D * sizeof(sc_half), cudaMemcpyHostToDevice,
+        CUDA_CHECK(cudaMemcpyAsync(f->d_qf, f->h_q, nb * D * sizeof(float), cudaMemcpyHostToDevice,
                                    f->stream));
+        CUDA_CHECK(sc_cast_f16(f->d_qf, f->d_q, nb * D, f->stream));
         CUDA_CHECK(cudaMemcpyAsync(f->d_qscope, f->h_qscope, nb * sizeof(uint64_t),
                                    cudaMemcpyHostToDevice, f->stream));
         for (size_t t = 0; t < ntiles; t++) {

@@ -5,6 +5,7 @@
 #ifndef SC_KERNELS_H
 #define SC_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cuda_runtime_api.h>
@@ -35,6 +36,9 @@ int sc_attention(const sc_half *qkv, const sc_half *qkv_bias, const int32_t *seq
 /* see sc_meanpool_l2_cpu; out fp32 */
 int sc_meanpool_l2(const sc_half *x, const int32_t *seq_off, int n_seqs, int dim, float *out,
                    cudaStream_t stream);
+
+/* out[i] = sc_half_from_float(in[i]) (kernels/half.h), bit for bit; device pointers. */
+int sc_cast_f16(const float *in, sc_half *out, size_t n, cudaStream_t stream);
 
 #define SC_TOPK_MAX 32 /* the largest k of sc_topk_ip (its per-thread lists live in registers) */
 

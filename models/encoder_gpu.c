@@ -26,6 +26,8 @@
 #define SC_GPU_MAX_SEQS 65535 /* bounds the pinned and device buffers; well above any batch */
 /* device allocations: 5 embedding tensors + 12 per layer + 10 activation/index buffers */
 #define SC_GPU_MAX_ALLOCS (5 + 12 * SC_MINILM_MAX_LAYERS + 10)
+#define GPU_PROF_STAGES 11
+#define GPU_PROF_EVENTS (3 + 8 * SC_MINILM_MAX_LAYERS)
 
 typedef struct {
     sc_half *qkv_w, *qkv_b, *o_w, *o_b, *ff1_w, *ff1_b, *ff2_w, *ff2_b; /* fp16 */
@@ -61,7 +63,24 @@ struct sc_encoder_gpu {
 
     void *dev[SC_GPU_MAX_ALLOCS]; /* every cudaMalloc above, freed in sc_encoder_gpu_free */
     int n_dev;
+
+    /* SCRIMP_GPU_PROFILE=1: device time per stage (events around each launch), summed over the
+     * forwards and printed to stderr by sc_encoder_gpu_free; off by default (events cost a
+     * little) */
+    int profile;
+    cudaEvent_t ev[GPU_PROF_EVENTS];
+    double prof_ms[GPU_PROF_STAGES];
+    long prof_forwards;
 };
+
+/* ---- the optional per-stage profile ---- */
+
+static const char *const gpu_prof_names[GPU_PROF_STAGES] = {
+    "upload", "embed+ln", "qkv gemm", "attention", "o gemm", "bias+res+ln1", "ff1 gemm",
+    "bias+gelu", "ff2 gemm", "bias+res+ln2", "pool+download"};
+
+/* Record the event that ends a stage of kind `stage` (each event follows the one before). */
+#define PROF_MARK(stage)                                                                               do {                                                                                                   if (e->profile && n_ev < GPU_PROF_EVENTS) {                                                            ev_stage[n_ev] = (stage);                                                                          CUDA_CHECK(cudaEventRecord(e->ev[n_ev++], st_));                                               }                                                                                              } while (0)
 
 /* ---- error reporting: file and line, as llm.c's cudaCheck, but into errbuf, never exit ---- */
 
@@ -226,6 +245,10 @@ sc_status_t sc_encoder_gpu_new(const sc_minilm_t *m, int max_seqs, int max_len,
 
     CUDA_CHECK(cudaSetDevice(0));
     CUDA_CHECK(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking));
+    const char *prof = getenv("SCRIMP_GPU_PROFILE");
+    e->profile = prof && prof[0] == '1';
+    for (int i = 0; e->profile && i < GPU_PROF_EVENTS; i++)
+        CUDA_CHECK(cudaEventCreate(&e->ev[i]));
     CUBLAS_CHECK(cublasCreate(&e->blas));
     CUBLAS_CHECK(cublasSetStream(e->blas, e->stream));
     /* default math: fp16 GEMMs run on tensor cores; the compute type (fp32) is given per call */
@@ -288,6 +311,18 @@ void sc_encoder_gpu_free(sc_encoder_gpu_t *e)
         return;
     if (e->stream)
         cudaStreamSynchronize(e->stream); /* nothing may still be reading what we free */
+    if (e->profile && e->prof_forwards > 0) {
+        double total = 0;
+        for (int i = 0; i < GPU_PROF_STAGES; i++)
+            total += e->prof_ms[i];
+        for (int i = 0; i < GPU_PROF_STAGES; i++)
+            fprintf(stderr, "encoder_gpu profile: %-14s %9.4f ms per forward  %5.1f%%  (%ld forwards)\n",
+                    gpu_prof_names[i], e->prof_ms[i] / (double)e->prof_forwards,
+                    total > 0 ? 100.0 * e->prof_ms[i] / total : 0.0, e->prof_forwards);
+    }
+    for (int i = 0; e->profile && i < GPU_PROF_EVENTS; i++)
+        if (e->ev[i])
+            cudaEventDestroy(e->ev[i]);
     if (e->blas)
         cublasDestroy(e->blas);
     for (int i = 0; i < e->n_dev; i++)
@@ -354,6 +389,8 @@ sc_status_t sc_encoder_gpu_forward(sc_encoder_gpu_t *e, const int32_t *ids, cons
     const int T = e->h_off[n], S = (int)n;
     const int H = e->hidden, F = e->ffn;
     cudaStream_t st_ = e->stream;
+    int ev_stage[GPU_PROF_EVENTS], n_ev = 0;
+    PROF_MARK(-1); /* the start */
 
     CUDA_CHECK(cudaMemcpyAsync(e->d_ids, e->h_ids, (size_t)T * sizeof(int32_t),
                                cudaMemcpyHostToDevice, st_));
@@ -361,32 +398,49 @@ sc_status_t sc_encoder_gpu_forward(sc_encoder_gpu_t *e, const int32_t *ids, cons
                                cudaMemcpyHostToDevice, st_));
     CUDA_CHECK(cudaMemcpyAsync(e->d_off, e->h_off, ((size_t)S + 1) * sizeof(int32_t),
                                cudaMemcpyHostToDevice, st_));
+    PROF_MARK(0);
 
     /* ---- embeddings ---- */
     CUDA_CHECK(sc_embed_layernorm(e->d_ids, e->d_pos, T, e->word, e->pos_emb, e->type_emb, e->emb_g,
                                   e->emb_b, H, e->eps, e->x, st_));
+    PROF_MARK(1);
 
     /* ---- layers ---- */
     for (int l = 0; l < e->layers; l++) {
         const gpu_layer_t *w = &e->layer[l];
         CUBLAS_CHECK(gpu_linear(e->blas, e->x, w->qkv_w, e->qkv, T, H, 3 * H));
+        PROF_MARK(2);
         CUDA_CHECK(sc_attention(e->qkv, w->qkv_b, e->d_off, S, max_len, e->heads, SC_GPU_HEAD_DIM,
                                 e->ctx, st_));
+        PROF_MARK(3);
         CUBLAS_CHECK(gpu_linear(e->blas, e->ctx, w->o_w, e->tmp, T, H, H));
+        PROF_MARK(4);
         CUDA_CHECK(sc_bias_residual_layernorm(e->tmp, w->o_b, e->x, w->ln1_g, w->ln1_b, T, H,
                                               e->eps, e->x, st_));
+        PROF_MARK(5);
         CUBLAS_CHECK(gpu_linear(e->blas, e->x, w->ff1_w, e->h, T, H, F));
+        PROF_MARK(6);
         CUDA_CHECK(sc_bias_gelu(e->h, w->ff1_b, T, F, st_));
+        PROF_MARK(7);
         CUBLAS_CHECK(gpu_linear(e->blas, e->h, w->ff2_w, e->tmp, T, F, H));
+        PROF_MARK(8);
         CUDA_CHECK(sc_bias_residual_layernorm(e->tmp, w->ff2_b, e->x, w->ln2_g, w->ln2_b, T, H,
                                               e->eps, e->x, st_));
+        PROF_MARK(9);
     }
 
     /* ---- pooling, back to the host ---- */
     CUDA_CHECK(sc_meanpool_l2(e->x, e->d_off, S, H, e->d_out, st_));
     CUDA_CHECK(cudaMemcpyAsync(e->h_out, e->d_out, (size_t)S * (size_t)H * sizeof(float),
                                cudaMemcpyDeviceToHost, st_));
+    PROF_MARK(10);
     CUDA_CHECK(cudaStreamSynchronize(st_)); /* asynchronous kernel faults surface here */
+    for (int i = 1; i < n_ev; i++) {
+        float ms = 0.f;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e->ev[i - 1], e->ev[i]));
+        e->prof_ms[ev_stage[i]] += ms;
+    }
+    e->prof_forwards += n_ev > 0;
     memcpy(out, e->h_out, (size_t)S * (size_t)H * sizeof(float));
 out:
     if (st != SC_OK && e && e->stream)

@@ -284,6 +284,68 @@ static void test_meanpool_l2(const int *lens, int n_seqs, int dim)
     free(off), free(xh), free(xf), free(ref), free(got);
 }
 
+/* Bit-exact against the host conversion: random bit patterns (every exponent, subnormals, infinities
+ * and NaNs among them), values near the half range's edges, and exact halfway cases. NaNs compare
+ * as "both NaN" (payloads may differ). */
+static void test_cast_f16(size_t n)
+{
+    float *in = malloc(n * sizeof *in);
+    uint16_t *got = malloc(n * sizeof *got);
+    if (!in || !got)
+        exit(1);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits = rng_u32();
+        switch (i % 4) {
+        case 0: /* any float */
+            break;
+        case 1: /* exponents around the half range: 2^-26 .. 2^17 */
+            bits = (bits & 0x807fffffu) | ((uint32_t)(101 + rng_u32() % 44) << 23);
+            break;
+        case 2: /* a half value plus exactly half an ulp (the tie), or a bit either side */
+            bits = (bits & 0x8ffff000u) | 0x1000u | (rng_u32() % 3 == 0 ? 1u : 0u);
+            bits = (bits & 0x807fffffu) | ((uint32_t)(103 + rng_u32() % 40) << 23);
+            break;
+        default: /* ordinary unit-vector coordinates */
+            in[i] = rng_uniform(-0.2f, 0.2f);
+            continue;
+        }
+        memcpy(&in[i], &bits, sizeof bits);
+    }
+    float *d_in;
+    sc_half *d_out;
+    CK(cudaMalloc((void **)&d_in, n * sizeof *in));
+    CK(cudaMalloc((void **)&d_out, n * sizeof *got));
+    CK(cudaMemcpy(d_in, in, n * sizeof *in, cudaMemcpyHostToDevice));
+    CK(cudaMemset(d_out, 0xff, n * sizeof *got)); /* poison: every element must be written */
+    CK(sc_cast_f16(d_in, d_out, n, 0));
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(got, d_out, n * sizeof *got, cudaMemcpyDeviceToHost));
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t want = sc_half_from_float(in[i]);
+        const int nan_w = (want & 0x7c00u) == 0x7c00u && (want & 0x3ffu);
+        const int nan_g = (got[i] & 0x7c00u) == 0x7c00u && (got[i] & 0x3ffu);
+        if (nan_w ? !nan_g : got[i] != want) {
+            if (!bad)
+                first = i;
+            bad++;
+        }
+    }
+    printf("%-44s n=%-8zu mismatches=%-8zu %s\n", "cast_f16 (bit-exact vs host)", n, bad,
+           bad ? "FAIL" : "pass");
+    if (bad) {
+        uint32_t b;
+        memcpy(&b, &in[first], sizeof b);
+        printf("    first at %zu: in 0x%08x gpu 0x%04x host 0x%04x\n", first, b, got[first],
+               sc_half_from_float(in[first]));
+        failures++;
+    }
+    CK(cudaFree(d_in));
+    CK(cudaFree(d_out));
+    free(in);
+    free(got);
+}
+
 int main(void)
 {
     char err[512] = "";
@@ -315,6 +377,8 @@ int main(void)
 
     test_meanpool_l2(mixed, 6, 384);
     test_meanpool_l2(shorts, 8, 384);
+
+    test_cast_f16(1000003);
 
     printf("test_kernels_gpu: %s\n", failures ? "FAIL" : "all pass");
     return failures ? 1 : 0;
