@@ -40,6 +40,20 @@
 #ifndef SC_GUARD_STRICT_MAX_EXTRA
 #define SC_GUARD_STRICT_MAX_EXTRA 2
 #endif
+/* … or when the two texts are the same words in the same order but for one span on each side, at
+ * most this many words long and holding a content word on both sides: one detail swapped for
+ * another ("a red light" / "an amber light", "in prod-eu" / "in prod-us", "the user service" /
+ * "the payments gateway", "Enable …" / "Disable …"), the look-alike that template-made prompts
+ * produce and that neither the set distance nor the one-sided count sees. 0: off. The span was set
+ * by what a detail is, not on MSRP, which it does not move (cache-quality.md). */
+#ifndef SC_GUARD_SWAP_SPAN
+#define SC_GUARD_SWAP_SPAN 2
+#endif
+/* 1: the parts of a hyphenated compound are content words even when they are function words on
+ * their own ("prod-us", "opt-in" / "opt-out", "sign-up"); 0: as on their own. */
+#ifndef SC_GUARD_COMPOUND_PARTS
+#define SC_GUARD_COMPOUND_PARTS 1
+#endif
 
 /* ---- word lists ---- */
 
@@ -258,7 +272,13 @@ typedef struct {
     uint64_t name_v[SC_GUARD_MAX_ITEMS], uname_v[SC_GUARD_MAX_ITEMS];
     uint64_t plain_v[SC_GUARD_MAX_WORDS], content_v[SC_GUARD_MAX_WORDS];
     bag_t num, quo, id, name, uname, plain, content;
+    /* the words in text order (stemmed when content words; numbers and identifiers left out, the
+     * hard guards compare those) and which of them are content words: for the swap rule */
+    uint64_t seq_v[SC_GUARD_MAX_WORDS];
+    unsigned char seq_content[SC_GUARD_MAX_WORDS];
+    int seq_n, seq_overflow;
     int neg;
+    int compound; /* inside a hyphenated compound (SC_GUARD_COMPOUND_PARTS) */
     /* a spelled or scaled number being assembled ("two hundred", "2.5 million") */
     int pend_active, pend_modified, pend_neg;
     double pend_value;
@@ -623,10 +643,22 @@ static void plain_word(feat_t *f, const char *s, size_t n, int start)
     }
     if (!is_name)
         bag_add(&f->plain, tagged(h, 'n'));
-    if (!stop && fit && ao >= 2)
-        bag_add(&f->content, stem_hash(ascii));
-    else if (!stop && !fit)
+    int content = 0;
+    uint64_t sh = h;
+    if ((!stop || (SC_GUARD_COMPOUND_PARTS && f->compound)) && fit && ao >= 2) {
+        sh = stem_hash(ascii);
+        bag_add(&f->content, sh);
+        content = 1;
+    } else if (!stop && !fit) {
         bag_add(&f->content, h);
+        content = 1;
+    }
+    if (f->seq_n < SC_GUARD_MAX_WORDS) {
+        f->seq_v[f->seq_n] = sh;
+        f->seq_content[f->seq_n++] = (unsigned char)content;
+    } else {
+        f->seq_overflow = 1;
+    }
 }
 
 static void ident(feat_t *f, const char *s, size_t n)
@@ -690,12 +722,14 @@ static void sub_word(feat_t *f, const char *s, size_t n, int start, int neg)
     }
     if (has_hyph) { /* well-known, Jean-Luc: each part is a word */
         size_t a = 0;
+        f->compound = 1;
         for (size_t k = 0; k <= n; k++)
             if (k == n || s[k] == '-') {
                 if (k > a)
                     plain_word(f, s + a, k - a, start && a == 0);
                 a = k + 1;
             }
+        f->compound = 0;
         return;
     }
     plain_word(f, s, n, start);
@@ -1164,6 +1198,29 @@ static double jaccard_dist(const bag_t *a, const bag_t *b, int *extra)
     return uni == 0 ? 0.0 : 1.0 - (double)inter / uni;
 }
 
+/* Are the two word sequences the same but for one span on each side (after the longest common
+ * prefix and suffix), both spans holding a content word and neither longer than SC_GUARD_SWAP_SPAN
+ * words? A pure insertion or deletion (one span empty) is left to the extra-words rule. */
+static int one_detail_swapped(const feat_t *a, const feat_t *b)
+{
+    if (SC_GUARD_SWAP_SPAN <= 0 || a->seq_overflow || b->seq_overflow)
+        return 0;
+    int na = a->seq_n, nb = b->seq_n, p = 0, q = 0;
+    while (p < na && p < nb && a->seq_v[p] == b->seq_v[p])
+        p++;
+    while (q < na - p && q < nb - p && a->seq_v[na - 1 - q] == b->seq_v[nb - 1 - q])
+        q++;
+    int la = na - p - q, lb = nb - p - q;
+    if (la <= 0 || lb <= 0 || la > SC_GUARD_SWAP_SPAN || lb > SC_GUARD_SWAP_SPAN)
+        return 0;
+    int ca = 0, cb = 0;
+    for (int i = p; i < na - q; i++)
+        ca |= a->seq_content[i];
+    for (int i = p; i < nb - q; i++)
+        cb |= b->seq_content[i];
+    return ca && cb;
+}
+
 sc_guard_reason_t sc_guard_check(const char *query, size_t qlen, const char *cached, size_t clen,
                                  double sim, double threshold, double strict_band)
 {
@@ -1191,7 +1248,7 @@ sc_guard_reason_t sc_guard_check(const char *query, size_t qlen, const char *cac
         int extra = 0;
         double d = jaccard_dist(&fa.content, &fb.content, &extra);
         if (fa.content.overflow || fb.content.overflow || d > SC_GUARD_STRICT_MAX_DIST ||
-            extra > SC_GUARD_STRICT_MAX_EXTRA)
+            extra > SC_GUARD_STRICT_MAX_EXTRA || one_detail_swapped(&fa, &fb))
             return SC_GUARD_STRICT;
     }
     return SC_GUARD_OK;

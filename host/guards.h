@@ -14,7 +14,8 @@ typedef enum {
     SC_GUARD_IDENTIFIER, /* emails, URLs, ids (order-7731, ABC-123, hex, paths) differ */
     SC_GUARD_NEGATION,   /* one says not / never / no / without / n't and the other does not */
     SC_GUARD_NAME,       /* capitalised names differ (Alice vs Bob, Paris vs Lyon) */
-    SC_GUARD_STRICT,     /* in the strict band: the content words differ too much */
+    SC_GUARD_STRICT,     /* in the strict band: the content words differ too much, or one detail
+                            is swapped for another (red / amber light, prod-eu / prod-us) */
     SC_GUARD_COUNT       /* number of reasons, for counters */
 } sc_guard_reason_t;
 
