@@ -1,6 +1,7 @@
 /* bench_cache.c - the semantic cache at 10k, 100k and 1M entries in one scope: lookups/s and
  * latency (single, two threads, batched), recall@1 of HNSW and IVF against flat, bulk and durable
- * insert throughput, and restart (reopen + index rebuild) time. Writes bench/results/cache.md. */
+ * insert throughput, and restart time: reopen with the index rebuilt from the store, and reopen
+ * with the saved HNSW/IVF index (index.scx). Writes bench/results/cache.md. */
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@
 #define BENCH_ROW_MAX 512
 #define BENCH_CMD_MAX 1024
 #define BENCH_RESP_LEN 160
+#define BENCH_MAX_EF 8
 
 static uint64_t rng_s = 0x243f6a8885a308d3ull;
 
@@ -127,9 +129,17 @@ static void die(const char *what, sc_status_t st)
     exit(1);
 }
 
+static int hnsw_m = 32, hnsw_efc = 80;
+static int hnsw_efs[BENCH_MAX_EF] = {64};
+static size_t n_efs = 1;
+
 static void bench_opts(sc_cache_opts_t *o, const char *dir, const char *index, int gpu)
 {
     sc_cache_opts_default(o);
+    o->hnsw_m = hnsw_m;
+    o->hnsw_ef_construction = hnsw_efc;
+    o->hnsw_ef_search = hnsw_efs[0];
+    o->checkpoint_s = 0; /* saved at close only: no save while measuring */
     o->path = dir;
     o->dim = BENCH_DIM;
     o->max_bytes = (size_t)64 << 30;
@@ -318,6 +328,8 @@ static char rows[BENCH_MAX_ROWS][BENCH_ROW_MAX];
 static int nrows;
 static char ins_rows[BENCH_MAX_ROWS][BENCH_ROW_MAX];
 static int nins;
+static char save_rows[BENCH_MAX_ROWS][BENCH_ROW_MAX];
+static int nsave;
 
 static void row(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void row(const char *fmt, ...)
@@ -340,7 +352,24 @@ static void rm_store(const char *dir)
     unlink(p);
     snprintf(p, sizeof(p), "%s/lock.mdb", dir);
     unlink(p);
+    snprintf(p, sizeof(p), "%s/index.scx", dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/index.scx.tmp", dir);
+    unlink(p);
     rmdir(dir);
+}
+
+static long long file_mib(const char *dir, const char *name)
+{
+    char p[600];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *f = fopen(p, "rb");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long long mb = ftell(f) >> 20;
+    fclose(f);
+    return mb;
 }
 
 /* ---- the results file, rewritten after every row (a long run leaves what it measured) ---- */
@@ -418,21 +447,40 @@ static int write_md(void)
                "(the cache-hit case). Guards off, threshold below every score, so each lookup "
                "returns its top-1 entry: recall@1 is agreement with flat on those queries; "
                "\"far recall\" is the same on %d uniform random queries that are near no entry "
-               "(cache misses, where the top-1 never answers). HNSW: M=32, efConstruction=80, "
-               "efSearch=64; IVF: nlist=min(1024, n/39), nprobe=16. Restart = sc_cache_open "
-               "(LMDB open + reading every entry + building the index); \"rebuild ms\" is the "
-               "part the cache reports. Single lookups: one thread, each an exact-layer probe in "
+               "(cache misses, where the top-1 never answers). HNSW: M=%d, efConstruction=%d, "
+               "efSearch as in the index column; the graph is FAISS's, searched by "
+               "host/faiss_c_compat.cpp's loop (a half-precision copy of the vectors, prefetched, "
+               "the best 2k scored again in float). IVF: nlist=min(1024, n/39), nprobe=16. "
+               "Restart = "
+               "sc_cache_open: LMDB open + reading every entry + the index, *built* from the "
+               "store (no saved index) or loaded from the *saved index* (index.scx, written at "
+               "the previous close); \"rebuild ms\" is the index part the cache reports (for "
+               "a saved index: reading and checking it). Single lookups: one thread, each an "
+               "exact-layer probe in "
                "LMDB, a search of the scope's partition and a record read; time-bounded at %d s "
                "(n = lookups measured). 2 threads: two threads of single lookups. Batch: %d "
                "queries per sc_cache_lookup call.\n\n",
             BENCH_DIM, BENCH_CLUSTER_SIZE, BENCH_CLUSTER_NOISE, BENCH_QUERIES, BENCH_QUERY_COS,
-            BENCH_QUERIES, BENCH_BUDGET_US / 1000000, BENCH_BATCH);
+            BENCH_QUERIES, hnsw_m, hnsw_efc, BENCH_BUDGET_US / 1000000, BENCH_BATCH);
     fprintf(f, "| data | entries | index | restart ms | rebuild ms | single lookups/s | p50 ms | "
                "p99 ms | lookups/s, 2 threads | recall@1 | far recall@1 | batch-%d lookups/s |\n",
             BENCH_BATCH);
     fprintf(f, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < nrows; i++)
         fprintf(f, "%s\n", rows[i]);
+    if (nsave) {
+        fprintf(f, "\n## Restart with the saved index\n\nThe first open of an HNSW/IVF store "
+                   "builds the index from the store; the close saves it (index.scx next to "
+                   "data.mdb, stamped with the store's identity and index generation); the next "
+                   "open loads it when the stamp matches. \"top-1 as before\": the %d recall "
+                   "queries answered by the reloaded index, against the same queries before the "
+                   "close (same efSearch).\n\n", BENCH_QUERIES);
+        fprintf(f, "| data | entries | index | restart ms, index built | close ms (saves) | "
+                   "index.scx MiB | restart ms, saved index | of which index ms | "
+                   "top-1 as before |\n|---|---:|---|---:|---:|---:|---:|---:|---:|\n");
+        for (int i = 0; i < nsave; i++)
+            fprintf(f, "%s\n", save_rows[i]);
+    }
     fprintf(f, "\n## Inserts\n\nDurable single inserts (one LMDB commit with fsync each): "
                "**%.0f/s**.\n\n", dur);
     fprintf(f, "| data | entries | bulk load entries/s (sc_cache_insert_many, %d per commit) | "
@@ -443,7 +491,8 @@ static int write_md(void)
     return 0;
 }
 
-static size_t hnsw_max = 100000; /* HNSW rows up to this size (its 1M build takes long here) */
+static size_t hnsw_max = 100000; /* HNSW rows up to this size (its 1M build takes long) */
+static int kind_on[4] = {1, 1, 1, 1};   /* flat (always: the reference), hnsw, ivf, gpu-flat */
 
 static void run_size(const char *base, size_t n, int clustered, int gpu_ok)
 {
@@ -483,7 +532,12 @@ static void run_size(const char *base, size_t n, int clustered, int gpu_ok)
     printf("bulk load %s %zu: %.0f entries/s, store %lld MiB\n", data, n, ins, mb);
 
     const char *kinds[] = {"flat", "hnsw", "ivf", "gpu-flat"};
+    uint64_t *first = calloc(BENCH_QUERIES, sizeof(uint64_t));
+    if (!first)
+        die("data", SC_ERR_NOMEM);
     for (int k = 0; k < 4; k++) {
+        if (k && !kind_on[k])
+            continue;
         if (k == 1 && n > hnsw_max) {
             row("| %s | %zu | hnsw | not run (--hnsw-max %zu) |  |  |  |  |  |  |  |  |", data, n,
                 hnsw_max);
@@ -493,42 +547,97 @@ static void run_size(const char *base, size_t n, int clustered, int gpu_ok)
             row("| %s | %zu | gpu-flat | not measured here (no GPU) |  |  |  |  |  |  |  |  |", data, n);
             continue;
         }
+        int ann = k == 1 || k == 2;
+        size_t runs = k == 1 ? n_efs : 1;
+        double built_ms = 0, close0_ms = 0;
+        long long scx_mb = -1;
+        if (ann) { /* the first open builds: no saved index of an earlier kind or run */
+            char p[600];
+            snprintf(p, sizeof(p), "%s/index.scx", dir);
+            unlink(p);
+        }
+        for (size_t e = 0; e < runs; e++) {
+            sc_cache_opts_t o;
+            double open_ms;
+            bench_opts(&o, dir, k == 3 ? "flat" : kinds[k], k == 3);
+            o.hnsw_ef_search = hnsw_efs[e];
+            sc_cache_t *c = bench_open(&o, &open_ms);
+            sc_cache_stats_t s;
+            sc_cache_stats(c, &s);
+            bench_lat_t L;
+            double bq = batched(c, qv, BENCH_QUERIES, k == 0 ? want : got);
+            char recall[32] = "(reference)", recall_far[32] = "(reference)";
+            if (k == 0) {
+                batched(c, far, BENCH_QUERIES, want_far);
+            } else {
+                size_t same = 0;
+                for (size_t i = 0; i < BENCH_QUERIES; i++)
+                    same += want[i] == got[i];
+                snprintf(recall, sizeof(recall), "%.3f", (double)same / BENCH_QUERIES);
+                if (e == 0)
+                    memcpy(first, got, BENCH_QUERIES * sizeof(uint64_t));
+                batched(c, far, BENCH_QUERIES, got);
+                same = 0;
+                for (size_t i = 0; i < BENCH_QUERIES; i++)
+                    same += want_far[i] == got[i];
+                snprintf(recall_far, sizeof(recall_far), "%.3f", (double)same / BENCH_QUERIES);
+            }
+            latencies(c, qv, BENCH_QUERIES, &L);
+            char label[64];
+            if (k == 1)
+                snprintf(label, sizeof(label), "hnsw (efSearch %d, %s)", hnsw_efs[e],
+                         s.index_loaded ? "saved index" : "built");
+            else if (k == 2)
+                snprintf(label, sizeof(label), "ivf (%s)", s.index_loaded ? "saved index" : "built");
+            else
+                snprintf(label, sizeof(label), "%s", kinds[k]);
+            row("| %s | %zu | %s | %.0f | %.0f | %.0f (n=%zu) | %.2f | %.2f | %.0f | %s | %s |", data,
+                n, label, open_ms, s.rebuild_ms, L.single_qps, L.single_n, L.p50_ms, L.p99_ms,
+                L.thr2_qps, recall, recall_far);
+            /* batched column is kept apart so the table stays readable */
+            printf("  batch-%d lookups/s: %.0f\n", BENCH_BATCH, bq);
+            if (nrows < BENCH_MAX_ROWS) {
+                char *last = rows[nrows - 1];
+                size_t len = strlen(last);
+                snprintf(last + len, BENCH_ROW_MAX - len, " %.0f |", bq);
+            }
+            int64_t tc = sc_now_us();
+            sc_cache_close(c);
+            if (e == 0) {
+                built_ms = open_ms;
+                close0_ms = (double)(sc_now_us() - tc) / 1000.0;
+                scx_mb = file_mib(dir, "index.scx");
+            }
+            write_md();
+        }
+        if (!ann)
+            continue;
+        /* restart with the saved index, at the first efSearch: the same answers as before */
         sc_cache_opts_t o;
         double open_ms;
-        bench_opts(&o, dir, k == 3 ? "flat" : kinds[k], k == 3);
+        bench_opts(&o, dir, kinds[k], 0);
         sc_cache_t *c = bench_open(&o, &open_ms);
         sc_cache_stats_t s;
         sc_cache_stats(c, &s);
-        bench_lat_t L;
-        double bq = batched(c, qv, BENCH_QUERIES, k == 0 ? want : got);
-        char recall[32] = "(reference)", recall_far[32] = "(reference)";
-        if (k == 0) {
-            batched(c, far, BENCH_QUERIES, want_far);
-        } else {
-            size_t same = 0;
-            for (size_t i = 0; i < BENCH_QUERIES; i++)
-                same += want[i] == got[i];
-            snprintf(recall, sizeof(recall), "%.3f", (double)same / BENCH_QUERIES);
-            batched(c, far, BENCH_QUERIES, got);
-            same = 0;
-            for (size_t i = 0; i < BENCH_QUERIES; i++)
-                same += want_far[i] == got[i];
-            snprintf(recall_far, sizeof(recall_far), "%.3f", (double)same / BENCH_QUERIES);
-        }
-        latencies(c, qv, BENCH_QUERIES, &L);
-        row("| %s | %zu | %s | %.0f | %.0f | %.0f (n=%zu) | %.2f | %.2f | %.0f | %s | %s |", data, n,
-            kinds[k], open_ms, s.rebuild_ms, L.single_qps, L.single_n, L.p50_ms, L.p99_ms,
-            L.thr2_qps, recall, recall_far);
-        /* batched column is kept apart so the table stays readable */
-        printf("  batch-%d lookups/s: %.0f\n", BENCH_BATCH, bq);
-        if (nrows < BENCH_MAX_ROWS) {
-            char *last = rows[nrows - 1];
-            size_t len = strlen(last);
-            snprintf(last + len, BENCH_ROW_MAX - len, " %.0f |", bq);
-        }
+        batched(c, qv, BENCH_QUERIES, got);
+        size_t same = 0;
+        for (size_t i = 0; i < BENCH_QUERIES; i++)
+            same += first[i] == got[i];
         sc_cache_close(c);
+        char label[64];
+        if (k == 1)
+            snprintf(label, sizeof(label), "hnsw (efSearch %d)", hnsw_efs[0]);
+        else
+            snprintf(label, sizeof(label), "ivf");
+        if (nsave < BENCH_MAX_ROWS)
+            snprintf(save_rows[nsave++], BENCH_ROW_MAX,
+                     "| %s | %zu | %s | %.0f | %.0f | %lld | %.0f%s | %.0f | %zu/%d |", data, n,
+                     label, built_ms, close0_ms, scx_mb, open_ms,
+                     s.index_loaded ? "" : " (not loaded!)", s.rebuild_ms, same, BENCH_QUERIES);
+        printf("%s\n", save_rows[nsave - 1]);
         write_md();
     }
+    free(first);
     rm_store(dir);
     free(qv);
     free(far);
@@ -541,7 +650,8 @@ int main(int argc, char **argv)
 {
     size_t sizes[BENCH_MAX_SIZES] = {10000, 100000, 1000000};
     size_t nsizes = 3;
-    size_t clustered_max = 100000; /* the clustered set at sizes up to this */
+    size_t clustered_max = 100000;     /* the clustered set at sizes up to this */
+    size_t uniform_max = (size_t)-1;   /* the uniform set at sizes up to this */
     const char *base = "/tmp/scrimp-bench-cache";
     md.out = "bench/results/cache.md";
     for (int i = 0; i < argc; i++) {
@@ -558,15 +668,48 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(argv[i], "--clustered-max") && i + 1 < argc) {
             clustered_max = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--uniform-max") && i + 1 < argc) {
+            uniform_max = strtoull(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--hnsw-max") && i + 1 < argc) {
             hnsw_max = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--hnsw-m") && i + 1 < argc) {
+            hnsw_m = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--hnsw-efc") && i + 1 < argc) {
+            hnsw_efc = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--hnsw-ef") && i + 1 < argc) {
+            n_efs = 0;
+            for (char *p = argv[++i]; *p && n_efs < BENCH_MAX_EF;) {
+                char *end;
+                hnsw_efs[n_efs++] = (int)strtol(p, &end, 10);
+                p = *end ? end + 1 : end;
+            }
+        } else if (!strcmp(argv[i], "--kinds") && i + 1 < argc) {
+            const char *names[] = {"flat", "hnsw", "ivf", "gpu-flat"};
+            char *list = argv[++i];
+            for (int k = 1; k < 4; k++) {
+                const char *at = strstr(list, names[k]);
+                size_t len = strlen(names[k]);
+                kind_on[k] = 0;
+                while (at) { /* a whole item of the comma list */
+                    if ((at == list || at[-1] == ',') && (at[len] == ',' || at[len] == '\0')) {
+                        kind_on[k] = 1;
+                        break;
+                    }
+                    at = strstr(at + 1, names[k]);
+                }
+            }
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             md.out = argv[++i];
         } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
             base = argv[++i];
         } else {
-            fprintf(stderr, "usage: bench_cache [--sizes 10000,100000,1000000] "
-                            "[--clustered-max N] [--hnsw-max N] [--out FILE] [--dir DIR]\n");
+            fprintf(stderr,
+                    "usage: bench_cache [--sizes 10000,100000,1000000] [--uniform-max N] "
+                    "[--clustered-max N] [--kinds flat,hnsw,ivf,gpu-flat] [--hnsw-max N]\n"
+                    "                   [--hnsw-m M] [--hnsw-efc EF] [--hnsw-ef EF1,EF2,...] "
+                    "[--out FILE] [--dir DIR]\n"
+                    "  flat always runs (the recall reference); --hnsw-ef: one HNSW row per "
+                    "efSearch, the first built, the others from the saved index\n");
             return 2;
         }
     }
@@ -587,7 +730,8 @@ int main(int argc, char **argv)
     rm_store(dur_dir);
     printf("durable single inserts: %.0f/s\n", md.durable_per_s);
     for (size_t i = 0; i < nsizes; i++) {
-        run_size(base, sizes[i], 0, gpu_ok);
+        if (sizes[i] <= uniform_max)
+            run_size(base, sizes[i], 0, gpu_ok);
         if (sizes[i] <= clustered_max)
             run_size(base, sizes[i], 1, gpu_ok);
     }

@@ -127,7 +127,8 @@ run_cfg() { # run_cfg NAME: fresh broker, simulator and serve; the workload; res
   start=$SECONDS; mport=""
   while [ $((SECONDS - start)) -lt $READY_WAIT_S ]; do
     kill -0 "$spid" 2>/dev/null || { echo "bench_e2e: serve ($name) exited:" >&2; tail -20 "$WORK/serve_$name.log" >&2; exit 1; }
-    [ -z "$mport" ] && mport=$(sed -n 's/.*event=metrics.start .*port=\([0-9]*\).*/\1/p' "$WORK/serve_$name.log" | head -1)
+    # (the log may not exist yet: serve opens it in the background)
+    [ -z "$mport" ] && mport=$(sed -n 's/.*event=metrics.start .*port=\([0-9]*\).*/\1/p' "$WORK/serve_$name.log" 2>/dev/null | head -1 || true)
     [ -n "$mport" ] && curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null 2>&1 && break
     sleep 0.2
   done

@@ -3,7 +3,10 @@
 
 usage: show_cache_hits.py REQUESTS.jsonl RESULTS.jsonl
 
-For each hit (source cache-semantic, cache-exact or coalesced) the producer is the request of the
+Lists the reworded questions that were answered without a call of their own: semantic cache hits,
+and coalesced requests (near-identical misses of one micro-batch sharing one call) whose wording
+differs from the request that was sent. For each hit (source cache-semantic, cache-exact or
+coalesced) the producer is the request of the
 same tenant answered by the LLM with the same answer text (the simulator's answer is a function of
 the model and the prompt, so equal text means the same cached answer). A hit with no producer in
 its own tenant is counted as an answer from another tenant. Exit status 1 when there is one."""
@@ -41,8 +44,8 @@ def main():
     hits = [r for r in results
             if r.get("status") == "ok" and r.get("source") in ("cache-semantic", "cache-exact", "coalesced")]
     counts = {}
-    foreign = 0
-    print("Semantic cache hits (the question asked, the cached question it matched, cosine):")
+    foreign = reworded = 0
+    print("Reworded questions answered without their own call (asked, matched, how):")
     for r in hits:
         counts[r["source"]] = counts.get(r["source"], 0) + 1
         prod = producers.get((r["tenant"], r.get("text")))
@@ -50,11 +53,16 @@ def main():
             foreign += 1
             print(f"  ANSWER FROM ANOTHER TENANT: {r['id']} ({r['tenant']})")
             continue
-        if r["source"] == "cache-semantic":
-            asked = last_user_turn(reqs.get(r["id"], {}))
-            matched = last_user_turn(reqs.get(prod, {}))
-            print(f"  [{r['tenant']}] {asked!r}\n      matched {matched!r} (cosine {r.get('similarity', 0):.3f})")
-    if not counts.get("cache-semantic"):
+        asked = last_user_turn(reqs.get(r["id"], {}))
+        matched = last_user_turn(reqs.get(prod, {}))
+        # semantic hits, and coalesced requests whose wording differs from the one that was sent
+        if r["source"] == "cache-semantic" or (r["source"] == "coalesced" and asked != matched):
+            reworded += 1
+            how = "cache" if r["source"] == "cache-semantic" else "shared call"
+            sim = r.get("similarity")
+            cos = f", cosine {sim:.3f}" if isinstance(sim, (int, float)) else ""
+            print(f"  [{r['tenant']}] {asked!r}\n      matched {matched!r} ({how}{cos})")
+    if not reworded:
         print("  (none)")
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
     print(f"Cache hits: {summary}; answers from another tenant: {foreign}")

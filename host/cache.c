@@ -1,17 +1,23 @@
 /* cache.c - the semantic cache: scope hashing, text normalisation, the LMDB store (entries, exact
- * keys, LRU order), the per-scope FAISS partitions rebuilt from the store at open, lookups (exact,
- * then semantic inside the query's own partition, then the guards), TTL, LRU eviction, purge. */
+ * keys, LRU order, meta), the per-scope FAISS partitions (saved next to the store and loaded when
+ * their stamp matches it, else rebuilt from the store at open), lookups (exact, then semantic inside
+ * the query's own partition, then the guards), TTL, LRU eviction, purge. */
 #include "host/cache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/Index_c.h>
@@ -19,6 +25,7 @@
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/index_io_c.h>
 #include <lmdb.h>
 #include <omp.h>
 #include <utf8proc.h>
@@ -47,6 +54,15 @@
 #define SC_CACHE_PAR_MIN 16                   /* queries per search before FAISS may use a team */
 #define SC_CACHE_PATH_MAX 4096
 #define SC_CACHE_DESC_MAX 64
+#define SC_CACHE_IX_FILE "index.scx"          /* the saved partitions, next to data.mdb */
+#define SC_CACHE_IX_TMP "index.scx.tmp"       /* written, synced, then renamed over the file */
+#define SC_CACHE_IX_MAGIC 0x49584353u         /* "SCXI" */
+#define SC_CACHE_IX_VERSION 1u
+#define SC_CACHE_IX_DEAD_MAX (1ull << 32)     /* bounds for a partition record */
+#define SC_CACHE_IO_CHUNK (1u << 20)
+#define SC_CACHE_STORE_ID_LEN 16
+#define SC_CACHE_META_STORE_ID "store_id"     /* meta: random, made with the store */
+#define SC_CACHE_META_GEN "index_gen"         /* meta: +1 by every commit that adds or deletes */
 
 /* ---- record layout ----
  * entries: id (uint64, MDB_INTEGERKEY) -> header, tenant\0, model\0, dim floats, text\0, resp\0.
@@ -74,6 +90,30 @@ typedef struct {
     unsigned char b[24];
 } sc_exact_key_t;
 
+/* ---- the saved index (index.scx) ----
+ * header, then per hnsw/ivf partition: sc_ix_part_t, n_dead int64 ids (HNSW: removed ids still in
+ * the graph), the FAISS index (faiss_write_index). Native byte order: the file is this machine's.
+ * It describes the store whose meta holds store_id and index_gen == gen, with these parameters;
+ * payload_hash (XXH3-64 of everything after the header) and header_hash catch a torn or corrupt
+ * file before FAISS reads it. Flat partitions are not saved: they are cheaper to build. */
+typedef struct {
+    uint32_t magic, version;
+    unsigned char store_id[SC_CACHE_STORE_ID_LEN];
+    uint64_t gen;
+    char kind[16];
+    uint32_t dim, hnsw_m, hnsw_ef_construction, ivf_nlist;
+    uint64_t ann_min;
+    uint64_t n_parts;
+    uint64_t payload_len, payload_hash;
+    uint64_t header_hash; /* XXH3-64 of the bytes before it */
+} sc_ix_hdr_t;
+
+typedef struct {
+    uint64_t scope;
+    uint32_t kind, nlist; /* sc_part_kind_t; IVF lists */
+    uint64_t live, n_dead;
+} sc_ix_part_t;
+
 typedef struct {
     uint64_t id, scope;
 } sc_idscope_t;
@@ -91,6 +131,7 @@ typedef struct {
     uint64_t scope;
     FaissIndex *ix;     /* owned */
     sc_part_kind_t kind;
+    int nlist;          /* IVF lists */
     size_t live;        /* vectors that answer (ntotal minus dead) */
     sc_idset_t dead;    /* HNSW only: removed ids still in the graph */
 } sc_part_t;
@@ -116,8 +157,12 @@ struct sc_cache {
     char path[SC_CACHE_PATH_MAX];
     char index_kind[16];
     MDB_env *env;
-    MDB_dbi db_entries, db_exact, db_lru;
+    MDB_dbi db_entries, db_exact, db_lru, db_meta;
     uint64_t next_id;               /* under wmu */
+    unsigned char store_id[SC_CACHE_STORE_ID_LEN];
+    _Atomic uint64_t gen;           /* written under wmu: the index generation the index reflects */
+    int txn_changed;                /* under wmu: the open write transaction adds or deletes */
+    int index_stale;                /* under wmu: the index missed a change: never saved */
 
     pthread_mutex_t wmu;            /* one writer at a time */
     unsigned char *scratch;         /* under wmu: a record being rewritten */
@@ -141,6 +186,17 @@ struct sc_cache {
     _Atomic uint64_t lookups, hits_exact, hits_semantic, misses;
     _Atomic uint64_t refused[SC_GUARD_COUNT];
     double rebuild_ms;
+    int index_loaded;
+
+    pthread_mutex_t smu;            /* one save at a time */
+    uint64_t saved_gen;             /* under smu: the generation index.scx describes */
+    int saved_valid;                /* under smu: saved_gen is set */
+    _Atomic int64_t save_us;        /* the last save's duration */
+    pthread_mutex_t cmu;            /* the checkpoint thread */
+    pthread_cond_t ccv;
+    pthread_t ckpt;
+    int ckpt_running, ckpt_stop;    /* under cmu */
+    int ready;                      /* opened: close saves the index */
 };
 
 /* ---- options ---- */
@@ -156,13 +212,15 @@ void sc_cache_opts_default(sc_cache_opts_t *o)
     o->guards = 1;
     o->index = "flat";
     o->hnsw_m = 32;
-    o->hnsw_ef_search = 64;
+    o->hnsw_ef_search = 96; /* recall@1 ≥ 0.99 at 1M entries (bench/results/cache.md) */
     o->hnsw_ef_construction = 80;
     o->ivf_nlist = 1024;
     o->ivf_nprobe = 16;
     o->ann_min = 20000;
     o->dim = 384;
     o->use_gpu = 1;
+    o->index_save = 1;
+    o->checkpoint_s = 600;
 }
 
 void sc_cache_opts_from_config(const sc_config_t *cfg, sc_cache_opts_t *o)
@@ -182,6 +240,8 @@ void sc_cache_opts_from_config(const sc_config_t *cfg, sc_cache_opts_t *o)
     o->ivf_nlist = (int)sc_config_int(cfg, "cache.ivf_nlist");
     o->ivf_nprobe = (int)sc_config_int(cfg, "cache.ivf_nprobe");
     o->use_gpu = sc_config_bool(cfg, "cache.gpu");
+    o->index_save = sc_config_bool(cfg, "cache.index_save");
+    o->checkpoint_s = (int64_t)sc_config_int(cfg, "cache.checkpoint_s");
 }
 
 /* ---- scope ---- */
@@ -439,6 +499,46 @@ static sc_status_t mdb_status(int rc, const char *what)
     return rc == ENOMEM ? SC_ERR_NOMEM : SC_ERR_IO;
 }
 
+static uint64_t meta_u64(MDB_txn *txn, MDB_dbi db, const char *key)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    uint64_t x = 0;
+    if (!mdb_get(txn, db, &k, &v) && v.mv_size == sizeof(x))
+        memcpy(&x, v.mv_data, sizeof(x));
+    return x;
+}
+
+/* Write transactions (under wmu). One that inserts or deletes an entry (txn_changed) also moves
+ * the store's index generation on, in the same commit: a saved index stamped with an older
+ * generation is then never loaded. Hit updates alone keep the generation. */
+static int wtxn_begin(sc_cache_t *c, MDB_txn **txn)
+{
+    c->txn_changed = 0;
+    return mdb_txn_begin(c->env, NULL, 0, txn);
+}
+
+static int wtxn_commit(sc_cache_t *c, MDB_txn *txn)
+{
+    uint64_t gen = c->gen;
+    if (c->txn_changed) {
+        uint64_t cur = meta_u64(txn, c->db_meta, SC_CACHE_META_GEN);
+        if (cur != c->gen) /* another process changed the store: this index lacks it */
+            c->index_stale = 1;
+        gen = cur + 1;
+        MDB_val k = {strlen(SC_CACHE_META_GEN), SC_CACHE_META_GEN}, v = {sizeof(gen), &gen};
+        int rc = mdb_put(txn, c->db_meta, &k, &v, 0);
+        if (rc) {
+            mdb_txn_abort(txn);
+            return rc;
+        }
+    }
+    c->txn_changed = 0;
+    int rc = mdb_txn_commit(txn);
+    if (!rc)
+        c->gen = gen;
+    return rc;
+}
+
 static sc_status_t idlist_push(sc_idlist_t *l, uint64_t id, uint64_t scope)
 {
     if (l->n == l->cap) {
@@ -610,9 +710,31 @@ static sc_part_kind_t part_kind_for(const sc_cache_t *c, size_t n)
     return SC_PART_FLAT;
 }
 
+/* The search-time settings of a partition's index (and HNSW's efConstruction for later adds). */
+static sc_status_t part_tune(sc_cache_t *c, FaissIndex *ix, sc_part_kind_t kind, int nlist)
+{
+    if (kind == SC_PART_HNSW) {
+        /* efConstruction is an extension of host/faiss_c_compat.cpp; a real libfaiss_c refuses
+         * it and FAISS's default stays */
+        if (faiss_ParameterSpace_set_index_parameter(c->ps, ix, "efConstruction",
+                                                     c->opts.hnsw_ef_construction))
+            sc_debug("cache_faiss", "op=efConstruction result=unsupported");
+        return faiss_status(faiss_ParameterSpace_set_index_parameter(c->ps, ix, "efSearch",
+                                                                     c->opts.hnsw_ef_search),
+                            "efSearch");
+    }
+    if (kind == SC_PART_IVF) {
+        int nprobe = c->opts.ivf_nprobe < nlist ? c->opts.ivf_nprobe : nlist;
+        return faiss_status(faiss_ParameterSpace_set_index_parameter(c->ps, ix, "nprobe", nprobe),
+                            "nprobe");
+    }
+    return SC_OK;
+}
+
 /* A new index of the kind suited to n vectors, holding them. @remark the caller owns *out. */
 static sc_status_t part_build_index(sc_cache_t *c, size_t n, const float *vecs,
-                                    const int64_t *ids, FaissIndex **out, sc_part_kind_t *kind)
+                                    const int64_t *ids, FaissIndex **out, sc_part_kind_t *kind,
+                                    int *nlist_out)
 {
     char desc[SC_CACHE_DESC_MAX];
     FaissIndex *ix = NULL;
@@ -638,28 +760,14 @@ static sc_status_t part_build_index(sc_cache_t *c, size_t n, const float *vecs,
     st = faiss_status(faiss_index_factory(&ix, c->opts.dim, desc, METRIC_INNER_PRODUCT), desc);
     if (st)
         goto out;
-    if (*kind == SC_PART_HNSW) {
-        /* efConstruction is an extension of host/faiss_c_compat.cpp; a real libfaiss_c refuses
-         * it and FAISS's default stays */
-        if (faiss_ParameterSpace_set_index_parameter(c->ps, ix, "efConstruction",
-                                                     c->opts.hnsw_ef_construction))
-            sc_debug("cache_faiss", "op=efConstruction result=unsupported");
-        st = faiss_status(faiss_ParameterSpace_set_index_parameter(c->ps, ix, "efSearch",
-                                                                   c->opts.hnsw_ef_search),
-                          "efSearch");
-        if (st)
-            goto out;
-    }
     if (*kind == SC_PART_IVF) {
         st = faiss_status(faiss_Index_train(ix, (idx_t)n, vecs), "ivf_train");
         if (st)
             goto out;
-        int nprobe = c->opts.ivf_nprobe < nlist ? c->opts.ivf_nprobe : nlist;
-        st = faiss_status(faiss_ParameterSpace_set_index_parameter(c->ps, ix, "nprobe", nprobe),
-                          "nprobe");
-        if (st)
-            goto out;
     }
+    st = part_tune(c, ix, *kind, nlist);
+    if (st)
+        goto out;
     if (n)
         st = faiss_status(faiss_Index_add_with_ids(ix, (idx_t)n, vecs, ids), "add");
 out:
@@ -668,6 +776,7 @@ out:
         ix = NULL;
     }
     *out = ix;
+    *nlist_out = nlist;
     return st;
 }
 
@@ -728,6 +837,7 @@ static sc_status_t part_rebuild(sc_cache_t *c, sc_part_t *p, size_t n, const flo
     size_t m = 0, d = (size_t)c->opts.dim;
     FaissIndex *ix = NULL;
     sc_part_kind_t kind;
+    int nlist = 0;
     sc_status_t st = part_export(c, p, &old, &oldids, &m);
     if (st)
         goto out;
@@ -743,12 +853,13 @@ static sc_status_t part_rebuild(sc_cache_t *c, sc_part_t *p, size_t n, const flo
         memcpy(all + m * d, vecs, n * d * sizeof(float));
         memcpy(allids + m, ids, n * sizeof(int64_t));
     }
-    st = part_build_index(c, m + n, all, allids, &ix, &kind);
+    st = part_build_index(c, m + n, all, allids, &ix, &kind, &nlist);
     if (st)
         goto out;
     faiss_Index_free(p->ix);
     p->ix = ix;
     p->kind = kind;
+    p->nlist = nlist;
     p->live = m + n;
     idset_clear(&p->dead);
 out:
@@ -770,7 +881,7 @@ static sc_status_t part_add(sc_cache_t *c, uint64_t scope, size_t n, const float
         if (!p)
             return SC_ERR_NOMEM;
         p->scope = scope;
-        st = part_build_index(c, n, vecs, ids, &p->ix, &p->kind);
+        st = part_build_index(c, n, vecs, ids, &p->ix, &p->kind, &p->nlist);
         if (!st)
             st = pmap_put(&c->parts, p);
         if (st) {
@@ -801,8 +912,12 @@ static void part_remove(sc_cache_t *c, uint64_t scope, const int64_t *ids, size_
         return;
     if (p->kind == SC_PART_HNSW) { /* HNSW cannot remove: the ids are skipped in this partition */
         for (size_t i = 0; i < n && p->live; i++) {
-            if (idset_has(&p->dead, ids[i]) || idset_add(&p->dead, ids[i]))
+            if (idset_has(&p->dead, ids[i]))
                 continue;
+            if (idset_add(&p->dead, ids[i])) {
+                c->index_stale = 1; /* it may still answer (the store read skips it) */
+                continue;
+            }
             p->live--;
             atomic_fetch_sub(&c->indexed, 1);
         }
@@ -813,11 +928,14 @@ static void part_remove(sc_cache_t *c, uint64_t scope, const int64_t *ids, size_
     } else {
         FaissIDSelectorBatch *sel = NULL;
         size_t removed = 0;
-        if (faiss_status(faiss_IDSelectorBatch_new(&sel, n, ids), "selector"))
+        if (faiss_status(faiss_IDSelectorBatch_new(&sel, n, ids), "selector")) {
+            c->index_stale = 1;
             return;
-        if (!faiss_status(faiss_Index_remove_ids(p->ix, (const FaissIDSelector *)sel, &removed),
-                          "remove") &&
-            removed) {
+        }
+        if (faiss_status(faiss_Index_remove_ids(p->ix, (const FaissIDSelector *)sel, &removed),
+                         "remove")) {
+            c->index_stale = 1;
+        } else if (removed) {
             p->live -= removed;
             atomic_fetch_sub(&c->indexed, removed);
         }
@@ -899,6 +1017,7 @@ static sc_status_t store_del(sc_cache_t *c, MDB_txn *txn, uint64_t id, const sc_
     rc = mdb_del(txn, c->db_entries, &k, NULL);
     if (rc)
         return mdb_status(rc, "del_entry");
+    c->txn_changed = 1;
     *dbytes -= (int64_t)(size + SC_CACHE_KEY_OVERHEAD);
     if (has_vec)
         return idlist_push(&c->removed, id, scope);
@@ -996,7 +1115,7 @@ static sc_status_t evict(sc_cache_t *c)
     MDB_cursor *cur = NULL;
     int64_t dentries = 0, dbytes = 0;
     uint64_t n = 0;
-    sc_status_t st = mdb_status(mdb_txn_begin(c->env, NULL, 0, &txn), "evict_begin");
+    sc_status_t st = mdb_status(wtxn_begin(c, &txn), "evict_begin");
     if (st)
         goto out;
     st = mdb_status(mdb_cursor_open(txn, c->db_lru, &cur), "evict_cursor");
@@ -1029,7 +1148,7 @@ static sc_status_t evict(sc_cache_t *c)
     }
     mdb_cursor_close(cur);
     cur = NULL;
-    st = mdb_status(mdb_txn_commit(txn), "evict_commit");
+    st = mdb_status(wtxn_commit(c, txn), "evict_commit");
     txn = NULL;
     if (st)
         goto out;
@@ -1046,6 +1165,426 @@ out:
         c->removed.n = 0; /* nothing was deleted */
     index_apply_removed(c);
     return st;
+}
+
+/* ---- the saved index (index.scx) ---- */
+
+/* Saving and loading apply to CPU hnsw/ivf partitions only: flat ones (and the GPU index) are
+ * about as fast to build from the store as to read. */
+static int persist_on(const sc_cache_t *c)
+{
+    return c->opts.index_save && !c->opts.store_only && !c->gpu &&
+           (!strcmp(c->index_kind, "hnsw") || !strcmp(c->index_kind, "ivf"));
+}
+
+static void ix_path(const sc_cache_t *c, const char *name, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s", c->path, name);
+}
+
+/* The header this cache writes for generation gen (no counts, no hashes). */
+static void ix_stamp(const sc_cache_t *c, uint64_t gen, sc_ix_hdr_t *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->magic = SC_CACHE_IX_MAGIC;
+    h->version = SC_CACHE_IX_VERSION;
+    memcpy(h->store_id, c->store_id, sizeof(h->store_id));
+    h->gen = gen;
+    sc_strlcpy(h->kind, c->index_kind, sizeof(h->kind));
+    h->dim = (uint32_t)c->opts.dim;
+    h->hnsw_m = (uint32_t)c->opts.hnsw_m;
+    h->hnsw_ef_construction = (uint32_t)c->opts.hnsw_ef_construction;
+    h->ivf_nlist = (uint32_t)c->opts.ivf_nlist;
+    h->ann_min = c->opts.ann_min;
+}
+
+static uint64_t ix_header_hash(const sc_ix_hdr_t *h)
+{
+    return XXH3_64bits(h, offsetof(sc_ix_hdr_t, header_hash));
+}
+
+/* XXH3-64 of the next len bytes of f. -1 when they cannot all be read. */
+static int ix_hash(FILE *f, uint64_t len, uint64_t *out)
+{
+    unsigned char *buf = malloc(SC_CACHE_IO_CHUNK);
+    XXH3_state_t *hs = XXH3_createState();
+    int rc = -1;
+    if (!buf || !hs)
+        goto out;
+    XXH3_64bits_reset(hs);
+    while (len) {
+        size_t want = len < SC_CACHE_IO_CHUNK ? (size_t)len : SC_CACHE_IO_CHUNK;
+        if (fread(buf, 1, want, f) != want)
+            goto out;
+        XXH3_64bits_update(hs, buf, want);
+        len -= want;
+    }
+    *out = XXH3_64bits_digest(hs);
+    rc = 0;
+out:
+    free(buf);
+    if (hs)
+        XXH3_freeState(hs);
+    return rc;
+}
+
+/* Write the hnsw/ivf partitions, stamped with gen, to index.scx: a temporary file, synced, then
+ * renamed over it, so that a crash leaves the old file or the new one. With none, index.scx is
+ * removed. Under ilock (read). */
+static sc_status_t ix_write(sc_cache_t *c, uint64_t gen, uint64_t *bytes, size_t *nparts)
+{
+    char tmp[SC_CACHE_PATH_MAX + 32], fin[SC_CACHE_PATH_MAX + 32], err[256] = "";
+    ix_path(c, SC_CACHE_IX_TMP, tmp, sizeof(tmp));
+    ix_path(c, SC_CACHE_IX_FILE, fin, sizeof(fin));
+    size_t n = 0;
+    for (size_t i = 0; i < c->parts.cap; i++)
+        n += c->parts.slot[i] && c->parts.slot[i]->kind != SC_PART_FLAT;
+    *bytes = 0;
+    *nparts = n;
+    if (!n) {
+        if (unlink(fin) && errno != ENOENT) {
+            sc_warn("cache_index_save", "op=unlink path=%s error=\"%s\"", fin, strerror(errno));
+            return SC_ERR_IO;
+        }
+        return SC_OK;
+    }
+    sc_ix_hdr_t h;
+    ix_stamp(c, gen, &h);
+    h.n_parts = n;
+    const char *op = "open";
+    off_t end = 0;
+    int rc;
+    FILE *f = fopen(tmp, "w+b");
+    if (!f)
+        goto fail;
+    op = "write";
+    if (fwrite(&h, sizeof(h), 1, f) != 1)
+        goto fail;
+    for (size_t i = 0; i < c->parts.cap; i++) {
+        sc_part_t *p = c->parts.slot[i];
+        if (!p || p->kind == SC_PART_FLAT)
+            continue;
+        sc_ix_part_t ph;
+        memset(&ph, 0, sizeof(ph));
+        ph.scope = p->scope;
+        ph.kind = (uint32_t)p->kind;
+        ph.nlist = (uint32_t)p->nlist;
+        ph.live = p->live;
+        ph.n_dead = p->dead.n;
+        if (fwrite(&ph, sizeof(ph), 1, f) != 1)
+            goto fail;
+        for (size_t j = 0; j < p->dead.cap; j++)
+            if (p->dead.slot[j] && fwrite(&p->dead.slot[j], sizeof(int64_t), 1, f) != 1)
+                goto fail;
+        if (faiss_write_index(p->ix, f)) {
+            const char *m = faiss_get_last_error();
+            snprintf(err, sizeof(err), "faiss: %s", m ? m : "unknown");
+            goto fail;
+        }
+    }
+    if (fflush(f) || (end = ftello(f)) < (off_t)sizeof(h))
+        goto fail;
+    h.payload_len = (uint64_t)end - sizeof(h);
+    op = "hash";
+    if (fseeko(f, (off_t)sizeof(h), SEEK_SET) || ix_hash(f, h.payload_len, &h.payload_hash))
+        goto fail;
+    h.header_hash = ix_header_hash(&h);
+    op = "write";
+    if (fseeko(f, 0, SEEK_SET) || fwrite(&h, sizeof(h), 1, f) != 1 || fflush(f))
+        goto fail;
+    op = "fsync";
+    if (fsync(fileno(f)))
+        goto fail;
+    op = "close";
+    rc = fclose(f);
+    f = NULL;
+    if (rc)
+        goto fail;
+    op = "rename";
+    if (rename(tmp, fin))
+        goto fail;
+    int dfd = open(c->path, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) { /* the rename itself, durable */
+        if (fsync(dfd))
+            sc_debug("cache_index_save", "op=fsync_dir error=\"%s\"", strerror(errno));
+        close(dfd);
+    }
+    *bytes = (uint64_t)end;
+    return SC_OK;
+fail:
+    if (!err[0])
+        snprintf(err, sizeof(err), "%s", errno ? strerror(errno) : "short write");
+    sc_warn("cache_index_save", "op=%s path=%s error=\"%s\"", op, tmp, err);
+    if (f)
+        fclose(f);
+    unlink(tmp);
+    return SC_ERR_IO;
+}
+
+/* Save the partitions when the store's generation moved since the last save. The generation is
+ * read under wmu, where no commit is in flight and the index reflects every commit; the index is
+ * then written under ilock (read): lookups go on, a writer commits but waits to index. */
+static sc_status_t index_save(sc_cache_t *c, const char *trigger)
+{
+    if (!persist_on(c))
+        return SC_OK;
+    pthread_mutex_lock(&c->smu);
+    pthread_mutex_lock(&c->wmu);
+    MDB_txn *txn = NULL;
+    if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) {
+        c->index_stale = 1;
+    } else {
+        if (meta_u64(txn, c->db_meta, SC_CACHE_META_GEN) != c->gen)
+            c->index_stale = 1; /* another process changed the store */
+        mdb_txn_abort(txn);
+    }
+    uint64_t gen = c->gen;
+    int stale = c->index_stale;
+    if (stale || (c->saved_valid && c->saved_gen == gen)) {
+        pthread_mutex_unlock(&c->wmu);
+        pthread_mutex_unlock(&c->smu);
+        if (stale)
+            sc_warn("cache_index_save", "trigger=%s result=skipped reason=\"the index missed a "
+                    "change to the store\" note=\"the next open rebuilds\"", trigger);
+        return SC_OK;
+    }
+    pthread_rwlock_rdlock(&c->ilock);
+    pthread_mutex_unlock(&c->wmu);
+    int64_t t0 = sc_now_us();
+    uint64_t bytes = 0;
+    size_t nparts = 0;
+    sc_status_t st = ix_write(c, gen, &bytes, &nparts);
+    pthread_rwlock_unlock(&c->ilock);
+    if (!st) {
+        c->saved_gen = gen;
+        c->saved_valid = 1;
+        int64_t us = sc_now_us() - t0;
+        atomic_store(&c->save_us, us);
+        sc_info("cache_index_save", "trigger=%s gen=%llu partitions=%zu bytes=%llu ms=%.1f",
+                trigger, (unsigned long long)gen, nparts, (unsigned long long)bytes,
+                (double)us / 1000.0);
+    }
+    pthread_mutex_unlock(&c->smu);
+    return st;
+}
+
+/* Read index.scx into parts when its stamp is this store (store_id), generation gen and this
+ * cache's index parameters, and its checksums hold. Returns 1 when loaded; 0 when there is none,
+ * it is stale (logged as info) or it is unreadable (logged as a warning): then parts is empty. */
+static int ix_read(sc_cache_t *c, uint64_t gen, sc_pmap_t *parts)
+{
+    char fin[SC_CACHE_PATH_MAX + 32];
+    ix_path(c, SC_CACHE_IX_FILE, fin, sizeof(fin));
+    FILE *f = fopen(fin, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            sc_info("cache_index_load", "result=none action=rebuild");
+        else
+            sc_warn("cache_index_load", "result=unreadable path=%s error=\"%s\" action=rebuild",
+                    fin, strerror(errno));
+        return 0;
+    }
+    const char *bad = NULL;
+    char faiss_err[200] = "";
+    sc_ix_hdr_t h, want;
+    struct stat sb;
+    if (fstat(fileno(f), &sb)) {
+        bad = "stat failed";
+        goto out;
+    }
+    if (fread(&h, sizeof(h), 1, f) != 1) {
+        bad = "truncated header";
+        goto out;
+    }
+    if (h.magic != SC_CACHE_IX_MAGIC || h.header_hash != ix_header_hash(&h)) {
+        bad = "bad header";
+        goto out;
+    }
+    ix_stamp(c, gen, &want);
+    if (h.version != want.version || memcmp(h.store_id, want.store_id, sizeof(h.store_id)) ||
+        h.gen != want.gen || memcmp(h.kind, want.kind, sizeof(h.kind)) || h.dim != want.dim ||
+        h.hnsw_m != want.hnsw_m || h.hnsw_ef_construction != want.hnsw_ef_construction ||
+        h.ivf_nlist != want.ivf_nlist || h.ann_min != want.ann_min) {
+        sc_info("cache_index_load", "result=stale file_gen=%llu store_gen=%llu same_store=%d "
+                "same_params=%d action=rebuild", (unsigned long long)h.gen,
+                (unsigned long long)gen, !memcmp(h.store_id, want.store_id, sizeof(h.store_id)),
+                !memcmp(h.kind, want.kind, sizeof(h.kind)) && h.dim == want.dim &&
+                    h.hnsw_m == want.hnsw_m &&
+                    h.hnsw_ef_construction == want.hnsw_ef_construction &&
+                    h.ivf_nlist == want.ivf_nlist && h.ann_min == want.ann_min);
+        fclose(f);
+        return 0;
+    }
+    uint64_t hash = 0;
+    if ((uint64_t)sb.st_size != sizeof(h) + h.payload_len) {
+        bad = "size differs from the header's (truncated?)";
+        goto out;
+    }
+    if (ix_hash(f, h.payload_len, &hash) || hash != h.payload_hash) {
+        bad = "payload checksum mismatch";
+        goto out;
+    }
+    if (fseeko(f, (off_t)sizeof(h), SEEK_SET)) {
+        bad = "seek failed";
+        goto out;
+    }
+    for (uint64_t i = 0; i < h.n_parts && !bad; i++) {
+        sc_ix_part_t ph;
+        if (fread(&ph, sizeof(ph), 1, f) != 1 ||
+            (ph.kind != SC_PART_HNSW && ph.kind != SC_PART_IVF) ||
+            ph.n_dead > SC_CACHE_IX_DEAD_MAX || pmap_get(parts, ph.scope)) {
+            bad = "bad partition record";
+            break;
+        }
+        sc_part_t *p = calloc(1, sizeof(*p));
+        if (!p) {
+            bad = "out of memory";
+            break;
+        }
+        p->scope = ph.scope;
+        p->kind = (sc_part_kind_t)ph.kind;
+        p->nlist = (int)ph.nlist;
+        p->live = ph.live;
+        for (uint64_t j = 0; j < ph.n_dead && !bad; j++) {
+            int64_t id;
+            if (fread(&id, sizeof(id), 1, f) != 1 || id <= 0 || idset_add(&p->dead, id))
+                bad = "bad deleted ids";
+        }
+        if (!bad && faiss_read_index(f, 0, &p->ix)) {
+            const char *m = faiss_get_last_error();
+            snprintf(faiss_err, sizeof(faiss_err), "faiss: %s", m ? m : "unknown");
+            bad = faiss_err;
+            p->ix = NULL;
+        }
+        if (!bad && (faiss_Index_d(p->ix) != c->opts.dim || p->dead.n != ph.n_dead ||
+                     faiss_Index_ntotal(p->ix) != (idx_t)(ph.live + ph.n_dead) || !ph.live))
+            bad = "partition sizes differ from its record";
+        if (!bad && part_tune(c, p->ix, p->kind, p->nlist))
+            bad = "cannot set the search parameters";
+        if (!bad && pmap_put(parts, p))
+            bad = "out of memory";
+        if (bad)
+            part_free(p);
+    }
+    if (!bad && ftello(f) != sb.st_size)
+        bad = "trailing bytes";
+out:
+    fclose(f);
+    if (bad) {
+        sc_warn("cache_index_load", "result=corrupt path=%s reason=\"%s\" action=rebuild", fin,
+                bad);
+        pmap_clear(parts);
+        return 0;
+    }
+    return 1;
+}
+
+static int i64_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct {
+    uint64_t scope;
+    uint64_t id;
+    const unsigned char *vec; /* into the read transaction's pages */
+    int expired;              /* at open: stored but past its TTL */
+} sc_row_t;
+
+/* Whether every loaded partition holds exactly the store's vectors of its scope. rows: the store's
+ * vectors (expired ones included: the saved index had them), sorted by (scope, id). HNSW (IDMap)
+ * partitions are compared id by id, IVF ones by count. A defence behind the stamp. */
+static int ix_matches(const sc_pmap_t *parts, const sc_row_t *rows, size_t n)
+{
+    size_t seen = 0;
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i; j < n && rows[j].scope == rows[i].scope; j++)
+            ;
+        sc_part_t *p = pmap_get(parts, rows[i].scope);
+        if (!p)
+            continue;
+        seen++;
+        if (p->live != j - i)
+            return 0;
+        FaissIndexIDMap *m = faiss_IndexIDMap_cast(p->ix);
+        if (!m)
+            continue;
+        idx_t *map = NULL;
+        size_t total = 0, w = 0;
+        faiss_IndexIDMap_id_map(m, &map, &total);
+        int64_t *live = malloc((j - i) * sizeof(int64_t));
+        if (!live)
+            return 0;
+        for (size_t k = 0; k < total; k++) {
+            if (idset_has(&p->dead, map[k]))
+                continue;
+            if (w == j - i) {
+                free(live);
+                return 0;
+            }
+            live[w++] = map[k];
+        }
+        qsort(live, w, sizeof(int64_t), i64_cmp);
+        int same = w == j - i;
+        for (size_t k = 0; same && k < w; k++)
+            same = (uint64_t)live[k] == rows[i + k].id;
+        free(live);
+        if (!same)
+            return 0;
+    }
+    return seen == parts->n;
+}
+
+/* Make the loaded partitions the index (ilock held for writing): drop their expired vectors, and
+ * keep in rows (*n) only what is still to be built: the live vectors of the other scopes. *maxid
+ * gets the largest id a loaded partition still holds (a deleted one in an HNSW graph), which new
+ * entries must not reuse. */
+static sc_status_t ix_adopt(sc_cache_t *c, sc_pmap_t *loaded, sc_row_t *rows, size_t *n,
+                            uint64_t *maxid)
+{
+    *maxid = 0;
+    for (size_t i = 0; i < loaded->cap; i++) {
+        sc_part_t *p = loaded->slot[i];
+        if (!p)
+            continue;
+        for (size_t j = 0; j < p->dead.cap; j++)
+            if (p->dead.slot[j] && (uint64_t)p->dead.slot[j] > *maxid)
+                *maxid = (uint64_t)p->dead.slot[j];
+        sc_status_t st = pmap_put(&c->parts, p);
+        if (st)
+            return st; /* p stays in loaded, whose owner frees it */
+        loaded->slot[i] = NULL;
+        loaded->n--;
+        atomic_fetch_add(&c->indexed, p->live);
+    }
+    size_t w = 0;
+    for (size_t i = 0, j; i < *n; i = j) {
+        for (j = i; j < *n && rows[j].scope == rows[i].scope; j++)
+            ;
+        if (!pmap_get(&c->parts, rows[i].scope)) {
+            for (size_t k = i; k < j; k++)
+                if (!rows[k].expired)
+                    rows[w++] = rows[k];
+            continue;
+        }
+        size_t ne = 0;
+        for (size_t k = i; k < j; k++)
+            ne += rows[k].expired;
+        if (!ne)
+            continue;
+        int64_t *ids = malloc(ne * sizeof(int64_t));
+        if (!ids)
+            return SC_ERR_NOMEM;
+        ne = 0;
+        for (size_t k = i; k < j; k++)
+            if (rows[k].expired)
+                ids[ne++] = (int64_t)rows[k].id;
+        part_remove(c, rows[i].scope, ids, ne);
+        free(ids);
+    }
+    *n = w;
+    return SC_OK;
 }
 
 /* ---- open / close ---- */
@@ -1072,12 +1611,6 @@ static sc_status_t mkdir_p(const char *path, char *errbuf, size_t errlen)
     }
     return SC_OK;
 }
-
-typedef struct {
-    uint64_t scope;
-    uint64_t id;
-    const unsigned char *vec; /* into the read transaction's pages */
-} sc_row_t;
 
 static int row_cmp(const void *a, const void *b)
 {
@@ -1129,7 +1662,8 @@ out:
     return st;
 }
 
-/* Read every entry, drop the expired ones, and build the partitions. */
+/* Read every entry, drop the expired ones, and make the partitions: the saved ones when their
+ * stamp and ids match the store, built from the store for every other scope. */
 static sc_status_t rebuild(sc_cache_t *c)
 {
     int64_t t0 = sc_now_us(), now = sc_wall_ms();
@@ -1137,11 +1671,19 @@ static sc_status_t rebuild(sc_cache_t *c)
     MDB_cursor *cur = NULL;
     sc_row_t *rows = NULL;
     size_t nrows = 0, caprows = 0;
-    uint64_t entries = 0, bytes = 0, last = 0;
+    uint64_t entries = 0, bytes = 0, last = 0, maxid = 0;
     sc_idlist_t expired = {0};
+    sc_pmap_t loaded = {0};
+    int have_saved = 0;
+    double load_ms = 0;
     sc_status_t st = mdb_status(mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn), "rebuild_begin");
     if (st)
         goto out;
+    c->gen = meta_u64(txn, c->db_meta, SC_CACHE_META_GEN); /* what this snapshot reflects */
+    if (persist_on(c)) {
+        have_saved = ix_read(c, c->gen, &loaded);
+        load_ms = (double)(sc_now_us() - t0) / 1000.0;
+    }
     st = mdb_status(mdb_cursor_open(txn, c->db_entries, &cur), "rebuild_cursor");
     if (st)
         goto out;
@@ -1151,6 +1693,7 @@ static sc_status_t rebuild(sc_cache_t *c)
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         uint64_t id;
         sc_rec_t r;
+        int is_expired = 0;
         if (k.mv_size != sizeof(id))
             continue;
         memcpy(&id, k.mv_data, sizeof(id));
@@ -1163,15 +1706,19 @@ static sc_status_t rebuild(sc_cache_t *c)
             st = idlist_push(&expired, id, r.h.scope);
             if (st)
                 goto out;
-            continue;
+            if (!have_saved) /* a saved partition still holds it: it is checked, then dropped */
+                continue;
+            is_expired = 1;
+        } else {
+            entries++;
+            bytes += r.size + SC_CACHE_KEY_OVERHEAD;
         }
-        entries++;
-        bytes += r.size + SC_CACHE_KEY_OVERHEAD;
         if (!r.h.dim || c->opts.store_only)
             continue;
         if (r.h.dim != (uint32_t)c->opts.dim) {
-            sc_warn("cache_record", "id=%llu dim=%u want=%d result=not_indexed",
-                    (unsigned long long)id, r.h.dim, c->opts.dim);
+            if (!is_expired)
+                sc_warn("cache_record", "id=%llu dim=%u want=%d result=not_indexed",
+                        (unsigned long long)id, r.h.dim, c->opts.dim);
             continue;
         }
         if (nrows == caprows) {
@@ -1187,6 +1734,7 @@ static sc_status_t rebuild(sc_cache_t *c)
         rows[nrows].scope = r.h.scope;
         rows[nrows].id = id;
         rows[nrows].vec = r.vec;
+        rows[nrows].expired = is_expired;
         nrows++;
     }
     if (rc != MDB_NOTFOUND) {
@@ -1194,22 +1742,41 @@ static sc_status_t rebuild(sc_cache_t *c)
         goto out;
     }
     qsort(rows, nrows, sizeof(*rows), row_cmp);
+    if (have_saved && !ix_matches(&loaded, rows, nrows)) {
+        sc_warn("cache_index_load", "result=mismatch reason=\"the saved partitions differ from "
+                "the store's entries\" action=rebuild");
+        pmap_clear(&loaded);
+        have_saved = 0;
+        size_t w = 0; /* the expired rows were kept for the comparison only */
+        for (size_t i = 0; i < nrows; i++)
+            if (!rows[i].expired)
+                rows[w++] = rows[i];
+        nrows = w;
+    }
     pthread_rwlock_wrlock(&c->ilock);
-    st = index_add_rows(c, rows, nrows);
+    if (have_saved)
+        st = ix_adopt(c, &loaded, rows, &nrows, &maxid);
+    if (!st)
+        st = index_add_rows(c, rows, nrows);
     pthread_rwlock_unlock(&c->ilock);
     if (st)
         goto out;
+    c->index_loaded = have_saved;
+    if (have_saved) { /* the file describes this generation: no need to write it again */
+        c->saved_gen = c->gen;
+        c->saved_valid = 1;
+    }
     atomic_store(&c->entries, entries);
     atomic_store(&c->bytes, bytes);
-    c->next_id = last + 1;
+    c->next_id = (maxid > last ? maxid : last) + 1;
     mdb_cursor_close(cur);
     cur = NULL;
     mdb_txn_abort(txn);
     txn = NULL;
 
-    if (expired.n) { /* expired entries are never indexed: delete them from the store only */
+    if (expired.n) { /* expired entries are not indexed (any more): delete them from the store */
         int64_t dbytes = 0;
-        sc_status_t xs = mdb_status(mdb_txn_begin(c->env, NULL, 0, &txn), "expire_begin");
+        sc_status_t xs = mdb_status(wtxn_begin(c, &txn), "expire_begin");
         if (xs)
             txn = NULL;
         for (size_t i = 0; !xs && i < expired.n; i++) {
@@ -1221,7 +1788,7 @@ static sc_status_t rebuild(sc_cache_t *c)
         }
         c->removed.n = 0;
         if (!xs) {
-            xs = mdb_status(mdb_txn_commit(txn), "expire_commit");
+            xs = mdb_status(wtxn_commit(c, txn), "expire_commit");
             txn = NULL;
         }
         if (!xs)
@@ -1230,17 +1797,64 @@ static sc_status_t rebuild(sc_cache_t *c)
             sc_warn("cache_expire", "expired=%zu result=not_deleted", expired.n);
     }
     c->rebuild_ms = (double)(sc_now_us() - t0) / 1000.0;
-    sc_info("cache_rebuild", "entries=%llu indexed=%llu partitions=%zu expired=%zu ms=%.1f",
-            (unsigned long long)entries, (unsigned long long)atomic_load(&c->indexed),
-            c->parts.n, expired.n, c->rebuild_ms);
+    sc_info("cache_rebuild", "entries=%llu indexed=%llu partitions=%zu expired=%zu "
+            "saved_index=%s load_ms=%.1f ms=%.1f", (unsigned long long)entries,
+            (unsigned long long)atomic_load(&c->indexed), c->parts.n, expired.n,
+            have_saved ? "loaded" : "no", load_ms, c->rebuild_ms);
 out:
     if (cur)
         mdb_cursor_close(cur);
     if (txn)
         mdb_txn_abort(txn);
+    pmap_clear(&loaded);
     free(rows);
     free(expired.v);
     return st;
+}
+
+static void *ckpt_main(void *arg)
+{
+    sc_cache_t *c = arg;
+    pthread_mutex_lock(&c->cmu);
+    while (!c->ckpt_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)c->opts.checkpoint_s;
+        int rc = 0;
+        while (!c->ckpt_stop && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&c->ccv, &c->cmu, &ts);
+        if (c->ckpt_stop)
+            break;
+        pthread_mutex_unlock(&c->cmu);
+        index_save(c, "checkpoint");
+        pthread_mutex_lock(&c->cmu);
+    }
+    pthread_mutex_unlock(&c->cmu);
+    return NULL;
+}
+
+/* The store's identity: random bytes made with its meta database (a new or replaced store gets
+ * new ones, so that no saved index of another store matches it). */
+static int meta_init(sc_cache_t *c, MDB_txn *txn)
+{
+    MDB_val k = {strlen(SC_CACHE_META_STORE_ID), SC_CACHE_META_STORE_ID}, v;
+    int rc = mdb_get(txn, c->db_meta, &k, &v);
+    if (!rc && v.mv_size == sizeof(c->store_id)) {
+        memcpy(c->store_id, v.mv_data, sizeof(c->store_id));
+        return 0;
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if (getrandom(c->store_id, sizeof(c->store_id), 0) != (ssize_t)sizeof(c->store_id)) {
+        XXH128_hash_t h; /* no entropy source: time, pid and an address */
+        uint64_t seed[3] = {(uint64_t)sc_now_us(), (uint64_t)getpid(), (uint64_t)(uintptr_t)c};
+        h = XXH3_128bits(seed, sizeof(seed));
+        memcpy(c->store_id, &h.low64, 8);
+        memcpy(c->store_id + 8, &h.high64, 8);
+    }
+    v.mv_size = sizeof(c->store_id);
+    v.mv_data = c->store_id;
+    return mdb_put(txn, c->db_meta, &k, &v, 0);
 }
 
 static void gpu_init(sc_cache_t *c)
@@ -1290,6 +1904,13 @@ sc_status_t sc_cache_open(const sc_cache_opts_t *opts, sc_cache_t **out, char *e
     pthread_mutex_init(&c->wmu, NULL);
     pthread_mutex_init(&c->pmu, NULL);
     pthread_rwlock_init(&c->ilock, NULL);
+    pthread_mutex_init(&c->smu, NULL);
+    pthread_mutex_init(&c->cmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->ccv, &ca);
+    pthread_condattr_destroy(&ca);
 
     st = mkdir_p(c->path, errbuf, errlen);
     if (st)
@@ -1301,7 +1922,7 @@ sc_status_t sc_cache_open(const sc_cache_opts_t *opts, sc_cache_t **out, char *e
     uint64_t map = (uint64_t)opts->max_bytes * SC_CACHE_MAP_FACTOR + SC_CACHE_MAP_HEADROOM;
     if (map > SC_CACHE_MAP_MAX)
         map = SC_CACHE_MAP_MAX;
-    if ((rc = mdb_env_create(&c->env)) || (rc = mdb_env_set_maxdbs(c->env, 4)) ||
+    if ((rc = mdb_env_create(&c->env)) || (rc = mdb_env_set_maxdbs(c->env, 8)) ||
         (rc = mdb_env_set_maxreaders(c->env, SC_CACHE_MAX_READERS)) ||
         (rc = mdb_env_set_mapsize(c->env, (size_t)map)) ||
         (rc = mdb_env_open(c->env, c->path, MDB_NOTLS, 0664))) {
@@ -1312,7 +1933,9 @@ sc_status_t sc_cache_open(const sc_cache_opts_t *opts, sc_cache_t **out, char *e
     if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) ||
         (rc = mdb_dbi_open(txn, "entries", MDB_CREATE | MDB_INTEGERKEY, &c->db_entries)) ||
         (rc = mdb_dbi_open(txn, "exact", MDB_CREATE, &c->db_exact)) ||
-        (rc = mdb_dbi_open(txn, "lru", MDB_CREATE, &c->db_lru)) || (rc = mdb_txn_commit(txn))) {
+        (rc = mdb_dbi_open(txn, "lru", MDB_CREATE, &c->db_lru)) ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->db_meta)) || (rc = meta_init(c, txn)) ||
+        (rc = mdb_txn_commit(txn))) {
         if (txn && rc)
             mdb_txn_abort(txn);
         txn = NULL;
@@ -1324,12 +1947,24 @@ sc_status_t sc_cache_open(const sc_cache_opts_t *opts, sc_cache_t **out, char *e
     txn = NULL;
     if (!c->opts.store_only)
         gpu_init(c);
+    if (persist_on(c)) { /* a save that a crash cut short */
+        char tmp[SC_CACHE_PATH_MAX + 32];
+        ix_path(c, SC_CACHE_IX_TMP, tmp, sizeof(tmp));
+        unlink(tmp);
+    }
     st = rebuild(c);
     if (st) {
         snprintf(errbuf, errlen, "cache: rebuilding the index from %s failed: %s", c->path,
                  sc_strerror(st));
         goto out;
     }
+    if (persist_on(c) && c->opts.checkpoint_s > 0) {
+        if (pthread_create(&c->ckpt, NULL, ckpt_main, c))
+            sc_warn("cache_checkpoint", "result=no_thread note=\"saved at close only\"");
+        else
+            c->ckpt_running = 1;
+    }
+    c->ready = 1;
     *out = c;
     c = NULL;
 out:
@@ -1341,20 +1976,32 @@ void sc_cache_close(sc_cache_t *c)
 {
     if (!c)
         return;
+    if (c->ckpt_running) {
+        pthread_mutex_lock(&c->cmu);
+        c->ckpt_stop = 1;
+        pthread_cond_signal(&c->ccv);
+        pthread_mutex_unlock(&c->cmu);
+        pthread_join(c->ckpt, NULL);
+    }
     if (c->env && (c->n_pend_hits || c->n_pend_exp)) {
         MDB_txn *txn = NULL;
         int64_t de = 0, db = 0;
         uint64_t dx = 0;
         pthread_mutex_lock(&c->wmu);
-        if (!mdb_txn_begin(c->env, NULL, 0, &txn)) {
-            if (!flush_pending(c, txn, &de, &db, &dx))
-                mdb_txn_commit(txn);
-            else
+        if (!wtxn_begin(c, &txn)) {
+            if (flush_pending(c, txn, &de, &db, &dx)) {
                 mdb_txn_abort(txn);
+                c->removed.n = 0;
+            } else if (wtxn_commit(c, txn)) {
+                c->removed.n = 0;
+            } else {
+                index_apply_removed(c); /* the index is saved next: it must match the store */
+            }
         }
-        c->removed.n = 0; /* the index goes away anyway */
         pthread_mutex_unlock(&c->wmu);
     }
+    if (c->ready)
+        index_save(c, "close");
     if (c->env)
         mdb_env_close(c->env);
     pmap_clear(&c->parts);
@@ -1366,7 +2013,17 @@ void sc_cache_close(sc_cache_t *c)
     pthread_rwlock_destroy(&c->ilock);
     pthread_mutex_destroy(&c->pmu);
     pthread_mutex_destroy(&c->wmu);
+    pthread_mutex_destroy(&c->smu);
+    pthread_mutex_destroy(&c->cmu);
+    pthread_cond_destroy(&c->ccv);
     free(c);
+}
+
+sc_status_t sc_cache_checkpoint(sc_cache_t *c)
+{
+    if (!c || !c->ready)
+        return SC_ERR_INVALID_ARG;
+    return index_save(c, "checkpoint");
 }
 
 /* ---- insert ---- */
@@ -1432,6 +2089,7 @@ static sc_status_t insert_one(sc_cache_t *c, MDB_txn *txn, const sc_cache_item_t
     rc = mdb_put(txn, c->db_entries, &k, &v, MDB_RESERVE | MDB_APPEND);
     if (rc)
         return mdb_status(rc, "put_entry");
+    c->txn_changed = 1;
     rec_write(v.mv_data, &h, tenant, model, q->vec, q->text, it->response);
     MDB_val idv = {sizeof(id), &id};
     rc = mdb_put(txn, c->db_exact, &ekv, &idv, 0);
@@ -1474,7 +2132,7 @@ sc_status_t sc_cache_insert_many(sc_cache_t *c, const sc_cache_item_t *items, si
     sc_status_t st;
     pthread_mutex_lock(&c->wmu);
     first = c->next_id;
-    st = mdb_status(mdb_txn_begin(c->env, NULL, 0, &txn), "insert_begin");
+    st = mdb_status(wtxn_begin(c, &txn), "insert_begin");
     if (st)
         goto out;
     st = flush_pending(c, txn, &dentries, &dbytes, &dexpired);
@@ -1490,7 +2148,7 @@ sc_status_t sc_cache_insert_many(sc_cache_t *c, const sc_cache_item_t *items, si
     }
     if (st)
         goto out;
-    st = mdb_status(mdb_txn_commit(txn), "insert_commit"); /* durable from here on */
+    st = mdb_status(wtxn_commit(c, txn), "insert_commit"); /* durable from here on */
     txn = NULL;
     if (st) {
         c->removed.n = 0; /* nothing was deleted */
@@ -1512,6 +2170,7 @@ sc_status_t sc_cache_insert_many(sc_cache_t *c, const sc_cache_item_t *items, si
         rows[i].scope = nv[i].scope;
         rows[i].id = nv[i].id;
         rows[i].vec = (const unsigned char *)items[nv[i].item].q.vec;
+        rows[i].expired = 0;
     }
     pthread_rwlock_wrlock(&c->ilock);
     st = index_add_rows(c, rows, nnv);
@@ -1520,6 +2179,7 @@ sc_status_t sc_cache_insert_many(sc_cache_t *c, const sc_cache_item_t *items, si
     /* after the adds: an entry of this batch may already have been replaced by a later one */
     index_apply_removed(c);
     if (st) {
+        c->index_stale = 1; /* never saved: the next open rebuilds */
         sc_error("cache_index_add", "entries=%zu error=\"%s\" note=\"stored; indexed at the next "
                  "open\"", nnv, sc_strerror(st));
         goto out;
@@ -1585,11 +2245,11 @@ static void maybe_flush(sc_cache_t *c)
     MDB_txn *txn = NULL;
     int64_t de = 0, db = 0;
     uint64_t dx = 0;
-    if (!mdb_txn_begin(c->env, NULL, 0, &txn)) {
+    if (!wtxn_begin(c, &txn)) {
         if (flush_pending(c, txn, &de, &db, &dx)) {
             mdb_txn_abort(txn);
             c->removed.n = 0;
-        } else if (mdb_txn_commit(txn)) {
+        } else if (wtxn_commit(c, txn)) {
             c->removed.n = 0;
         } else {
             apply_deltas(c, de, db, dx);
@@ -1880,6 +2540,9 @@ void sc_cache_stats(sc_cache_t *c, sc_cache_stats_t *out)
     for (int i = 0; i < SC_GUARD_COUNT; i++)
         out->refused[i] = atomic_load(&c->refused[i]);
     out->rebuild_ms = c->rebuild_ms;
+    out->index_loaded = c->index_loaded;
+    out->index_gen = atomic_load(&c->gen);
+    out->index_save_ms = (double)atomic_load(&c->save_us) / 1000.0;
     out->indexed = atomic_load(&c->indexed);
     pthread_rwlock_rdlock(&c->ilock);
     out->partitions = c->gpu ? 0 : c->parts.n;
@@ -2013,7 +2676,7 @@ sc_status_t sc_cache_purge(sc_cache_t *c, const char *tenant, uint64_t *removed)
     uint64_t dexpired = 0, count = 0;
     sc_status_t st;
     pthread_mutex_lock(&c->wmu);
-    st = mdb_status(mdb_txn_begin(c->env, NULL, 0, &txn), "purge_begin");
+    st = mdb_status(wtxn_begin(c, &txn), "purge_begin");
     if (st)
         goto out;
     st = flush_pending(c, txn, &dentries, &dbytes, &dexpired);
@@ -2028,8 +2691,9 @@ sc_status_t sc_cache_purge(sc_cache_t *c, const char *tenant, uint64_t *removed)
             st = mdb_status(mdb_drop(txn, c->db_exact, 0), "purge_drop");
         if (!st)
             st = mdb_status(mdb_drop(txn, c->db_lru, 0), "purge_drop");
+        c->txn_changed = 1;
         if (!st)
-            st = mdb_status(mdb_txn_commit(txn), "purge_commit");
+            st = mdb_status(wtxn_commit(c, txn), "purge_commit");
         txn = NULL;
         if (st)
             goto out;
@@ -2090,7 +2754,7 @@ sc_status_t sc_cache_purge(sc_cache_t *c, const char *tenant, uint64_t *removed)
         dentries--;
         count++;
     }
-    st = mdb_status(mdb_txn_commit(txn), "purge_commit");
+    st = mdb_status(wtxn_commit(c, txn), "purge_commit");
     txn = NULL;
     if (st)
         goto out;

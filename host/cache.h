@@ -1,7 +1,9 @@
 /* cache.h - the semantic cache (DESIGN §1, §8): an exact layer (XXH3 of the normalised text
  * within its scope, O(1) in LMDB) and a semantic layer (inner-product search in the query's own
  * scope partition, cosine ≥ threshold, then the guards), on a durable LMDB store with TTL and LRU
- * eviction; the vector index is rebuilt from the store at open. */
+ * eviction. The HNSW/IVF partitions are saved next to the store (index.scx) on a clean close and at
+ * checkpoints, stamped with the store's identity and index generation; an open loads them only
+ * when the stamp matches the store exactly, and otherwise rebuilds the index from the store. */
 #ifndef SC_CACHE_H
 #define SC_CACHE_H
 
@@ -31,12 +33,15 @@ typedef struct {
     int dim;                  /* vector dimension (384) */
     int use_gpu;              /* flat search on the GPU when one is available */
     int store_only;           /* admin tools: open the store without building the index */
+    int index_save;           /* save the hnsw/ivf partitions (index.scx) and load them at open */
+    int64_t checkpoint_s;     /* also save every this many seconds when changed; 0: at close only */
 } sc_cache_opts_t;
 
 void sc_cache_opts_default(sc_cache_opts_t *o);
 
 /* The options from the cache.* keys of cfg (cache.path, max_bytes, ttl_s, threshold, strict_band,
- * guards, index, ann_min, hnsw_*, ivf_*, gpu). Strings are borrowed from cfg. */
+ * guards, index, ann_min, hnsw_*, ivf_*, gpu, index_save, checkpoint_s). Strings are borrowed from
+ * cfg. */
 void sc_cache_opts_from_config(const sc_config_t *cfg, sc_cache_opts_t *o);
 
 /*
@@ -72,11 +77,18 @@ typedef struct {
     double cost_usd;              /* what the original call cost */
 } sc_cache_result_t;
 
-/* Open (or create) the store and rebuild the index from it; logs the rebuild time.
+/* Open (or create) the store and make the index: the saved partitions when their stamp matches
+ * the store (and their ids the store's entries), else a rebuild from the store; logs the time.
  * @remark the caller closes with sc_cache_close(). */
 sc_status_t sc_cache_open(const sc_cache_opts_t *opts, sc_cache_t **out, char *errbuf,
                           size_t errlen);
-void sc_cache_close(sc_cache_t *c); /* NULL ok */
+/* Write the queued hit updates, save the index (when enabled and changed), close. NULL ok. */
+void sc_cache_close(sc_cache_t *c);
+
+/* Save the hnsw/ivf partitions now when the store changed since the last save (what the
+ * checkpoint thread does every checkpoint_s). Lookups go on meanwhile; inserts wait. SC_OK also
+ * when saving is off or nothing changed. */
+sc_status_t sc_cache_checkpoint(sc_cache_t *c);
 
 /* Look up n queries (exact layer first, then semantic, in each query's own scope only).
  * Thread-safe. res[i] is filled for each; free each res[i].response. */
@@ -133,7 +145,10 @@ typedef struct {
     uint64_t entries, bytes, evictions, expired;
     uint64_t lookups, hits_exact, hits_semantic, misses;
     uint64_t refused[SC_GUARD_COUNT]; /* by reason */
-    double rebuild_ms;                /* index rebuild at open */
+    double rebuild_ms;                /* index ready at open: loaded or rebuilt, ms */
+    int index_loaded;                 /* 1: this open loaded the saved partitions */
+    double index_save_ms;             /* the last save, ms (0: none by this process) */
+    uint64_t index_gen;               /* the store's index generation this index reflects */
     uint64_t indexed;                 /* vectors in the index (== entries with a vector) */
     uint64_t partitions;              /* scope partitions in the index */
 } sc_cache_stats_t;

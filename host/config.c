@@ -49,15 +49,16 @@ static const char *config_defaults =
     "\"models\": {\"lite\": \"gemini-2.5-flash-lite\", \"cheap\": \"gemini-2.5-flash\","
     "             \"strong\": \"gemini-2.5-pro\", \"default\": \"auto\","
     "             \"embedding\": \"models/all-MiniLM-L6-v2\"},"
-    "\"cache\": {\"enabled\": true, \"threshold\": 0.90, \"path\": \"var/cache\","
+    "\"cache\": {\"enabled\": true, \"threshold\": 0.93, \"path\": \"var/cache\","
     "            \"max_bytes\": 1073741824, \"ttl_s\": 604800, \"strict_band\": 0.10,"
     "            \"guards\": true, \"temperature_max\": 1.0, \"index\": \"flat\","
-    "            \"ann_min\": 20000, \"hnsw_m\": 32, \"hnsw_ef_search\": 64,"
+    "            \"ann_min\": 20000, \"hnsw_m\": 32, \"hnsw_ef_search\": 96,"
     "            \"hnsw_ef_construction\": 80, \"ivf_nlist\": 1024, \"ivf_nprobe\": 16,"
-    "            \"gpu\": true},"
+    "            \"gpu\": true, \"index_save\": true, \"checkpoint_s\": 600},"
     "\"prune\": {\"enabled\": true, \"max_tokens\": 4000, \"keep_last\": 3, \"agents\": {},"
     "            \"summaries\": true, \"path\": \"var/summaries\"},"
-    "\"router\": {\"enabled\": true, \"path\": \"models/router/router.json\"},"
+    "\"router\": {\"enabled\": true, \"path\": \"models/router/router.json\","
+    "             \"quality_target\": 0.95, \"lite_share\": 0.5, \"outside_tier\": \"lite\"},"
     "\"cascade\": {\"enabled\": true},"
     "\"coalesce\": {\"enabled\": true},"
     "\"prompt_cache\": {\"enabled\": true, \"min_tokens\": 1024, \"min_tokens_pro\": 4096, \"ttl_s\": 300,"
@@ -576,6 +577,7 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         {"cache.hnsw_ef_construction", 1, 4096},
         {"cache.ivf_nlist", 1, 1 << 20},
         {"cache.ivf_nprobe", 1, 1 << 20},
+        {"cache.checkpoint_s", 0, 31536000},
         {"gemini.breaker_failures", 1, 1000000},
         {"gemini.breaker_cooldown_ms", 1, 3600000},
         {"gemini.breaker_max_cooldown_ms", 1, 3600000},
@@ -616,6 +618,23 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
     double band = sc_config_num(cfg, "cache.strict_band");
     if (!(band >= 0.0 && band < 1.0)) {
         snprintf(errbuf, errlen, "cache.strict_band: %g is out of range [0, 1)", band);
+        return SC_ERR_CONFIG;
+    }
+    double qt = sc_config_num(cfg, "router.quality_target"); /* 0: the file's thresholds */
+    if (!(qt >= 0.0 && qt <= 1.0)) {
+        snprintf(errbuf, errlen, "router.quality_target: %g is out of range [0, 1]", qt);
+        return SC_ERR_CONFIG;
+    }
+    double ls = sc_config_num(cfg, "router.lite_share");
+    if (!(ls >= 0.0 && ls <= 1.0)) {
+        snprintf(errbuf, errlen, "router.lite_share: %g is out of range [0, 1]", ls);
+        return SC_ERR_CONFIG;
+    }
+    const char *outside = sc_config_str(cfg, "router.outside_tier");
+    if (strcmp(outside, "lite") && strcmp(outside, "cheap") && strcmp(outside, "strong") &&
+        strcmp(outside, "score")) {
+        snprintf(errbuf, errlen, "router.outside_tier: \"%s\" must be lite, cheap, strong or score",
+                 outside);
         return SC_ERR_CONFIG;
     }
     const char *backend = sc_config_str(cfg, "backend");

@@ -28,6 +28,10 @@ struct sc_router {
     int nthr;
     float thr[SC_ROUTER_MAX_TIERS - 1];
     char tiers[SC_ROUTER_MAX_TIERS][SC_ROUTER_TIER_NAME];
+    int ncurve;                                 /* operating curve points; 0: none in the file */
+    float *curve_thr, *curve_share, *curve_low; /* [ncurve] each, owned */
+    int has_domain;
+    float dom_lo[SC_ROUTER_NSIGNALS], dom_hi[SC_ROUTER_NSIGNALS]; /* the signals' box */
 };
 
 static const char *const signal_names[SC_ROUTER_NSIGNALS] = {
@@ -216,6 +220,9 @@ void sc_router_free(sc_router_t *r)
     free(r->w1);
     free(r->b1);
     free(r->w2);
+    free(r->curve_thr);
+    free(r->curve_share);
+    free(r->curve_low);
     free(r);
 }
 
@@ -246,6 +253,7 @@ sc_status_t sc_router_load(const char *path, sc_router_t **out, char *errbuf, si
     sc_status_t st = SC_ERR_INVALID;
     json_error_t jerr;
     float *mean = NULL, *std = NULL, *w1 = NULL, *b1 = NULL, *w2 = NULL, *thr = NULL;
+    float *cthr = NULL, *cshare = NULL, *clow = NULL, *dom_lo = NULL, *dom_hi = NULL;
     const char *tiers[SC_ROUTER_MAX_TIERS];
     *out = NULL;
     json_t *root = json_load_file(path, 0, &jerr); /* new reference */
@@ -312,11 +320,51 @@ sc_status_t sc_router_load(const char *path, sc_router_t **out, char *errbuf, si
             snprintf(errbuf, errlen, "%s: thresholds are not ascending", path);
             goto out;
         }
+    /* the operating curve is optional (files before it have none); when present it is whole */
+    const json_t *oc = json_object_get(root, "operating_curve");
+    size_t nc = json_array_size(json_object_get(oc, "threshold"));
+    if (oc && (nc < 2 || nc > SC_ROUTER_MAX_CURVE ||
+               json_floats(json_object_get(oc, "threshold"), nc, &cthr) ||
+               json_floats(json_object_get(oc, "share"), nc, &cshare) ||
+               json_floats(json_object_get(oc, "quality_ratio_low"), nc, &clow))) {
+        snprintf(errbuf, errlen,
+                 "%s: operating_curve needs threshold, share and quality_ratio_low of 2..%d "
+                 "points each",
+                 path, SC_ROUTER_MAX_CURVE);
+        goto out;
+    }
+    /* the domain box is optional too */
+    const json_t *dom = json_object_get(root, "domain");
+    if (dom && (json_floats(json_object_get(dom, "signals_min"), SC_ROUTER_NSIGNALS, &dom_lo) ||
+                json_floats(json_object_get(dom, "signals_max"), SC_ROUTER_NSIGNALS, &dom_hi))) {
+        snprintf(errbuf, errlen, "%s: domain needs signals_min and signals_max of %d values", path,
+                 SC_ROUTER_NSIGNALS);
+        goto out;
+    }
+    for (size_t k = 1; oc && k < nc; k++)
+        if (cthr[k] > cthr[k - 1] || cshare[k] < cshare[k - 1]) {
+            snprintf(errbuf, errlen,
+                     "%s: operating_curve thresholds must descend and shares ascend", path);
+            goto out;
+        }
     st = sc_router_new(mean, std, (int)hidden, w1, b1, w2,
                        (float)json_number_value(json_object_get(head, "b2")), thr, (int)nthr, tiers,
                        out);
     if (st)
         snprintf(errbuf, errlen, "%s: %s", path, sc_strerror(st));
+    else if (dom_lo && sc_router_set_domain(*out, dom_lo, dom_hi) != SC_OK) {
+        snprintf(errbuf, errlen, "%s: domain: a signals_min above its signals_max", path);
+        sc_router_free(*out);
+        *out = NULL;
+        st = SC_ERR_INVALID;
+    }
+    if (!st && oc) {
+        (*out)->ncurve = (int)nc;
+        (*out)->curve_thr = cthr;
+        (*out)->curve_share = cshare;
+        (*out)->curve_low = clow;
+        cthr = cshare = clow = NULL; /* owned by the router now */
+    }
 out:
     json_decref(root);
     free(mean);
@@ -325,6 +373,11 @@ out:
     free(b1);
     free(w2);
     free(thr);
+    free(cthr);
+    free(cshare);
+    free(clow);
+    free(dom_lo);
+    free(dom_hi);
     return st;
 }
 
@@ -357,7 +410,8 @@ sc_status_t sc_router_score_batch(const sc_router_t *r, const float *emb, const 
 }
 
 sc_status_t sc_router_score_texts(const sc_router_t *r, sc_encoder_t *enc, const char *const *texts,
-                                  const size_t *lens, size_t n, float *scores)
+                                  const size_t *lens, size_t n, float *scores,
+                                  unsigned char *in_domain)
 {
     sc_status_t st = SC_ERR_NOMEM;
     float *emb = malloc(sizeof(float) * (n ? n : 1) * SC_EMBED_DIM);
@@ -374,6 +428,8 @@ sc_status_t sc_router_score_texts(const sc_router_t *r, sc_encoder_t *enc, const
     if (st)
         goto out;
     st = sc_router_score_batch(r, emb, sig, n, scores);
+    for (size_t i = 0; st == SC_OK && in_domain && i < n; i++)
+        in_domain[i] = (unsigned char)sc_router_in_domain(r, sig + i * SC_ROUTER_NSIGNALS);
 out:
     free(emb);
     free(sig);
@@ -389,6 +445,86 @@ const char *sc_router_tier(const sc_router_t *r, float score, const char *const 
     if (!tiers || ntiers <= 0)
         return r->tiers[k];
     return tiers[k < ntiers ? k : ntiers - 1];
+}
+
+/* ---- operating point ---- */
+
+int sc_router_pick_thresholds(const float *threshold, const float *share, const float *quality_low,
+                              int npoints, double target, double lite_share, float thr[2],
+                              double *strong_share, int *met)
+{
+    if (npoints < 2 || !(target > 0.0 && target <= 1.0) ||
+        !(lite_share >= 0.0 && lite_share <= 1.0))
+        return -1;
+    /* the smallest share from which on the low quantile of the quality ratio stays >= target */
+    int k = npoints;
+    while (k > 0 && quality_low[k - 1] >= (float)target)
+        k--;
+    int ok = k < npoints;
+    if (!ok)
+        k = npoints - 1;
+    /* the cheapest tier: the easiest lite_share of the prompts below the strong threshold, i.e.
+     * the first point whose share reaches 1 - lite_share · (1 - strong share) */
+    double want = 1.0 - lite_share * (1.0 - (double)share[k]);
+    int j = k;
+    while (j < npoints - 1 && (double)share[j] < want - 1e-9)
+        j++;
+    thr[1] = threshold[k];
+    thr[0] = threshold[j] < thr[1] ? threshold[j] : thr[1];
+    if (strong_share)
+        *strong_share = share[k];
+    if (met)
+        *met = ok;
+    return 0;
+}
+
+sc_status_t sc_router_set_quality_target(sc_router_t *r, double target, double lite_share,
+                                         double *strong_share, int *met)
+{
+    float thr[2];
+    if (r->ncurve < 2 || r->nthr != 2)
+        return SC_ERR_NOT_FOUND;
+    if (sc_router_pick_thresholds(r->curve_thr, r->curve_share, r->curve_low, r->ncurve, target,
+                                  lite_share, thr, strong_share, met) != 0)
+        return SC_ERR_INVALID_ARG;
+    r->thr[0] = thr[0];
+    r->thr[1] = thr[1];
+    return SC_OK;
+}
+
+int sc_router_in_domain(const sc_router_t *r, const float *signals)
+{
+    if (!r->has_domain)
+        return 1;
+    for (int j = 0; j < SC_ROUTER_NSIGNALS; j++)
+        if (!(signals[j] >= r->dom_lo[j] && signals[j] <= r->dom_hi[j]))
+            return 0;
+    return 1;
+}
+
+sc_status_t sc_router_set_domain(sc_router_t *r, const float *lo, const float *hi)
+{
+    if (!lo || !hi) {
+        r->has_domain = 0;
+        return SC_OK;
+    }
+    for (int j = 0; j < SC_ROUTER_NSIGNALS; j++)
+        if (!(lo[j] <= hi[j]))
+            return SC_ERR_INVALID_ARG;
+    memcpy(r->dom_lo, lo, sizeof r->dom_lo);
+    memcpy(r->dom_hi, hi, sizeof r->dom_hi);
+    r->has_domain = 1;
+    return SC_OK;
+}
+
+int sc_router_has_domain(const sc_router_t *r)
+{
+    return r->has_domain;
+}
+
+int sc_router_curve_points(const sc_router_t *r)
+{
+    return r->ncurve;
 }
 
 int sc_router_hidden(const sc_router_t *r)

@@ -66,15 +66,59 @@ sc_status_t sc_router_score_batch(const sc_router_t *r, const float *emb, const 
  * tiers = NULL (or ntiers <= 0) uses the names stored in the file. Borrowed string. */
 const char *sc_router_tier(const sc_router_t *r, float score, const char *const *tiers, int ntiers);
 
+/* ---- operating point: the strong-tier threshold from a quality target ----
+ *
+ * train-router stores an operating curve from the subject-grouped cross-validation predictions of
+ * the training subjects: for npoints score thresholds (descending; share[k] of the CV prompts score
+ * at or above threshold[k], share ascending from 0 to 1), quality_low[k] is the quality ratio
+ * (accuracy when prompts at or above the threshold get the strong model's answer and the others
+ * the weak one's, over the all-strong accuracy) that the CV folds reach with at least the curve's
+ * confidence (a low quantile over the folds). */
+#define SC_ROUTER_MAX_CURVE 1001
+
+/* The thresholds for a quality target: the strong tier takes the smallest share of prompts from
+ * which on quality_low stays >= target (the last point, everything strong, when none does; *met
+ * says which); of the prompts left, the cheapest tier takes the easiest lite_share, the middle the
+ * rest. thr[0] <= thr[1] (lite below thr[0], strong at or above thr[1]); *strong_share: the share
+ * at the chosen point (on the CV prompts). -1 when the arguments are out of range
+ * (target in (0, 1], lite_share in [0, 1], npoints >= 2), else 0. */
+int sc_router_pick_thresholds(const float *threshold, const float *share, const float *quality_low,
+                              int npoints, double target, double lite_share, float thr[2],
+                              double *strong_share, int *met);
+
+/* Replace r's two thresholds by those for a quality target (sc_router_pick_thresholds on the
+ * file's operating curve). SC_ERR_INVALID_ARG: arguments out of range; SC_ERR_NOT_FOUND: the
+ * file has no operating curve or not two thresholds. *strong_share and *met as above (may be
+ * NULL). */
+sc_status_t sc_router_set_quality_target(sc_router_t *r, double target, double lite_share,
+                                         double *strong_share, int *met);
+
+/* ---- domain: the prompts the head was fitted on ----
+ *
+ * train-router stores the range (min, max) of each signal over the training prompts. A prompt
+ * whose signals leave that box (a free-form chat message where the training prompts were all
+ * multiple-choice questions, say) is unlike anything the head has seen: its score says nothing
+ * and the caller routes it by its own default (scrimp serve: router.outside_tier). */
+
+/* 1 when the signals (SC_ROUTER_NSIGNALS of them) lie inside the file's box, or the file has no
+ * box; 0 outside. */
+int sc_router_in_domain(const sc_router_t *r, const float *signals);
+
+/* Set the box (lo, hi: SC_ROUTER_NSIGNALS values each; NULL clears it). train-router uses it. */
+sc_status_t sc_router_set_domain(sc_router_t *r, const float *lo, const float *hi);
+int sc_router_has_domain(const sc_router_t *r);
+
 /* Read-only views for tools and tests. */
 int sc_router_hidden(const sc_router_t *r);
 int sc_router_nthresholds(const sc_router_t *r);
 float sc_router_threshold(const sc_router_t *r, int k);
+int sc_router_curve_points(const sc_router_t *r); /* 0: the file has no operating curve */
 
 /* The whole path for text: signals (tokens counted with tok) + embeddings from enc + scores.
- * texts[i] of lens[i] bytes; scores: n. */
+ * texts[i] of lens[i] bytes; scores: n; in_domain (optional, n): sc_router_in_domain of each. */
 sc_status_t sc_router_score_texts(const sc_router_t *r, sc_encoder_t *enc, const char *const *texts,
-                                  const size_t *lens, size_t n, float *scores);
+                                  const size_t *lens, size_t n, float *scores,
+                                  unsigned char *in_domain);
 
 /* APGR of a router on labelled prompts (RouteLLM's metric): prompts are sent to the strong model
  * in decreasing order of score; at cost c (share sent to strong) quality = mean correctness when

@@ -52,6 +52,7 @@ struct sc_optimizer {
     double temperature_max, threshold, band;
     int guards;
     const char *tiers[OPT_NTIERS]; /* model ids, borrowed from cfg */
+    int outside_tier; /* router.outside_tier: prompts outside the router's domain; -1: score */
     const char *default_model;
     /* coalescing: items in flight others may share (compute adds, publish removes) */
     pthread_mutex_t lock;
@@ -119,6 +120,41 @@ sc_status_t sc_optimizer_new(const sc_config_t *cfg, sc_metrics_t *metrics, int 
         sc_resolve_path(sc_config_str(cfg, "router.path"), path, sizeof path);
         if ((st = sc_router_load(path, &o->router, errbuf, errlen)))
             goto out;
+        /* the operating point: the strong tier's threshold for router.quality_target (0: the
+         * file's thresholds as trained), from the file's operating curve */
+        double target = sc_config_num(cfg, "router.quality_target");
+        double lite = sc_config_num(cfg, "router.lite_share"), share = 0.0;
+        int met = 0;
+        if (target > 0.0) {
+            st = sc_router_set_quality_target(o->router, target, lite, &share, &met);
+            if (st) {
+                snprintf(errbuf, errlen,
+                         "%s: router.quality_target %g / router.lite_share %g: %s", path, target,
+                         lite,
+                         st == SC_ERR_NOT_FOUND
+                             ? "the file has no operating curve (retrain with scrimp "
+                               "train-router, or set router.quality_target=0)"
+                             : "out of range");
+                st = SC_ERR_CONFIG;
+                goto out;
+            }
+            if (!met)
+                sc_warn("router.operating_point",
+                        "quality_target=%g reason=\"not reached on the training CV: every prompt "
+                        "goes to the strong tier\"",
+                        target);
+        }
+        const char *outside = sc_config_str(cfg, "router.outside_tier");
+        o->outside_tier = -1; /* "score": the head's score decides, as inside */
+        for (int j = 0; j < OPT_NTIERS; j++)
+            if (strcmp(outside, tier_names[j]) == 0)
+                o->outside_tier = j;
+        sc_info("router.operating_point",
+                "quality_target=%g lite_share=%g t1=%.4f t2=%.4f strong_share_cv=%.3f "
+                "outside_tier=%s domain=%s",
+                target, lite, (double)sc_router_threshold(o->router, 0),
+                (double)sc_router_threshold(o->router, 1), target > 0.0 ? share : NAN, outside,
+                sc_router_has_domain(o->router) ? "on" : "none in the file");
     }
     if (o->prune && sc_config_bool(cfg, "prune.summaries") &&
         (st = sc_summary_store_open(sc_config_str(cfg, "prune.path"), 0, &o->summaries, errbuf,
@@ -375,8 +411,8 @@ static void stage_route(sc_optimizer_t *o, sc_batch_t *batch)
     float *sig = malloc(n * SC_ROUTER_NSIGNALS * sizeof *sig);
     float *score = malloc(n * sizeof *score);
     sc_item_t **who = malloc(n * sizeof *who);
-    int32_t ids[SC_TOKENIZER_MAX_TOKENS];
-    if (!emb || !sig || !score || !who)
+    int32_t *ids = malloc(SC_ROUTER_COUNT_TOKENS * sizeof *ids); /* counted as in training */
+    if (!emb || !sig || !score || !who || !ids)
         goto out;
     n = 0;
     for (size_t i = 0; i < batch->n; i++) {
@@ -385,7 +421,7 @@ static void stage_route(sc_optimizer_t *o, sc_batch_t *batch)
             continue;
         const sc_turn_t *t = last_turn(it);
         int ntok = sc_tokenizer_encode(sc_encoder_tokenizer(o->enc), t->content, t->content_len,
-                                       ids, SC_TOKENIZER_MAX_TOKENS);
+                                       ids, SC_ROUTER_COUNT_TOKENS);
         memcpy(emb + n * SC_EMBED_DIM, it->vec, SC_EMBED_DIM * sizeof *emb);
         sc_router_signals(t->content, t->content_len, ntok, sig + n * SC_ROUTER_NSIGNALS);
         who[n++] = it;
@@ -398,6 +434,9 @@ static void stage_route(sc_optimizer_t *o, sc_batch_t *batch)
         for (int j = 0; j < OPT_NTIERS; j++)
             if (strcmp(tier, tier_names[j]) == 0)
                 t = j;
+        /* a prompt unlike the router's training prompts: its score says nothing */
+        if (o->outside_tier >= 0 && !sc_router_in_domain(o->router, sig + k * SC_ROUTER_NSIGNALS))
+            t = o->outside_tier;
         who[k]->tier = t;
         who[k]->route = tier_names[t];
         who[k]->route_score = score[k];
@@ -408,6 +447,7 @@ out:
     free(sig);
     free(score);
     free(who);
+    free(ids);
 }
 
 /* The token budget of a request: prune.agents.<agent>, else prune.max_tokens. */

@@ -38,6 +38,7 @@
 #define TR_RANDOM_SEEDS   20
 #define TR_SPEED_BATCH    256
 #define TR_SPEED_REPS     200
+#define TR_OP_POINTS      201  /* operating curve: strong shares 0, 0.005, …, 1 */
 #define TR_TARGET_APGR    0.60 /* the acceptance numbers, reported against */
 #define TR_TARGET_MS      0.1
 #define TR_MINIBATCH      128
@@ -550,11 +551,41 @@ out:
 
 /* ---- the head: fit with Adam on weighted logistic loss ---- */
 
-typedef enum { TR_FEAT_ALL = 0, TR_FEAT_SIGNALS } tr_feat_t; /* SIGNALS: embedding masked */
+/* the inputs a head sees (the others are masked: their weights stay 0, the file's shape is the
+ * same): ALL; SIGNALS (embedding masked); EMBEDDING (signals masked); EMBEDDING_LEN_NEG
+ * (the embedding + log_bytes + negation, the two signals whose pooled correlation with the gain
+ * is highest on the training subjects) */
+typedef enum {
+    TR_FEAT_ALL = 0,
+    TR_FEAT_SIGNALS,
+    TR_FEAT_EMBEDDING,
+    TR_FEAT_EMBEDDING_LEN_NEG
+} tr_feat_t;
 /* what the head fits: GAIN 1 when weak wrong and strong right (classes balanced); WEAK_WRONG 1
  * when the weak model failed (balanced); GAIN3 (strong − weak + 1) / 2 ∈ {0, ½, 1}, unweighted,
- * so prompts that the strong model gets wrong and the weak right push the score down */
+ * so prompts that the strong model gets wrong and the weak right push the score down: the score
+ * is then (1 + the expected gain of the strong model's answer over the weak one's) / 2 */
 typedef enum { TR_TARGET_GAIN = 0, TR_TARGET_WEAK_WRONG, TR_TARGET_GAIN3, TR_NTARGETS } tr_target_t;
+
+static const char *const tr_target_names[TR_NTARGETS] = {"needs-strong", "weak-wrong", "gain"};
+static const char *const tr_feat_names[] = {"embedding + signals", "signals", "embedding",
+                                            "embedding + log_bytes + negation"};
+
+/* Is input d (0 <= d < SC_ROUTER_NFEATURES) used by a head of this feature set? */
+static int feat_used(tr_feat_t f, size_t d)
+{
+    int emb = d < SC_EMBED_DIM;
+    switch (f) {
+    case TR_FEAT_SIGNALS:
+        return !emb;
+    case TR_FEAT_EMBEDDING:
+        return emb;
+    case TR_FEAT_EMBEDDING_LEN_NEG:
+        return emb || d == SC_EMBED_DIM + SC_SIG_LOG_BYTES || d == SC_EMBED_DIM + SC_SIG_NEGATION;
+    default:
+        return 1;
+    }
+}
 
 typedef struct {
     const char *name;
@@ -564,18 +595,26 @@ typedef struct {
     int epochs;
     tr_feat_t feat;
     tr_target_t target;
+    int decay; /* 1: the learning rate falls linearly to 0 over the epochs (the last steps
+                * average out the minibatch noise, which a strongly regularised head's small
+                * weights would otherwise drown in) */
 } tr_cfg_t;
 
+/* The candidates, scored by subject-grouped CV on the training subjects (the best is chosen).
+ * The first two were the best of the earlier grid (target: needs the strong model); the gain
+ * target fits the expected gain of the strong model over the weak one instead, which also learns
+ * where the strong model is the worse of the two; it needs a much stronger L2. */
 static const tr_cfg_t tr_grid[] = {
-    {"logistic-l2-1e-2", 0, 1e-2f, 3e-3f, 20, TR_FEAT_ALL, TR_TARGET_GAIN},
-    {"logistic-l2-1e-1", 0, 1e-1f, 3e-3f, 20, TR_FEAT_ALL, TR_TARGET_GAIN},
-    {"logistic-signals-only", 0, 1e-2f, 3e-3f, 20, TR_FEAT_SIGNALS, TR_TARGET_GAIN},
-    {"logistic-weak-wrong", 0, 1e-1f, 3e-3f, 20, TR_FEAT_ALL, TR_TARGET_WEAK_WRONG},
-    {"logistic-gain3", 0, 1e-1f, 3e-3f, 20, TR_FEAT_ALL, TR_TARGET_GAIN3},
-    {"mlp32-l2-1e-2", 32, 1e-2f, 1e-3f, 15, TR_FEAT_ALL, TR_TARGET_GAIN},
-    {"mlp32-l2-1e-1", 32, 1e-1f, 1e-3f, 15, TR_FEAT_ALL, TR_TARGET_GAIN},
-    {"mlp32-l2-1e-2-short", 32, 1e-2f, 1e-3f, 6, TR_FEAT_ALL, TR_TARGET_GAIN},
-    {"mlp64-l2-1e-2", 64, 1e-2f, 1e-3f, 15, TR_FEAT_ALL, TR_TARGET_GAIN},
+    {"logistic-needs-strong-l2-1e-1", 0, 1e-1f, 3e-3f, 20, TR_FEAT_ALL, TR_TARGET_GAIN, 0},
+    {"mlp32-needs-strong-l2-1e-2-short", 32, 1e-2f, 1e-3f, 6, TR_FEAT_ALL, TR_TARGET_GAIN, 0},
+    {"logistic-gain-l2-0.3", 0, 0.3f, 1e-3f, 30, TR_FEAT_ALL, TR_TARGET_GAIN3, 1},
+    {"logistic-gain-l2-1", 0, 1.0f, 1e-3f, 30, TR_FEAT_ALL, TR_TARGET_GAIN3, 1},
+    {"logistic-gain-l2-3", 0, 3.0f, 1e-3f, 30, TR_FEAT_ALL, TR_TARGET_GAIN3, 1},
+    {"logistic-gain-emb-l2-1", 0, 1.0f, 1e-3f, 30, TR_FEAT_EMBEDDING, TR_TARGET_GAIN3, 1},
+    {"logistic-gain-emb-len-neg-l2-1", 0, 1.0f, 1e-3f, 30, TR_FEAT_EMBEDDING_LEN_NEG,
+     TR_TARGET_GAIN3, 1},
+    {"mlp32-gain-l2-1e-1", 32, 1e-1f, 1e-3f, 10, TR_FEAT_EMBEDDING_LEN_NEG, TR_TARGET_GAIN3, 1},
+    {"mlp32-gain-l2-3e-1", 32, 3e-1f, 1e-3f, 10, TR_FEAT_EMBEDDING_LEN_NEG, TR_TARGET_GAIN3, 1},
 };
 
 typedef struct {
@@ -652,8 +691,7 @@ static sc_status_t fit(const tr_cfg_t *c, const float *X, const float *y, const 
     if (H) {
         const float sd1 = sqrtf(2.0f / (float)F), sd2 = sqrtf(1.0f / (float)H);
         for (size_t i = 0; i < H * F; i++)
-            out->w1[i] =
-                c->feat == TR_FEAT_SIGNALS && i % F < SC_EMBED_DIM ? 0.0f : sd1 * rng_normal(&rs);
+            out->w1[i] = feat_used(c->feat, i % F) ? sd1 * rng_normal(&rs) : 0.0f;
         for (size_t j = 0; j < H; j++)
             out->w2[j] = sd2 * rng_normal(&rs);
     }
@@ -672,6 +710,8 @@ static sc_status_t fit(const tr_cfg_t *c, const float *X, const float *y, const 
     for (size_t k = 0; k < nrows; k++)
         order[k] = rows[k];
     int step = 0;
+    const size_t nbatch = (nrows + TR_MINIBATCH - 1) / TR_MINIBATCH;
+    const double total = (double)c->epochs * (double)(nbatch ? nbatch : 1);
     for (int ep = 0; ep < c->epochs; ep++) {
         shuffle(order, nrows, &rs);
         for (size_t b0 = 0; b0 < nrows; b0 += TR_MINIBATCH) {
@@ -712,16 +752,19 @@ static sc_status_t fit(const tr_cfg_t *c, const float *X, const float *y, const 
                         pw2.g[d] += g * x[d];
                 }
             }
-            if (c->feat == TR_FEAT_SIGNALS) { /* masked inputs: zero weights stay zero */
+            if (c->feat != TR_FEAT_ALL) { /* masked inputs: zero weights stay zero */
                 for (size_t j = 0; j < (H ? H : 1); j++)
-                    memset((H ? pw1.g : pw2.g) + j * F, 0, sizeof(float) * SC_EMBED_DIM);
+                    for (size_t d = 0; d < F; d++)
+                        if (!feat_used(c->feat, d))
+                            (H ? pw1.g : pw2.g)[j * F + d] = 0.0f;
             }
+            const float lr = c->decay ? c->lr * (float)(1.0 - (double)step / total) : c->lr;
             step++;
-            adam_step(&pw2, c->lr, c->l2, step);
-            adam_step(&pb2, c->lr, c->l2, step);
+            adam_step(&pw2, lr, c->l2, step);
+            adam_step(&pb2, lr, c->l2, step);
             if (H) {
-                adam_step(&pw1, c->lr, c->l2, step);
-                adam_step(&pb1, c->lr, c->l2, step);
+                adam_step(&pw1, lr, c->l2, step);
+                adam_step(&pb1, lr, c->l2, step);
             }
         }
     }
@@ -756,6 +799,24 @@ static sc_status_t predict(const tr_head_t *h, const float *X, const size_t *row
     return SC_OK;
 }
 
+/* Route rows[k] to the strong model when scores[k] >= t (and in_dom[k], when given: a prompt
+ * outside the router's domain goes to a weak tier): the quality ratio (accuracy over the
+ * all-strong accuracy) and the share routed to strong. */
+static void ratio_at(const tr_data_t *d, const size_t *rows, size_t n, const float *scores, float t,
+                     const unsigned char *in_dom, double *ratio, double *share)
+{
+    double got = 0.0, strong = 0.0, sel = 0.0;
+    for (size_t k = 0; k < n; k++) {
+        const tr_item_t *it = &d->items[rows[k]];
+        int s = scores[k] >= t && (!in_dom || in_dom[k]);
+        got += s ? it->strong_ok : it->weak_ok;
+        strong += it->strong_ok;
+        sel += s;
+    }
+    *ratio = strong > 0.0 ? got / strong : NAN;
+    *share = n ? sel / (double)n : NAN;
+}
+
 static double apgr_rows(const tr_data_t *d, const size_t *rows, size_t nrows, const float *scores,
                         double *curve, double *quality)
 {
@@ -773,10 +834,13 @@ static double apgr_rows(const tr_data_t *d, const size_t *rows, size_t nrows, co
     return a;
 }
 
-/* Mean APGR over TR_CV_REPEATS × TR_FOLDS subject-grouped folds of the training rows. */
+/* Mean APGR over TR_CV_REPEATS × TR_FOLDS subject-grouped folds of the training rows.
+ * oof (optional, TR_CV_REPEATS × d->n): oof[rep · n + i] = the score of training row i by the head
+ * fitted without its fold; fold_of_row (optional, the same shape): its fold. */
 static sc_status_t cross_validate(const tr_cfg_t *c, const tr_data_t *d, const float *X,
                                   const float *y, const size_t *train, size_t ntr, uint64_t seed,
-                                  size_t *fold_tr, size_t *fold_te, float *scores, double *out)
+                                  size_t *fold_tr, size_t *fold_te, float *scores, float *oof,
+                                  signed char *fold_of_row, double *out)
 {
     size_t order[TR_MAX_SUBJECTS];
     int fold_of[TR_MAX_SUBJECTS], present[TR_MAX_SUBJECTS] = {0};
@@ -811,6 +875,12 @@ static sc_status_t cross_validate(const tr_cfg_t *c, const tr_data_t *d, const f
             head_free(&h);
             if (st)
                 return st;
+            for (size_t k = 0; k < b; k++) {
+                if (oof)
+                    oof[(size_t)rep * d->n + fold_te[k]] = scores[k];
+                if (fold_of_row)
+                    fold_of_row[(size_t)rep * d->n + fold_te[k]] = (signed char)fo;
+            }
             double ap = apgr_rows(d, fold_te, b, scores, NULL, NULL);
             if (ap == ap) {
                 sum += ap;
@@ -949,22 +1019,28 @@ typedef struct {
     const char *dirs[TR_MAX_DIRS];
     int ndirs;
     const char *out, *model_dir, *cache, *report_dir;
-    double holdout_frac, lite_share, strong_share;
+    double holdout_frac, lite_share, quality_target, confidence;
     uint64_t seed;
-    int threads;
+    int threads, cv_only;
     char cmdline[TR_CMDLINE];
 } tr_opts_t;
 
 static void train_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: scrimp train-router DATA_DIR... -o FILE [--model DIR] [--holdout-frac F]\n"
-            "         [--seed N] [--cache FILE] [--report-dir DIR] [--lite-share S]\n"
-            "         [--strong-share S] [--threads N]\n"
-            "  DATA_DIR holds mmlu/mmlu_<subject>.csv and mmlu-contaminated_prompts.jsonl\n"
-            "  (defaults: -o %s, --holdout-frac 0.2, --seed 1, --cache %s,\n"
-            "   --report-dir %s, --lite-share 0.4, --strong-share 0.25)\n",
-            TR_DEFAULT_OUT, TR_DEFAULT_CACHE, TR_DEFAULT_REPORT);
+    fprintf(
+        f,
+        "usage: scrimp train-router DATA_DIR... -o FILE [--model DIR] [--holdout-frac F]\n"
+        "         [--seed N] [--cache FILE] [--report-dir DIR] [--quality-target Q]\n"
+        "         [--confidence C] [--lite-share S] [--threads N] [--cv-only]\n"
+        "  DATA_DIR holds mmlu/mmlu_<subject>.csv and mmlu-contaminated_prompts.jsonl\n"
+        "  --quality-target: the file's thresholds send the strong tier the fewest prompts that\n"
+        "  keep quality >= Q x all-strong in a share C of the CV folds; --lite-share: the\n"
+        "  share of the other prompts (the easiest) that go to the cheapest tier;\n"
+        "  --cv-only: model selection and operating curve on the training subjects only\n"
+        "  (the held-out subjects are not scored, nothing is written)\n"
+        "  (defaults: -o %s, --holdout-frac 0.2, --seed 1, --cache %s,\n"
+        "   --report-dir %s, --quality-target 0.95, --confidence 0.8, --lite-share 0.5)\n",
+        TR_DEFAULT_OUT, TR_DEFAULT_CACHE, TR_DEFAULT_REPORT);
 }
 
 static int parse_double(const char *s, double lo, double hi, double *out)
@@ -987,7 +1063,9 @@ static int parse_train_opts(int argc, char **argv, tr_opts_t *o)
                                          {"cache", required_argument, NULL, 'c'},
                                          {"report-dir", required_argument, NULL, 'r'},
                                          {"lite-share", required_argument, NULL, 'l'},
-                                         {"strong-share", required_argument, NULL, 'S'},
+                                         {"quality-target", required_argument, NULL, 'q'},
+                                         {"confidence", required_argument, NULL, 'C'},
+                                         {"cv-only", no_argument, NULL, 'V'},
                                          {"threads", required_argument, NULL, 't'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -999,8 +1077,9 @@ static int parse_train_opts(int argc, char **argv, tr_opts_t *o)
     o->cache = TR_DEFAULT_CACHE;
     o->report_dir = TR_DEFAULT_REPORT;
     o->holdout_frac = 0.2;
-    o->lite_share = 0.4;
-    o->strong_share = 0.25;
+    o->lite_share = 0.5;
+    o->quality_target = 0.95;
+    o->confidence = 0.8;
     o->seed = 1;
     size_t used = (size_t)snprintf(o->cmdline, sizeof o->cmdline, "scrimp");
     for (int k = 0; k < argc && used < sizeof o->cmdline; k++)
@@ -1030,9 +1109,16 @@ static int parse_train_opts(int argc, char **argv, tr_opts_t *o)
             if (parse_double(optarg, 0.0, 1.0, &o->lite_share))
                 return 2;
             break;
-        case 'S':
-            if (parse_double(optarg, 0.0, 1.0, &o->strong_share))
+        case 'q':
+            if (parse_double(optarg, 1e-6, 1.0, &o->quality_target))
                 return 2;
+            break;
+        case 'C':
+            if (parse_double(optarg, 0.0, 1.0, &o->confidence))
+                return 2;
+            break;
+        case 'V':
+            o->cv_only = 1;
             break;
         case 's':
             if (parse_double(optarg, 0, 1e15, &v))
@@ -1056,18 +1142,80 @@ static int parse_train_opts(int argc, char **argv, tr_opts_t *o)
             return 2;
         o->dirs[o->ndirs++] = argv[k];
     }
-    if (o->ndirs == 0 || o->lite_share + o->strong_share > 1.0)
+    if (o->ndirs == 0)
         return 2;
     return 0;
 }
 
-/* Quantile q of the sorted values (nearest rank). */
-static float quantile(const float *sorted, size_t n, double q)
+/* The operating curve (see models/router.h): thresholds at strong shares 0, 1/(P-1), …, 1 of the
+ * CV predictions of the training rows (all repeats pooled); at each, the quality ratio of the
+ * pooled predictions and its (1 - confidence) quantile over the TR_CV_REPEATS × TR_FOLDS folds
+ * (each fold's rows routed by the same threshold). */
+typedef struct {
+    float thr[TR_OP_POINTS], share[TR_OP_POINTS], ratio[TR_OP_POINTS], low[TR_OP_POINTS];
+} tr_opcurve_t;
+
+static int cmp_float_desc(const void *a, const void *b)
 {
-    if (n == 0)
-        return 0.5f;
-    size_t k = (size_t)(q * (double)(n - 1) + 0.5);
-    return sorted[k < n ? k : n - 1];
+    return cmp_float(b, a);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static sc_status_t operating_curve(const tr_data_t *d, const size_t *train, size_t ntr,
+                                   const float *oof, const signed char *fold_of_row,
+                                   double confidence, tr_opcurve_t *oc)
+{
+    enum { NF = TR_CV_REPEATS * TR_FOLDS };
+    const size_t N = (size_t)TR_CV_REPEATS * ntr;
+    float *v = malloc(sizeof(float) * (N ? N : 1));
+    if (!v)
+        return SC_ERR_NOMEM;
+    for (int r = 0; r < TR_CV_REPEATS; r++)
+        for (size_t k = 0; k < ntr; k++)
+            v[(size_t)r * ntr + k] = oof[(size_t)r * d->n + train[k]];
+    qsort(v, N, sizeof *v, cmp_float_desc);
+    double fs[NF], fw[NF], ratios[NF];
+    for (int p = 0; p < TR_OP_POINTS; p++) {
+        size_t k = (size_t)floor((double)p / (TR_OP_POINTS - 1) * (double)N + 0.5);
+        /* share 0: above every score (a sigmoid never exceeds 1) */
+        float t = k == 0 ? 1.0f : v[k - 1];
+        double ss = 0.0, sw = 0.0, nsel = 0.0;
+        memset(fs, 0, sizeof fs), memset(fw, 0, sizeof fw);
+        for (int r = 0; r < TR_CV_REPEATS; r++)
+            for (size_t j = 0; j < ntr; j++) {
+                size_t i = train[j];
+                const tr_item_t *it = &d->items[i];
+                int f = r * TR_FOLDS + fold_of_row[(size_t)r * d->n + i];
+                int strong = oof[(size_t)r * d->n + i] >= t && k > 0;
+                double got = strong ? it->strong_ok : it->weak_ok;
+                ss += it->strong_ok;
+                sw += got;
+                nsel += strong;
+                fs[f] += it->strong_ok;
+                fw[f] += got;
+            }
+        int m = 0;
+        for (int f = 0; f < NF; f++)
+            if (fs[f] > 0.0)
+                ratios[m++] = fw[f] / fs[f];
+        qsort(ratios, (size_t)m, sizeof *ratios, cmp_double);
+        double q = (1.0 - confidence) * (double)(m - 1), lo = 0.0;
+        if (m > 0) {
+            int a = (int)floor(q), b = a + 1 < m ? a + 1 : a;
+            lo = ratios[a] + (ratios[b] - ratios[a]) * (q - a);
+        }
+        oc->thr[p] = t;
+        oc->share[p] = (float)(nsel / (double)N);
+        oc->ratio[p] = (float)(ss > 0.0 ? sw / ss : 0.0);
+        oc->low[p] = (float)lo;
+    }
+    free(v);
+    return SC_OK;
 }
 
 typedef struct {
@@ -1110,7 +1258,7 @@ static sc_status_t measure_speed(const tr_data_t *d, const size_t *rows, size_t 
     }
     sp->signals_ms = (double)(sc_now_us() - t0) / 1000.0 / (double)m;
     t0 = sc_now_us();
-    st = sc_router_score_texts(r, enc, texts, lens, m, scores);
+    st = sc_router_score_texts(r, enc, texts, lens, m, scores, NULL);
     sp->embed_head_ms = (double)(sc_now_us() - t0) / 1000.0 / (double)m;
 out:
     free(emb);
@@ -1142,7 +1290,11 @@ int sc_train_router_cli(int argc, char **argv)
     float *X = NULL, *mean = NULL, *std = NULL, *scores = NULL, *sorted = NULL;
     size_t *train = NULL, *test = NULL, *fold_tr = NULL, *fold_te = NULL, *subj_order = NULL;
     unsigned char *is_test_subj = NULL;
-    float *y = NULL; /* TR_NTARGETS × n targets */
+    float *y = NULL;   /* TR_NTARGETS × n targets */
+    float *oof = NULL; /* NG × TR_CV_REPEATS × n: each head's CV scores of the training rows */
+    signed char *fold_of_row = NULL; /* TR_CV_REPEATS × n */
+    unsigned char *te_in_dom = NULL; /* held-out rows inside the domain box */
+    tr_opcurve_t *oc = NULL;
     int32_t *ids = NULL;
     double cv_apgr[SC_ARRAY_LEN(tr_grid)];
     sc_status_t st;
@@ -1204,7 +1356,11 @@ int sc_train_router_cli(int argc, char **argv)
     X = malloc(sizeof(float) * d.n * F);
     mean = calloc(F, sizeof(float));
     std = calloc(F, sizeof(float));
-    if (!train || !test || !fold_tr || !fold_te || !y || !scores || !sorted || !X || !mean || !std)
+    oof = calloc(NG * TR_CV_REPEATS * d.n, sizeof(float));
+    fold_of_row = calloc((size_t)TR_CV_REPEATS * d.n, 1);
+    oc = malloc(sizeof *oc);
+    if (!train || !test || !fold_tr || !fold_te || !y || !scores || !sorted || !X || !mean ||
+        !std || !oof || !fold_of_row || !oc)
         goto nomem;
     size_t ntr = 0, nte = 0, npos_tr = 0;
     for (size_t i = 0; i < d.n; i++) {
@@ -1241,7 +1397,8 @@ int sc_train_router_cli(int argc, char **argv)
     for (size_t g = 0; g < NG; g++) {
         const float *yt = y + (size_t)tr_grid[g].target * d.n;
         if ((st = cross_validate(&tr_grid[g], &d, X, yt, train, ntr, o.seed, fold_tr, fold_te,
-                                 scores, &cv_apgr[g])) != SC_OK)
+                                 scores, oof + g * TR_CV_REPEATS * d.n, fold_of_row,
+                                 &cv_apgr[g])) != SC_OK)
             goto fail_st;
         sc_info("router.cv", "config=%s cv_apgr=%.4f", tr_grid[g].name, cv_apgr[g]);
         if (cv_apgr[g] > cv_apgr[chosen] || cv_apgr[chosen] != cv_apgr[chosen])
@@ -1249,15 +1406,42 @@ int sc_train_router_cli(int argc, char **argv)
     }
     sc_info("router.select", "config=%s cv_apgr=%.4f", tr_grid[chosen].name, cv_apgr[chosen]);
 
+    /* the operating point: thresholds from the chosen head's CV scores (training subjects only) */
+    if ((st = operating_curve(&d, train, ntr, oof + chosen * TR_CV_REPEATS * d.n, fold_of_row,
+                              o.confidence, oc)) != SC_OK)
+        goto fail_st;
+    float thr[2];
+    double strong_share_cv = 0.0;
+    int target_met = 0;
+    if (sc_router_pick_thresholds(oc->thr, oc->share, oc->low, TR_OP_POINTS, o.quality_target,
+                                  o.lite_share, thr, &strong_share_cv, &target_met) != 0) {
+        snprintf(err, sizeof err, "quality target or lite share out of range");
+        goto fail;
+    }
+    sc_info("router.operating_point",
+            "quality_target=%.3f confidence=%.2f t1=%.4f t2=%.4f strong_share_cv=%.3f met=%d",
+            o.quality_target, o.confidence, (double)thr[0], (double)thr[1], strong_share_cv,
+            target_met);
+    if (o.cv_only) {
+        printf("CV APGR (%d x %d subject-grouped folds of the training subjects):\n", TR_CV_REPEATS,
+               TR_FOLDS);
+        for (size_t g = 0; g < NG; g++)
+            printf("  %-36s %.4f%s\n", tr_grid[g].name, cv_apgr[g], g == chosen ? "  chosen" : "");
+        printf("operating curve of the chosen head (share, threshold, pooled ratio, fold q%.0f):\n",
+               100.0 * (1.0 - o.confidence));
+        for (int p = 0; p < TR_OP_POINTS; p += 10)
+            printf("  %.3f %.4f %.4f %.4f\n", (double)oc->share[p], (double)oc->thr[p],
+                   (double)oc->ratio[p], (double)oc->low[p]);
+        printf("quality target %.3f: t1 %.4f t2 %.4f, CV strong share %.3f%s\n", o.quality_target,
+               (double)thr[0], (double)thr[1], strong_share_cv, target_met ? "" : " (not met)");
+        rc = 0;
+        goto out;
+    }
+
     /* final fit on all training subjects; held-out evaluation */
     if ((st = fit(&tr_grid[chosen], X, y + (size_t)tr_grid[chosen].target * d.n, train, ntr, o.seed,
                   &best)) != SC_OK)
         goto fail_st;
-    if ((st = predict(&best, X, train, ntr, sorted)) != SC_OK)
-        goto fail_st;
-    qsort(sorted, ntr, sizeof *sorted, cmp_float);
-    float thr[2] = {quantile(sorted, ntr, o.lite_share),
-                    quantile(sorted, ntr, 1.0 - o.strong_share)};
     if ((st = predict(&best, X, test, nte, scores)) != SC_OK)
         goto fail_st;
     double curve[TR_CURVE_POINTS], quality[TR_CURVE_POINTS];
@@ -1271,7 +1455,7 @@ int sc_train_router_cli(int argc, char **argv)
     qw /= (double)nte;
     qs /= (double)nte;
     /* checks of the metric: random scores (≈ 0.5) and the label itself (the best a score can do) */
-    float *rnd = sorted; /* reused: the threshold quantiles are taken */
+    float *rnd = sorted; /* scratch */
     double rnd_sum = 0.0, rnd_one = 0.0;
     uint64_t rr = o.seed + 1000;
     for (int t = 0; t < TR_RANDOM_SEEDS; t++) {
@@ -1288,12 +1472,57 @@ int sc_train_router_cli(int argc, char **argv)
     sc_info("router.heldout",
             "apgr=%.4f random_mean=%.4f oracle=%.4f weak_q=%.4f strong_q=%.4f n=%zu", apgr,
             rnd_sum / TR_RANDOM_SEEDS, oracle, qw, qs, nte);
+    /* the domain: each signal's range over the training prompts */
+    float dom_lo[SC_ROUTER_NSIGNALS], dom_hi[SC_ROUTER_NSIGNALS];
+    for (int j = 0; j < SC_ROUTER_NSIGNALS; j++) {
+        dom_lo[j] = INFINITY;
+        dom_hi[j] = -INFINITY;
+        for (size_t k = 0; k < ntr; k++) {
+            float v = d.feat[train[k] * F + SC_EMBED_DIM + (size_t)j];
+            dom_lo[j] = v < dom_lo[j] ? v : dom_lo[j];
+            dom_hi[j] = v > dom_hi[j] ? v : dom_hi[j];
+        }
+    }
+    te_in_dom = malloc(nte ? nte : 1);
+    if (!te_in_dom)
+        goto nomem;
+    size_t te_outside = 0;
     size_t tier_n[3] = {0, 0, 0};
-    for (size_t k = 0; k < nte; k++)
-        tier_n[(scores[k] >= thr[0]) + (scores[k] >= thr[1])]++;
+    for (size_t k = 0; k < nte; k++) {
+        const float *sg = d.feat + test[k] * F + SC_EMBED_DIM;
+        te_in_dom[k] = 1;
+        for (int j = 0; j < SC_ROUTER_NSIGNALS; j++)
+            te_in_dom[k] &= sg[j] >= dom_lo[j] && sg[j] <= dom_hi[j];
+        te_outside += !te_in_dom[k];
+        /* outside the domain: the cheapest tier (scrimp serve's default router.outside_tier) */
+        tier_n[te_in_dom[k] ? (scores[k] >= thr[0]) + (scores[k] >= thr[1]) : 0]++;
+    }
+    /* held-out quality ratio at the operating point and at other targets (evaluation only) */
+    static const double op_targets[] = {0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98};
+    enum { NOP = SC_ARRAY_LEN(op_targets) };
+    double op_share[NOP], op_cv_ratio[NOP], op_cv_low[NOP], op_te_ratio[NOP], op_te_share[NOP];
+    float op_t2[NOP];
+    for (size_t k = 0; k < NOP; k++) {
+        float t[2];
+        int ok = 0;
+        sc_router_pick_thresholds(oc->thr, oc->share, oc->low, TR_OP_POINTS, op_targets[k],
+                                  o.lite_share, t, &op_share[k], &ok);
+        int p = 0;
+        while (p < TR_OP_POINTS - 1 && oc->thr[p] != t[1])
+            p++;
+        op_t2[k] = t[1];
+        op_cv_ratio[k] = oc->ratio[p];
+        op_cv_low[k] = oc->low[p];
+        ratio_at(&d, test, nte, scores, t[1], te_in_dom, &op_te_ratio[k], &op_te_share[k]);
+    }
+    double te_ratio = 0.0, te_share = 0.0;
+    ratio_at(&d, test, nte, scores, thr[1], te_in_dom, &te_ratio, &te_share);
+    sc_info("router.heldout_operating_point", "quality_ratio=%.4f strong_share=%.3f", te_ratio,
+            te_share);
 
     if ((st = sc_router_new(mean, std, best.hidden, best.w1, best.b1, best.w2, best.b2, thr, 2,
-                            tr_tier_names, &router)) != SC_OK)
+                            tr_tier_names, &router)) != SC_OK ||
+        (st = sc_router_set_domain(router, dom_lo, dom_hi)) != SC_OK)
         goto fail_st;
     /* the library's scoring path must agree with training's (same head, same features) */
     {
@@ -1333,12 +1562,17 @@ int sc_train_router_cli(int argc, char **argv)
     qsort(tr_names, (size_t)ntr_s, sizeof *tr_names, cmp_str);
 
     /* ---- router.json ---- */
-    char rule[512];
+    char rule[1024];
     snprintf(rule, sizeof rule,
-             "quantiles of the final head's scores on the training rows: t1 = q%.2f (the "
-             "cheapest tier takes the easiest %.0f%%), t2 = q%.2f (the strong tier takes the "
-             "hardest %.0f%%)",
-             o.lite_share, 100.0 * o.lite_share, 1.0 - o.strong_share, 100.0 * o.strong_share);
+             "operating point for quality target %.3f: t2 = the highest threshold on the "
+             "operating curve (subject-grouped CV scores of the training subjects) from which on "
+             "quality >= %.3f x all-strong quality in %.0f%% of the CV folds%s (strong share "
+             "%.3f of the CV prompts); t1: the cheapest tier takes the easiest %.0f%% of the "
+             "others. serve recomputes both from the curve for router.quality_target and "
+             "router.lite_share",
+             o.quality_target, o.quality_target, 100.0 * o.confidence,
+             target_met ? "" : " (not reachable: everything strong)", strong_share_cv,
+             100.0 * o.lite_share);
     root = json_object(); /* new; every *_new below steals its argument */
     json_t *sigs = json_array(), *feat = json_object(), *head = json_object();
     json_t *tr = json_object(), *met = json_object(), *cv = json_array(), *cur = json_array();
@@ -1363,6 +1597,30 @@ int sc_train_router_cli(int argc, char **argv)
     json_object_set_new(root, "tiers", tiers);
     json_object_set_new(root, "thresholds", json_floats_new(thr, 2));
     json_object_set_new(root, "thresholds_rule", json_string(rule));
+    json_object_set_new(root, "quality_target", json_real(o.quality_target));
+    json_object_set_new(root, "lite_share", json_real(o.lite_share));
+    json_t *jop = json_object();
+    if (!jop)
+        goto nomem;
+    json_object_set_new(jop, "confidence", json_real(o.confidence));
+    json_object_set_new(jop, "from",
+                        json_string("the chosen head's scores in 3 x 5-fold subject-grouped CV on "
+                                    "the training subjects (repeats pooled); quality_ratio: "
+                                    "pooled; quality_ratio_low: the (1 - confidence) quantile "
+                                    "over the 15 folds"));
+    json_object_set_new(jop, "share", json_floats_new(oc->share, TR_OP_POINTS));
+    json_object_set_new(jop, "threshold", json_floats_new(oc->thr, TR_OP_POINTS));
+    json_object_set_new(jop, "quality_ratio", json_floats_new(oc->ratio, TR_OP_POINTS));
+    json_object_set_new(jop, "quality_ratio_low", json_floats_new(oc->low, TR_OP_POINTS));
+    json_object_set_new(root, "operating_curve", jop);
+    json_object_set_new(
+        root, "domain",
+        json_pack("{s:s,s:o,s:o}", "rule",
+                  "each signal's range over the training prompts: a prompt with a signal outside "
+                  "it is unlike every prompt the head was fitted on, and scrimp serve routes it "
+                  "to router.outside_tier",
+                  "signals_min", json_floats_new(dom_lo, SC_ROUTER_NSIGNALS), "signals_max",
+                  json_floats_new(dom_hi, SC_ROUTER_NSIGNALS)));
     for (int k = 0; k < o.ndirs; k++)
         json_array_append_new(dirs, json_string(o.dirs[k]));
     for (int k = 0; k < nte_s; k++)
@@ -1370,16 +1628,27 @@ int sc_train_router_cli(int argc, char **argv)
     for (int k = 0; k < ntr_s; k++)
         json_array_append_new(jtr, json_string(tr_names[k]));
     for (size_t g = 0; g < NG; g++)
-        json_array_append_new(cv, json_pack("{s:s,s:i,s:f,s:f,s:i,s:f}", "name", tr_grid[g].name,
-                                            "hidden", tr_grid[g].hidden, "l2",
-                                            (double)tr_grid[g].l2, "lr", (double)tr_grid[g].lr,
-                                            "epochs", tr_grid[g].epochs, "cv_apgr", cv_apgr[g]));
+        json_array_append_new(
+            cv,
+            json_pack("{s:s,s:s,s:s,s:i,s:f,s:f,s:i,s:f}", "name", tr_grid[g].name, "target",
+                      tr_target_names[tr_grid[g].target], "inputs", tr_feat_names[tr_grid[g].feat],
+                      "hidden", tr_grid[g].hidden, "l2", (double)tr_grid[g].l2, "lr",
+                      (double)tr_grid[g].lr, "epochs", tr_grid[g].epochs, "cv_apgr", cv_apgr[g]));
     json_object_set_new(tr, "command", json_string(o.cmdline));
     json_object_set_new(tr, "data", dirs);
-    json_object_set_new(tr, "label",
-                        json_string("needs strong = weak (" TR_WEAK_COL
-                                    ") wrong and strong (" TR_STRONG_COL
-                                    ") right; contaminated prompts dropped"));
+    char label[512];
+    snprintf(label, sizeof label,
+             "target %s: %s; weak = " TR_WEAK_COL ", strong = " TR_STRONG_COL
+             "; contaminated prompts dropped",
+             tr_target_names[tr_grid[chosen].target],
+             tr_grid[chosen].target == TR_TARGET_GAIN3
+                 ? "(strong right - weak right + 1) / 2, so the score is (1 + the expected gain "
+                   "of the strong model's answer) / 2"
+             : tr_grid[chosen].target == TR_TARGET_GAIN
+                 ? "1 when the weak model was wrong and the strong one right"
+                 : "1 when the weak model was wrong");
+    json_object_set_new(tr, "label", json_string(label));
+    json_object_set_new(tr, "inputs", json_string(tr_feat_names[tr_grid[chosen].feat]));
     json_object_set_new(tr, "prompts", json_integer((json_int_t)d.n));
     json_object_set_new(tr, "contaminated_dropped", json_integer((json_int_t)d.dropped));
     json_object_set_new(tr, "rows_train", json_integer((json_int_t)ntr));
@@ -1393,8 +1662,8 @@ int sc_train_router_cli(int argc, char **argv)
                         json_string("3 × 5-fold cross-validation grouped by subject, inside the "
                                     "training subjects; the held-out subjects are scored once"));
     json_object_set_new(tr, "optimizer",
-                        json_string("Adam, minibatch 128, L2 on weights, classes weighted to "
-                                    "equal total weight, fixed epochs"));
+                        json_string("Adam, minibatch 128, L2 on weights, fixed epochs; 0/1 "
+                                    "targets: classes weighted to equal total weight"));
     json_object_set_new(tr, "cv", cv);
     json_object_set_new(tr, "chosen", json_string(tr_grid[chosen].name));
     for (int p = 0; p < TR_CURVE_POINTS; p++)
@@ -1414,6 +1683,11 @@ int sc_train_router_cli(int argc, char **argv)
                                   (double)tier_n[1] / (double)nte, tr_tier_names[2],
                                   (double)tier_n[2] / (double)nte));
     json_object_set_new(met, "curve_heldout", cur);
+    json_object_set_new(met, "quality_ratio_heldout", json_real(te_ratio));
+    json_object_set_new(met, "outside_domain_share_heldout",
+                        json_real((double)te_outside / (double)nte));
+    json_object_set_new(met, "strong_share_heldout", json_real(te_share));
+    json_object_set_new(met, "strong_share_cv", json_real(strong_share_cv));
     json_object_set_new(met, "cpu_ms_per_prompt_head", json_real(sp.head_ms));
     json_object_set_new(met, "cpu_ms_per_prompt_signals", json_real(sp.signals_ms));
     json_object_set_new(met, "cpu_ms_per_prompt_embed_and_head", json_real(sp.embed_head_ms));
@@ -1453,50 +1727,103 @@ int sc_train_router_cli(int argc, char **argv)
         snprintf(err, sizeof err, "%s: %s", path, strerror(errno));
         goto fail;
     }
+    const tr_cfg_t *ch = &tr_grid[chosen];
     fprintf(md,
             "# Router: quality vs cost on held-out MMLU subjects\n\n"
             "Made by `%s` on %s (%ld CPU cores), %s. Weights: `%s`.\n\n"
-            "The router scores each prompt with the estimated probability that it *needs the "
-            "strong model* (the weak model, Mixtral-8x7B, was wrong and the strong one, "
-            "GPT-4-1106, was right). Sending the highest-scoring share of prompts to the strong "
-            "model traces the curve below; APGR is the area under the performance gap recovered, "
-            "(quality − weak) / (strong − weak), over cost 0..1 (random routing: 0.5).\n\n",
-            o.cmdline, host, sysconf(_SC_NPROCESSORS_ONLN), date, o.out);
+            "The router scores each prompt for how much it gains from the strong model: the weak "
+            "model is Mixtral-8x7B, the strong one GPT-4-1106, with RouteLLM's recorded "
+            "outcomes. The head chosen here fits %s. Sending the highest-scoring share of "
+            "prompts to the strong model traces the curve below; APGR is the area under the "
+            "performance gap recovered, (quality − weak) / (strong − weak), over cost 0..1 "
+            "(random routing: 0.5).\n\n",
+            o.cmdline, host, sysconf(_SC_NPROCESSORS_ONLN), date, o.out,
+            ch->target == TR_TARGET_GAIN3
+                ? "(strong right − weak right + 1) / 2 ∈ {0, ½, 1}, so the score estimates "
+                  "(1 + the expected gain in accuracy of the strong model's answer) / 2 and it "
+                  "also learns where the strong model does worse than the weak one"
+            : ch->target == TR_TARGET_GAIN
+                ? "the probability that the prompt *needs the strong model* (the weak model was "
+                  "wrong and the strong one right)"
+                : "the probability that the weak model is wrong");
     fprintf(md,
             "| | value |\n|---|---|\n"
             "| **APGR, held-out subjects** | **%.4f** |\n"
             "| APGR of random routing (mean of %d seeds; first seed) | %.4f (%.4f) |\n"
             "| APGR of the label itself (upper bound) | %.4f |\n"
-            "| APGR, subject-grouped 3 × 5-fold CV on training subjects (selection) | %.4f |\n"
-            "| head chosen by CV | %s |\n"
+            "| APGR, subject-grouped %d × %d-fold CV on training subjects (selection) | %.4f |\n"
+            "| head chosen by CV | %s (target %s; inputs: %s) |\n"
             "| held-out prompts / subjects | %zu / %d |\n"
             "| training prompts / subjects | %zu / %d |\n"
             "| contaminated prompts dropped | %zu |\n"
             "| weak / strong accuracy (held-out) | %.4f / %.4f |\n"
             "| share needing the strong model (held-out) | %.4f |\n\n",
-            apgr, TR_RANDOM_SEEDS, rnd_sum / TR_RANDOM_SEEDS, rnd_one, oracle, cv_apgr[chosen],
-            tr_grid[chosen].name, nte, nte_s, ntr, ntr_s, d.dropped, qw, qs, pos_te / (double)nte);
+            apgr, TR_RANDOM_SEEDS, rnd_sum / TR_RANDOM_SEEDS, rnd_one, oracle, TR_CV_REPEATS,
+            TR_FOLDS, cv_apgr[chosen], ch->name, tr_target_names[ch->target],
+            tr_feat_names[ch->feat], nte, nte_s, ntr, ntr_s, d.dropped, qw, qs,
+            pos_te / (double)nte);
     fputs("## Quality/cost curve (held-out)\n\n![quality vs cost](router-curve.svg)\n\n"
           "| cost (share to strong) | quality | PGR | random PGR |\n|---|---|---|---|\n",
           md);
     for (int p = 0; p < TR_CURVE_POINTS; p++)
         fprintf(md, "| %.2f | %.4f | %.4f | %.2f |\n", (double)p / (TR_CURVE_POINTS - 1),
                 quality[p], curve[p], (double)p / (TR_CURVE_POINTS - 1));
-    fputs("\n## Model selection (CV inside the training subjects)\n\n"
-          "| head | hidden | L2 | lr | epochs | CV APGR |\n|---|---|---|---|---|---|\n",
-          md);
+    fprintf(md,
+            "\n## Model selection (CV inside the training subjects)\n\n"
+            "Every candidate is scored by the mean APGR over %d × %d subject-grouped folds of the "
+            "training subjects (the same folds for all); the best is refitted on all training "
+            "subjects and scored once on the held-out subjects. Targets: *needs-strong* = 1 when "
+            "the weak model was wrong and the strong one right (classes weighted to equal "
+            "weight); *gain* = (strong right − weak right + 1) / 2 (unweighted). Masked inputs "
+            "keep weight 0, so every head has the same shape.\n\n"
+            "| head | target | inputs | hidden | L2 | lr | epochs | CV APGR |\n"
+            "|---|---|---|---|---|---|---|---|\n",
+            TR_CV_REPEATS, TR_FOLDS);
     for (size_t g = 0; g < NG; g++)
-        fprintf(md, "| %s%s | %d | %g | %g | %d | %.4f |\n", tr_grid[g].name,
-                g == chosen ? " (chosen)" : "", tr_grid[g].hidden, (double)tr_grid[g].l2,
+        fprintf(md, "| %s%s | %s | %s | %d | %g | %g | %d | %.4f |\n", tr_grid[g].name,
+                g == chosen ? " (chosen)" : "", tr_target_names[tr_grid[g].target],
+                tr_feat_names[tr_grid[g].feat], tr_grid[g].hidden, (double)tr_grid[g].l2,
                 (double)tr_grid[g].lr, tr_grid[g].epochs, cv_apgr[g]);
     fprintf(md,
-            "\n## Tiers\n\n%s. Thresholds t1 = %.4f, t2 = %.4f: score < t1 → %s, < t2 → %s, "
-            "else %s. Held-out shares: %.3f / %.3f / %.3f.\n\n",
-            rule, (double)thr[0], (double)thr[1], tr_tier_names[0], tr_tier_names[1],
-            tr_tier_names[2], (double)tier_n[0] / (double)nte, (double)tier_n[1] / (double)nte,
-            (double)tier_n[2] / (double)nte);
+            "\n## Operating point (tiers)\n\n"
+            "The strong-tier threshold comes from a quality target, not a fixed share: the "
+            "chosen head's CV scores of the training subjects (%d repeats × %d subject-grouped "
+            "folds, pooled) give an operating curve (%d thresholds, stored in the weights file as "
+            "`operating_curve`) with, at each threshold, the quality ratio (accuracy when prompts "
+            "at or above it get the strong model's answer and the others the weak one's, over "
+            "the all-strong accuracy) pooled and as reached by %.0f%% of the folds (its %.0f%% "
+            "quantile: subjects differ, so the pooled ratio alone would be met only about half "
+            "the time). The threshold for a target is the highest one from which on the fold "
+            "quantile stays at or above the target. `scrimp serve` recomputes it from the curve "
+            "for `router.quality_target` (default 0.95) and `router.lite_share` (default 0.5: "
+            "the easiest half of the prompts kept off the strong tier go to the cheapest "
+            "one).\n\n"
+            "%s. Thresholds t1 = %.4f, t2 = %.4f: score < t1 → %s, < t2 → %s, else %s. Held-out "
+            "shares: %.3f / %.3f / %.3f; held-out quality ratio %.4f (target %.3f).\n\n"
+            "| quality target | CV strong share | t2 | CV quality ratio (pooled) | reached by "
+            "%.0f%% of CV folds | held-out strong share | held-out quality ratio |\n"
+            "|---|---|---|---|---|---|---|\n",
+            TR_CV_REPEATS, TR_FOLDS, TR_OP_POINTS, 100.0 * o.confidence,
+            100.0 * (1.0 - o.confidence), rule, (double)thr[0], (double)thr[1], tr_tier_names[0],
+            tr_tier_names[1], tr_tier_names[2], (double)tier_n[0] / (double)nte,
+            (double)tier_n[1] / (double)nte, (double)tier_n[2] / (double)nte, te_ratio,
+            o.quality_target, 100.0 * o.confidence);
+    for (size_t k = 0; k < NOP; k++)
+        fprintf(md, "| %.2f%s | %.3f | %.4f | %.4f | %.4f | %.3f | %.4f |\n", op_targets[k],
+                fabs(op_targets[k] - o.quality_target) < 1e-9 ? " (default)" : "", op_share[k],
+                (double)op_t2[k], op_cv_ratio[k], op_cv_low[k], op_te_share[k], op_te_ratio[k]);
     fprintf(md,
-            "## CPU scoring speed (batches of %d held-out prompts)\n\n"
+            "\n**Domain.** The weights file also keeps each signal's range over the training "
+            "prompts (`domain`). A prompt with a signal outside it (no answer options, one line, "
+            "far longer or shorter than any training prompt, …) is unlike every prompt the head "
+            "was fitted on, so its score says nothing: `scrimp serve` routes it to "
+            "`router.outside_tier` (default `lite`: the cheapest tier first, the cascade behind "
+            "it). Held-out prompts outside the box: %zu of %zu (%.2f%%); they are counted in the "
+            "cheapest tier above (shares and quality ratios), not in the APGR, which ranks the "
+            "scores alone.\n",
+            te_outside, nte, 100.0 * (double)te_outside / (double)nte);
+    fprintf(md,
+            "\n## CPU scoring speed (batches of %d held-out prompts)\n\n"
             "| stage | ms per prompt |\n|---|---|\n"
             "| head alone (standardise + %s, `sc_router_score_batch`, %d reps) | %.5f |\n"
             "| signals (token count + text signals) | %.5f |\n"
@@ -1504,14 +1831,14 @@ int sc_train_router_cli(int argc, char **argv)
             "| embedding (all-MiniLM-L6-v2, CPU) + signals + head | %.3f |\n\n"
             "The embedding is the shared encoder stage of the pipeline (computed once per "
             "prompt for the cache as well); on the GPU it is `scrimp embed --backend cuda`.\n\n",
-            TR_SPEED_BATCH, tr_grid[chosen].name, TR_SPEED_REPS, sp.head_ms, sp.signals_ms,
-            TR_TARGET_MS, sp.head_ms + sp.signals_ms, sp.embed_head_ms);
+            TR_SPEED_BATCH, ch->name, TR_SPEED_REPS, sp.head_ms, sp.signals_ms, TR_TARGET_MS,
+            sp.head_ms + sp.signals_ms, sp.embed_head_ms);
     fprintf(md,
             "## Status against the target\n\n"
             "- Held-out APGR %.4f against the target %.2f: %s. Subject-grouped CV on the "
-            "training subjects (%d fold assignments × %d folds) gives %.4f for the same head: the "
-            "held-out number depends on which subjects are held out, and prompts of subjects the "
-            "router has not seen are only a little better than random to it.\n"
+            "training subjects (%d fold assignments × %d folds) gives %.4f for the same head; "
+            "single groups of subjects vary widely around it, so the held-out number depends on "
+            "which subjects are held out.\n"
             "- Random routing on the same held-out prompts: %.4f (the metric's check: ≈ 0.5).\n"
             "- Scoring speed: %s (signals + head %.4f ms per prompt).\n"
             "- Trained on MMLU multiple-choice prompts only: scores of free-form prompts (no "
@@ -1531,10 +1858,13 @@ int sc_train_router_cli(int argc, char **argv)
         snprintf(err, sizeof err, "%s: write failed", path);
         goto fail;
     }
-    printf("held-out APGR %.4f (random %.4f, oracle %.4f; CV %.4f, head %s); thresholds %.4f "
-           "%.4f; head %.5f ms/prompt, embed+head %.3f ms/prompt\nwrote %s, %s, %s\n",
+    printf("held-out APGR %.4f (random %.4f, oracle %.4f; CV %.4f, head %s); quality target "
+           "%.3f: thresholds %.4f %.4f (CV strong share %.3f; held-out quality ratio %.4f, "
+           "strong share %.3f); head %.5f ms/prompt, signals+head %.5f ms/prompt, embed+head "
+           "%.3f ms/prompt\nwrote %s, %s, %s\n",
            apgr, rnd_sum / TR_RANDOM_SEEDS, oracle, cv_apgr[chosen], tr_grid[chosen].name,
-           (double)thr[0], (double)thr[1], sp.head_ms, sp.embed_head_ms, o.out, path, svg);
+           o.quality_target, (double)thr[0], (double)thr[1], strong_share_cv, te_ratio, te_share,
+           sp.head_ms, sp.head_ms + sp.signals_ms, sp.embed_head_ms, o.out, path, svg);
     rc = 0;
     goto out;
 nomem:
@@ -1552,6 +1882,7 @@ out:
     data_free(&d);
     free(X), free(mean), free(std), free(scores), free(sorted), free(train), free(test);
     free(fold_tr), free(fold_te), free(subj_order), free(y), free(is_test_subj);
+    free(oof), free(fold_of_row), free(oc), free(te_in_dom);
     free(ids);
     return rc;
 }
@@ -1560,11 +1891,15 @@ out:
 
 static void classify_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: scrimp classify [--router FILE] [--model DIR] [--tiers a,b,c] [--batch N]\n"
-            "                       [--threads N] < lines\n"
-            "  one {\"i\":N,\"score\":S,\"tier\":\"T\"} per input line (default router %s)\n",
-            TR_DEFAULT_OUT);
+    fprintf(
+        f,
+        "usage: scrimp classify [--router FILE] [--model DIR] [--tiers a,b,c] [--batch N]\n"
+        "                       [--threads N] [--quality-target Q [--lite-share S]] < lines\n"
+        "  one {\"i\":N,\"score\":S,\"tier\":\"T\"} per input line (default router %s);\n"
+        "  a prompt outside the router's domain gets the cheapest tier and \"in_domain\":false;\n"
+        "  --quality-target: thresholds for that target (as serve's router.quality_target)\n"
+        "  instead of the file's\n",
+        TR_DEFAULT_OUT);
 }
 
 typedef struct {
@@ -1623,9 +1958,12 @@ int sc_classify_cli(int argc, char **argv)
                                          {"tiers", required_argument, NULL, 'T'},
                                          {"batch", required_argument, NULL, 'n'},
                                          {"threads", required_argument, NULL, 't'},
+                                         {"quality-target", required_argument, NULL, 'q'},
+                                         {"lite-share", required_argument, NULL, 'l'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *router_path = TR_DEFAULT_OUT;
+    double quality_target = 0.0, lite_share = 0.5; /* 0: the file's thresholds */
     char tierbuf[SC_ROUTER_MAX_TIERS * SC_ROUTER_TIER_NAME] = "";
     const char *tiers[SC_ROUTER_MAX_TIERS];
     int ntiers = 0, opt, batch = TR_CLASSIFY_BATCH;
@@ -1657,6 +1995,10 @@ int sc_classify_cli(int argc, char **argv)
             batch = (int)v;
         else if (opt == 't' && parse_double(optarg, 0, 1024, &v) == 0)
             eo.threads = (int)v;
+        else if (opt == 'q' && parse_double(optarg, 0, 1, &quality_target) == 0)
+            ;
+        else if (opt == 'l' && parse_double(optarg, 0, 1, &lite_share) == 0)
+            ;
         else if (opt == 'h') {
             classify_usage(stdout);
             return 0;
@@ -1680,14 +2022,21 @@ int sc_classify_cli(int argc, char **argv)
     size_t *lens = malloc(sizeof *lens * (size_t)batch),
            *which = malloc(sizeof *which * (size_t)batch);
     float *scores = malloc(sizeof(float) * (size_t)batch);
+    unsigned char *in_dom = malloc((size_t)batch);
     size_t n = 0, line_no = 0;
-    if (!buf || !lines || !texts || !lens || !which || !scores) {
+    if (!buf || !lines || !texts || !lens || !which || !scores || !in_dom) {
         fprintf(stderr, "scrimp classify: out of memory\n");
         goto out;
     }
     if (sc_router_load(router_path, &r, err, sizeof err) != SC_OK ||
         sc_encoder_new(&eo, &enc, err, sizeof err) != SC_OK) {
         fprintf(stderr, "scrimp classify: %s\n", err);
+        goto out;
+    }
+    if (quality_target > 0.0 &&
+        sc_router_set_quality_target(r, quality_target, lite_share, NULL, NULL) != SC_OK) {
+        fprintf(stderr, "scrimp classify: %s has no operating curve for --quality-target\n",
+                router_path);
         goto out;
     }
     for (int eof = 0; !eof;) {
@@ -1713,7 +2062,7 @@ int sc_classify_cli(int argc, char **argv)
                 lens[m] = lines[k].len;
                 which[m++] = k;
             }
-        sc_status_t st = m ? sc_router_score_texts(r, enc, texts, lens, m, scores) : SC_OK;
+        sc_status_t st = m ? sc_router_score_texts(r, enc, texts, lens, m, scores, in_dom) : SC_OK;
         if (st) {
             fprintf(stderr, "scrimp classify: lines %zu..%zu: %s\n", line_no + 1, line_no + n,
                     sc_strerror(st));
@@ -1729,11 +2078,15 @@ int sc_classify_cli(int argc, char **argv)
                 json_decref(s);
                 continue;
             }
-            float sc = scores[j++];
-            json_t *s = json_string(sc_router_tier(r, sc, ntiers ? tiers : NULL, ntiers));
+            float sc = scores[j];
+            int inside = in_dom[j++];
+            /* outside the router's domain: the cheapest tier (serve's default outside_tier) */
+            json_t *s = json_string(inside   ? sc_router_tier(r, sc, ntiers ? tiers : NULL, ntiers)
+                                    : ntiers ? tiers[0]
+                                             : sc_router_tier(r, -INFINITY, NULL, 0));
             char *q = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
-            printf("{\"i\":%zu,\"score\":%.6f,\"tier\":%s}\n", line_no + k, (double)sc,
-                   q ? q : "\"\"");
+            printf("{\"i\":%zu,\"score\":%.6f,\"tier\":%s%s}\n", line_no + k, (double)sc,
+                   q ? q : "\"\"", inside ? "" : ",\"in_domain\":false");
             free(q);
             json_decref(s);
         }
@@ -1754,6 +2107,6 @@ out:
         free(lines[k].text);
     sc_router_free(r);
     sc_encoder_free(enc);
-    free(buf), free(lines), free(texts), free(lens), free(which), free(scores);
+    free(buf), free(lines), free(texts), free(lens), free(which), free(scores), free(in_dom);
     return rc;
 }

@@ -1,6 +1,9 @@
 /* cache_writer.c - the two halves of the cache crash test: `write DIR` inserts entries in a loop
  * and prints "ID SEQ" for each one sc_cache_insert acknowledged; `verify DIR ACKS` reopens the
- * store and checks that every acknowledged entry is there and found by its vector. */
+ * store and checks that every acknowledged entry is there and found by its vector. With
+ * CW_INDEX=hnsw the scopes' partitions are HNSW, saved every CW_CHECKPOINT_EVERY inserts, every
+ * second and at close (a kill -9 then leaves a saved index older than the store, or one cut short);
+ * verify says whether the open loaded it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #define CW_MAX_INSERTS 1000000 /* a bound; the test kills the writer long before */
 #define CW_SCOPES 7
 #define CW_LINE 128
+#define CW_CHECKPOINT_EVERY 50 /* CW_INDEX=hnsw: a checkpoint after this many inserts */
 
 /* The vector of entry seq: deterministic, so that verify can rebuild it. */
 static void cw_vec(uint64_t seq, float *v)
@@ -41,6 +45,12 @@ static void cw_opts(sc_cache_opts_t *o, const char *dir)
     o->ttl_s = 0;
     o->threshold = 0.999;
     o->max_bytes = (size_t)1 << 30;
+    const char *ix = getenv("CW_INDEX");
+    if (ix && !strcmp(ix, "hnsw")) {
+        o->index = "hnsw";
+        o->ann_min = 16;
+        o->checkpoint_s = 1;
+    }
 }
 
 static int cw_write(const char *dir, uint64_t start)
@@ -70,6 +80,12 @@ static int cw_write(const char *dir, uint64_t start)
         }
         printf("%llu %llu\n", (unsigned long long)id, (unsigned long long)seq);
         fflush(stdout); /* acknowledged only once durable and printed */
+        if (o.checkpoint_s && (seq - start) % CW_CHECKPOINT_EVERY == CW_CHECKPOINT_EVERY - 1 &&
+            sc_cache_checkpoint(c)) { /* more often than the timer: the kill lands after one */
+            fprintf(stderr, "cache_writer: checkpoint failed\n");
+            sc_cache_close(c);
+            return 1;
+        }
     }
     sc_cache_close(c);
     return 0;
@@ -118,9 +134,10 @@ static int cw_verify(const char *dir, const char *acks)
     sc_cache_stats_t s;
     sc_cache_stats(c, &s);
     printf("acknowledged=%llu missing=%llu wrong=%llu not_found_by_vector=%llu store=%llu "
-           "index=%llu\n",
+           "index=%llu partitions=%llu saved_index=%s\n",
            n, missing, wrong, unfound, (unsigned long long)s.entries,
-           (unsigned long long)s.indexed);
+           (unsigned long long)s.indexed, (unsigned long long)s.partitions,
+           s.index_loaded ? "loaded" : "rebuilt");
     sc_cache_close(c);
     return (n == 0 || missing || wrong || unfound || s.entries != s.indexed || s.entries < n);
 }

@@ -1,6 +1,7 @@
 /* test_cache.c - the semantic cache: exact and semantic hits, scope isolation over 10,000
  * randomised lookups, TTL, LRU eviction, purge, reopen (index rebuilt), HNSW/IVF against flat,
- * the guards, concurrent lookups during inserts. */
+ * the saved index (loaded when its stamp matches, rebuilt when stale or corrupt), the guards,
+ * concurrent lookups during inserts. */
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -89,6 +91,10 @@ static void remove_dir(const char *dir)
     snprintf(p, sizeof(p), "%s/data.mdb", dir);
     unlink(p);
     snprintf(p, sizeof(p), "%s/lock.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/index.scx", dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/index.scx.tmp", dir);
     unlink(p);
     rmdir(dir);
 }
@@ -635,6 +641,414 @@ static void test_ann_partitions(void **state)
     remove_dir(dir);
 }
 
+/* ---- the saved index ---- */
+
+#define T_SAVE_N 300
+#define T_SAVE_SCOPE 42
+#define T_SAVE_FLAT_SCOPE 43
+#define T_SAVE_FLAT_N 10
+
+typedef struct {
+    float v[T_SAVE_N][T_DIM], qv[T_SAVE_N][T_DIM];
+    uint64_t ids[T_SAVE_N];
+} save_set_t;
+
+static void save_opts(sc_cache_opts_t *o, const char *dir, const char *kind)
+{
+    test_opts(o, dir);
+    o->guards = 0;
+    o->index = kind;
+    o->ann_min = 50;
+    o->checkpoint_s = 0;
+}
+
+/* T_SAVE_N entries in one scope (HNSW/IVF past ann_min) and a few in a flat one. */
+static void save_fill(sc_cache_t *c, save_set_t *s)
+{
+    sc_cache_item_t items[T_SAVE_N];
+    char texts[T_SAVE_N][32];
+    memset(items, 0, sizeof(items));
+    for (int i = 0; i < T_SAVE_N; i++) {
+        random_unit(s->v[i], T_DIM);
+        at_cosine(s->v[i], 0.95, s->qv[i], T_DIM);
+        snprintf(texts[i], sizeof(texts[i]), "saved entry %d", i);
+        items[i].q.scope = T_SAVE_SCOPE;
+        items[i].q.tenant = "sv";
+        items[i].q.text = texts[i];
+        items[i].q.len = strlen(texts[i]);
+        items[i].q.vec = s->v[i];
+        items[i].response = "r";
+        items[i].response_len = 1;
+        items[i].model = "m";
+    }
+    assert_int_equal(sc_cache_insert_many(c, items, T_SAVE_N, s->ids), SC_OK);
+    for (int i = 0; i < T_SAVE_FLAT_N; i++) {
+        char t[32];
+        snprintf(t, sizeof(t), "flat entry %d", i);
+        insert(c, T_SAVE_FLAT_SCOPE, "fl", t, s->v[i], "f");
+    }
+}
+
+static void save_queries(sc_cache_t *c, const save_set_t *s, uint64_t *out)
+{
+    for (int i = 0; i < T_SAVE_N; i++) {
+        sc_cache_result_t r;
+        lookup(c, T_SAVE_SCOPE, "a probe text", s->qv[i], &r);
+        out[i] = r.hit == SC_CACHE_HIT_SEMANTIC ? r.entry : 0;
+        free(r.response);
+    }
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    char p[T_DIR_MAX + 32];
+    struct stat sb;
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    return stat(p, &sb) == 0;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    assert_non_null(a);
+    assert_non_null(b);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), a)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, b), n);
+    fclose(a);
+    assert_int_equal(fclose(b), 0);
+}
+
+/* Open with stderr captured: *log gets what the cache logged (malloc'd). */
+static sc_cache_t *open_logged(const sc_cache_opts_t *o, char **log)
+{
+    char path[] = "/tmp/scrimp-test-cache-log.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_true(dup2(fd, 2) >= 0);
+    sc_cache_t *c = open_ok(o);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    off_t len = lseek(fd, 0, SEEK_END);
+    *log = calloc(1, (size_t)len + 1);
+    assert_non_null(*log);
+    assert_int_equal(pread(fd, *log, (size_t)len, 0), len);
+    close(fd);
+    unlink(path);
+    fputs(*log, stderr); /* still shown */
+    return c;
+}
+
+/* Save at close, reopen: the partitions are loaded (not rebuilt) and answer exactly as before;
+ * deleted ids stay deleted, and new entries after the load are found (for hnsw and ivf). */
+static void test_index_save_load(void **state)
+{
+    (void)state;
+    const char *kinds[] = {"hnsw", "ivf"};
+    static save_set_t s;
+    static uint64_t before[T_SAVE_N], after[T_SAVE_N];
+    for (int k = 0; k < 2; k++) {
+        char dir[T_DIR_MAX];
+        make_dir(dir, sizeof(dir));
+        sc_cache_opts_t o;
+        save_opts(&o, dir, kinds[k]);
+        sc_cache_t *c = open_ok(&o);
+        save_fill(c, &s);
+        /* the newest entry of the partition, then deleted: its id stays in an HNSW graph */
+        float w[T_DIM];
+        random_unit(w, T_DIM);
+        uint64_t gone = insert(c, T_SAVE_SCOPE, "gone", "to be purged", w, "x");
+        uint64_t removed = 0;
+        assert_int_equal(sc_cache_purge(c, "gone", &removed), SC_OK);
+        assert_int_equal(removed, 1);
+        save_queries(c, &s, before);
+        sc_cache_stats_t st0, st1;
+        sc_cache_stats(c, &st0);
+        assert_int_equal(st0.indexed, T_SAVE_N + T_SAVE_FLAT_N);
+        assert_int_equal(st0.index_loaded, 0);
+        sc_cache_close(c);
+        assert_true(file_exists(dir, "index.scx"));
+        assert_false(file_exists(dir, "index.scx.tmp"));
+
+        c = open_ok(&o);
+        sc_cache_stats(c, &st1);
+        assert_int_equal(st1.index_loaded, 1);
+        assert_int_equal(st1.indexed, st0.indexed);
+        assert_int_equal(st1.partitions, 2);
+        assert_int_equal(st1.index_gen, st0.index_gen);
+        save_queries(c, &s, after);
+        int same = 0, right = 0;
+        for (int i = 0; i < T_SAVE_N; i++) {
+            same += before[i] == after[i];
+            right += after[i] == s.ids[i];
+        }
+        fprintf(stderr, "saved %s: %d/%d lookups as before the save, %d/%d right\n", kinds[k],
+                same, T_SAVE_N, right, T_SAVE_N);
+        assert_int_equal(same, T_SAVE_N);
+        assert_true(right >= T_SAVE_N - 2);
+        sc_cache_result_t r;
+        lookup(c, T_SAVE_SCOPE, "a probe text", w, &r);
+        assert_true(r.hit == SC_CACHE_MISS || r.entry != gone);
+        free(r.response);
+        /* a new entry after the load, found by its vector; in HNSW the deleted id is still in
+         * the graph, so the new entry must not take it */
+        float z[T_DIM];
+        random_unit(z, T_DIM);
+        uint64_t nid = insert(c, T_SAVE_SCOPE, "sv", "after the load", z, "new");
+        if (!strcmp(kinds[k], "hnsw"))
+            assert_true(nid > gone);
+        assert_int_equal(lookup(c, T_SAVE_SCOPE, "another probe", z, &r), SC_CACHE_HIT_SEMANTIC);
+        assert_int_equal(r.entry, nid);
+        free(r.response);
+        sc_cache_close(c);
+
+        /* the close saved the new generation: loaded again, with the new entry */
+        c = open_ok(&o);
+        sc_cache_stats(c, &st1);
+        assert_int_equal(st1.index_loaded, 1);
+        assert_int_equal(st1.indexed, T_SAVE_N + T_SAVE_FLAT_N + 1);
+        assert_int_equal(lookup(c, T_SAVE_SCOPE, "another probe", z, &r), SC_CACHE_HIT_SEMANTIC);
+        assert_int_equal(r.entry, nid);
+        free(r.response);
+        sc_cache_close(c);
+
+        /* other index parameters: the saved index does not apply */
+        o.hnsw_m = 16;
+        o.ivf_nlist = 4;
+        c = open_ok(&o);
+        sc_cache_stats(c, &st1);
+        assert_int_equal(st1.index_loaded, 0);
+        assert_int_equal(st1.indexed, T_SAVE_N + T_SAVE_FLAT_N + 1);
+        sc_cache_close(c);
+        remove_dir(dir);
+    }
+}
+
+/* A checkpoint, then more inserts and a crash (the checkpoint's file put back over the one the
+ * close wrote): the stamp is stale, the index is rebuilt and holds every entry. */
+static void test_index_stale(void **state)
+{
+    (void)state;
+    static save_set_t s;
+    char dir[T_DIR_MAX], file[T_DIR_MAX + 32], keep[T_DIR_MAX + 32];
+    make_dir(dir, sizeof(dir));
+    snprintf(file, sizeof(file), "%s/index.scx", dir);
+    snprintf(keep, sizeof(keep), "%s/checkpoint.scx", dir);
+    sc_cache_opts_t o;
+    save_opts(&o, dir, "hnsw");
+    sc_cache_t *c = open_ok(&o);
+    save_fill(c, &s);
+    assert_int_equal(sc_cache_checkpoint(c), SC_OK);
+    assert_true(file_exists(dir, "index.scx"));
+    copy_file(file, keep);
+    float z[T_DIM];
+    random_unit(z, T_DIM);
+    uint64_t late = insert(c, T_SAVE_SCOPE, "sv", "after the checkpoint", z, "late");
+    sc_cache_close(c);
+    copy_file(keep, file); /* as if killed before the close */
+    unlink(keep);
+
+    char *log = NULL;
+    c = open_logged(&o, &log);
+    assert_non_null(strstr(log, "event=cache_index_load result=stale"));
+    free(log);
+    sc_cache_stats_t st;
+    sc_cache_stats(c, &st);
+    assert_int_equal(st.index_loaded, 0);
+    assert_int_equal(st.indexed, T_SAVE_N + T_SAVE_FLAT_N + 1);
+    sc_cache_result_t r;
+    assert_int_equal(lookup(c, T_SAVE_SCOPE, "a probe", z, &r), SC_CACHE_HIT_SEMANTIC);
+    assert_int_equal(r.entry, late);
+    free(r.response);
+    /* hit updates alone do not move the generation: the close saves, the next open loads */
+    sc_cache_close(c);
+    c = open_ok(&o);
+    sc_cache_stats(c, &st);
+    assert_int_equal(st.index_loaded, 1);
+    assert_int_equal(st.indexed, T_SAVE_N + T_SAVE_FLAT_N + 1);
+    sc_cache_close(c);
+
+    /* a file of another store (same generation, same parameters) is not loaded either */
+    char dir2[T_DIR_MAX], file2[T_DIR_MAX + 32];
+    make_dir(dir2, sizeof(dir2));
+    snprintf(file2, sizeof(file2), "%s/index.scx", dir2);
+    sc_cache_opts_t o2;
+    save_opts(&o2, dir2, "hnsw");
+    c = open_ok(&o2);
+    save_fill(c, &s);
+    float y[T_DIM];
+    random_unit(y, T_DIM);
+    insert(c, T_SAVE_SCOPE, "sv", "after the checkpoint", y, "late");
+    sc_cache_close(c);
+    copy_file(file, file2);
+    c = open_ok(&o2);
+    sc_cache_stats(c, &st);
+    assert_int_equal(st.index_loaded, 0);
+    assert_int_equal(st.indexed, T_SAVE_N + T_SAVE_FLAT_N + 1);
+    sc_cache_close(c);
+    remove_dir(dir2);
+    remove_dir(dir);
+}
+
+/* Entries that expired after the save: the loaded partition drops them (as a rebuild would not
+ * index them), and the rest answers. */
+static void test_index_expired(void **state)
+{
+    (void)state;
+    static save_set_t s;
+    static uint64_t got[T_SAVE_N];
+    enum { OLD_N = 20 };
+    static float old[OLD_N][T_DIM];
+    uint64_t old_ids[OLD_N];
+    char dir[T_DIR_MAX];
+    make_dir(dir, sizeof(dir));
+    sc_cache_opts_t o;
+    save_opts(&o, dir, "hnsw");
+    o.ttl_s = 2;
+    sc_cache_t *c = open_ok(&o);
+    int64_t t0 = sc_wall_ms();
+    for (int i = 0; i < OLD_N; i++) {
+        char t[32];
+        random_unit(old[i], T_DIM);
+        snprintf(t, sizeof(t), "old entry %d", i);
+        old_ids[i] = insert(c, T_SAVE_SCOPE, "sv", t, old[i], "old");
+    }
+    while (sc_wall_ms() < t0 + 1200)
+        usleep(20000);
+    save_fill(c, &s); /* the partition turns HNSW with the old entries in it */
+    sc_cache_close(c);
+    while (sc_wall_ms() < t0 + 2100) /* the old ones are past their TTL, the rest is not */
+        usleep(20000);
+    c = open_ok(&o);
+    sc_cache_stats_t st;
+    sc_cache_stats(c, &st);
+    assert_int_equal(st.index_loaded, 1);
+    assert_int_equal(st.expired, OLD_N);
+    assert_int_equal(st.entries, T_SAVE_N + T_SAVE_FLAT_N);
+    assert_int_equal(st.indexed, T_SAVE_N + T_SAVE_FLAT_N);
+    for (int i = 0; i < OLD_N; i++) {
+        sc_cache_result_t r;
+        lookup(c, T_SAVE_SCOPE, "a probe", old[i], &r);
+        assert_true(r.hit == SC_CACHE_MISS || r.entry != old_ids[i]);
+        free(r.response);
+    }
+    save_queries(c, &s, got);
+    int right = 0;
+    for (int i = 0; i < T_SAVE_N; i++)
+        right += got[i] == s.ids[i];
+    assert_true(right >= T_SAVE_N - 2);
+    sc_cache_close(c);
+    remove_dir(dir);
+}
+
+/* HNSW at a dimension that is not a multiple of the SIMD width: every entry is found by its own
+ * vector, with its float similarity (the search scores a half-precision copy, then the floats). */
+static void test_hnsw_odd_dim(void **state)
+{
+    (void)state;
+    enum { D = 37, N = 120 };
+    static float v[N][T_DIM];
+    uint64_t ids[N];
+    char dir[T_DIR_MAX];
+    make_dir(dir, sizeof(dir));
+    sc_cache_opts_t o;
+    save_opts(&o, dir, "hnsw");
+    o.dim = D;
+    o.ann_min = 20;
+    sc_cache_t *c = open_ok(&o);
+    for (int i = 0; i < N; i++) {
+        char t[32];
+        random_unit(v[i], D);
+        snprintf(t, sizeof(t), "odd %d", i);
+        ids[i] = insert(c, 7, "odd", t, v[i], "r");
+    }
+    for (int pass = 0; pass < 2; pass++) { /* built, then loaded from the saved index */
+        for (int i = 0; i < N; i++) {
+            sc_cache_result_t r;
+            assert_int_equal(lookup(c, 7, "a probe", v[i], &r), SC_CACHE_HIT_SEMANTIC);
+            assert_int_equal(r.entry, ids[i]);
+            double self = 0;
+            for (int j = 0; j < D; j++)
+                self += (double)v[i][j] * v[i][j];
+            assert_true(fabs(r.similarity - self) < 1e-5);
+            free(r.response);
+        }
+        sc_cache_close(c);
+        c = open_ok(&o);
+        sc_cache_stats_t st;
+        sc_cache_stats(c, &st);
+        assert_int_equal(st.index_loaded, 1);
+    }
+    sc_cache_close(c);
+    remove_dir(dir);
+}
+
+/* A corrupt or truncated index file: a warning, a rebuild, no crash, right answers. */
+static void test_index_corrupt(void **state)
+{
+    (void)state;
+    static save_set_t s;
+    static uint64_t got[T_SAVE_N];
+    char dir[T_DIR_MAX], file[T_DIR_MAX + 32];
+    make_dir(dir, sizeof(dir));
+    snprintf(file, sizeof(file), "%s/index.scx", dir);
+    sc_cache_opts_t o;
+    save_opts(&o, dir, "hnsw");
+    sc_cache_t *c = open_ok(&o);
+    save_fill(c, &s);
+    sc_cache_close(c);
+    struct stat sb;
+    assert_int_equal(stat(file, &sb), 0);
+    off_t size = sb.st_size;
+    assert_true(size > 4096);
+
+    for (int mode = 0; mode < 4; mode++) {
+        FILE *f = fopen(file, "r+b");
+        assert_non_null(f);
+        if (mode == 0) { /* one flipped byte in the graph or the vectors */
+            assert_int_equal(fseeko(f, size / 2, SEEK_SET), 0);
+            int ch = fgetc(f);
+            assert_int_equal(fseeko(f, size / 2, SEEK_SET), 0);
+            fputc(ch ^ 0x5a, f);
+        } else if (mode == 1) { /* cut short */
+            assert_int_equal(ftruncate(fileno(f), size / 3), 0);
+        } else if (mode == 2) { /* a damaged header */
+            assert_int_equal(fseeko(f, 40, SEEK_SET), 0);
+            fputc('#', f);
+        } else { /* not an index at all */
+            assert_int_equal(ftruncate(fileno(f), 0), 0);
+            fputs("garbage", f);
+        }
+        fclose(f);
+        char *log = NULL;
+        c = open_logged(&o, &log);
+        assert_non_null(strstr(log, "level=warn event=cache_index_load result=corrupt"));
+        free(log);
+        sc_cache_stats_t st;
+        sc_cache_stats(c, &st);
+        assert_int_equal(st.index_loaded, 0);
+        assert_int_equal(st.indexed, T_SAVE_N + T_SAVE_FLAT_N);
+        save_queries(c, &s, got);
+        int right = 0;
+        for (int i = 0; i < T_SAVE_N; i++)
+            right += got[i] == s.ids[i];
+        assert_true(right >= T_SAVE_N - 2);
+        sc_cache_close(c); /* writes a good file again */
+        c = open_ok(&o);
+        sc_cache_stats(c, &st);
+        assert_int_equal(st.index_loaded, 1);
+        sc_cache_close(c);
+        assert_int_equal(stat(file, &sb), 0);
+        size = sb.st_size;
+    }
+    remove_dir(dir);
+}
+
 /* ---- guards ---- */
 
 static void test_guards(void **state)
@@ -748,6 +1162,11 @@ int main(void)
         cmocka_unit_test(test_lru),
         cmocka_unit_test(test_purge_and_reopen),
         cmocka_unit_test(test_ann_partitions),
+        cmocka_unit_test(test_index_save_load),
+        cmocka_unit_test(test_index_stale),
+        cmocka_unit_test(test_index_expired),
+        cmocka_unit_test(test_hnsw_odd_dim),
+        cmocka_unit_test(test_index_corrupt),
         cmocka_unit_test(test_guards),
         cmocka_unit_test(test_concurrent),
     };

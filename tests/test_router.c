@@ -1,5 +1,6 @@
 /* test_router.c - the router: the committed weights load, signals on crafted prompts, batch vs
- * one-by-one scoring, tiers monotone in the score, APGR on synthetic routers, the CSV reader. */
+ * one-by-one scoring, tiers monotone in the score, the operating point from a quality target, the
+ * domain box, APGR on synthetic routers, the CSV reader. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -174,6 +175,112 @@ static void test_tiers_monotone(void **state)
     sc_router_free(r);
 }
 
+/* ---- operating point ---- */
+
+static void test_operating_point(void **state)
+{
+    (void)state;
+    /* a curve whose low quantile dips at share 0.75: a target it reaches at 0.5 but not at 0.75
+     * must take the last point, where it stays reached */
+    const float thr[] = {1.0f, 0.8f, 0.6f, 0.4f, 0.2f}, share[] = {0.0f, 0.25f, 0.5f, 0.75f, 1.0f};
+    const float low[] = {0.80f, 0.90f, 0.96f, 0.94f, 1.0f};
+    float t[2];
+    double sh = -1.0;
+    int met = -1;
+    assert_int_equal(sc_router_pick_thresholds(thr, share, low, 5, 0.95, 0.5, t, &sh, &met), 0);
+    assert_float_equal(t[1], 0.2f, 0.0f);
+    assert_float_equal(sh, 1.0, 1e-9);
+    assert_int_equal(met, 1);
+    assert_int_equal(sc_router_pick_thresholds(thr, share, low, 5, 0.93, 0.5, t, &sh, &met), 0);
+    assert_float_equal(t[1], 0.6f, 0.0f); /* share 0.5 */
+    assert_float_equal(sh, 0.5, 1e-9);
+    assert_float_equal(t[0], 0.4f, 0.0f); /* the easiest half of the other 0.5 */
+    assert_int_equal(sc_router_pick_thresholds(thr, share, low, 5, 0.93, 0.0, t, NULL, NULL), 0);
+    assert_float_equal(t[0], 0.2f, 0.0f); /* lite_share 0: below every CV score */
+    assert_int_equal(sc_router_pick_thresholds(thr, share, low, 5, 0.93, 1.0, t, NULL, NULL), 0);
+    assert_float_equal(t[0], t[1], 0.0f); /* lite_share 1: no middle tier */
+    assert_int_equal(sc_router_pick_thresholds(thr, share, low, 5, 0.5, 1.0, t, &sh, &met), 0);
+    assert_float_equal(sh, 0.0, 1e-9); /* reached with nothing strong */
+    const float low2[] = {0.80f, 0.90f, 0.96f, 0.97f, 0.99f};
+    assert_int_equal(sc_router_pick_thresholds(thr, share, low2, 5, 1.0, 0.5, t, &sh, &met), 0);
+    assert_int_equal(met, 0); /* not reachable: everything strong */
+    assert_float_equal(t[1], 0.2f, 0.0f);
+    assert_int_equal(sc_router_pick_thresholds(thr, share, low, 5, 1.01, 0.5, t, &sh, &met), -1);
+    assert_int_equal(sc_router_pick_thresholds(thr, share, low, 5, 0.0, 0.5, t, &sh, &met), -1);
+    assert_int_equal(sc_router_pick_thresholds(thr, share, low, 5, 0.9, 1.5, t, &sh, &met), -1);
+    assert_int_equal(sc_router_pick_thresholds(thr, share, low, 1, 0.9, 0.5, t, &sh, &met), -1);
+
+    /* the committed file: a higher target never sends fewer prompts to the strong tier */
+    sc_router_t *r = load_committed();
+    assert_true(sc_router_curve_points(r) >= 2);
+    double s90 = 0.0, s98 = 0.0;
+    assert_int_equal(sc_router_set_quality_target(r, 0.90, 0.5, &s90, NULL), SC_OK);
+    float t90 = sc_router_threshold(r, 1);
+    assert_true(sc_router_threshold(r, 0) <= t90);
+    assert_int_equal(sc_router_set_quality_target(r, 0.98, 0.5, &s98, NULL), SC_OK);
+    assert_true(sc_router_threshold(r, 1) <= t90);
+    assert_true(s98 >= s90);
+    assert_int_equal(sc_router_set_quality_target(r, 2.0, 0.5, NULL, NULL), SC_ERR_INVALID_ARG);
+    sc_router_free(r);
+    /* a router built without a curve */
+    float mean[SC_ROUTER_NFEATURES] = {0}, std[SC_ROUTER_NFEATURES], w2[SC_ROUTER_NFEATURES] = {0};
+    float t2[2] = {0.3f, 0.7f};
+    for (int i = 0; i < SC_ROUTER_NFEATURES; i++)
+        std[i] = 1.0f;
+    sc_router_t *b = NULL;
+    assert_int_equal(sc_router_new(mean, std, 0, NULL, NULL, w2, 0.0f, t2, 2, NULL, &b), SC_OK);
+    assert_int_equal(sc_router_curve_points(b), 0);
+    assert_int_equal(sc_router_set_quality_target(b, 0.95, 0.5, NULL, NULL), SC_ERR_NOT_FOUND);
+    sc_router_free(b);
+}
+
+/* ---- domain ---- */
+
+static void test_domain(void **state)
+{
+    (void)state;
+    static const char mcq[] = "Which of the following best describes the role of the enzyme "
+                              "helicase during DNA replication?\n"
+                              "A. It joins Okazaki fragments\n"
+                              "B. It unwinds the double helix\n"
+                              "C. It adds primers to the template\n"
+                              "D. It proofreads new strands\n"
+                              "Answer:";
+    static const char chat[] = "My router keeps rebooting every few minutes, what should I do?";
+    float s[SC_ROUTER_NSIGNALS];
+    sc_router_t *r = load_committed();
+    assert_true(sc_router_has_domain(r));
+    sc_router_signals(mcq, strlen(mcq), 60, s);
+    assert_true(sc_router_in_domain(r, s)); /* a multiple-choice question, as in training */
+    sc_router_signals(chat, strlen(chat), 14, s);
+    assert_false(sc_router_in_domain(r, s)); /* no answer options, one line */
+    sc_router_free(r);
+
+    float mean[SC_ROUTER_NFEATURES] = {0}, std[SC_ROUTER_NFEATURES], w2[SC_ROUTER_NFEATURES] = {0};
+    float thr[2] = {0.3f, 0.7f}, lo[SC_ROUTER_NSIGNALS], hi[SC_ROUTER_NSIGNALS];
+    for (int i = 0; i < SC_ROUTER_NFEATURES; i++)
+        std[i] = 1.0f;
+    sc_router_t *b = NULL;
+    assert_int_equal(sc_router_new(mean, std, 0, NULL, NULL, w2, 0.0f, thr, 2, NULL, &b), SC_OK);
+    assert_false(sc_router_has_domain(b));
+    assert_true(sc_router_in_domain(b, s)); /* no box: everything is inside */
+    for (int j = 0; j < SC_ROUTER_NSIGNALS; j++) {
+        lo[j] = s[j];
+        hi[j] = s[j];
+    }
+    assert_int_equal(sc_router_set_domain(b, lo, hi), SC_OK);
+    assert_true(sc_router_in_domain(b, s)); /* the bounds are inside */
+    s[SC_SIG_OPTIONS] += 1.0f;
+    assert_false(sc_router_in_domain(b, s));
+    s[SC_SIG_OPTIONS] = NAN;
+    assert_false(sc_router_in_domain(b, s));
+    lo[0] = hi[0] + 1.0f;
+    assert_int_equal(sc_router_set_domain(b, lo, hi), SC_ERR_INVALID_ARG);
+    assert_int_equal(sc_router_set_domain(b, NULL, NULL), SC_OK);
+    assert_false(sc_router_has_domain(b));
+    sc_router_free(b);
+}
+
 /* ---- APGR ---- */
 
 static void test_apgr_synthetic(void **state)
@@ -285,6 +392,8 @@ int main(void)
         cmocka_unit_test(test_signals),
         cmocka_unit_test(test_batch_equals_single),
         cmocka_unit_test(test_tiers_monotone),
+        cmocka_unit_test(test_operating_point),
+        cmocka_unit_test(test_domain),
         cmocka_unit_test(test_apgr_synthetic),
         cmocka_unit_test(test_csv),
     };

@@ -58,3 +58,9 @@ add_test(NAME integration_cache_crash
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cache_crash.sh $<TARGET_FILE:cache_writer>
           $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_cache_crash PROPERTIES TIMEOUT 300)
+# The same with HNSW partitions saved at checkpoints (every second) and at close: a kill -9 after
+# inserts leaves a stale saved index, which the next open must not load.
+add_test(NAME integration_cache_crash_hnsw
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cache_crash.sh $<TARGET_FILE:cache_writer>)
+set_tests_properties(integration_cache_crash_hnsw PROPERTIES TIMEOUT 300
+  ENVIRONMENT "CW_INDEX=hnsw")
