@@ -40,20 +40,6 @@ typedef struct {
     int calls;
 } cell_t;
 
-static int parse_list(const char *s, int *out, int max)
-{
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v <= 0)
-            return -1;
-        out[n++] = (int)v;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return n;
-}
-
 /* texts[l][i]: BENCH_TEXTS_PER_LEN texts of exactly lengths[l] tokens ([CLS]/[SEP] included). */
 static char **make_texts(const sc_tokenizer_t *tok, int length, unsigned seed)
 {
@@ -105,19 +91,20 @@ static double measure_ids(sc_encoder_t *enc, char **texts, int batch, double min
         off[i + 1] = off[i] + got;
     }
     int calls = 0;
-    int64_t t0 = 0, dt = 0;
-    for (int warm = 1; warm >= 0; warm--) {
-        if (!warm)
+    int64_t t0 = 0, dt;
+    do { /* the first call is the warm-up, outside the timing */
+        if (sc_encoder_embed_ids(enc, ids, off, (size_t)batch, out) != SC_OK) {
+            fprintf(stderr, "bench_encoder: embedding ids failed\n");
+            exit(1);
+        }
+        if (t0 == 0) {
             t0 = sc_now_us();
-        do {
-            if (sc_encoder_embed_ids(enc, ids, off, (size_t)batch, out) != SC_OK) {
-                fprintf(stderr, "bench_encoder: embedding ids failed\n");
-                exit(1);
-            }
-            calls += !warm;
-            dt = sc_now_us() - t0;
-        } while (!warm && dt < (int64_t)(min_s * 1e6));
-    }
+            dt = 0;
+            continue;
+        }
+        calls++;
+        dt = sc_now_us() - t0;
+    } while (dt < (int64_t)(min_s * 1e6));
     free(ids);
     free(off);
     free(out);
@@ -220,9 +207,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--model") && v) {
             opts.model_dir = v;
             i++;
-        } else if (!strcmp(a, "--batches") && v && (nb = parse_list(v, batches, 16)) > 0) {
+        } else if (!strcmp(a, "--batches") && v && (nb = sc_bench_parse_list(v, batches, 16)) > 0) {
             i++;
-        } else if (!strcmp(a, "--lengths") && v && (nl = parse_list(v, lengths, 16)) > 0) {
+        } else if (!strcmp(a, "--lengths") && v && (nl = sc_bench_parse_list(v, lengths, 16)) > 0) {
             i++;
         } else if (!strcmp(a, "--min-seconds") && v) {
             min_s = atof(v);

@@ -57,20 +57,6 @@ static void normalise(float *v)
         v[i] *= inv;
 }
 
-static int parse_list(const char *s, long *out)
-{
-    int n = 0;
-    while (*s && n < MAX_LIST) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v <= 0)
-            return -1;
-        out[n++] = v;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return n;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -85,7 +71,7 @@ static void die(const char *what, sc_status_t st)
 
 int main(int argc, char **argv)
 {
-    long sizes[MAX_LIST] = {10000, 100000, 1000000}, batches[MAX_LIST] = {1, 16, 256, 1024, 4096};
+    int sizes[MAX_LIST] = {10000, 100000, 1000000}, batches[MAX_LIST] = {1, 16, 256, 1024, 4096};
     int nsizes = 3, nbatches = 5;
     long nscopes = 1000;
     double min_s = 0.5;
@@ -93,10 +79,10 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--sizes") && v) {
-            nsizes = parse_list(v, sizes);
+            nsizes = sc_bench_parse_list(v, sizes, MAX_LIST);
             i++;
         } else if (!strcmp(a, "--batches") && v) {
-            nbatches = parse_list(v, batches);
+            nbatches = sc_bench_parse_list(v, batches, MAX_LIST);
             i++;
         } else if (!strcmp(a, "--scopes") && v) {
             nscopes = atol(v);

@@ -1,8 +1,10 @@
-/* bench_util.h - what the benchmarks share for their result headers: the machine's CPU model. */
+/* bench_util.h - what the benchmarks share: the machine's CPU model for their result headers, and
+ * the parser of their comma-separated number lists. */
 #ifndef SC_BENCH_UTIL_H
 #define SC_BENCH_UTIL_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "host/util.h"
@@ -26,6 +28,21 @@ static inline void sc_bench_cpu_model(char *buf, size_t len)
     }
     if (f)
         fclose(f);
+}
+
+/* "1,32,256" into out (at most max values, each > 0): their count, or -1 on anything else. */
+static inline int sc_bench_parse_list(const char *s, int *out, int max)
+{
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v <= 0 || v > 0x7fffffff)
+            return -1;
+        out[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return n;
 }
 
 #endif

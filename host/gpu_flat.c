@@ -10,7 +10,6 @@
 #include "host/gpu_flat.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,63 +66,13 @@ struct sc_gpu_flat {
     cublasHandle_t blas;
 };
 
-/* ---- error reporting: file and line into errbuf (new) or the log (later calls) ---- */
-
-static void flat_errf(char *errbuf, size_t errlen, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static void flat_errf(char *errbuf, size_t errlen, const char *file, int line, const char *fmt, ...)
-{
-    char local[512];
-    char *buf = errbuf && errlen ? errbuf : local;
-    size_t len = errbuf && errlen ? errlen : sizeof local;
-    int n = snprintf(buf, len, "%s:%d: ", file, line);
-    if (n < 0 || (size_t)n >= len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + n, len - (size_t)n, fmt, ap);
-    va_end(ap);
-    if (buf == local)
-        sc_error("gpu_flat_error", "msg=\"%s\"", local);
-}
-
-/* Each expects `st`, `errbuf`, `errlen` and an `out:` label in the calling function; a failure
- * marks the index failed when `f` is set. */
-#define CUDA_CHECK(call)                                                                           \
+/* every device failure marks the index failed: the device copy may be out of step */
+#define SC_CUDA_ON_FAIL()                                                                          \
     do {                                                                                           \
-        cudaError_t cu_err_ = (cudaError_t)(call);                                                 \
-        if (cu_err_ != cudaSuccess) {                                                              \
-            flat_errf(errbuf, errlen, __FILE__, __LINE__, "%s: %s", #call,                         \
-                      cudaGetErrorString(cu_err_));                                                \
-            if (f)                                                                                 \
-                f->failed = 1;                                                                     \
-            st = SC_ERR_CUDA;                                                                      \
-            goto out;                                                                              \
-        }                                                                                          \
+        if (f)                                                                                     \
+            f->failed = 1;                                                                         \
     } while (0)
-
-#define CUBLAS_CHECK(call)                                                                         \
-    do {                                                                                           \
-        cublasStatus_t cb_err_ = (call);                                                           \
-        if (cb_err_ != CUBLAS_STATUS_SUCCESS) {                                                    \
-            flat_errf(errbuf, errlen, __FILE__, __LINE__, "%s: %s", #call,                         \
-                      cublasGetStatusString(cb_err_));                                             \
-            if (f)                                                                                 \
-                f->failed = 1;                                                                     \
-            st = SC_ERR_CUDA;                                                                      \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
-
-#define ARG_CHECK(cond, ...)                                                                       \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            flat_errf(errbuf, errlen, __FILE__, __LINE__, __VA_ARGS__);                            \
-            st = SC_ERR_INVALID_ARG;                                                               \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
+#include "host/cuda_check.h"
 
 /* ---- availability ---- */
 
@@ -166,7 +115,7 @@ sc_status_t sc_gpu_flat_new(int dim, size_t capacity, sc_gpu_flat_t **out, char 
 
     f = calloc(1, sizeof *f);
     if (!f) {
-        flat_errf(errbuf, errlen, __FILE__, __LINE__, "out of host memory");
+        sc_cuda_errf(errbuf, errlen, __FILE__, __LINE__, "out of host memory");
         st = SC_ERR_NOMEM;
         goto out;
     }
@@ -183,7 +132,7 @@ sc_status_t sc_gpu_flat_new(int dim, size_t capacity, sc_gpu_flat_t **out, char 
     f->heads = malloc(f->ntiles_max * sizeof *f->heads);
     f->slots = malloc(SC_GPU_FLAT_ADD_CHUNK * sizeof *f->slots);
     if (!f->h_scope || !f->h_ids || !f->free_slots || !f->heads || !f->slots) {
-        flat_errf(errbuf, errlen, __FILE__, __LINE__, "out of host memory (capacity %zu)",
+        sc_cuda_errf(errbuf, errlen, __FILE__, __LINE__, "out of host memory (capacity %zu)",
                   capacity);
         st = SC_ERR_NOMEM;
         goto out;

@@ -4,7 +4,6 @@
  * sc_encoder_gpu_new(); a forward allocates nothing. An encoder is not thread-safe: one caller
  * at a time (it owns one stream and reuses its buffers). */
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +11,14 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include "host/cuda_check.h"
 #include "host/log.h"
 #include "kernels/half.h"
 #include "kernels/kernels.h"
 #include "models/encoder_backend.h"
 
 /* Device failures: SC_ERR_CUDA with the CUDA or cuBLAS message (and file:line) in errbuf or the
- * log. */
-#define SC_GPU_ERR SC_ERR_CUDA
+ * log (host/cuda_check.h). */
 
 #define SC_GPU_HEAD_DIM 32    /* the only head size kernels/attention.cu supports */
 #define SC_GPU_MAX_LEN  256   /* SC_ATTN_MAX_LEN in kernels/attention.cuh */
@@ -80,55 +79,11 @@ static const char *const gpu_prof_names[GPU_PROF_STAGES] = {
     "bias+gelu", "ff2 gemm", "bias+res+ln2", "pool+download"};
 
 /* Record the event that ends a stage of kind `stage` (each event follows the one before). */
-#define PROF_MARK(stage)                                                                               do {                                                                                                   if (e->profile && n_ev < GPU_PROF_EVENTS) {                                                            ev_stage[n_ev] = (stage);                                                                          CUDA_CHECK(cudaEventRecord(e->ev[n_ev++], st_));                                               }                                                                                              } while (0)
-
-/* ---- error reporting: file and line, as llm.c's cudaCheck, but into errbuf, never exit ---- */
-
-static void gpu_errf(char *errbuf, size_t errlen, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static void gpu_errf(char *errbuf, size_t errlen, const char *file, int line, const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0)
-        return;
-    int n = snprintf(errbuf, errlen, "%s:%d: ", file, line);
-    if (n < 0 || (size_t)n >= errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf + n, errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-/* Each expects `st`, `errbuf`, `errlen` and an `out:` label in the calling function. */
-#define CUDA_CHECK(call)                                                                           \
+#define PROF_MARK(stage)                                                                           \
     do {                                                                                           \
-        cudaError_t cu_err_ = (cudaError_t)(call);                                                 \
-        if (cu_err_ != cudaSuccess) {                                                              \
-            gpu_errf(errbuf, errlen, __FILE__, __LINE__, "%s: %s", #call,                          \
-                     cudaGetErrorString(cu_err_));                                                 \
-            st = SC_GPU_ERR;                                                                       \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
-
-#define CUBLAS_CHECK(call)                                                                         \
-    do {                                                                                           \
-        cublasStatus_t cb_err_ = (call);                                                           \
-        if (cb_err_ != CUBLAS_STATUS_SUCCESS) {                                                    \
-            gpu_errf(errbuf, errlen, __FILE__, __LINE__, "%s: %s", #call,                          \
-                     cublasGetStatusString(cb_err_));                                              \
-            st = SC_GPU_ERR;                                                                       \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
-
-#define ARG_CHECK(cond, ...)                                                                       \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            gpu_errf(errbuf, errlen, __FILE__, __LINE__, __VA_ARGS__);                             \
-            st = SC_ERR_INVALID_ARG;                                                               \
-            goto out;                                                                              \
+        if (e->profile && n_ev < GPU_PROF_EVENTS) {                                                \
+            ev_stage[n_ev] = (stage);                                                              \
+            CUDA_CHECK(cudaEventRecord(e->ev[n_ev++], st_));                                       \
         }                                                                                          \
     } while (0)
 
@@ -139,19 +94,19 @@ int sc_encoder_gpu_available(char *errbuf, size_t errlen)
     int n = 0;
     cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
-        gpu_errf(errbuf, errlen, __FILE__, __LINE__, "cudaGetDeviceCount: %s",
+        sc_cuda_errf(errbuf, errlen, __FILE__, __LINE__, "cudaGetDeviceCount: %s",
                  cudaGetErrorString(err));
         return 0;
     }
     if (n <= 0) {
-        gpu_errf(errbuf, errlen, __FILE__, __LINE__, "no CUDA device");
+        sc_cuda_errf(errbuf, errlen, __FILE__, __LINE__, "no CUDA device");
         return 0;
     }
     err = cudaSetDevice(0);
     if (err == cudaSuccess)
         err = cudaFree(NULL); /* forces the primary context up: the device really initialises */
     if (err != cudaSuccess) {
-        gpu_errf(errbuf, errlen, __FILE__, __LINE__, "device 0 does not initialise: %s",
+        sc_cuda_errf(errbuf, errlen, __FILE__, __LINE__, "device 0 does not initialise: %s",
                  cudaGetErrorString(err));
         return 0;
     }
@@ -228,7 +183,7 @@ sc_status_t sc_encoder_gpu_new(const sc_minilm_t *m, int max_seqs, int max_len,
 
     e = calloc(1, sizeof *e);
     if (!e) {
-        gpu_errf(errbuf, errlen, __FILE__, __LINE__, "out of host memory");
+        sc_cuda_errf(errbuf, errlen, __FILE__, __LINE__, "out of host memory");
         st = SC_ERR_NOMEM;
         goto out;
     }

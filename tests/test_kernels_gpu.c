@@ -13,50 +13,13 @@
 #include "host/ops_cpu.h"
 #include "kernels/half.h"
 #include "kernels/kernels.h"
+#include "tests/gpu_test_util.h"
 #include "models/encoder_backend.h"
 
 #define SKIP   77
 #define EPS_LN 1e-12f
 
-/* Tests may die: a CUDA failure here is fatal, with file and line. */
-#define CK(call)                                                                                   \
-    do {                                                                                           \
-        cudaError_t ck_err_ = (cudaError_t)(call);                                                 \
-        if (ck_err_ != cudaSuccess) {                                                              \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                          \
-                    cudaGetErrorString(ck_err_));                                                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
 static int failures;
-
-/* ---- seeded random numbers (xorshift64*) ---- */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint32_t rng_u32(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
-}
-
-static float rng_uniform(float lo, float hi)
-{
-    return lo + (hi - lo) * (float)(rng_u32() >> 8) / (float)(1u << 24);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 /* n random values in [lo, hi), rounded to fp16: h gets the bits, f the same values as floats */
 static void rand_half(size_t n, float lo, float hi, uint16_t *h, float *f)

@@ -9,6 +9,8 @@
 
 #include <cuda_runtime_api.h>
 
+#define GPU_TEST_SEED 0x2545f4914f6cdd1dull
+#include "tests/gpu_test_util.h"
 #include "host/ops_cpu.h"
 #include "kernels/kernels.h"
 #include "models/encoder_backend.h"
@@ -18,35 +20,11 @@
 #define TOL_ABS 2e-6f /* probabilities: fp32 sums in another order, device expf */
 #define TOL_REL 1e-4f
 
-#define CK(call)                                                                                   \
-    do {                                                                                           \
-        cudaError_t ck_err_ = (cudaError_t)(call);                                                 \
-        if (ck_err_ != cudaSuccess) {                                                              \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                          \
-                    cudaGetErrorString(ck_err_));                                                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
 static int failures;
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static float rng_uniform(float lo, float hi)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint32_t u = (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
-    return lo + (hi - lo) * (float)(u >> 8) / (float)(1u << 24);
-}
 
 static float *rand_vec(size_t n, float lo, float hi)
 {
-    float *v = malloc((n ? n : 1) * sizeof *v);
-    if (!v) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
+    float *v = xmalloc(n * sizeof *v);
     for (size_t i = 0; i < n; i++)
         v[i] = rng_uniform(lo, hi);
     return v;

@@ -13,22 +13,13 @@
 #include "host/gpu_flat.h"
 #include "host/ops_cpu.h"
 #include "kernels/kernels.h"
+#include "tests/gpu_test_util.h"
 
 #define SKIP 77
 /* fp16 rounding of a unit query and a unit vector moves their inner product by at most about
  * 2·2^-11·|q||v| ≈ 1e-3; two such errors separate a GPU rank from the exact one. */
 #define FLAT_TOL 2.5e-3
 #define ID_BASE  1000000 /* ids of the flat test: ID_BASE + reference row */
-
-#define CK(call)                                                                                   \
-    do {                                                                                           \
-        cudaError_t ck_err_ = (cudaError_t)(call);                                                 \
-        if (ck_err_ != cudaSuccess) {                                                              \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                          \
-                    cudaGetErrorString(ck_err_));                                                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define SK(call)                                                                                   \
     do {                                                                                           \
@@ -48,37 +39,10 @@ static void expect(int ok, const char *what)
         failures++;
 }
 
-/* ---- seeded random numbers (xorshift64*) ---- */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint32_t rng_u32(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
-}
-
-static float rng_uniform(float lo, float hi)
-{
-    return lo + (hi - lo) * (float)(rng_u32() >> 8) / (float)(1u << 24);
-}
-
 static float rng_normal(void)
 {
     const float u = rng_uniform(1e-7f, 1.f), v = rng_uniform(0.f, 1.f);
     return sqrtf(-2.f * logf(u)) * cosf(6.2831853f * v);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
 }
 
 static void *to_dev(const void *src, size_t bytes)
