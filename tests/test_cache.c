@@ -909,21 +909,31 @@ static void test_index_expired(void **state)
     make_dir(dir, sizeof(dir));
     sc_cache_opts_t o;
     save_opts(&o, dir, "hnsw");
-    o.ttl_s = 2;
+    /* Times are taken around the inserts, not assumed: durable commits can be slow on a busy
+     * disk. The old entries are all older than old_end, the rest younger than fill_start;
+     * the reopen comes after old_end + TTL and, as long as the fill takes under
+     * TTL - GAP - 1 s, at least a second before fill_start + TTL, time for the queries. */
+    enum { TTL_MS = 5000, GAP_MS = 2500 };
+    o.ttl_s = TTL_MS / 1000;
     sc_cache_t *c = open_ok(&o);
-    int64_t t0 = sc_wall_ms();
     for (int i = 0; i < OLD_N; i++) {
         char t[32];
         random_unit(old[i], T_DIM);
         snprintf(t, sizeof(t), "old entry %d", i);
         old_ids[i] = insert(c, T_SAVE_SCOPE, "sv", t, old[i], "old");
     }
-    while (sc_wall_ms() < t0 + 1200)
+    int64_t old_end = sc_wall_ms();
+    while (sc_wall_ms() < old_end + GAP_MS)
         usleep(20000);
+    int64_t fill_start = sc_wall_ms();
     save_fill(c, &s); /* the partition turns HNSW with the old entries in it */
     sc_cache_close(c);
-    while (sc_wall_ms() < t0 + 2100) /* the old ones are past their TTL, the rest is not */
+    while (sc_wall_ms() < old_end + TTL_MS + 100) /* the old ones are past their TTL */
         usleep(20000);
+    int64_t reopen = sc_wall_ms();
+    if (reopen > fill_start + TTL_MS - 1000)
+        fail_msg("the fill took %lld ms, longer than the test's %d ms window",
+                 (long long)(reopen - fill_start), TTL_MS - GAP_MS - 1000);
     c = open_ok(&o);
     sc_cache_stats_t st;
     sc_cache_stats(c, &st);
