@@ -68,10 +68,34 @@ static void normalize(float *v, int d)
         v[i] = (float)(v[i] * s);
 }
 
-/* n unit vectors: uniform on the sphere, or around random centroids. */
-static float *make_data(size_t n, int clustered)
+enum { DATA_UNIFORM, DATA_CLUSTERED, DATA_FILE };
+static const char *data_names[] = {"uniform", "clustered", "embeddings"};
+static const char *vec_path;  /* --vectors: raw float32 rows of BENCH_DIM (scrimp embed --format f32) */
+static size_t vec_rows;
+
+/* The first n rows of the --vectors file, normalised. */
+static float *load_vectors(size_t n)
+{
+    float *x = malloc(n * BENCH_DIM * sizeof(float));
+    FILE *f = fopen(vec_path, "rb");
+    if (!x || !f || fread(x, sizeof(float) * BENCH_DIM, n, f) != n) {
+        fprintf(stderr, "bench_cache: %s: cannot read %zu rows of %d floats\n", vec_path, n,
+                BENCH_DIM);
+        exit(1);
+    }
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        normalize(x + i * BENCH_DIM, BENCH_DIM);
+    return x;
+}
+
+/* n unit vectors: uniform on the sphere, around random centroids, or the --vectors file. */
+static float *make_data(size_t n, int kind)
 {
     const int d = BENCH_DIM;
+    if (kind == DATA_FILE)
+        return load_vectors(n);
+    int clustered = kind == DATA_CLUSTERED;
     float *x = malloc(n * d * sizeof(float));
     if (!x)
         return NULL;
@@ -462,6 +486,10 @@ static int write_md(void)
                "queries per sc_cache_lookup call.\n\n",
             BENCH_DIM, BENCH_CLUSTER_SIZE, BENCH_CLUSTER_NOISE, BENCH_QUERIES, BENCH_QUERY_COS,
             BENCH_QUERIES, hnsw_m, hnsw_efc, BENCH_BUDGET_US / 1000000, BENCH_BATCH);
+    if (vec_path)
+        fprintf(f, "*embeddings*: the first rows of `%s` (%zu rows), real all-MiniLM-L6-v2 "
+                   "embeddings of text (`scrimp embed --format f32`).\n\n",
+                vec_path, vec_rows);
     fprintf(f, "| data | entries | index | restart ms | rebuild ms | single lookups/s | p50 ms | "
                "p99 ms | lookups/s, 2 threads | recall@1 | far recall@1 | batch-%d lookups/s |\n",
             BENCH_BATCH);
@@ -494,13 +522,13 @@ static int write_md(void)
 static size_t hnsw_max = 100000; /* HNSW rows up to this size (its 1M build takes long) */
 static int kind_on[4] = {1, 1, 1, 1};   /* flat (always: the reference), hnsw, ivf, gpu-flat */
 
-static void run_size(const char *base, size_t n, int clustered, int gpu_ok)
+static void run_size(const char *base, size_t n, int kind, int gpu_ok)
 {
-    const char *data = clustered ? "clustered" : "uniform";
+    const char *data = data_names[kind];
     char dir[512];
     snprintf(dir, sizeof(dir), "%s/%s-%zu", base, data, n);
     rm_store(dir);
-    float *x = make_data(n, clustered);
+    float *x = make_data(n, kind);
     float *qv = malloc((size_t)BENCH_QUERIES * BENCH_DIM * sizeof(float));
     float *far = malloc((size_t)BENCH_QUERIES * BENCH_DIM * sizeof(float));
     uint64_t *want = calloc(BENCH_QUERIES, sizeof(uint64_t));
@@ -698,6 +726,17 @@ int main(int argc, char **argv)
                     at = strstr(at + 1, names[k]);
                 }
             }
+        } else if (!strcmp(argv[i], "--vectors") && i + 1 < argc) {
+            vec_path = argv[++i];
+            FILE *f = fopen(vec_path, "rb");
+            if (!f || fseek(f, 0, SEEK_END) || ftell(f) <= 0 ||
+                ftell(f) % (long)(sizeof(float) * BENCH_DIM)) {
+                fprintf(stderr, "bench_cache: %s: not raw float32 rows of %d (scrimp embed "
+                                "--format f32)\n", vec_path, BENCH_DIM);
+                return 2;
+            }
+            vec_rows = (size_t)ftell(f) / (sizeof(float) * BENCH_DIM);
+            fclose(f);
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             md.out = argv[++i];
         } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
@@ -707,9 +746,11 @@ int main(int argc, char **argv)
                     "usage: bench_cache [--sizes 10000,100000,1000000] [--uniform-max N] "
                     "[--clustered-max N] [--kinds flat,hnsw,ivf,gpu-flat] [--hnsw-max N]\n"
                     "                   [--hnsw-m M] [--hnsw-efc EF] [--hnsw-ef EF1,EF2,...] "
-                    "[--out FILE] [--dir DIR]\n"
+                    "[--vectors FILE.f32] [--out FILE] [--dir DIR]\n"
                     "  flat always runs (the recall reference); --hnsw-ef: one HNSW row per "
-                    "efSearch, the first built, the others from the saved index\n");
+                    "efSearch, the first built, the others from the saved index;\n"
+                    "  --vectors: real embeddings (scrimp embed --format f32) as a third data "
+                    "set, at the sizes it holds\n");
             return 2;
         }
     }
@@ -731,9 +772,11 @@ int main(int argc, char **argv)
     printf("durable single inserts: %.0f/s\n", md.durable_per_s);
     for (size_t i = 0; i < nsizes; i++) {
         if (sizes[i] <= uniform_max)
-            run_size(base, sizes[i], 0, gpu_ok);
+            run_size(base, sizes[i], DATA_UNIFORM, gpu_ok);
         if (sizes[i] <= clustered_max)
-            run_size(base, sizes[i], 1, gpu_ok);
+            run_size(base, sizes[i], DATA_CLUSTERED, gpu_ok);
+        if (vec_path && sizes[i] <= vec_rows)
+            run_size(base, sizes[i], DATA_FILE, gpu_ok);
     }
     md.done = 1;
     if (write_md())
