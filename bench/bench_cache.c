@@ -2,6 +2,7 @@
  * latency (single, two threads, batched), recall@1 of HNSW and IVF against flat, bulk and durable
  * insert throughput, and restart time: reopen with the index rebuilt from the store, and reopen
  * with the saved HNSW/IVF index (index.scx). Writes bench/results/cache.md. */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -729,14 +730,18 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--vectors") && i + 1 < argc) {
             vec_path = argv[++i];
             FILE *f = fopen(vec_path, "rb");
-            if (!f || fseek(f, 0, SEEK_END) || ftell(f) <= 0 ||
-                ftell(f) % (long)(sizeof(float) * BENCH_DIM)) {
+            if (!f) {
+                fprintf(stderr, "bench_cache: %s: %s\n", vec_path, strerror(errno));
+                return 2;
+            }
+            long size = fseek(f, 0, SEEK_END) ? -1 : ftell(f);
+            fclose(f);
+            if (size <= 0 || size % (long)(sizeof(float) * BENCH_DIM)) {
                 fprintf(stderr, "bench_cache: %s: not raw float32 rows of %d (scrimp embed "
                                 "--format f32)\n", vec_path, BENCH_DIM);
                 return 2;
             }
-            vec_rows = (size_t)ftell(f) / (sizeof(float) * BENCH_DIM);
-            fclose(f);
+            vec_rows = (size_t)size / (sizeof(float) * BENCH_DIM);
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             md.out = argv[++i];
         } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
@@ -777,6 +782,9 @@ int main(int argc, char **argv)
             run_size(base, sizes[i], DATA_CLUSTERED, gpu_ok);
         if (vec_path && sizes[i] <= vec_rows)
             run_size(base, sizes[i], DATA_FILE, gpu_ok);
+        else if (vec_path)
+            row("| embeddings | %zu | not run (%s holds %zu rows) |  |  |  |  |  |  |  |  |  |",
+                sizes[i], vec_path, vec_rows);
     }
     md.done = 1;
     if (write_md())
