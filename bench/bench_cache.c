@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "host/cache.h"
 #include "host/gpu_flat.h"
 #include "host/log.h"
@@ -96,12 +97,11 @@ static float *make_data(size_t n, int kind)
     const int d = BENCH_DIM;
     if (kind == DATA_FILE)
         return load_vectors(n);
-    int clustered = kind == DATA_CLUSTERED;
     float *x = malloc(n * d * sizeof(float));
     if (!x)
         return NULL;
     rng_normals(x, n * d);
-    if (clustered) {
+    if (kind == DATA_CLUSTERED) {
         size_t nc = n / BENCH_CLUSTER_SIZE ? n / BENCH_CLUSTER_SIZE : 1;
         float *cen = malloc(nc * d * sizeof(float));
         if (!cen) {
@@ -434,21 +434,8 @@ static int write_md(void)
     read_loadavg(load1, sizeof(load1));
     struct utsname u;
     uname(&u);
-    char cpu[256] = "unknown";
-    FILE *ci = fopen("/proc/cpuinfo", "r");
-    if (ci) {
-        char line[512];
-        while (fgets(line, sizeof(line), ci))
-            if (!strncmp(line, "model name", 10)) {
-                char *p = strchr(line, ':');
-                if (p) {
-                    sc_strlcpy(cpu, p + 2, sizeof(cpu));
-                    cpu[strcspn(cpu, "\n")] = 0;
-                }
-                break;
-            }
-        fclose(ci);
-    }
+    char cpu[256];
+    sc_bench_cpu_model(cpu, sizeof(cpu));
     time_t now = time(NULL);
     char date[64];
     strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
@@ -688,13 +675,12 @@ int main(int argc, char **argv)
         snprintf(md.cmd + len, sizeof(md.cmd) - len, "%s%s", i ? " " : "", argv[i]);
     }
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
-            nsizes = 0;
-            for (char *p = argv[++i]; *p && nsizes < BENCH_MAX_SIZES;) {
-                char *end;
-                sizes[nsizes++] = strtoull(p, &end, 10);
-                p = *end ? end + 1 : end;
-            }
+        int nums[BENCH_MAX_SIZES], nl;
+        if (!strcmp(argv[i], "--sizes") && i + 1 < argc &&
+            (nl = sc_bench_parse_list(argv[i + 1], nums, BENCH_MAX_SIZES)) > 0) {
+            i++;
+            for (nsizes = 0; nsizes < (size_t)nl; nsizes++)
+                sizes[nsizes] = (size_t)nums[nsizes];
         } else if (!strcmp(argv[i], "--clustered-max") && i + 1 < argc) {
             clustered_max = strtoull(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--uniform-max") && i + 1 < argc) {
@@ -705,13 +691,10 @@ int main(int argc, char **argv)
             hnsw_m = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--hnsw-efc") && i + 1 < argc) {
             hnsw_efc = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--hnsw-ef") && i + 1 < argc) {
-            n_efs = 0;
-            for (char *p = argv[++i]; *p && n_efs < BENCH_MAX_EF;) {
-                char *end;
-                hnsw_efs[n_efs++] = (int)strtol(p, &end, 10);
-                p = *end ? end + 1 : end;
-            }
+        } else if (!strcmp(argv[i], "--hnsw-ef") && i + 1 < argc &&
+                   (nl = sc_bench_parse_list(argv[i + 1], hnsw_efs, BENCH_MAX_EF)) > 0) {
+            i++;
+            n_efs = (size_t)nl;
         } else if (!strcmp(argv[i], "--kinds") && i + 1 < argc) {
             const char *names[] = {"flat", "hnsw", "ivf", "gpu-flat"};
             char *list = argv[++i];

@@ -71,6 +71,45 @@ static char **make_texts(const sc_tokenizer_t *tok, int length, unsigned seed)
     return texts;
 }
 
+/* One timed call of a measurement: SC_OK or the encoder's error. */
+typedef struct {
+    sc_encoder_t *enc;
+    size_t batch;
+    const char **ptrs; /* from text: the texts and their lengths */
+    const size_t *lens;
+    const int32_t *ids; /* model only: the token ids, pre-tokenised */
+    const int32_t *off;
+    float *out;
+} embed_call_t;
+
+static sc_status_t embed_call(const embed_call_t *c)
+{
+    return c->ids ? sc_encoder_embed_ids(c->enc, c->ids, c->off, c->batch, c->out)
+                  : sc_encoder_embed(c->enc, c->ptrs, c->lens, c->batch, c->out);
+}
+
+/* One warm-up call outside the timing, then calls for at least min_s seconds: sentences per
+ * second, the timed calls in *calls_out. */
+static double time_calls(const embed_call_t *c, double min_s, int *calls_out)
+{
+    if (embed_call(c) != SC_OK) {
+        fprintf(stderr, "bench_encoder: embedding failed\n");
+        exit(1);
+    }
+    int calls = 0;
+    int64_t t0 = sc_now_us(), dt;
+    do {
+        if (embed_call(c) != SC_OK) {
+            fprintf(stderr, "bench_encoder: embedding failed in the timed loop\n");
+            exit(1);
+        }
+        calls++;
+        dt = sc_now_us() - t0;
+    } while (dt < (int64_t)(min_s * 1e6));
+    *calls_out = calls;
+    return (double)c->batch * calls / (dt / 1e6);
+}
+
 /* The same batch pre-tokenised, through sc_encoder_embed_ids: the model alone, no tokenisation. */
 static double measure_ids(sc_encoder_t *enc, char **texts, int batch, double min_s)
 {
@@ -90,25 +129,13 @@ static double measure_ids(sc_encoder_t *enc, char **texts, int batch, double min
         }
         off[i + 1] = off[i] + got;
     }
-    int calls = 0;
-    int64_t t0 = 0, dt;
-    do { /* the first call is the warm-up, outside the timing */
-        if (sc_encoder_embed_ids(enc, ids, off, (size_t)batch, out) != SC_OK) {
-            fprintf(stderr, "bench_encoder: embedding ids failed\n");
-            exit(1);
-        }
-        if (t0 == 0) {
-            t0 = sc_now_us();
-            dt = 0;
-            continue;
-        }
-        calls++;
-        dt = sc_now_us() - t0;
-    } while (dt < (int64_t)(min_s * 1e6));
+    const embed_call_t c = {.enc = enc, .batch = (size_t)batch, .ids = ids, .off = off, .out = out};
+    int calls;
+    double rate = time_calls(&c, min_s, &calls);
     free(ids);
     free(off);
     free(out);
-    return (double)batch * calls / (dt / 1e6);
+    return rate;
 }
 
 static double measure(sc_encoder_t *enc, char **texts, int batch, double min_s, int *calls_out)
@@ -122,25 +149,13 @@ static double measure(sc_encoder_t *enc, char **texts, int batch, double min_s, 
         ptrs[i] = texts[i % BENCH_TEXTS_PER_LEN];
         lens[i] = strlen(ptrs[i]);
     }
-    if (sc_encoder_embed(enc, ptrs, lens, (size_t)batch, out) != SC_OK) { /* warm-up */
-        fprintf(stderr, "bench_encoder: embedding failed\n");
-        exit(1);
-    }
-    int calls = 0;
-    int64_t t0 = sc_now_us(), dt;
-    do {
-        if (sc_encoder_embed(enc, ptrs, lens, (size_t)batch, out) != SC_OK) {
-            fprintf(stderr, "bench_encoder: embedding failed in the timed loop\n");
-            exit(1);
-        }
-        calls++;
-        dt = sc_now_us() - t0;
-    } while (dt < (int64_t)(min_s * 1e6));
+    const embed_call_t c = {.enc = enc, .batch = (size_t)batch, .ptrs = ptrs, .lens = lens,
+                            .out = out};
+    double rate = time_calls(&c, min_s, calls_out);
     free(lens);
     free(ptrs);
     free(out);
-    *calls_out = calls;
-    return (double)batch * calls / (dt / 1e6);
+    return rate;
 }
 
 /* Run the anchor and fill cells[].anchor_sent_s; versions gets its "versions" object (new ref). */

@@ -38,6 +38,19 @@ static sc_router_t *load_committed(void)
     return r;
 }
 
+/* A router built in place: zero weights, unit scaling, thresholds 0.3 and 0.7, no curve, no
+ * domain box. */
+static sc_router_t *plain_router(void)
+{
+    float mean[SC_ROUTER_NFEATURES] = {0}, std[SC_ROUTER_NFEATURES], w2[SC_ROUTER_NFEATURES] = {0};
+    float thr[2] = {0.3f, 0.7f};
+    for (int i = 0; i < SC_ROUTER_NFEATURES; i++)
+        std[i] = 1.0f;
+    sc_router_t *r = NULL;
+    assert_int_equal(sc_router_new(mean, std, 0, NULL, NULL, w2, 0.0f, thr, 2, NULL, &r), SC_OK);
+    return r;
+}
+
 static uint64_t rng = 88172645463325252ull;
 
 static float uniform(void)
@@ -161,12 +174,7 @@ static void test_tiers_monotone(void **state)
     assert_int_equal(last, 2);
     assert_string_equal(sc_router_tier(r, -1.0f, names, 3), "lite");
     /* a built router: thresholds 0.3, 0.7 */
-    float mean[SC_ROUTER_NFEATURES] = {0}, std[SC_ROUTER_NFEATURES], w2[SC_ROUTER_NFEATURES] = {0};
-    float thr[2] = {0.3f, 0.7f};
-    for (int i = 0; i < SC_ROUTER_NFEATURES; i++)
-        std[i] = 1.0f;
-    sc_router_t *b = NULL;
-    assert_int_equal(sc_router_new(mean, std, 0, NULL, NULL, w2, 0.0f, thr, 2, NULL, &b), SC_OK);
+    sc_router_t *b = plain_router();
     assert_string_equal(sc_router_tier(b, 0.29f, NULL, 0), "flash-lite");
     assert_string_equal(sc_router_tier(b, 0.3f, NULL, 0), "flash");
     assert_string_equal(sc_router_tier(b, 0.69f, NULL, 0), "flash");
@@ -223,12 +231,7 @@ static void test_operating_point(void **state)
     assert_int_equal(sc_router_set_quality_target(r, 2.0, 0.5, NULL, NULL), SC_ERR_INVALID_ARG);
     sc_router_free(r);
     /* a router built without a curve */
-    float mean[SC_ROUTER_NFEATURES] = {0}, std[SC_ROUTER_NFEATURES], w2[SC_ROUTER_NFEATURES] = {0};
-    float t2[2] = {0.3f, 0.7f};
-    for (int i = 0; i < SC_ROUTER_NFEATURES; i++)
-        std[i] = 1.0f;
-    sc_router_t *b = NULL;
-    assert_int_equal(sc_router_new(mean, std, 0, NULL, NULL, w2, 0.0f, t2, 2, NULL, &b), SC_OK);
+    sc_router_t *b = plain_router();
     assert_int_equal(sc_router_curve_points(b), 0);
     assert_int_equal(sc_router_set_quality_target(b, 0.95, 0.5, NULL, NULL), SC_ERR_NOT_FOUND);
     sc_router_free(b);
@@ -256,12 +259,8 @@ static void test_domain(void **state)
     assert_false(sc_router_in_domain(r, s)); /* no answer options, one line */
     sc_router_free(r);
 
-    float mean[SC_ROUTER_NFEATURES] = {0}, std[SC_ROUTER_NFEATURES], w2[SC_ROUTER_NFEATURES] = {0};
-    float thr[2] = {0.3f, 0.7f}, lo[SC_ROUTER_NSIGNALS], hi[SC_ROUTER_NSIGNALS];
-    for (int i = 0; i < SC_ROUTER_NFEATURES; i++)
-        std[i] = 1.0f;
-    sc_router_t *b = NULL;
-    assert_int_equal(sc_router_new(mean, std, 0, NULL, NULL, w2, 0.0f, thr, 2, NULL, &b), SC_OK);
+    float lo[SC_ROUTER_NSIGNALS], hi[SC_ROUTER_NSIGNALS];
+    sc_router_t *b = plain_router();
     assert_false(sc_router_has_domain(b));
     assert_true(sc_router_in_domain(b, s)); /* no box: everything is inside */
     for (int j = 0; j < SC_ROUTER_NSIGNALS; j++) {
