@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include "bench/bench_util.h"
-#include "host/cache.h"
-#include "host/gpu_flat.h"
-#include "host/log.h"
-#include "host/util.h"
+#include "host/cache/cache.h"
+#include "host/cache/gpu_flat.h"
+#include "host/core/log.h"
+#include "host/core/util.h"
 
 #define BENCH_DIM 384
 #define BENCH_SCOPE 0x5eedull
@@ -461,7 +461,7 @@ static int write_md(void)
                "\"far recall\" is the same on %d uniform random queries that are near no entry "
                "(cache misses, where the top-1 never answers). HNSW: M=%d, efConstruction=%d, "
                "efSearch as in the index column; the graph is FAISS's, searched by "
-               "host/faiss_c_compat.cpp's loop (a half-precision copy of the vectors, prefetched, "
+               "host/cache/faiss_c_compat.cpp's loop (a half-precision copy of the vectors, prefetched, "
                "the best 2k scored again in float). IVF: nlist=min(1024, n/39), nprobe=16. "
                "Restart = "
                "sc_cache_open: LMDB open + reading every entry + the index, *built* from the "

@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include "bench/bench_util.h"
-#include "host/guards.h"
-#include "host/log.h"
-#include "host/util.h"
+#include "host/cache/guards.h"
+#include "host/core/log.h"
+#include "host/core/util.h"
 #include "models/encoder.h"
 
 #define BQ_LINE_MAX     8192

@@ -488,7 +488,7 @@ bt = sum((r.get("usage") or {}).get("thought_tokens") or 0 for r in B["res"].val
 bo = sum((r.get("usage") or {}).get("output_tokens") or 0 for r in B["res"].values())
 w("Why the two baselines differ: the `baseline` run billed %d thought tokens besides %d output "
   "tokens (the strong model thinks by default in the simulator, as `gemini-2.5-pro` does). The "
-  "ledger prices a request's naive cost with the answer actually given (pipelines/ledger.c: output "
+  "ledger prices a request's naive cost with the answer actually given (pipelines/stages/ledger.c: output "
   "tokens count the same in every line), so a request answered by a non-thinking cheaper tier, or "
   "served from the cache, gets a `baseline_cost_usd` without the strong model's thinking; in runs "
   "that route, Σ `baseline_cost_usd` is therefore well below the measured baseline, and the "

@@ -11,8 +11,8 @@
 #include <jansson.h>
 
 #include "bench/bench_util.h"
-#include "host/log.h"
-#include "host/util.h"
+#include "host/core/log.h"
+#include "host/core/util.h"
 #include "models/encoder.h"
 
 #define BENCH_MAX_CELLS 64

@@ -1,4 +1,4 @@
-/* bench_gpu_flat.c - the GPU flat cache index (host/gpu_flat.c: cuBLAS fp16 GEMM + the scoped top-k
+/* bench_gpu_flat.c - the GPU flat cache index (host/cache/gpu_flat.c: cuBLAS fp16 GEMM + the scoped top-k
  * of kernels/topk_ip.cu) at 10k, 100k and 1M entries: insert throughput, lookups/s and per-call
  * p50/p99 at several query batch sizes, and recall@1 against an exact fp32 scoped search on the
  * CPU. Built in both configurations with CUDA (it needs no FAISS or LMDB, so it runs on a bare GPU
@@ -20,8 +20,8 @@
 #include <cuda_runtime_api.h>
 
 #include "bench/bench_util.h"
-#include "host/gpu_flat.h"
-#include "host/util.h"
+#include "host/cache/gpu_flat.h"
+#include "host/core/util.h"
 
 #define DIM          384
 #define NCENTRES     4096
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
         fprintf(md, " %s", argv[i]);
     fprintf(md, "` (bench/bench_gpu_flat.c; scripts/device-check runs it)\n\n");
     fprintf(md, "- date: %s; host CPU: %s; GPU: %s\n", date, cpu, gpu);
-    fprintf(md, "- index: host/gpu_flat.c — fp16 vectors (%d-d), one cuBLAS GEMM per tile of "
+    fprintf(md, "- index: host/cache/gpu_flat.c — fp16 vectors (%d-d), one cuBLAS GEMM per tile of "
                 "slots and the scoped top-k kernel (kernels/topk_ip.cu), k = 1; %ld scopes, a "
                 "query sees only its own scope\n",
             DIM, nscopes);

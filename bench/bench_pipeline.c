@@ -17,11 +17,11 @@
 #include <librdkafka/rdkafka.h>
 
 #include "bench/bench_util.h"
-#include "host/config.h"
-#include "host/dev_broker.h"
-#include "host/gemini_sim.h"
-#include "host/log.h"
-#include "host/util.h"
+#include "host/core/config.h"
+#include "host/kafka/dev_broker.h"
+#include "host/gemini/sim.h"
+#include "host/core/log.h"
+#include "host/core/util.h"
 #include "pipelines/online.h"
 
 #define BENCH_DEFAULT_REQUESTS   20000

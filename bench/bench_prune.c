@@ -11,12 +11,12 @@
 #include <jansson.h>
 
 #include "bench/bench_util.h"
-#include "host/log.h"
-#include "host/message.h"
-#include "host/tokens.h"
-#include "host/util.h"
+#include "host/core/log.h"
+#include "host/core/message.h"
+#include "host/core/tokens.h"
+#include "host/core/util.h"
 #include "models/encoder.h"
-#include "pipelines/prune.h"
+#include "pipelines/stages/prune.h"
 
 #define BENCH_TURN_MAX  4096 /* bytes of one generated turn */
 #define BENCH_MIN_TURNS 20

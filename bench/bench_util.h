@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/util.h"
+#include "host/core/util.h"
 
 /* The first "model name" of /proc/cpuinfo into buf (len bytes), "unknown CPU" when none. */
 static inline void sc_bench_cpu_model(char *buf, size_t len)

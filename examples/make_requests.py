@@ -277,7 +277,7 @@ def add_exact_repeats(rng, reqs):
     return reqs
 
 
-# ---- validation: the rules of host/message.c ----
+# ---- validation: the rules of host/core/message.c ----
 
 TAG_RE = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,256}$")
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

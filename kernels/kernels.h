@@ -1,7 +1,7 @@
 /* kernels.h - plain-C launchers of the CUDA kernels (one op per kernels/<op>.cu + .cuh). Each takes
  * a stream, launches, checks cudaGetLastError() and returns it (0 = cudaSuccess). Activations are
  * IEEE half (sc_half, bit pattern) with fp32 arithmetic inside; LayerNorm parameters and pooled
- * outputs are fp32. The CPU twins with the same names and a _cpu suffix are in host/ops_cpu.h. */
+ * outputs are fp32. The CPU twins with the same names and a _cpu suffix are in host/ops/ops_cpu.h. */
 #ifndef SC_KERNELS_H
 #define SC_KERNELS_H
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/log.h"
+#include "host/core/log.h"
 #include "models/encoder_backend.h"
 #include "models/minilm.h"
 

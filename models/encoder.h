@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/status.h"
+#include "host/core/status.h"
 #include "models/tokenizer.h"
 
 #define SC_EMBED_DIM 384

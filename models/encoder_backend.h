@@ -1,4 +1,4 @@
-/* encoder_backend.h - the two forwards behind models/encoder.c: CPU (OpenBLAS + host/ops_cpu.c)
+/* encoder_backend.h - the two forwards behind models/encoder.c: CPU (OpenBLAS + host/ops/ops_cpu.c)
  * and CUDA (cuBLAS + kernels/). Both take packed token ids and write L2-normalised embeddings. */
 #ifndef SC_ENCODER_BACKEND_H
 #define SC_ENCODER_BACKEND_H
@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/status.h"
+#include "host/core/status.h"
 #include "models/minilm.h"
 
 /* ---- CPU: models/encoder_cpu.c ---- */

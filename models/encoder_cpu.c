@@ -1,4 +1,4 @@
-/* encoder_cpu.c - owns the CPU forward of the BERT encoder (OpenBLAS GEMMs + host/ops_cpu.c) and its
+/* encoder_cpu.c - owns the CPU forward of the BERT encoder (OpenBLAS GEMMs + host/ops/ops_cpu.c) and its
  * reusable activation buffers. */
 #include <cblas.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include <omp.h>
 #endif
 
-#include "host/ops_cpu.h"
+#include "host/ops/ops_cpu.h"
 #include "models/encoder_backend.h"
 
 /* Tokens per internal pass: a larger call is split at sequence boundaries, so the activation

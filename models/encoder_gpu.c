@@ -11,14 +11,14 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
-#include "host/cuda_check.h"
-#include "host/log.h"
+#include "host/core/cuda_check.h"
+#include "host/core/log.h"
 #include "kernels/half.h"
 #include "kernels/kernels.h"
 #include "models/encoder_backend.h"
 
 /* Device failures: SC_ERR_CUDA with the CUDA or cuBLAS message (and file:line) in errbuf or the
- * log (host/cuda_check.h). */
+ * log (host/core/cuda_check.h). */
 
 #define SC_GPU_HEAD_DIM 32    /* the only head size kernels/attention.cu supports */
 #define SC_GPU_MAX_LEN  256   /* SC_ATTN_MAX_LEN in kernels/attention.cuh */

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "host/status.h"
+#include "host/core/status.h"
 
 #define SC_MINILM_MAX_LAYERS 24
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/ops_cpu.h"
-#include "host/util.h"
+#include "host/ops/ops_cpu.h"
+#include "host/core/util.h"
 
 #define ROUTER_VERSION       1
 #define ROUTER_CHUNK         256 /* rows standardised at a time in sc_router_score_batch */

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "host/status.h"
+#include "host/core/status.h"
 #include "models/encoder.h"
 
 /* The hand-made signals, in this fixed order (sc_router_signal_name gives the names that the

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/status.h"
+#include "host/core/status.h"
 
 #define SC_TENSOR_NAME_MAX 160
 #define SC_TENSOR_MAX_DIMS 8

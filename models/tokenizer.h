@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/status.h"
+#include "host/core/status.h"
 
 #define SC_TOKENIZER_MAX_TOKENS 256 /* sentence-transformers' max_seq_length for this model */
 

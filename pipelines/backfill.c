@@ -15,10 +15,10 @@
 
 #include <jansson.h>
 
-#include "host/gemini.h"
-#include "host/gemini_batch.h"
-#include "host/log.h"
-#include "host/util.h"
+#include "host/gemini/gemini.h"
+#include "host/gemini/batch.h"
+#include "host/core/log.h"
+#include "host/core/util.h"
 #include "pipelines/batcher.h"
 #include "pipelines/cli.h"
 #include "pipelines/optimizer.h"

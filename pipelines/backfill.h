@@ -5,8 +5,8 @@
 #include <signal.h>
 #include <stddef.h>
 
-#include "host/config.h"
-#include "host/status.h"
+#include "host/core/config.h"
+#include "host/core/status.h"
 
 typedef struct {
     const char *in_path;

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/log.h"
-#include "host/util.h"
+#include "host/core/log.h"
+#include "host/core/util.h"
 
 #define BATCHER_CREATE_ATTEMPTS 4   /* creations of one batch whose outcome stays unknown */
 #define BATCHER_CREATE_BACKOFF_MS 1000

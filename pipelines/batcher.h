@@ -11,8 +11,8 @@
 
 #include <jansson.h>
 
-#include "host/config.h"
-#include "host/gemini_batch.h"
+#include "host/core/config.h"
+#include "host/gemini/batch.h"
 #include "pipelines/pipeline.h"
 
 #define SC_BATCHER_KEY_MAX 48

@@ -2,7 +2,7 @@
 #ifndef SC_CLI_H
 #define SC_CLI_H
 
-#include "host/config.h"
+#include "host/core/config.h"
 
 #define SC_CLI_MAX_OVERRIDES 256
 

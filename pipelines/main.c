@@ -6,17 +6,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/cache.h"
-#include "host/config.h"
-#include "host/dev_broker.h"
-#include "host/gemini_sim.h"
-#include "host/log.h"
+#include "host/cache/cache.h"
+#include "host/core/config.h"
+#include "host/kafka/dev_broker.h"
+#include "host/gemini/sim.h"
+#include "host/core/log.h"
 #include "pipelines/backfill.h"
 #include "pipelines/cli.h"
 #include "pipelines/embed.h"
 #include "pipelines/online.h"
 #include "pipelines/report.h"
-#include "pipelines/train_router.h"
+#include "models/train/train_router.h"
 
 #define MAIN_ERRBUF 1024
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/log.h"
+#include "host/core/log.h"
 
 #define OFFSETS_MAX_PARTITIONS 65536
 #define OFFSETS_RING_INIT 64

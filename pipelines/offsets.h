@@ -8,7 +8,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "host/status.h"
+#include "host/core/status.h"
 
 typedef struct sc_offsets sc_offsets_t;
 

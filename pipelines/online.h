@@ -5,8 +5,8 @@
 #include <signal.h>
 #include <stddef.h>
 
-#include "host/config.h"
-#include "host/status.h"
+#include "host/core/config.h"
+#include "host/core/status.h"
 
 /*
  * Run the pipeline of DESIGN §1/§5 until *running becomes 0 (SIGTERM/SIGINT), then drain

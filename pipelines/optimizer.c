@@ -13,15 +13,15 @@
 
 #include <jansson.h>
 
-#include "host/cache.h"
-#include "host/guards.h"
-#include "host/log.h"
-#include "host/paths.h"
-#include "host/price.h"
-#include "host/prompt_cache.h"
-#include "host/summary_store.h"
-#include "host/tokens.h"
-#include "host/util.h"
+#include "host/cache/cache.h"
+#include "host/cache/guards.h"
+#include "host/core/log.h"
+#include "host/core/paths.h"
+#include "host/core/price.h"
+#include "host/gemini/prompt_cache.h"
+#include "host/cache/summary_store.h"
+#include "host/core/tokens.h"
+#include "host/core/util.h"
 #include "models/router.h"
 
 #define OPT_NTIERS 3

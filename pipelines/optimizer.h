@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 
-#include "host/config.h"
-#include "host/metrics.h"
+#include "host/core/config.h"
+#include "host/metrics/metrics.h"
 #include "pipelines/pipeline.h"
 
 typedef struct sc_optimizer sc_optimizer_t;

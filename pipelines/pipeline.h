@@ -6,13 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/config.h"
-#include "host/gemini.h"
-#include "host/message.h"
-#include "host/metrics.h"
-#include "host/status.h"
+#include "host/core/config.h"
+#include "host/gemini/gemini.h"
+#include "host/core/message.h"
+#include "host/metrics/metrics.h"
+#include "host/core/status.h"
 #include "models/encoder.h"
-#include "pipelines/prune.h"
+#include "pipelines/stages/prune.h"
 
 #define SC_ITEM_ID_MAX 257
 #define SC_ITEM_CACHE_NAME_MAX 128
@@ -112,7 +112,7 @@ void sc_limits_from_config(const sc_config_t *cfg, sc_limits_t *lim);
 /* parse.c: parse and validate every NEW item: FORWARD, or INVALID with a reason. */
 void sc_stage_parse(sc_batch_t *batch, const sc_limits_t *lim);
 
-/* embed_stage.c: embed the last user turn of every FORWARD item (one encoder call for the
+/* embed.c: embed the last user turn of every FORWARD item (one encoder call for the
  * batch); on failure the items go on without a vector. */
 sc_status_t sc_stage_embed(sc_batch_t *batch, sc_encoder_t *enc);
 

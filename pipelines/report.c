@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "host/util.h"
+#include "host/core/util.h"
 
 #define REPORT_NAME_MAX     96   /* a row name longer than this is cut */
 #define REPORT_CHUNK        4096 /* fgets step of the line reader */

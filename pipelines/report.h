@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "host/status.h"
+#include "host/core/status.h"
 
 /* Read results (DESIGN §4.2, one JSON object per line; "-" = stdin) in one streaming pass and
  * print markdown tables to out: a summary, then per tenant, agent/stage, model, source,

@@ -4,7 +4,7 @@
 
 #include <jansson.h>
 
-#include "host/util.h"
+#include "host/core/util.h"
 #include "pipelines/pipeline.h"
 
 sc_status_t sc_upstream_from_config(const sc_config_t *cfg, sc_gemini_t **out, char *errbuf,

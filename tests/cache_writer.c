@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/cache.h"
-#include "host/log.h"
+#include "host/cache/cache.h"
+#include "host/core/log.h"
 
 #define CW_DIM 32
 #define CW_MAX_INSERTS 1000000 /* a bound; the test kills the writer long before */

@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "host/cache.h"
-#include "host/util.h"
+#include "host/cache/cache.h"
+#include "host/core/util.h"
 
 #define T_DIM 64
 #define T_ISO_LOOKUPS 12000

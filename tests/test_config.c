@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "host/config.h"
+#include "host/core/config.h"
 
 static char err[512];
 

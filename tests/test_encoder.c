@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "host/util.h"
+#include "host/core/util.h"
 #include "models/encoder.h"
 #include "models/encoder_backend.h"
 

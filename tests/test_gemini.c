@@ -20,10 +20,10 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
-#include "host/gemini.h"
-#include "host/gemini_sim.h"
-#include "host/log.h"
-#include "host/util.h"
+#include "host/gemini/gemini.h"
+#include "host/gemini/sim.h"
+#include "host/core/log.h"
+#include "host/core/util.h"
 
 #define TEST_KEY "test-key-123"
 #define TEST_MODEL "gemini-2.5-flash"

@@ -15,9 +15,9 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "host/gemini_sim.h"
-#include "host/log.h"
-#include "host/util.h"
+#include "host/gemini/sim.h"
+#include "host/core/log.h"
+#include "host/core/util.h"
 
 #define TEST_KEY       "test-key"
 #define TEST_RESP_MAX  ((size_t)4 * 1024 * 1024)

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "host/guards.h"
+#include "host/cache/guards.h"
 
 /* The defaults chosen by bench/bench_cache_quality.c on MSRP train/val (cache-quality.md). */
 #define TEST_THRESHOLD 0.93

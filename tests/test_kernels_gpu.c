@@ -1,4 +1,4 @@
-/* test_kernels_gpu.c - every CUDA op of kernels/ against its CPU twin in host/ops_cpu.c, on seeded
+/* test_kernels_gpu.c - every CUDA op of kernels/ against its CPU twin in host/ops/ops_cpu.c, on seeded
  * random inputs rounded to fp16 first (both sides see the same values): per op the max absolute
  * error and pass/fail under |gpu − ref| <= tol + |ref|·eps. Plain C (no cmocka): it builds on a
  * bare GPU machine. Exit 0 all pass, 1 any fail, 77 no CUDA device. */
@@ -10,7 +10,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include "host/ops_cpu.h"
+#include "host/ops/ops_cpu.h"
 #include "kernels/half.h"
 #include "kernels/kernels.h"
 #include "tests/gpu_test_util.h"

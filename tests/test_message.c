@@ -1,4 +1,4 @@
-/* test_message.c - request parsing and validation, result and dead-letter JSON (host/message.c). */
+/* test_message.c - request parsing and validation, result and dead-letter JSON (host/core/message.c). */
 #include <setjmp.h>
 #include <math.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "host/message.h"
+#include "host/core/message.h"
 
 #define ERRLEN 256
 #define IDLEN  64

@@ -14,9 +14,9 @@
 #include <curl/curl.h>
 #include <pthread.h>
 
-#include "host/metrics.h"
-#include "host/metrics_http.h"
-#include "host/util.h"
+#include "host/metrics/metrics.h"
+#include "host/metrics/http.h"
+#include "host/core/util.h"
 
 #define T_LABELS_MAX   8
 #define T_VALUE_MAX    512

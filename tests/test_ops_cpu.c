@@ -1,4 +1,4 @@
-/* test_ops_cpu.c - each CPU op of host/ops_cpu.c against a naive double-precision formula. */
+/* test_ops_cpu.c - each CPU op of host/ops/ops_cpu.c against a naive double-precision formula. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "host/ops_cpu.h"
+#include "host/ops/ops_cpu.h"
 
 #define DIM   384
 #define HEADS 12

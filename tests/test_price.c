@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "host/price.h"
+#include "host/core/price.h"
 
 static void assert_usd(double got, double want)
 {

@@ -16,13 +16,13 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "host/config.h"
-#include "host/gemini.h"
-#include "host/gemini_sim.h"
-#include "host/log.h"
-#include "host/price.h"
-#include "host/prompt_cache.h"
-#include "host/util.h"
+#include "host/core/config.h"
+#include "host/gemini/gemini.h"
+#include "host/gemini/sim.h"
+#include "host/core/log.h"
+#include "host/core/price.h"
+#include "host/gemini/prompt_cache.h"
+#include "host/core/util.h"
 
 #define TEST_KEY      "test-key"
 #define TEST_FLASH    "gemini-2.5-flash"

@@ -13,9 +13,9 @@
 
 #include <cmocka.h>
 
-#include "host/gemini.h"
-#include "host/summary_store.h"
-#include "pipelines/prune.h"
+#include "host/gemini/gemini.h"
+#include "host/cache/summary_store.h"
+#include "pipelines/stages/prune.h"
 
 #define ERRLEN 512
 #define MAXT   64

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "host/queue.h"
-#include "host/util.h"
+#include "host/core/queue.h"
+#include "host/core/util.h"
 
 #define N_ITEMS 200000
 

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "models/router.h"
-#include "pipelines/train_router.h"
+#include "models/train/train_router.h"
 
 #define ERRLEN  1024
 #define PATHLEN 1024

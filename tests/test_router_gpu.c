@@ -11,7 +11,7 @@
 
 #define GPU_TEST_SEED 0x2545f4914f6cdd1dull
 #include "tests/gpu_test_util.h"
-#include "host/ops_cpu.h"
+#include "host/ops/ops_cpu.h"
 #include "kernels/kernels.h"
 #include "models/encoder_backend.h"
 #include "models/router.h"

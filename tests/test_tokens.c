@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "host/tokens.h"
+#include "host/core/tokens.h"
 
 static const char prose[] =
     "The customer asked whether the replacement router would arrive before Friday, and the "

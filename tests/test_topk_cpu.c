@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "host/ops_cpu.h"
+#include "host/ops/ops_cpu.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 

@@ -1,5 +1,5 @@
 /* test_topk_gpu.c - the scoped top-k kernel (kernels/topk_ip.cu) against its twin sc_topk_ip_cpu,
- * exactly, and the GPU flat index (host/gpu_flat.c) against a brute-force CPU search, through
+ * exactly, and the GPU flat index (host/cache/gpu_flat.c) against a brute-force CPU search, through
  * add / search / remove / slot reuse, with a tolerance for fp16 near-ties. Plain C (no cmocka): it
  * builds on a bare GPU machine. Exit 0 all pass, 1 any fail, 77 no CUDA device. */
 #include <math.h>
@@ -10,8 +10,8 @@
 
 #include <cuda_runtime_api.h>
 
-#include "host/gpu_flat.h"
-#include "host/ops_cpu.h"
+#include "host/cache/gpu_flat.h"
+#include "host/ops/ops_cpu.h"
 #include "kernels/kernels.h"
 #include "tests/gpu_test_util.h"
 

@@ -1,0 +1,151 @@
+/* prune.h - context pruning (DESIGN §1): plan which turns of a long conversation to send
+ * verbatim within a token budget, and build the pruned generateContent body and the body of the
+ * cheap-model call that summarises the rest. Pure functions: no I/O, no model calls. */
+#ifndef SC_PRUNE_H
+#define SC_PRUNE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/core/message.h"
+#include "host/core/status.h"
+#include "host/core/tokens.h"
+
+/*
+ * Use, per request whose history may exceed its budget:
+ *   1. sc_prune_count() (token estimates) and the turns' embeddings (sc_encoder_embed());
+ *   2. sc_prune_plan(); when !plan.pruned send sc_gemini_body_from_request() as before;
+ *   3. sc_summary_store_lookup(tenant, conversation_id, turns, n_turns) -> prev (covers
+ *      [0, prev.n_turns)); when prev.n_turns >= plan.summary_to use prev.text, else call the
+ *      cheap model with sc_prune_summary_body(req, &plan, prev.text, prev.n_turns) and store the
+ *      answer with n_turns = plan.summary_to, hash = sc_summary_hash_turns(turns, summary_to);
+ *   4. sc_prune_body(req, &plan, summary) is the request to forward; plan.pruned_tokens goes to
+ *      the result's optimizations.pruned_tokens (the summary's own tokens are not subtracted).
+ * If the summary call fails, sc_prune_body(req, &plan, NULL) still yields a valid body.
+ */
+#define SC_PRUNE_DIM                 384 /* embedding width (all-MiniLM-L6-v2) */
+#define SC_PRUNE_SUMMARY_RESERVE_PCT 12  /* % of the budget held back for the summary */
+/* maxOutputTokens of the summary call (capped by the reserve) */
+#define SC_PRUNE_SUMMARY_MAX_TOKENS 400
+/* a turn longer than this is cut (at a UTF-8 boundary) in the summary call's input only */
+#define SC_PRUNE_SUMMARY_TURN_BYTES 4096
+/* weight of the turn before the last user turn in the relevance query, for elliptical follow-ups
+ * ("and the second one?"); small, since it also pulls the query towards whatever the last answer
+ * was about */
+#define SC_PRUNE_PREV_TURN_WEIGHT 0.15f
+/* weight of the rare-term overlap in the relevance score */
+#define SC_PRUNE_LEXICAL_WEIGHT 0.25
+/* distinct terms of the query used for the overlap */
+#define SC_PRUNE_MAX_QUERY_TERMS 32
+/* a middle turn is a candidate only when its score is at least mean + Z × std of the middle
+ * turns' scores */
+#define SC_PRUNE_RELEVANCE_Z    1.0
+#define SC_PRUNE_SUMMARY_PREFIX "Summary of the earlier conversation: "
+#define SC_PRUNE_OMITTED_TEXT   "(Earlier turns of this conversation were omitted.)"
+
+/* Scoring knobs; sc_prune_opts_default() gives the values above. */
+typedef struct {
+    float prev_turn_weight; /* 0: the query is the last user turn alone */
+    double lexical_weight;  /* 0: embeddings only */
+    int reserve_pct;        /* summary reserve, % of the budget */
+    double relevance_z;     /* the relevance floor, in standard deviations above the mean */
+    int fill_budget;        /* 1: no floor, keep middle turns while they fit */
+} sc_prune_opts_t;
+
+void sc_prune_opts_default(sc_prune_opts_t *o);
+
+/* What to send. keep[i] != 0: turn i goes verbatim. */
+typedef struct {
+    size_t n_turns;
+    unsigned char *keep;   /* owned: n_turns flags; free with sc_prune_plan_clear() */
+    float *score;          /* owned: n_turns relevance scores of the middle turns (0 for the
+                            * protected ones and when nothing was pruned), for the record */
+    int pruned;            /* 0: the prompt fits, nothing changes (all keep[] set) */
+    int over_budget;       /* 1: even system + the protected tail exceed the budget (sent anyway:
+                            * a turn is never split) */
+    size_t protected_from; /* turns [protected_from, n_turns) are always kept */
+    size_t n_kept, n_dropped;
+    size_t first_dropped, last_dropped; /* dropped turns lie within [first, last]; both 0 when
+                                         * none */
+    size_t summary_to;       /* the summary covers the conversation prefix [0, summary_to) =
+                              * last_dropped + 1 (0 when nothing is dropped) */
+    long summary_max_tokens; /* maxOutputTokens of the summary call (<= the reserve) */
+    long summary_reserve;    /* tokens held back in the budget for the summary */
+    long original_tokens;    /* system + every turn */
+    long kept_tokens;        /* system + kept turns (the summary not counted) */
+    long pruned_tokens;      /* original_tokens - kept_tokens: the tokens left out */
+} sc_prune_plan_t;
+
+/*
+ * Plan the pruning of req against budget (tokens).
+ *
+ * turn_tokens: n_turns estimates (e.g. sc_prune_count()); system_tokens the system prompt's.
+ * turn_vecs: n_turns × SC_PRUNE_DIM floats, L2-normalised, or NULL (then relevance is lexical
+ * only). budget > 0; keep_last >= 0.
+ *
+ * Rules:
+ * - When system + all turns <= budget, nothing changes (pruned = 0).
+ * - The system prompt, the last keep_last turns and at least the last user turn (with whatever
+ *   follows it) are protected: always kept.
+ * - The other ("middle") turns are ranked by relevance to the query: the last user turn's
+ *   embedding plus prev_turn_weight × the turn before it, renormalised; score = cosine +
+ *   lexical_weight × the share of the query's rare terms (IDF over this conversation, so words
+ *   every turn uses count for little) found in the turn. Numbers and identifiers count as terms.
+ * - The budget is a ceiling, not a target: only middle turns scoring at least mean +
+ *   relevance_z × std of the middle turns' scores are candidates (clearly relevant ones; the
+ *   summary carries the rest). With fill_budget, or when all scores are equal, every middle turn
+ *   is a candidate (ties: the newest first).
+ * - In rank order each candidate is kept when it fits in budget - reserve - protected tokens; a
+ *   model turn takes its preceding middle user turn with it when both fit (a question stays with
+ *   its answer; the question is kept even if below the floor), else it is kept alone when it
+ *   fits. A turn that does not fit is skipped and smaller ones after it may still fit. Kept turns
+ *   keep their original order. No turn is ever split.
+ * - When something is dropped the body carries a summary of the prefix [0, summary_to).
+ *
+ * On SC_OK plan is filled (@remark the caller frees plan->keep with sc_prune_plan_clear()).
+ * SC_ERR_INVALID_ARG on bad arguments (no turns, no user turn, budget <= 0), SC_ERR_NOMEM.
+ */
+sc_status_t sc_prune_plan(const sc_request_t *req, const long *turn_tokens, long system_tokens,
+                          const float *turn_vecs, long budget, int keep_last,
+                          sc_prune_plan_t *plan);
+
+/* The same with explicit scoring knobs (opts NULL: defaults). */
+sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens, long system_tokens,
+                               const float *turn_vecs, long budget, int keep_last,
+                               const sc_prune_opts_t *opts, sc_prune_plan_t *plan);
+
+void sc_prune_plan_clear(sc_prune_plan_t *plan); /* frees keep; NULL ok; plan reusable */
+
+/* Token estimates of req's turns (into turn_tokens: n_turns longs) and system prompt, for
+ * model (tokens may be NULL: uncalibrated). */
+void sc_prune_count(const sc_tokens_t *tokens, const char *model, const sc_request_t *req,
+                    long *turn_tokens, long *system_tokens);
+
+/*
+ * The generateContent body (camelCase) of the pruned request: systemInstruction and
+ * generationConfig as sc_gemini_body_from_request() writes them; contents = a user turn
+ * SC_PRUNE_SUMMARY_PREFIX + summary (when anything was dropped and summary is non-empty; else, if
+ * the first kept turn is a model turn, a user turn SC_PRUNE_OMITTED_TEXT), then the kept turns
+ * in order. Two adjacent turns of the same role (e.g. the summary and a kept user turn, or two
+ * user turns whose model turn in between was dropped) are joined into one with a blank line
+ * between them, so roles alternate and the contents start with a user turn. With plan->pruned
+ * == 0 the body equals sc_gemini_body_from_request()'s.
+ * @remark the caller frees the result with free(); NULL on allocation failure or invalid UTF-8.
+ */
+char *sc_prune_body(const sc_request_t *req, const sc_prune_plan_t *plan, const char *summary,
+                    size_t *len);
+
+/*
+ * The body of the cheap-model call that writes (or extends) the summary of the prefix
+ * [0, plan->summary_to): previous_summary (NULL or "" for none) covers [0, previous_covers), and
+ * the turns [previous_covers, summary_to) are appended as a transcript (each cut at
+ * SC_PRUNE_SUMMARY_TURN_BYTES). The instruction asks to keep numbers, names, identifiers,
+ * decisions and open questions; maxOutputTokens = plan->summary_max_tokens, temperature 0.
+ * When previous_covers >= summary_to there is nothing new: the caller reuses previous_summary
+ * and this returns NULL. @remark the caller frees the result with free(); NULL also on
+ * allocation failure.
+ */
+char *sc_prune_summary_body(const sc_request_t *req, const sc_prune_plan_t *plan,
+                            const char *previous_summary, size_t previous_covers, size_t *len);
+
+#endif
