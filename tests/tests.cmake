@@ -13,6 +13,8 @@ sc_unit_test(test_queue)
 sc_unit_test(test_price)
 sc_unit_test(test_offsets)
 sc_unit_test(test_gemini_sim)
+sc_unit_test(test_gemini_sim_batches)
+sc_unit_test(test_gemini_sim_caches)
 sc_unit_test(test_gemini)
 sc_unit_test(test_prompt_cache)
 sc_unit_test(test_tokenizer)
@@ -64,3 +66,8 @@ add_test(NAME integration_cache_crash_hnsw
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cache_crash.sh $<TARGET_FILE:cache_writer>)
 set_tests_properties(integration_cache_crash_hnsw PROPERTIES TIMEOUT 300
   ENVIRONMENT "CW_INDEX=hnsw")
+
+# Dependencies point one way (pipelines → models → host → kernels; host subsystems → host/core and
+# the allow-list at the top of the script; nothing includes bench/ or tests/).
+add_test(NAME check_includes
+  COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/check_includes.py ${CMAKE_SOURCE_DIR})

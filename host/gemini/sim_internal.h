@@ -1,0 +1,323 @@
+/* sim_internal.h - internal to host/gemini/sim*.c (the Gemini simulator): its state, the types of
+ * a route handler and the helpers its files share. Nothing outside those files includes it. */
+#ifndef SC_GEMINI_SIM_INTERNAL_H
+#define SC_GEMINI_SIM_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/core/status.h"
+#include "host/gemini/sim.h"
+
+/* ---- limits shared by the simulator's files ---- */
+
+#define SC_SIM_ID_MAX          128 /* longest {model} taken from a path */
+#define SC_SIM_CHARS_PER_TOKEN 4   /* token estimate: ceil(bytes / 4) */
+#define SC_SIM_HTTP_CODES      600
+#define SC_SIM_FAULT_SLOTS     65536u /* per-body fault counters; a power of two */
+#define SC_SIM_RETRY_DELAY_MAX 32
+#define SC_SIM_BATCH_MAX       4096u /* batches held at once; beyond: 429 */
+#define SC_SIM_BATCH_ID_LEN    32    /* characters of the {id} in batches/{id} */
+#define SC_SIM_BATCH_NAME_MAX  (SC_SIM_BATCH_ID_LEN + 16)
+#define SC_SIM_CACHE_MAX       1024u /* cachedContents held at once; beyond: 429 */
+
+#define SC_SIM_MSG_500                                                                             \
+    "An internal error has occurred. Please retry or report in "                                   \
+    "https://developers.generativeai.google/guide/troubleshooting"
+
+#define SC_SIM_FNV_OFFSET 0xcbf29ce484222325ull
+#define SC_SIM_FNV_PRIME  0x100000001b3ull
+
+/* ---- models ---- */
+
+typedef struct {
+    const char *name;
+    bool can_think;         /* accepts a thinking budget at all */
+    bool thinks_by_default; /* thinks when no budget is given */
+    bool can_disable;       /* thinkingBudget 0 turns thinking off */
+    unsigned cache_min;     /* smallest cachedContents, tokens, unless the opts override it */
+} sc_sim_model_t;
+
+#define SC_SIM_MODEL_COUNT ((size_t)5) /* entries of sc_sim_models */
+
+/* The model table (sim.c). */
+extern const sc_sim_model_t sc_sim_models[];
+
+/* ---- faults ---- */
+
+typedef enum {
+    SC_SIM_F_429 = 0,
+    SC_SIM_F_500,
+    SC_SIM_F_503,
+    SC_SIM_F_MALFORMED,
+    SC_SIM_F_DELAY, /* drawn on its own and not capped: a delay does not fail the request */
+    SC_SIM_F_COUNT,
+} sc_sim_fault_t;
+
+#define SC_SIM_F_NONE (-1)
+
+/* The spec names of the kinds, indexed by sc_sim_fault_t (sim_faults.c). */
+extern const char *const sc_sim_fault_names[SC_SIM_F_COUNT];
+
+typedef struct {
+    double share[SC_SIM_F_COUNT]; /* each 0..1; the failing four sum to at most 1 */
+    unsigned delay_ms;
+    uint64_t seed;
+    unsigned max_per_request; /* 0: no cap */
+    char retry_delay[SC_SIM_RETRY_DELAY_MAX];
+    bool any; /* some share > 0 (generateContent faults only) */
+    /* Batch Mode: not part of share[], so they never touch generateContent's draws */
+    double batch_error;    /* share of batched requests answered with an error entry */
+    double batch_fail;     /* share of batches that end FAILED */
+    double batch_expire;   /* share of batches that end EXPIRED */
+    double refuse;         /* share of answers of the cheaper models (not "-pro") that are a
+                            * refusal: a cascade promotes them */
+    bool job_state_prefix; /* JOB_STATE_* instead of BATCH_STATE_* */
+} sc_sim_faults_t;
+
+typedef struct {
+    uint64_t key; /* hash of model + body; 0 = empty slot */
+    unsigned count;
+} sc_sim_fault_slot_t;
+
+/* ---- requests, batches, caches ---- */
+
+typedef enum {
+    SC_SIM_BS_PENDING = 0,
+    SC_SIM_BS_RUNNING,
+    SC_SIM_BS_SUCCEEDED,
+    SC_SIM_BS_FAILED,
+    SC_SIM_BS_CANCELLED,
+    SC_SIM_BS_EXPIRED,
+} sc_sim_batch_state_t;
+
+/* What the simulator takes from a GenerateContentRequest. */
+typedef struct {
+    size_t prompt_chars;     /* bytes of text in systemInstruction (if counted) and contents */
+    uint64_t last_user_hash; /* FNV of the text of the last user turn */
+    long long max_output;    /* 0 = unset */
+    bool have_budget;
+    long long budget;
+    bool json_mime;
+    size_t cached_tokens; /* tokens of the cachedContent the request uses; 0 = none */
+} sc_sim_gen_req_t;
+
+/* One request of a batch, validated at creation. */
+typedef struct {
+    sc_sim_gen_req_t g;
+    json_t *metadata; /* owned reference to the echoed metadata object, or NULL */
+    json_t *error;    /* owned reference to the error Status when the request fails, or NULL */
+} sc_sim_batch_item_t;
+
+/* A batch. Owned by the sim's table; every field is guarded by batch_mu. */
+typedef struct {
+    char id[SC_SIM_BATCH_ID_LEN + 1];
+    uint64_t seq; /* creation order, from 1; the list's page token */
+    size_t model_index;
+    char *display_name;        /* owned, NULL when none was given */
+    int64_t create_wall_ns;    /* CLOCK_REALTIME, for the timestamps */
+    int64_t create_mono_ms;    /* CLOCK_MONOTONIC, for the state machine */
+    sc_sim_batch_state_t fate; /* SUCCEEDED, FAILED or EXPIRED: drawn at creation */
+    bool cancelled;
+    int64_t cancel_wall_ns;
+    size_t n;                   /* requests */
+    size_t failed;              /* of which error entries */
+    sc_sim_batch_item_t *items; /* n entries, owned */
+    json_t *output; /* owned GenerateContentBatchOutput, built at the first terminal read */
+} sc_sim_batch_t;
+
+/* A cachedContents resource (§4.1). Only counts are kept: contents and systemInstruction are
+ * input-only and never echoed, and the answer depends on the request's last user turn. Owned by
+ * the sim's table; guarded by cache_mu. */
+typedef struct {
+    char id[SC_SIM_BATCH_ID_LEN + 1]; /* same id scheme as batches */
+    uint64_t seq;                     /* creation order, from 1; the list's page token */
+    size_t model_index;
+    char *display_name; /* owned, NULL when none was given */
+    size_t tokens;      /* usageMetadata.totalTokenCount */
+    int64_t create_ns, update_ns, expire_ns; /* CLOCK_REALTIME */
+} sc_sim_cache_t;
+
+/* A slot of the key set behind duplicate_batch_keys: the hash of a metadata.key and the batch
+ * that first carried it. */
+typedef struct {
+    uint64_t hash; /* 0 = empty slot */
+    uint64_t seq;  /* first batch with the key */
+    bool counted;  /* already counted as a duplicate */
+} sc_sim_key_slot_t;
+
+/* ---- the server ---- */
+
+struct sc_gemini_sim {
+    struct MHD_Daemon *daemon;
+    int port;
+    char *api_key; /* owned copy; NULL accepts any non-empty key */
+    sc_sim_faults_t faults;
+
+    pthread_mutex_t fault_mu; /* guards rng and fault_slots */
+    bool fault_mu_ready;
+    uint64_t rng;
+    sc_sim_fault_slot_t *fault_slots; /* SC_SIM_FAULT_SLOTS entries, owned; NULL without cap */
+
+    uint64_t id_nonce;
+    atomic_uint_fast64_t id_counter;
+
+    /* counters; the memory is zeroed by calloc */
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t by_status[SC_SIM_HTTP_CODES];
+    atomic_uint_fast64_t faults_by_kind[SC_SIM_F_COUNT];
+    atomic_uint_fast64_t generate_by_model[SC_SIM_MODEL_COUNT];
+    /* tokens of the generateContent answers given (200s): prompt (cached included), cached,
+     * candidates, thoughts — what a bill for this simulator would count */
+    atomic_uint_fast64_t billed_tokens[SC_SIM_MODEL_COUNT][4];
+    atomic_uint_fast64_t count_tokens;
+    atomic_uint_fast64_t fault_evictions;
+    atomic_uint_fast64_t refusals; /* answers replaced by a refusal (fault "refuse") */
+
+    /* Batch Mode */
+    unsigned batch_pending_ms, batch_running_ms;
+    pthread_mutex_t batch_mu; /* guards everything below; never held with fault_mu */
+    bool batch_mu_ready;
+    sc_sim_batch_t **batches; /* SC_SIM_BATCH_MAX slots, owned, each NULL or owned */
+    size_t batch_count;       /* live batches */
+    size_t batch_items;       /* requests held over the live batches */
+    uint64_t batch_seq;       /* last seq handed out */
+    sc_sim_key_slot_t *keys;  /* key set, keys_cap slots (a power of two), owned; NULL at first */
+    size_t keys_cap, keys_len;
+    uint64_t batches_created, batch_requests, duplicate_keys, keys_overflow;
+
+    /* context caching */
+    unsigned cache_min_override; /* 0: each model's cache_min */
+    pthread_mutex_t cache_mu;    /* guards everything below; never held with another lock */
+    bool cache_mu_ready;
+    sc_sim_cache_t **caches; /* SC_SIM_CACHE_MAX slots, owned, each NULL or owned */
+    size_t cache_count;
+    uint64_t cache_seq;
+    uint64_t caches_created, caches_deleted, caches_expired, caches_too_small;
+    uint64_t cached_tokens_served;
+    double storage_dead; /* token-seconds of the caches already gone */
+};
+
+/* What a route handler sees. Everything is borrowed for the duration of the call. */
+typedef struct {
+    sc_gemini_sim_t *sim;
+    struct MHD_Connection *conn;
+    const char *id; /* the {model} of the path, or "" */
+    const char *body;
+    size_t body_len;
+} sc_sim_call_t;
+
+/* What a route handler produces. */
+typedef struct {
+    unsigned code;
+    char *body; /* owned, malloc'd; NULL means "out of memory" and becomes a fixed 500 */
+    size_t len;
+    const char *fault; /* name of an injected fault, for the log; NULL if none */
+} sc_sim_reply_t;
+
+typedef void (*sc_sim_handler_fn)(sc_sim_call_t *call, sc_sim_reply_t *reply);
+
+/* ---- sim.c: small helpers and replies ---- */
+
+/* printf into errbuf (errlen bytes); nothing when errbuf is NULL or errlen 0. */
+void sc_sim_errf(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The next value of a splitmix64 stream. */
+uint64_t sc_sim_splitmix64(uint64_t *state);
+/* Uniform in [0, 1), from the splitmix64 stream. */
+double sc_sim_unit(uint64_t *state);
+/* FNV-1a of len bytes, continuing from h (SC_SIM_FNV_OFFSET to start). */
+uint64_t sc_sim_fnv(uint64_t h, const void *data, size_t len);
+/* The token estimate of chars bytes of text. */
+size_t sc_sim_tokens(size_t chars);
+/* The model called name; *index (when not NULL) gets its index. @return borrowed, or NULL. */
+const sc_sim_model_t *sc_sim_model_find(const char *name, size_t *index);
+/* A key in either spelling (camelCase first). @return a borrowed reference or NULL. */
+json_t *sc_sim_get2(const json_t *obj, const char *camel, const char *snake);
+/* Serialize doc into the reply. @param doc: a new reference, stolen. */
+void sc_sim_reply_json(sc_sim_reply_t *r, unsigned code, json_t *doc);
+/* A Google error body {"error":{code,message,status,details}}.
+ * @param details: a new reference to an array, stolen; NULL gives []. */
+void sc_sim_reply_error(sc_sim_reply_t *r, unsigned code, const char *status, json_t *details,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* A 400 INVALID_ARGUMENT with the message. */
+void sc_sim_reply_invalid(sc_sim_reply_t *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- sim_generate.c: request parsing, generateContent, countTokens ---- */
+
+/* @return a new reference to the body's top-level object, or NULL with a 400 in r. */
+json_t *sc_sim_parse_body(const sc_sim_call_t *c, sc_sim_reply_t *r);
+/* Validate a contents array and add its text to g. @return false with a 400 in r. */
+bool sc_sim_parse_contents(const json_t *root, bool required, sc_sim_gen_req_t *g,
+                           sc_sim_reply_t *r);
+/* Add the text of systemInstruction (optional) to g. @return false with a 400 in r. */
+bool sc_sim_parse_system(const json_t *root, sc_sim_gen_req_t *g, sc_sim_reply_t *r);
+/* Validate a GenerateContentRequest-shaped object into g. @return false with a 400 in r. */
+bool sc_sim_parse_gen(const json_t *root, bool with_system, sc_sim_gen_req_t *g,
+                      sc_sim_reply_t *r);
+/* The GenerateContentResponse for a validated request. @return a new reference, or NULL when
+ * out of memory. */
+json_t *sc_sim_gen_doc(sc_gemini_sim_t *sim, const sc_sim_model_t *m, const sc_sim_gen_req_t *g);
+void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_count_tokens(sc_sim_call_t *c, sc_sim_reply_t *r);
+
+/* ---- sim_faults.c: the spec, the draws, the replies ---- */
+
+/* Parse the spec of sim.h into *f. @return SC_ERR_INVALID_ARG with a message in errbuf. */
+sc_status_t sc_sim_faults_parse(const char *spec, sc_sim_faults_t *f, char *errbuf,
+                                size_t errlen);
+/* The fate of one generateContent: a failing sc_sim_fault_t or SC_SIM_F_NONE; *delay says
+ * whether to sleep first. */
+int sc_sim_fault_draw(sc_gemini_sim_t *sim, uint64_t body_hash, bool *delay);
+/* A refusal instead of the answer? Only the cheaper models refuse. */
+bool sc_sim_refuses(sc_gemini_sim_t *sim, const sc_sim_model_t *m);
+/* The error reply of an injected 429, 500 or 503 for model. */
+void sc_sim_reply_fault(sc_gemini_sim_t *sim, int kind, const char *model, sc_sim_reply_t *r);
+/* Decimal digits only, at most max. */
+bool sc_sim_parse_u64(const char *s, uint64_t max, uint64_t *out);
+/* A duration as the API writes it: digits, optionally '.' and 1..9 digits, then 's'. */
+bool sc_sim_valid_duration(const char *s);
+
+/* ---- sim_batches.c: Batch Mode, timestamps, ids, list pages ---- */
+
+/* CLOCK_REALTIME in ns. */
+int64_t sc_sim_wall_ns(void);
+/* Set obj[key] to ns as an RFC 3339 timestamp. @return false when out of memory. */
+bool sc_sim_set_time(json_t *obj, const char *key, int64_t ns);
+/* A fresh id (lowercase letters and digits) that never repeats within one sim. */
+void sc_sim_batch_id(sc_gemini_sim_t *sim, char out[SC_SIM_BATCH_ID_LEN + 1]);
+/* pageSize and pageToken of a list call. @return false with a 400 in r when malformed. */
+bool sc_sim_page_args(sc_sim_call_t *c, sc_sim_reply_t *r, uint64_t *page, uint64_t *from);
+/* Free a batch and everything it owns. NULL ok. */
+void sc_sim_batch_free(sc_sim_batch_t *b);
+void sc_sim_batch_create(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_batch_get(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_batch_list(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_batch_cancel(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_batch_delete(sc_sim_call_t *c, sc_sim_reply_t *r);
+
+/* ---- sim_caches.c: context caching ---- */
+
+/* Free a cache. NULL ok. */
+void sc_sim_cache_free(sc_sim_cache_t *cc);
+/* Token-seconds of cc from its creation to until_ns (not past its expiry). */
+double sc_sim_cache_storage(const sc_sim_cache_t *cc, int64_t until_ns);
+/* Drop the caches expired at now_ns (cache_mu held). */
+void sc_sim_cache_sweep(sc_gemini_sim_t *sim, int64_t now_ns);
+/* generateContent with "cachedContent": check it and set g->cached_tokens.
+ * @return false with the error in r. */
+bool sc_sim_cache_use(sc_gemini_sim_t *sim, const json_t *root, const json_t *cached,
+                      size_t model_index, sc_sim_gen_req_t *g, sc_sim_reply_t *r);
+void sc_sim_cache_create(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_cache_get(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_cache_list(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_cache_patch(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_cache_delete(sc_sim_call_t *c, sc_sim_reply_t *r);
+
+#endif
