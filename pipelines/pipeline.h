@@ -46,7 +46,7 @@ typedef struct sc_item {
     /* embed stage */
     float *vec;              /* owned: SC_EMBED_DIM floats of the last user turn, or NULL */
     long est_prompt_tokens;  /* local estimate of the whole prompt (system + every turn) */
-    /* cache and coalescing (pipelines/optimizer.c) */
+    /* cache and coalescing (pipelines/stages/cache.c, coalesce.c) */
     uint64_t scope;          /* cache scope; 0: not cacheable */
     int cache_store;         /* store the answer when it is ok and finished with STOP */
     const char *source;      /* NULL = "llm"; "cache-exact", "cache-semantic", "coalesced" */
@@ -107,16 +107,19 @@ sc_status_t sc_upstream_from_config(const sc_config_t *cfg, sc_gemini_t **out, c
 /* limits.* into lim. */
 void sc_limits_from_config(const sc_config_t *cfg, sc_limits_t *lim);
 
-/* ---- stages (one file each) ---- */
+/* ---- stages (one file each, in pipelines/stages/) ---- */
 
-/* parse.c: parse and validate every NEW item: FORWARD, or INVALID with a reason. */
+/* The optimizer's stages (estimate, cache, coalesce, route, prune, call, cascade) are internal:
+ * pipelines/stages/stages.h, run by pipelines/optimizer.c. */
+
+/* stages/parse.c: parse and validate every NEW item: FORWARD, or INVALID with a reason. */
 void sc_stage_parse(sc_batch_t *batch, const sc_limits_t *lim);
 
-/* embed.c: embed the last user turn of every FORWARD item (one encoder call for the
+/* stages/embed.c: embed the last user turn of every FORWARD item (one encoder call for the
  * batch); on failure the items go on without a vector. */
 sc_status_t sc_stage_embed(sc_batch_t *batch, sc_encoder_t *enc);
 
-/* ledger.c: the result of a DONE item as JSON: usage, cost, the baseline (the naive request:
+/* stages/ledger.c: the result of a DONE item as JSON: usage, cost, the baseline (the naive request:
  * the strong model, or the pinned one, on the full prompt, uncached, standard prices) and what
  * each technique saved, attributed in order: prune, route (failed cascade attempts count
  * against it), prompt cache (storage included), batch; a cache hit or a coalesced answer saves

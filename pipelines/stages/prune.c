@@ -1,5 +1,5 @@
 /* prune.c - context pruning: the plan (relevance selection within a token budget) and the bodies
- * of the pruned request and of its summary call. */
+ * of the pruned request and of its summary call; the stage that runs them is prune_stage.c. */
 #include "pipelines/stages/prune.h"
 
 #include <ctype.h>

@@ -1,0 +1,95 @@
+/* prune_stage.c - stage: context pruning of every conversation over its token budget (the plan
+ * from stages/prune.c), with the stored summary picked up or a summary call prepared. */
+#include <stdlib.h>
+
+#include <jansson.h>
+
+#include "pipelines/stages/stages.h"
+
+/* The token budget of a request: prune.agents.<agent>, else prune.max_tokens. */
+static long budget_for(const sc_optimizer_t *o, const sc_item_t *it)
+{
+    json_t *b = it->req->agent ? json_object_get(sc_config_node(o->cfg, "prune.agents"),
+                                                 it->req->agent)
+                               : NULL; /* borrowed */
+    return json_is_integer(b) ? (long)json_integer_value(b) : o->budget;
+}
+
+static int needs_prune(const sc_optimizer_t *o, const sc_item_t *it)
+{
+    return it->state == SC_ITEM_FORWARD && it->est_prompt_tokens > budget_for(o, it) &&
+           it->req->n_turns > (size_t)o->keep_last + 1;
+}
+
+/* Plan the pruning of every long conversation in the batch (the turns of all of them embedded in
+ * one encoder call), and pick up the stored summary; a missing one becomes a summary call. */
+void sc_stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
+{
+    if (!o->prune || !o->enc)
+        return;
+    size_t nturns = 0;
+    for (size_t i = 0; i < batch->n; i++) {
+        if (needs_prune(o, batch->items[i]))
+            nturns += batch->items[i]->req->n_turns;
+    }
+    if (nturns == 0)
+        return;
+    const char **texts = malloc(nturns * sizeof *texts);
+    size_t *lens = malloc(nturns * sizeof *lens);
+    float *vecs = malloc(nturns * SC_EMBED_DIM * sizeof *vecs);
+    if (!texts || !lens || !vecs)
+        goto out;
+    size_t at = 0;
+    for (size_t i = 0; i < batch->n; i++) {
+        sc_item_t *it = batch->items[i];
+        if (!needs_prune(o, it))
+            continue;
+        for (size_t k = 0; k < it->req->n_turns; k++, at++) {
+            texts[at] = it->req->turns[k].content;
+            lens[at] = it->req->turns[k].content_len;
+        }
+    }
+    if (sc_encoder_embed(o->enc, texts, lens, nturns, vecs) != SC_OK)
+        goto out;
+    at = 0;
+    for (size_t i = 0; i < batch->n; i++) {
+        sc_item_t *it = batch->items[i];
+        if (!needs_prune(o, it))
+            continue;
+        const sc_request_t *rq = it->req;
+        const float *tv = vecs + at * SC_EMBED_DIM;
+        at += rq->n_turns;
+        long sys = 0, *tt = malloc(rq->n_turns * sizeof *tt);
+        if (!tt)
+            continue;
+        sc_prune_count(o->tokens, it->model, rq, tt, &sys);
+        sc_status_t st = sc_prune_plan(rq, tt, sys, tv, budget_for(o, it), o->keep_last,
+                                       &it->plan);
+        free(tt);
+        if (st || !it->plan.pruned)
+            continue;
+        it->pruned_tokens = it->plan.pruned_tokens;
+        sc_summary_t sum = {0};
+        int have = o->summaries && rq->conversation_id &&
+                   sc_summary_store_lookup(o->summaries, rq->tenant, rq->conversation_id,
+                                           rq->turns, rq->n_turns, &sum) == SC_OK;
+        if (have && sum.n_turns >= it->plan.summary_to) {
+            size_t len;
+            it->body_plain = sc_prune_body(rq, &it->plan, sum.text, &len);
+        } else if (o->summaries && rq->conversation_id && !o->batch_mode) {
+            size_t len;
+            it->summary_body = sc_prune_summary_body(rq, &it->plan, have ? sum.text : NULL,
+                                                     have ? sum.n_turns : 0, &len);
+            if (!it->summary_body) /* nothing new to summarise: the stored one serves */
+                it->body_plain = sc_prune_body(rq, &it->plan, have ? sum.text : NULL, &len);
+        } else {
+            size_t len;
+            it->body_plain = sc_prune_body(rq, &it->plan, NULL, &len);
+        }
+        sc_summary_clear(&sum);
+    }
+out:
+    free(texts);
+    free(lens);
+    free(vecs);
+}
