@@ -1,20 +1,19 @@
-/* gemini.c - the Gemini generateContent client: one libcurl multi handle, retries on a timer
- * list, per-model rate limits / 429 throttling / circuit breaker, response and error parsing
- * (gemini-api.md §1, §6, §8). */
+/* gemini.c - the Gemini generateContent client: one libcurl multi handle, the call lifecycle,
+ * retries with backoff on a timer list, submit / poll / sync and the connect probe
+ * (gemini-api.md §1, §6). Request bodies: request.c; parsing: response.c; limits: limits.c. */
 #include "host/gemini/gemini.h"
 
 #include <ctype.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
-#include <jansson.h>
 
 #include "host/core/log.h"
 #include "host/core/util.h"
+#include "host/gemini/gemini_internal.h"
 
 #ifndef SCRIMP_VERSION
 #define SCRIMP_VERSION "dev"
@@ -24,17 +23,12 @@
 
 #define SC_GEMINI_BODY_MAX ((size_t)64 * 1024 * 1024) /* one response body */
 #define SC_GEMINI_BODY_INITIAL ((size_t)16 * 1024)    /* first allocation of a response */
-#define SC_GEMINI_BASE_URL_MAX 512                     /* base_url length */
 #define SC_GEMINI_URL_MAX 1024                         /* a whole request URL */
 #define SC_GEMINI_KEY_MAX 512                          /* api_key length */
 #define SC_GEMINI_HEADER_MAX (SC_GEMINI_KEY_MAX + 32)  /* "x-goog-api-key: KEY" */
-#define SC_GEMINI_ERRMSG_MAX 1024                      /* err_message kept per call */
 #define SC_GEMINI_LOGMSG_MAX 160                       /* error text quoted in a log line */
-#define SC_GEMINI_EASY_POOL_MAX 1024                   /* idle easy handles kept for reuse */
 #define SC_GEMINI_INFLIGHT_LIMIT 65536                 /* upper bound accepted for max_inflight */
 #define SC_GEMINI_ATTEMPTS_LIMIT 100                   /* upper bound accepted for max_attempts */
-#define SC_GEMINI_RETRY_DELAY_MAX_S 86400L             /* parsed RetryInfo clamp, before cap */
-#define SC_GEMINI_MIN_ATTEMPT_MS 1L                    /* smallest CURLOPT_TIMEOUT_MS we set */
 
 #define SC_GEMINI_DEFAULT_CONNECT_MS 5000L
 #define SC_GEMINI_DEFAULT_REQUEST_MS 60000L
@@ -46,123 +40,8 @@
 #define SC_GEMINI_DEFAULT_BREAKER_FAILURES 20
 #define SC_GEMINI_DEFAULT_BREAKER_COOLDOWN_MS 5000L
 #define SC_GEMINI_DEFAULT_BREAKER_MAX_COOLDOWN_MS 60000L
-
-/* ---- per-model limits, throttling and breaker ---- */
-
-#define SC_GEMINI_MODELS_MAX 64  /* distinct model ids one client tracks */
-#define SC_GEMINI_RATE_LIMIT 1e9 /* upper bound accepted for rpm and tpm */
-#define SC_GEMINI_MS_PER_MIN 60000.0
-/* Bucket capacity: this much time of the rate (and at least one request / one request's
- * tokens), so an idle model can burst rate/60 requests, not a whole minute's worth. */
-#define SC_GEMINI_BUCKET_BURST_MS 1000.0
-#define SC_GEMINI_BUCKET_EPSILON 1e-9 /* float slack when comparing tokens */
-/* Observed request rate: attempts started in a ring of slots, SLOTS*SLOT_MS = 2 s window. */
-#define SC_GEMINI_RATE_SLOT_MS 100
-#define SC_GEMINI_RATE_SLOTS 20
-/* AIMD on 429 (gemini-api.md §8): a 429 cuts the model's request rate to DECREASE times the
- * lower of the observed rate and the limit in force (not below FLOOR), at most once per
- * CUT_GAP_MS, only for an attempt started after the last cut, and only when at least
- * MIN_SAMPLES attempts were started in the window (below that our own rate did not cause the
- * 429 and the model-wide pause alone answers it); every success adds INCREASE_RPM. After
- * QUIET_MS without a 429 (counted from the end of the pause) the adaptive limit is dropped:
- * back to the configured rpm, or unlimited. */
-#define SC_GEMINI_AIMD_DECREASE 0.5
-#define SC_GEMINI_AIMD_FLOOR_RPM 1.0
-#define SC_GEMINI_AIMD_INCREASE_RPM 2.0
-#define SC_GEMINI_AIMD_INCREASE_FRACTION 0.05 /* and at least this share of the rate per success */
-#define SC_GEMINI_AIMD_CUT_GAP_MS 1000L
-#define SC_GEMINI_AIMD_MIN_SAMPLES 10u
-#define SC_GEMINI_AIMD_QUIET_MS 5000L
-#define SC_GEMINI_THROTTLE_LOG_STEP 1.5     /* log a recovering rate each time it grows this much */
-#define SC_GEMINI_THROTTLE_LOG_GAP_MS 1000L /* a pause without a rate change: one line per this */
-#define SC_GEMINI_BREAKER_WINDOW_MS 10000L  /* the consecutive failures must fall within this */
 #define SC_GEMINI_BREAKER_FAILURES_LIMIT 1000000     /* upper bound accepted for breaker_failures */
 #define SC_GEMINI_BREAKER_COOLDOWN_LIMIT_MS 3600000L /* upper bound for both cooldowns */
-
-/* ---- types ---- */
-
-typedef enum {
-    SC_GEM_IDLE = 0, /* not submitted */
-    SC_GEM_RUNNING,  /* an attempt is on the multi handle */
-    SC_GEM_WAITING,  /* in the timer list until due_ms */
-    SC_GEM_QUEUED,   /* in its model's FIFO until the limits, pause and breaker let it go */
-    SC_GEM_DONE,     /* finished, queued for the done callback */
-} sc_gem_state_t;
-
-typedef enum {
-    SC_GEM_BREAKER_CLOSED = 0,
-    SC_GEM_BREAKER_OPEN,      /* nothing is sent until open_until_ms */
-    SC_GEM_BREAKER_HALF_OPEN, /* one probe attempt may be on the wire */
-} sc_gem_breaker_t;
-
-struct sc_gem_priv;
-
-/* A token bucket refilled continuously at rate per minute; rate 0 = unlimited (not tracked). */
-typedef struct {
-    double rate;
-    double tokens; /* may go below 0 after a request larger than the capacity */
-    int64_t last_ms;
-} sc_gem_bucket_t;
-
-/* Everything the client keeps per model id: limits, buckets, AIMD, breaker, the FIFO. */
-typedef struct {
-    char name[128];
-    sc_gemini_limits_t cfg;     /* configured; 0 = unlimited */
-    sc_gem_bucket_t req, tok;   /* requests and prompt tokens per minute */
-    double aimd_rpm;            /* adaptive limit after a 429; 0 = none */
-    double aimd_ceiling_rpm;    /* the rate in force before the first cut: recovery ends there */
-    double logged_rpm;          /* last rate written to the log */
-    int64_t last_cut_ms, last_429_ms, pause_until_ms, last_log_ms;
-    uint32_t slot_count[SC_GEMINI_RATE_SLOTS];
-    int64_t slot_id[SC_GEMINI_RATE_SLOTS];
-    sc_gem_breaker_t br_state;
-    int br_failures;            /* consecutive, since br_first_ms */
-    int64_t br_first_ms, br_open_until_ms;
-    long br_cooldown_ms;        /* of the current / next opening */
-    struct sc_gem_priv *br_probe; /* the half-open probe on the wire, borrowed */
-    struct sc_gem_priv *q_head, *q_tail; /* FIFO of SC_GEM_QUEUED calls, borrowed */
-    int n_waiting, n_running;
-    uint64_t requests_started, throttled_429, breaker_opens;
-    double rate_min;
-} sc_gem_model_t;
-
-/* Why an attempt failed, which picks the status after the last attempt. */
-typedef enum {
-    SC_GEM_FAIL_HTTP = 0,  /* retryable HTTP status */
-    SC_GEM_FAIL_TRANSPORT, /* curl error */
-    SC_GEM_FAIL_BAD,       /* 200 we could not parse */
-} sc_gem_fail_t;
-
-typedef struct sc_gem_priv {
-    sc_gemini_call_t *call; /* back pointer, borrowed */
-    sc_gem_state_t state;
-    CURL *easy;             /* while running; owned by the client's pool */
-    char *resp;             /* response body of the current attempt, owned */
-    size_t resp_len, resp_cap;
-    int resp_overflow;
-    int64_t due_ms;         /* when waiting */
-    int64_t attempt_ms;     /* when the current attempt started */
-    sc_gem_model_t *model;  /* the client's entry for call->model, borrowed */
-    struct sc_gem_priv *q_prev, *q_next; /* the model's FIFO while queued */
-    char curl_err[CURL_ERROR_SIZE];
-    struct sc_gem_priv *prev, *next; /* g->held: running and waiting calls */
-    struct sc_gem_priv *done_next;   /* g->done queue */
-} sc_gem_priv_t;
-
-struct sc_gemini {
-    sc_gemini_opts_t opts; /* base_url/api_key point at the owned copies below */
-    char base_url[SC_GEMINI_BASE_URL_MAX];
-    CURLM *multi;
-    struct curl_slist *headers; /* shared by every attempt; holds the key, never logged */
-    CURL *pool[SC_GEMINI_EASY_POOL_MAX]; /* idle easy handles */
-    int n_pool;
-    sc_gem_priv_t *held;                  /* running + waiting */
-    sc_gem_priv_t *done_head, *done_tail; /* finished, not yet delivered */
-    int n_inflight;                       /* held + done queue */
-    uint64_t rng;
-    sc_gem_model_t *models[SC_GEMINI_MODELS_MAX]; /* owned */
-    int n_models;
-};
 
 /* ---- global init ---- */
 
@@ -193,19 +72,8 @@ static uint64_t sc_gemini_rand(sc_gemini_t *g)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-/* @remark the caller frees the result with free(); NULL on allocation failure. */
-static char *sc_gemini_strndup(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (!d)
-        return NULL;
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 /* A model id goes into the URL path: allow only the characters model ids use. */
-static int sc_gemini_model_ok(const char *model)
+int sc_gemini_model_ok(const char *model)
 {
     size_t n = strlen(model);
     if (n == 0)
@@ -230,24 +98,6 @@ static void sc_gemini_log_value(char *dst, size_t dstlen, const char *s)
         dst[j++] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '_' : (char)c;
     }
     dst[j] = '\0';
-}
-
-static const char *sc_gemini_reason(long http)
-{
-    switch (http) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "HTTP error";
-    }
 }
 
 static int sc_gemini_http_retryable(long http)
@@ -275,239 +125,6 @@ static int sc_gemini_curl_retryable(CURLcode rc)
     default:
         return 1;
     }
-}
-
-/*
- * Parse a protobuf Duration string ("26s", "0.2s", "57.238747106s") into milliseconds, rounded
- * up. Returns -1 when s is not one.
- */
-static long sc_gemini_duration_ms(const char *s)
-{
-    long secs = 0, frac_ms = 0;
-    int digits = 0, frac_digits = 0, frac_rest = 0;
-    const char *p = s;
-
-    while (*p >= '0' && *p <= '9') {
-        if (secs < SC_GEMINI_RETRY_DELAY_MAX_S)
-            secs = secs * 10 + (*p - '0');
-        digits++;
-        p++;
-    }
-    if (*p == '.') {
-        p++;
-        while (*p >= '0' && *p <= '9') {
-            if (frac_digits < 3)
-                frac_ms = frac_ms * 10 + (*p - '0');
-            else if (*p != '0')
-                frac_rest = 1;
-            frac_digits++;
-            p++;
-        }
-        for (int i = frac_digits; i < 3; i++)
-            frac_ms *= 10;
-    }
-    if ((digits == 0 && frac_digits == 0) || p[0] != 's' || p[1] != '\0')
-        return -1;
-    if (secs > SC_GEMINI_RETRY_DELAY_MAX_S)
-        secs = SC_GEMINI_RETRY_DELAY_MAX_S;
-    return secs * 1000 + frac_ms + (frac_rest ? 1 : 0);
-}
-
-/* ---- calls ---- */
-
-/* @remark takes body_owned in every case (freed here when the call cannot be made); the caller
- * frees the call with sc_gemini_call_free(). NULL on allocation failure or a model id that does
- * not fit call->model. */
-sc_gemini_call_t *sc_gemini_call_new(const char *model, char *body_owned, size_t body_len)
-{
-    sc_gemini_call_t *call = NULL;
-
-    if (!model || strlen(model) >= sizeof(call->model))
-        goto fail;
-    call = calloc(1, sizeof(*call));
-    if (!call)
-        goto fail;
-    sc_strlcpy(call->model, model, sizeof(call->model));
-    call->body = body_owned;
-    call->body_len = body_len;
-    call->status = SC_OK;
-    return call;
-
-fail:
-    free(body_owned);
-    return NULL;
-}
-
-static void sc_gemini_call_clear_out(sc_gemini_call_t *call)
-{
-    free(call->text);
-    free(call->finish_reason);
-    free(call->model_version);
-    free(call->response_id);
-    free(call->block_reason);
-    free(call->err_message);
-    call->text = call->finish_reason = call->model_version = NULL;
-    call->response_id = call->block_reason = call->err_message = NULL;
-    call->status = SC_OK;
-    call->http_status = 0;
-    call->attempts = 0;
-    memset(&call->usage, 0, sizeof(call->usage));
-    call->err_status[0] = '\0';
-    call->started_ms = call->finished_ms = 0;
-}
-
-void sc_gemini_call_free(sc_gemini_call_t *call)
-{
-    if (!call)
-        return;
-    sc_gemini_call_clear_out(call);
-    free(call->body);
-    sc_gem_priv_t *p = call->priv;
-    if (p)
-        free(p->resp);
-    free(p);
-    free(call);
-}
-
-/* ---- request body ---- */
-
-/* A new Content {"role": role, "parts":[{"text": text}]} (no role when NULL).
- * @remark the caller owns the returned reference; NULL on allocation failure or bad UTF-8. */
-static json_t *sc_gemini_content(const char *role, const char *text, size_t len)
-{
-    json_t *content = json_object();          /* new */
-    json_t *parts = json_array();             /* new */
-    json_t *part = json_object();             /* new */
-    json_t *str = json_stringn(text, len);    /* new; NULL on invalid UTF-8 */
-    if (!content || !parts || !part || !str)
-        goto fail;
-    if (json_object_set_new(part, "text", str) != 0) {
-        str = NULL;
-        goto fail;
-    }
-    str = NULL;
-    if (json_array_append_new(parts, part) != 0) {
-        part = NULL;
-        goto fail;
-    }
-    part = NULL;
-    if (role && json_object_set_new(content, "role", json_string(role)) != 0)
-        goto fail;
-    if (json_object_set_new(content, "parts", parts) != 0) {
-        parts = NULL;
-        goto fail;
-    }
-    return content;
-
-fail:
-    json_decref(str);
-    json_decref(part);
-    json_decref(parts);
-    json_decref(content);
-    return NULL;
-}
-
-/* @remark the caller frees the result with free(); NULL on allocation failure or a string that
- * is not UTF-8. */
-json_t *sc_gemini_content_new(const char *role, const char *text, size_t len)
-{
-    return sc_gemini_content(role, text ? text : "", text ? len : 0);
-}
-
-/* The generateContent body: contents (stolen, released even on failure), generationConfig from
- * req, and either req's systemInstruction or, with cache_name, "cachedContent": cache_name and
- * no systemInstruction (the cache holds it; gemini-api.md §1.4, §4.4). */
-static char *sc_gemini_body_build(const sc_request_t *req, json_t *contents,
-                                  const char *cache_name, size_t *len)
-{
-    char *out = NULL;
-    json_t *root = json_object(); /* new, released at out */
-    json_t *gen = NULL;
-
-    if (!root || !req || !contents)
-        goto out;
-    if (cache_name) {
-        if (json_object_set_new(root, "cachedContent", json_string(cache_name)) != 0)
-            goto out;
-    } else if (req->system) {
-        json_t *si = sc_gemini_content(NULL, req->system, strlen(req->system)); /* new */
-        if (!si || json_object_set_new(root, "systemInstruction", si) != 0)
-            goto out;
-    }
-    if (json_object_set_new(root, "contents", contents) != 0) {
-        contents = NULL; /* set_new released it */
-        goto out;
-    }
-    contents = NULL;
-
-    gen = json_object(); /* new; handed to root when not empty */
-    if (!gen)
-        goto out;
-    if (req->has_temperature && json_object_set_new(gen, "temperature", json_real(req->temperature)))
-        goto out;
-    if (req->max_output_tokens > 0 &&
-        json_object_set_new(gen, "maxOutputTokens", json_integer(req->max_output_tokens)))
-        goto out;
-    if (req->response_mime_type &&
-        json_object_set_new(gen, "responseMimeType", json_string(req->response_mime_type)))
-        goto out;
-    if (json_object_size(gen) > 0) {
-        if (json_object_set_new(root, "generationConfig", gen) != 0) {
-            gen = NULL;
-            goto out;
-        }
-        gen = NULL;
-    }
-
-    out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    if (out && len)
-        *len = strlen(out);
-
-out:
-    json_decref(gen);
-    json_decref(contents);
-    json_decref(root);
-    return out;
-}
-
-char *sc_gemini_body_with_contents(const sc_request_t *req, json_t *contents, size_t *len)
-{
-    return sc_gemini_body_build(req, contents, NULL, len);
-}
-
-/* req's turns as a contents array. @return a new reference, or NULL on allocation failure. */
-static json_t *sc_gemini_turns(const sc_request_t *req)
-{
-    json_t *contents = json_array(); /* new */
-    if (!contents)
-        return NULL;
-    for (size_t i = 0; i < req->n_turns; i++) {
-        const sc_turn_t *t = &req->turns[i];
-        const char *text = t->content ? t->content : "";
-        size_t tlen = t->content ? t->content_len : 0;
-        json_t *c = sc_gemini_content(t->role ? t->role : "user", text, tlen); /* new */
-        if (!c || json_array_append_new(contents, c) != 0) {
-            json_decref(contents);
-            return NULL;
-        }
-    }
-    return contents;
-}
-
-char *sc_gemini_body_from_request(const sc_request_t *req, size_t *len)
-{
-    if (!req)
-        return NULL;
-    json_t *contents = sc_gemini_turns(req); /* new; handed to sc_gemini_body_build */
-    return contents ? sc_gemini_body_build(req, contents, NULL, len) : NULL;
-}
-
-char *sc_gemini_body_with_cache(const sc_request_t *req, const char *cache_name, size_t *len)
-{
-    if (!req || !cache_name || !cache_name[0])
-        return NULL;
-    json_t *contents = sc_gemini_turns(req); /* new; handed to sc_gemini_body_build */
-    return contents ? sc_gemini_body_build(req, contents, cache_name, len) : NULL;
 }
 
 /* ---- client ---- */
@@ -711,7 +328,7 @@ static void sc_gemini_link_held(sc_gemini_t *g, sc_gem_priv_t *p)
 }
 
 /* Append a call to its model's FIFO. */
-static void sc_gemini_enqueue(sc_gem_priv_t *p)
+void sc_gemini_enqueue(sc_gem_priv_t *p)
 {
     sc_gem_model_t *m = p->model;
     p->q_next = NULL;
@@ -726,7 +343,7 @@ static void sc_gemini_enqueue(sc_gem_priv_t *p)
 }
 
 /* Take a queued call out of its model's FIFO (head or middle). */
-static void sc_gemini_dequeue(sc_gem_priv_t *p)
+void sc_gemini_dequeue(sc_gem_priv_t *p)
 {
     sc_gem_model_t *m = p->model;
     if (p->q_prev)
@@ -752,7 +369,7 @@ static void sc_gemini_easy_put(sc_gemini_t *g, CURL *easy)
 }
 
 /* Move a call to the done queue with its final status. */
-static void sc_gemini_finish(sc_gemini_t *g, sc_gem_priv_t *p, sc_status_t st)
+void sc_gemini_finish(sc_gemini_t *g, sc_gem_priv_t *p, sc_status_t st)
 {
     sc_gemini_call_t *call = p->call;
 
@@ -782,16 +399,7 @@ static void sc_gemini_finish(sc_gemini_t *g, sc_gem_priv_t *p, sc_status_t st)
     g->done_tail = p;
 }
 
-static void sc_gemini_set_err(sc_gemini_call_t *call, const char *status, const char *msg)
-{
-    sc_strlcpy(call->err_status, status ? status : "", sizeof(call->err_status));
-    free(call->err_message);
-    call->err_message = NULL;
-    if (msg) {
-        size_t n = strlen(msg);
-        call->err_message = sc_gemini_strndup(msg, n < SC_GEMINI_ERRMSG_MAX ? n : SC_GEMINI_ERRMSG_MAX);
-    }
-}
+/* ---- retries and backoff ---- */
 
 static long sc_gemini_backoff_ms(sc_gemini_t *g, int attempts)
 {
@@ -844,6 +452,8 @@ static void sc_gemini_retry_or_fail(sc_gemini_t *g, sc_gem_priv_t *p, sc_gem_fai
              delay);
 }
 
+/* ---- attempts ---- */
+
 static size_t sc_gemini_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
     sc_gem_priv_t *p = userp;
@@ -871,32 +481,9 @@ static size_t sc_gemini_write_cb(char *data, size_t size, size_t nmemb, void *us
     return n;
 }
 
-/* Count an attempt start in the model's observed-rate ring. */
-static void sc_gemini_rate_note(sc_gem_model_t *m, int64_t now)
-{
-    int64_t slot = now / SC_GEMINI_RATE_SLOT_MS;
-    size_t i = (size_t)(slot % SC_GEMINI_RATE_SLOTS);
-    if (m->slot_id[i] != slot) {
-        m->slot_id[i] = slot;
-        m->slot_count[i] = 0;
-    }
-    m->slot_count[i]++;
-}
-
-/* Attempts started in the last SC_GEMINI_RATE_SLOTS slots. */
-static uint32_t sc_gemini_rate_window(const sc_gem_model_t *m, int64_t now)
-{
-    int64_t slot = now / SC_GEMINI_RATE_SLOT_MS;
-    uint32_t n = 0;
-    for (size_t i = 0; i < SC_GEMINI_RATE_SLOTS; i++)
-        if (m->slot_id[i] > slot - SC_GEMINI_RATE_SLOTS && m->slot_id[i] <= slot)
-            n += m->slot_count[i];
-    return n;
-}
-
 /* Start one attempt: set up an easy handle and add it to the multi handle. On failure the call
  * is finished. */
-static void sc_gemini_start_attempt(sc_gemini_t *g, sc_gem_priv_t *p)
+void sc_gemini_start_attempt(sc_gemini_t *g, sc_gem_priv_t *p)
 {
     sc_gemini_call_t *call = p->call;
     int64_t now = sc_now_ms();
@@ -966,480 +553,7 @@ static void sc_gemini_start_attempt(sc_gemini_t *g, sc_gem_priv_t *p)
     sc_gemini_rate_note(p->model, now);
 }
 
-/* ---- per-model limits: buckets, AIMD throttle, breaker, FIFO dispatch ---- */
-
-static double sc_gemini_bucket_cap(const sc_gem_bucket_t *b)
-{
-    double cap = b->rate * SC_GEMINI_BUCKET_BURST_MS / SC_GEMINI_MS_PER_MIN;
-    return cap < 1.0 ? 1.0 : cap;
-}
-
-static void sc_gemini_bucket_refill(sc_gem_bucket_t *b, int64_t now)
-{
-    if (b->rate > 0 && now > b->last_ms) {
-        double cap = sc_gemini_bucket_cap(b);
-        b->tokens += b->rate * (double)(now - b->last_ms) / SC_GEMINI_MS_PER_MIN;
-        if (b->tokens > cap)
-            b->tokens = cap;
-    }
-    b->last_ms = now;
-}
-
-/* Change a bucket's rate: refilled at the old rate up to now; a bucket that was unlimited
- * starts full; tokens above the new capacity are dropped. */
-static void sc_gemini_bucket_set_rate(sc_gem_bucket_t *b, double rate, int64_t now)
-{
-    int was_unlimited = b->rate <= 0;
-    sc_gemini_bucket_refill(b, now);
-    b->rate = rate;
-    if (rate <= 0) {
-        b->tokens = 0;
-        return;
-    }
-    if (was_unlimited || b->tokens > sc_gemini_bucket_cap(b))
-        b->tokens = sc_gemini_bucket_cap(b);
-}
-
-/* ms until the bucket holds need tokens (0: now). need is clamped to the capacity so a request
- * larger than the bucket goes when the bucket is full. */
-static long sc_gemini_bucket_wait(sc_gem_bucket_t *b, double need, int64_t now)
-{
-    double cap, missing;
-    if (b->rate <= 0 || need <= 0)
-        return 0;
-    sc_gemini_bucket_refill(b, now);
-    cap = sc_gemini_bucket_cap(b);
-    if (need > cap)
-        need = cap;
-    missing = need - b->tokens;
-    if (missing <= SC_GEMINI_BUCKET_EPSILON)
-        return 0;
-    missing = ceil(missing * SC_GEMINI_MS_PER_MIN / b->rate);
-    return missing < 1.0 ? 1L : (long)missing;
-}
-
-/* The request rate in force: the lower of the configured and the adaptive limit (0: none). */
-static double sc_gemini_eff_rpm(double cfg_rpm, double aimd_rpm)
-{
-    if (cfg_rpm > 0 && aimd_rpm > 0)
-        return cfg_rpm < aimd_rpm ? cfg_rpm : aimd_rpm;
-    return cfg_rpm > 0 ? cfg_rpm : aimd_rpm;
-}
-
-/* The adaptive limit still in force at now: dropped after the quiet period. */
-static int sc_gemini_aimd_expired(const sc_gem_model_t *m, int64_t now)
-{
-    int64_t from = m->last_429_ms > m->pause_until_ms ? m->last_429_ms : m->pause_until_ms;
-    return m->aimd_rpm > 0 && now - from >= SC_GEMINI_AIMD_QUIET_MS;
-}
-
-static void sc_gemini_throttle_log(sc_gem_model_t *m, int64_t now, const char *why)
-{
-    double rpm = sc_gemini_eff_rpm(m->cfg.rpm, m->aimd_rpm);
-    long pause = m->pause_until_ms > now ? (long)(m->pause_until_ms - now) : 0;
-    sc_info("gemini.throttle", "model=%s pause_ms=%ld rate_rpm=%.0f reason=%s", m->name, pause,
-            rpm, why);
-    m->logged_rpm = rpm;
-    m->last_log_ms = now;
-}
-
-/* Apply a new adaptive limit to the request bucket. */
-static void sc_gemini_aimd_set(sc_gem_model_t *m, double aimd_rpm, int64_t now)
-{
-    double eff;
-    m->aimd_rpm = aimd_rpm;
-    eff = sc_gemini_eff_rpm(m->cfg.rpm, aimd_rpm);
-    sc_gemini_bucket_set_rate(&m->req, eff, now);
-    if (eff > 0 && (m->rate_min <= 0 || eff < m->rate_min))
-        m->rate_min = eff;
-}
-
-/* Quiet period over: drop the adaptive limit. */
-static void sc_gemini_aimd_tick(sc_gem_model_t *m, int64_t now)
-{
-    if (!sc_gemini_aimd_expired(m, now))
-        return;
-    sc_gemini_aimd_set(m, 0, now);
-    sc_gemini_throttle_log(m, now, "recovered");
-}
-
-/* A 429 for model m on the attempt of p: pause the whole model for delay ms and (see
- * SC_GEMINI_AIMD_*) cut its request rate. */
-static void sc_gemini_throttle_429(sc_gem_model_t *m, const sc_gem_priv_t *p, long delay,
-                                   int64_t now)
-{
-    int paused_before = m->pause_until_ms > now;
-    uint32_t seen;
-    double base, cur;
-
-    m->throttled_429++;
-    m->last_429_ms = now;
-    if (now + delay > m->pause_until_ms)
-        m->pause_until_ms = now + delay;
-    seen = sc_gemini_rate_window(m, now);
-    if ((m->last_cut_ms && now - m->last_cut_ms < SC_GEMINI_AIMD_CUT_GAP_MS) ||
-        p->attempt_ms < m->last_cut_ms || seen < SC_GEMINI_AIMD_MIN_SAMPLES) {
-        if (!paused_before && now - m->last_log_ms >= SC_GEMINI_THROTTLE_LOG_GAP_MS)
-            sc_gemini_throttle_log(m, now, "pause");
-        return;
-    }
-    base = seen * SC_GEMINI_MS_PER_MIN / (SC_GEMINI_RATE_SLOTS * SC_GEMINI_RATE_SLOT_MS);
-    cur = sc_gemini_eff_rpm(m->cfg.rpm, m->aimd_rpm);
-    if (cur > 0 && cur < base)
-        base = cur;
-    if (m->aimd_rpm <= 0) /* the first cut of a storm: remember where recovery ends */
-        m->aimd_ceiling_rpm = base;
-    base *= SC_GEMINI_AIMD_DECREASE;
-    m->last_cut_ms = now;
-    sc_gemini_aimd_set(m, base < SC_GEMINI_AIMD_FLOOR_RPM ? SC_GEMINI_AIMD_FLOOR_RPM : base, now);
-    sc_gemini_throttle_log(m, now, "429");
-}
-
-/* A successful attempt: the adaptive limit grows back additively. */
-static void sc_gemini_throttle_ok(sc_gem_model_t *m, int64_t now)
-{
-    double next;
-    if (m->aimd_rpm <= 0)
-        return;
-    /* Additive at low rates, proportional at high ones, so a cut from thousands of rpm recovers
-     * in seconds of successes rather than minutes. */
-    next = m->aimd_rpm + (m->aimd_rpm * SC_GEMINI_AIMD_INCREASE_FRACTION > SC_GEMINI_AIMD_INCREASE_RPM
-                              ? m->aimd_rpm * SC_GEMINI_AIMD_INCREASE_FRACTION
-                              : SC_GEMINI_AIMD_INCREASE_RPM);
-    if ((m->cfg.rpm > 0 && next >= m->cfg.rpm) ||
-        (m->aimd_ceiling_rpm > 0 && next >= m->aimd_ceiling_rpm)) {
-        sc_gemini_aimd_set(m, 0, now); /* the configured (or unlimited) rate rules again */
-        sc_gemini_throttle_log(m, now, "recovered");
-        return;
-    }
-    sc_gemini_aimd_set(m, next, now);
-    if (next >= m->logged_rpm * SC_GEMINI_THROTTLE_LOG_STEP)
-        sc_gemini_throttle_log(m, now, "recovering");
-}
-
-static void sc_gemini_breaker_open(sc_gem_model_t *m, int64_t now, const char *why)
-{
-    m->br_state = SC_GEM_BREAKER_OPEN;
-    m->br_open_until_ms = now + m->br_cooldown_ms;
-    m->breaker_opens++;
-    sc_warn("gemini.breaker", "model=%s state=open reason=%s failures=%d cooldown_ms=%ld",
-            m->name, why, m->br_failures, m->br_cooldown_ms);
-}
-
-/* The outcome of an attempt for the breaker: failed = 500/502/503/504 or a transport error. */
-static void sc_gemini_breaker_result(sc_gemini_t *g, sc_gem_model_t *m, sc_gem_priv_t *p,
-                                     int failed, int64_t now)
-{
-    int was_probe = m->br_probe == p;
-    if (was_probe)
-        m->br_probe = NULL;
-    if (m->br_state != SC_GEM_BREAKER_CLOSED) {
-        if (!was_probe)
-            return; /* attempts sent before the breaker opened do not decide */
-        if (failed) {
-            long c = m->br_cooldown_ms;
-            m->br_cooldown_ms = c > g->opts.breaker_max_cooldown_ms / 2
-                                    ? g->opts.breaker_max_cooldown_ms
-                                    : c * 2;
-            sc_gemini_breaker_open(m, now, "probe_failed");
-            return;
-        }
-        m->br_state = SC_GEM_BREAKER_CLOSED;
-        m->br_failures = 0;
-        m->br_cooldown_ms = g->opts.breaker_cooldown_ms;
-        sc_info("gemini.breaker", "model=%s state=closed", m->name);
-        return;
-    }
-    if (!failed) {
-        m->br_failures = 0;
-        return;
-    }
-    if (m->br_failures == 0 || now - m->br_first_ms > SC_GEMINI_BREAKER_WINDOW_MS) {
-        m->br_failures = 0;
-        m->br_first_ms = now;
-    }
-    if (++m->br_failures >= g->opts.breaker_failures)
-        sc_gemini_breaker_open(m, now, "failures");
-}
-
-/* The model entry for name, created when create is set. NULL when absent, or the table is full
- * or memory is short (create). */
-static sc_gem_model_t *sc_gemini_model_get(sc_gemini_t *g, const char *name, int create)
-{
-    sc_gem_model_t *m;
-    for (int i = 0; i < g->n_models; i++)
-        if (strcmp(g->models[i]->name, name) == 0)
-            return g->models[i];
-    if (!create || g->n_models >= SC_GEMINI_MODELS_MAX || strlen(name) >= sizeof(m->name))
-        return NULL;
-    m = calloc(1, sizeof(*m));
-    if (!m)
-        return NULL;
-    sc_strlcpy(m->name, name, sizeof(m->name));
-    m->br_cooldown_ms = g->opts.breaker_cooldown_ms;
-    m->last_log_ms = INT64_MIN / 2;
-    g->models[g->n_models++] = m;
-    return m;
-}
-
-/*
- * May the head call p of model m start now? 0: yes; > 0: ms until it may (breaker cooldown,
- * pause, bucket refill); -1: not before an attempt of m ends (concurrency cap, probe on the
- * wire).
- */
-static long sc_gemini_gate(sc_gem_model_t *m, const sc_gem_priv_t *p, int64_t now)
-{
-    long w;
-    if (m->br_state == SC_GEM_BREAKER_OPEN) {
-        if (now < m->br_open_until_ms)
-            return (long)(m->br_open_until_ms - now);
-        m->br_state = SC_GEM_BREAKER_HALF_OPEN;
-        sc_debug("gemini.breaker", "model=%s state=half_open", m->name);
-    }
-    if (m->br_state == SC_GEM_BREAKER_HALF_OPEN && m->br_probe)
-        return -1;
-    if (now < m->pause_until_ms)
-        return (long)(m->pause_until_ms - now);
-    if (m->cfg.max_concurrency > 0 && m->n_running >= m->cfg.max_concurrency)
-        return -1;
-    if ((w = sc_gemini_bucket_wait(&m->req, 1.0, now)) > 0)
-        return w;
-    return sc_gemini_bucket_wait(&m->tok, (double)p->call->est_tokens, now);
-}
-
-/* Start the calls at the head of m's FIFO that may go. Returns ms until the head may go or its
- * deadline passes (-1: only an attempt ending can unblock it, or the FIFO is empty). */
-static long sc_gemini_dispatch(sc_gemini_t *g, sc_gem_model_t *m, int64_t now)
-{
-    sc_gemini_call_t *call;
-    sc_gem_priv_t *p;
-    long w;
-
-    sc_gemini_aimd_tick(m, now);
-    while ((p = m->q_head) != NULL) {
-        call = p->call;
-        if (call->deadline_ms > 0 && call->deadline_ms - now < SC_GEMINI_MIN_ATTEMPT_MS) {
-            if (!call->err_message)
-                sc_gemini_set_err(call, "", "deadline passed while waiting for the model's "
-                                            "rate limit, pause or breaker");
-            sc_gemini_finish(g, p, SC_ERR_DEADLINE);
-            continue;
-        }
-        w = sc_gemini_gate(m, p, now);
-        if (w != 0) {
-            if (call->deadline_ms > 0) {
-                long left = (long)(call->deadline_ms - now);
-                if (w < 0 || left < w)
-                    w = left;
-            }
-            return w;
-        }
-        sc_gemini_dequeue(p);
-        if (m->req.rate > 0)
-            m->req.tokens -= 1.0;
-        if (m->tok.rate > 0 && call->est_tokens > 0)
-            m->tok.tokens -= (double)call->est_tokens;
-        sc_gemini_start_attempt(g, p);
-        if (p->state == SC_GEM_RUNNING && m->br_state == SC_GEM_BREAKER_HALF_OPEN)
-            m->br_probe = p;
-    }
-    return -1;
-}
-
-/* Queue a call behind its model's limits and start what may start. */
-static void sc_gemini_admit(sc_gemini_t *g, sc_gem_priv_t *p, int64_t now)
-{
-    sc_gemini_enqueue(p);
-    sc_gemini_dispatch(g, p->model, now);
-}
-
-sc_status_t sc_gemini_set_model_limits(sc_gemini_t *g, const char *model,
-                                       const sc_gemini_limits_t *lim)
-{
-    static const sc_gemini_limits_t none = {0, 0, 0};
-    sc_gem_model_t *m;
-    int64_t now = sc_now_ms();
-
-    if (!g || !model || !sc_gemini_model_ok(model))
-        return SC_ERR_INVALID_ARG;
-    if (!lim)
-        lim = &none;
-    if (!isfinite(lim->rpm) || !isfinite(lim->tpm) || lim->rpm < 0 || lim->tpm < 0 ||
-        lim->rpm > SC_GEMINI_RATE_LIMIT || lim->tpm > SC_GEMINI_RATE_LIMIT ||
-        lim->max_concurrency < 0 || lim->max_concurrency > SC_GEMINI_CONCURRENCY_LIMIT)
-        return SC_ERR_INVALID_ARG;
-    if (strlen(model) >= sizeof(m->name))
-        return SC_ERR_INVALID_ARG;
-    m = sc_gemini_model_get(g, model, 1);
-    if (!m)
-        return g->n_models >= SC_GEMINI_MODELS_MAX ? SC_ERR_FULL : SC_ERR_NOMEM;
-    m->cfg = *lim;
-    if (m->aimd_rpm > 0 && m->cfg.rpm > 0 && m->aimd_rpm >= m->cfg.rpm)
-        m->aimd_rpm = 0;
-    sc_gemini_aimd_set(m, m->aimd_rpm, now);
-    sc_gemini_bucket_set_rate(&m->tok, m->cfg.tpm, now);
-    sc_info("gemini.limits", "model=%s rpm=%.0f tpm=%.0f max_concurrency=%d", m->name,
-            m->cfg.rpm, m->cfg.tpm, m->cfg.max_concurrency);
-    sc_gemini_dispatch(g, m, now); /* raised limits may let waiting calls go */
-    return SC_OK;
-}
-
-void sc_gemini_model_stats(const sc_gemini_t *g, const char *model, sc_gemini_model_stats_t *out)
-{
-    const sc_gem_model_t *m = NULL;
-    int64_t now = sc_now_ms();
-
-    if (!out)
-        return;
-    memset(out, 0, sizeof(*out));
-    if (!g || !model)
-        return;
-    for (int i = 0; i < g->n_models && !m; i++)
-        if (strcmp(g->models[i]->name, model) == 0)
-            m = g->models[i];
-    if (!m)
-        return;
-    out->requests_started = m->requests_started;
-    out->throttled_429 = m->throttled_429;
-    out->breaker_opens = m->breaker_opens;
-    out->rate_rpm_now =
-        sc_gemini_eff_rpm(m->cfg.rpm, sc_gemini_aimd_expired(m, now) ? 0 : m->aimd_rpm);
-    out->rate_rpm_min = m->rate_min;
-    out->pause_ms_left = m->pause_until_ms > now ? m->pause_until_ms - now : 0;
-    out->breaker_open = m->br_state != SC_GEM_BREAKER_CLOSED;
-    out->waiting = m->n_waiting;
-    out->running = m->n_running;
-}
-
-/* ---- response parsing ---- */
-
-static char *sc_gemini_json_strdup(json_t *v) /* v borrowed; result owned or NULL */
-{
-    return json_is_string(v) ? sc_gemini_strndup(json_string_value(v), json_string_length(v))
-                             : NULL;
-}
-
-static long sc_gemini_json_long(json_t *obj, const char *key) /* obj borrowed */
-{
-    json_t *v = json_object_get(obj, key); /* borrowed */
-    return json_is_integer(v) ? (long)json_integer_value(v) : 0;
-}
-
-/* Fill the call's outputs from a GenerateContentResponse object (borrowed). 0, or -1 when it is
- * not a usable response. */
-int sc_gemini_response_from_json(sc_gemini_call_t *call, json_t *root)
-{
-    int rc = -1;
-    json_t *cands, *cand, *parts, *usage, *fb; /* borrowed from root */
-    char *text = NULL;
-
-    if (!json_is_object(root))
-        goto out;
-    cands = json_object_get(root, "candidates");
-    fb = json_object_get(root, "promptFeedback");
-    cand = json_is_array(cands) ? json_array_get(cands, 0) : NULL;
-    if (cands && !json_is_array(cands))
-        goto out;
-    if (cand && !json_is_object(cand))
-        goto out;
-    if (!cand && !json_is_string(json_object_get(fb, "blockReason")))
-        goto out; /* neither an answer nor a block: not a response we understand */
-
-    parts = cand ? json_object_get(json_object_get(cand, "content"), "parts") : NULL;
-    {
-        size_t total = 0, off = 0, i;
-        json_t *part;
-        json_array_foreach(parts, i, part) {
-            json_t *t = json_object_get(part, "text");
-            if (json_is_true(json_object_get(part, "thought")) || !json_is_string(t))
-                continue;
-            total += json_string_length(t);
-        }
-        text = malloc(total + 1);
-        if (!text)
-            goto out;
-        json_array_foreach(parts, i, part) {
-            json_t *t = json_object_get(part, "text");
-            if (json_is_true(json_object_get(part, "thought")) || !json_is_string(t))
-                continue;
-            memcpy(text + off, json_string_value(t), json_string_length(t));
-            off += json_string_length(t);
-        }
-        text[off] = '\0';
-    }
-
-    free(call->text);
-    call->text = text;
-    text = NULL;
-    free(call->finish_reason);
-    call->finish_reason = cand ? sc_gemini_json_strdup(json_object_get(cand, "finishReason")) : NULL;
-    free(call->block_reason);
-    call->block_reason = sc_gemini_json_strdup(json_object_get(fb, "blockReason"));
-    free(call->model_version);
-    call->model_version = sc_gemini_json_strdup(json_object_get(root, "modelVersion"));
-    free(call->response_id);
-    call->response_id = sc_gemini_json_strdup(json_object_get(root, "responseId"));
-    usage = json_object_get(root, "usageMetadata");
-    call->usage.prompt_tokens = sc_gemini_json_long(usage, "promptTokenCount");
-    call->usage.cached_tokens = sc_gemini_json_long(usage, "cachedContentTokenCount");
-    call->usage.output_tokens = sc_gemini_json_long(usage, "candidatesTokenCount");
-    call->usage.thought_tokens = sc_gemini_json_long(usage, "thoughtsTokenCount");
-    call->err_status[0] = '\0';
-    free(call->err_message);
-    call->err_message = NULL;
-    rc = 0;
-
-out:
-    free(text);
-    return rc;
-}
-
-/* Fill the call's outputs from a 2xx body. 0, or -1 when the body is not a usable response. */
-static int sc_gemini_parse_ok(sc_gemini_call_t *call, const char *body, size_t len)
-{
-    json_t *root = json_loadb(body, len, 0, NULL); /* new */
-    int rc = sc_gemini_response_from_json(call, root);
-    json_decref(root);
-    return rc;
-}
-
-/* Read an error body into call->err_status / err_message. Returns the RetryInfo delay in ms,
- * or -1 when there is none. */
-static long sc_gemini_parse_error(sc_gemini_call_t *call, long http, const char *body,
-                                  size_t len)
-{
-    long retry_ms = -1;
-    json_t *root = body ? json_loadb(body, len, 0, NULL) : NULL; /* new, released below */
-    json_t *doc = root, *err, *details, *d;                        /* borrowed */
-    size_t i;
-
-    if (json_is_array(doc) && json_array_size(doc) == 1)
-        doc = json_array_get(doc, 0);
-    err = json_object_get(doc, "error");
-    if (!json_is_object(err)) {
-        sc_gemini_set_err(call, "", sc_gemini_reason(http));
-        goto out;
-    }
-    {
-        json_t *st = json_object_get(err, "status"), *msg = json_object_get(err, "message");
-        sc_gemini_set_err(call, json_is_string(st) ? json_string_value(st) : "",
-                          json_is_string(msg) ? json_string_value(msg) : sc_gemini_reason(http));
-    }
-    details = json_object_get(err, "details");
-    json_array_foreach(details, i, d) {
-        json_t *type = json_object_get(d, "@type"), *rd = json_object_get(d, "retryDelay");
-        const char *ts = json_is_string(type) ? json_string_value(type) : "";
-        size_t tl = strlen(ts), sl = strlen("google.rpc.RetryInfo");
-        if (tl >= sl && strcmp(ts + tl - sl, "google.rpc.RetryInfo") == 0 && json_is_string(rd)) {
-            retry_ms = sc_gemini_duration_ms(json_string_value(rd));
-            break;
-        }
-    }
-
-out:
-    json_decref(root);
-    return retry_ms;
-}
+/* ---- the multi loop ---- */
 
 /* One attempt ended (curl says DONE): decide success, retry or final failure. */
 static void sc_gemini_attempt_done(sc_gemini_t *g, sc_gem_priv_t *p, CURLcode rc)
