@@ -456,6 +456,9 @@ static sc_status_t adopt_batches(bf_t *b, char *errbuf, size_t errlen)
             sc_strlcpy(name, known, sizeof name);
         else if (sc_batch_find(b->bc, display, name, sizeof name, errbuf, errlen) != SC_OK)
             continue; /* never created: its lines are simply submitted again */
+        else /* created, but killed before the journal said so: the journal names it now */
+            journal(b, json_pack("{s:s, s:s, s:s, s:b}", "ev", "created", "display", display,
+                                 "name", name, "adopted", 1));
         /* The batch's lines that have no output yet: read them back from the input. */
         unsigned char *only = calloc((size_t)b->n_lines + 1, 1);
         size_t i, want = 0;

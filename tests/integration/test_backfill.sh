@@ -81,14 +81,18 @@ grep -q -- "--resume" "$WORK/norerun.log" && echo "ok   a second run without --r
 "$SCRIMP" backfill "$IN" -o "$WORK/batch.jsonl" --resume "${BATCH[@]}" >"$WORK/batch2.summary" 2>"$WORK/batch2.log"
 check "$WORK/batch.jsonl" "batch mode after kill -9 and --resume" batch
 curl -sf "$SIM2/sim/stats" >"$WORK/sim2.json"
-python3 - "$WORK/sim2.json" "$WORK/batch.jsonl.state" <<'PY'
+python3 - "$WORK/sim2.json" "$WORK/batch.jsonl.state" "$WORK/batch.jsonl" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 ev = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 created = {e["name"] for e in ev if e["ev"] == "created"}
-ok = s["duplicate_batch_keys"] == 0 and s["batches_created"] == len(created)
+out = [json.loads(l) for l in open(sys.argv[3], encoding="utf-8")]
+paid = sum(1 for r in out if r["status"] == "ok" and r.get("source", "llm") == "llm")
+ok = (s["duplicate_batch_keys"] == 0 and s["batches_created"] == len(created)
+      and s["batch_requests"] == paid)
 print(("ok   " if ok else "FAIL ") + f"no batch created twice: simulator saw {s['batches_created']} "
-      f"creations, the journal names {len(created)} batches, duplicate keys {s['duplicate_batch_keys']}")
+      f"creations, the journal names {len(created)} batches, duplicate keys {s['duplicate_batch_keys']}; "
+      f"{s['batch_requests']} requests paid in batches for {paid} answers from the model")
 sys.exit(0 if ok else 1)
 PY
 grep -q "event=batch.adopt" "$WORK/batch2.log" && echo "ok   the resumed run adopted the batches in flight"
