@@ -10,6 +10,7 @@ sc_item_t *sc_item_new(void)
         it->similarity = -1;
         it->route_score = -1;
         it->tier = -1;
+        it->base_thoughts = -1;
     }
     return it;
 }

@@ -67,6 +67,8 @@ sc_status_t sc_optimizer_new(const sc_config_t *cfg, sc_metrics_t *metrics, int 
     o->band = sc_config_num(cfg, "cache.strict_band");
     o->guards = sc_config_bool(cfg, "cache.guards");
     if (!(o->tokens = sc_tokens_new()) ||
+        !(o->thinking = sc_thinking_new(sc_config_str(cfg, "models.strong"),
+                                        (double)sc_config_int(cfg, "ledger.strong_thought_tokens"))) ||
         !(o->leaders = calloc(OPT_LEADERS_MAX, sizeof *o->leaders))) {
         st = SC_ERR_NOMEM;
         goto out;
@@ -154,6 +156,7 @@ void sc_optimizer_free(sc_optimizer_t *o)
     sc_cache_close(o->cache);
     sc_encoder_free(o->enc);
     sc_tokens_free(o->tokens);
+    sc_thinking_free(o->thinking);
     free(o->leaders);
     pthread_mutex_destroy(&o->lock);
     free(o);
@@ -297,6 +300,23 @@ sc_item_t *sc_optimizer_finish(sc_optimizer_t *o, sc_item_t *it)
             if (sc_cache_insert(o->cache, &q, c->text, strlen(c->text), it->model, &c->usage,
                                 cost, NULL) != SC_OK)
                 sc_warn("cache.insert", "id=%s (the answer is not cached)", it->id);
+        }
+    }
+    /* The naive request's thinking, for the ledger: the baseline model's own when it answered
+     * (and then one more observation of it), else its mean in this scope. */
+    const sc_request_t *rq = it->req;
+    if (rq && it->state == SC_ITEM_DONE && it->error == SC_OK) {
+        const char *base = strcmp(rq->model, "auto") != 0 ? rq->model
+                                                          : sc_config_str(o->cfg, "models.strong");
+        if (ok && !it->source && strcmp(it->model, base) == 0) {
+            sc_thinking_observe(o->thinking, base, rq->tenant, rq->agent, rq->stage,
+                                c->usage.thought_tokens);
+            it->base_thoughts = -1;
+        } else if (it->source && strcmp(it->shared_model, base) == 0) {
+            it->base_thoughts = -1; /* the shared answer came from the baseline model */
+        } else {
+            it->base_thoughts =
+                sc_thinking_estimate(o->thinking, base, rq->tenant, rq->agent, rq->stage, NULL);
         }
     }
     for (sc_item_t *f = followers; f; f = f->next_follower) {

@@ -79,6 +79,9 @@ typedef struct sc_item {
     int batch;               /* answered through Batch Mode (batch prices) */
     int retries;             /* resubmissions in later batches */
     sc_gemini_call_t *call;  /* owned once back from the client */
+    /* ledger */
+    double base_thoughts;    /* the naive request's thought tokens, estimated (thinking.h) when
+                              * the answer did not come from the baseline model; -1: its own */
 } sc_item_t;
 
 /* A new item (the nullable numbers set to "none"). @remark the caller frees it with

@@ -27,6 +27,7 @@ sc_unit_test(test_cache)
 sc_unit_test(test_guards)
 sc_unit_test(test_report)
 sc_unit_test(test_tokens)
+sc_unit_test(test_thinking)
 sc_unit_test(test_prune)
 sc_unit_test(test_metrics)
 

@@ -58,7 +58,8 @@ static const char *config_defaults =
     "\"prune\": {\"enabled\": true, \"max_tokens\": 4000, \"keep_last\": 3, \"agents\": {},"
     "            \"summaries\": true, \"path\": \"var/summaries\"},"
     "\"router\": {\"enabled\": true, \"path\": \"models/router/router.json\","
-    "             \"quality_target\": 0.95, \"lite_share\": 0.5, \"outside_tier\": \"lite\"},"
+    "             \"quality_target\": 0.95, \"lite_share\": 0.5, \"outside_tier\": \"strong\"},"
+    "\"ledger\": {\"strong_thought_tokens\": 1000},"
     "\"cascade\": {\"enabled\": true},"
     "\"coalesce\": {\"enabled\": true},"
     "\"prompt_cache\": {\"enabled\": true, \"min_tokens\": 1024, \"min_tokens_pro\": 4096, \"ttl_s\": 300,"
@@ -588,6 +589,7 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         {"backfill.max_batch_retries", 0, 100},
         {"backfill.progress_every_ms", 100, 3600000},
         {"metrics.max_tenants", 1, SC_CONFIG_MAX_TENANTS},
+        {"ledger.strong_thought_tokens", 0, 1000000},
     };
     for (size_t i = 0; i < SC_ARRAY_LEN(ints); i++)
         if ((st = check_int(cfg, ints[i].key, ints[i].lo, ints[i].hi, errbuf, errlen)))

@@ -7,8 +7,13 @@
  *   route     = that − (the model that answered, as sent, uncached) − failed cascade attempts
  *   prompt    = that − (the model that answered, cached tokens at the cached price) − storage
  *   batch     = that − the same at the Batch Mode price (= cost_usd)
- * Output tokens count the same in every line (the answer actually given). A cache hit or a
- * coalesced answer costs nothing and saves its whole baseline. */
+ * Output tokens count the same in every line (the answer actually given); thought tokens do not:
+ * when the answer came from another model than the baseline one (a cheaper tier, or the cache),
+ * the baseline model's thinking is its mean per call in the request's scope as observed so far
+ * (host/core/thinking.h, set by sc_optimizer_finish: it->base_thoughts), or the documented
+ * default ledger.strong_thought_tokens before any call of it. A cache hit or a coalesced answer
+ * costs nothing and saves its whole baseline. */
+#include <math.h>
 #include <string.h>
 
 #include "host/core/log.h"
@@ -65,7 +70,8 @@ static void shared_answer(sc_result_t *r, const sc_item_t *it, const sc_config_t
      * to the baseline model and got an answer as long as the shared one */
     sc_usage_t base = {.prompt_tokens = it->est_prompt_tokens,
                        .output_tokens = it->shared_usage.output_tokens,
-                       .thought_tokens = it->shared_usage.thought_tokens};
+                       .thought_tokens = it->base_thoughts >= 0 ? lround(it->base_thoughts)
+                                                                : it->shared_usage.thought_tokens};
     r->baseline_cost_usd = cost_of(cfg, base_model, &base, 0);
     r->cost_usd = 0;
     r->savings.cache_usd = r->baseline_cost_usd;
@@ -88,11 +94,14 @@ static void llm_answer(sc_result_t *r, const sc_item_t *it, const sc_config_t *c
     r->usage.thought_tokens += it->extra_usage.thought_tokens;
 
     sc_usage_t sent = uncached(call->usage);
-    sc_usage_t full = sent;
+    sc_usage_t base_sent = sent; /* the baseline model thinks as it would have */
+    if (it->base_thoughts >= 0)
+        base_sent.thought_tokens = lround(it->base_thoughts);
+    sc_usage_t full = base_sent;
     full.prompt_tokens += it->pruned_tokens;
     double extras = it->summary_cost_usd + it->extra_cost_usd;
     double a = cost_of(cfg, base_model, &full, 0);                 /* baseline */
-    double b = cost_of(cfg, base_model, &sent, 0) + it->summary_cost_usd;
+    double b = cost_of(cfg, base_model, &base_sent, 0) + it->summary_cost_usd;
     double c = cost_of(cfg, it->model, &sent, 0) + extras;
     double d = cost_of(cfg, it->model, &call->usage, 0) + extras + it->storage_usd;
     double e = cost_of(cfg, it->model, &call->usage, it->batch) + extras + it->storage_usd;

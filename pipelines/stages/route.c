@@ -52,8 +52,11 @@ void sc_stage_route(sc_optimizer_t *o, sc_batch_t *batch)
         for (int j = 0; j < OPT_NTIERS; j++)
             if (strcmp(tier, sc_opt_tier_names[j]) == 0)
                 t = j;
-        /* a prompt unlike the router's training prompts: its score says nothing */
-        if (o->outside_tier >= 0 && !sc_router_in_domain(o->router, sig + k * SC_ROUTER_NSIGNALS))
+        /* a prompt unlike the router's training prompts, or a router file that does not say what
+         * it was trained on: the score is no evidence, the prompt goes to router.outside_tier */
+        if (o->outside_tier >= 0 &&
+            (!sc_router_has_domain(o->router) ||
+             !sc_router_in_domain(o->router, sig + k * SC_ROUTER_NSIGNALS)))
             t = o->outside_tier;
         who[k]->tier = t;
         who[k]->route = sc_opt_tier_names[t];

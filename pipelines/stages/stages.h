@@ -9,6 +9,7 @@
 
 #include "host/cache/cache.h"
 #include "host/cache/summary_store.h"
+#include "host/core/thinking.h"
 #include "host/core/tokens.h"
 #include "host/gemini/prompt_cache.h"
 #include "models/router.h"
@@ -30,6 +31,7 @@ struct sc_optimizer {
     sc_cache_t *cache;
     sc_router_t *router;
     sc_tokens_t *tokens;
+    sc_thinking_t *thinking; /* the strong model's thinking per scope, for the ledger */
     sc_summary_store_t *summaries;
     sc_prompt_cache_t *pcache;
     int cascade, coalesce, prune;
