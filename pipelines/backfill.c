@@ -42,6 +42,8 @@ typedef struct {
     char state_path[BF_PATH_MAX];
     FILE *in;
     int out_fd, state_fd;
+    int created_files; /* this run created the output and the journal (not --resume) */
+    long long journaled; /* journal events this run wrote */
     long long n_lines;       /* lines in the input */
     unsigned char *done;     /* per line (1-based): has its output line */
     long long n_done, n_ok, n_err, n_malformed, n_resumed, n_batches;
@@ -181,6 +183,7 @@ static int journal(bf_t *b, json_t *ev /* stolen */)
     s[len] = '\n';
     int rc = write_all(b->state_fd, s, len + 1);
     free(s);
+    b->journaled++;
     /* Durable before the next step: the output first (results it refers to), then the journal. */
     if (rc == 0)
         rc = fdatasync(b->out_fd) | fdatasync(b->state_fd);
@@ -547,6 +550,14 @@ static sc_status_t open_files(bf_t *b, char *errbuf, size_t errlen)
         if (st)
             return st;
     }
+    return SC_OK;
+}
+
+/* The output and the journal, once everything that can be checked before work starts has been
+ * (the key, the input, the configuration, the model and the cache). */
+static sc_status_t create_files(bf_t *b, char *errbuf, size_t errlen)
+{
+    b->created_files = !b->opts->resume;
     b->out_fd = open(b->opts->out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     b->state_fd = open(b->state_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (b->out_fd < 0 || b->state_fd < 0) {
@@ -560,15 +571,11 @@ static sc_status_t open_files(bf_t *b, char *errbuf, size_t errlen)
 static sc_status_t make_clients(bf_t *b, char *errbuf, size_t errlen)
 {
     const sc_config_t *cfg = b->cfg;
+    const char *url = sc_config_str(cfg, "gemini.base_url");
+    const char *key = sc_config_str(cfg, "gemini.api_key");
     sc_status_t ost = sc_optimizer_new(cfg, NULL, b->opts->batch_mode, &b->opt, errbuf, errlen);
     if (ost)
         return ost;
-    const char *url = sc_config_str(cfg, "gemini.base_url");
-    const char *key = sc_config_str(cfg, "gemini.api_key");
-    if (!key[0]) {
-        snprintf(errbuf, errlen, "GEMINI_API_KEY is not set");
-        return SC_ERR_CONFIG;
-    }
     if (b->opts->batch_mode) {
         sc_status_t st = sc_batch_client_new(url, key, BF_HTTP_TIMEOUT_MS, &b->bc, errbuf, errlen);
         if (st)
@@ -592,7 +599,15 @@ sc_status_t sc_backfill_run(const sc_config_t *cfg, const sc_backfill_opts_t *op
     b.tty = isatty(STDERR_FILENO);
     snprintf(b.run_id, sizeof b.run_id, "%08x%08x", (unsigned)getpid(),
              (unsigned)(sc_wall_ms() & 0xffffffffu));
-    if ((st = open_files(&b, errbuf, errlen)) || (st = make_clients(&b, errbuf, errlen)))
+    /* first what needs no work: the key, then the files; nothing is created before the model
+     * and the cache have opened */
+    if (!sc_config_str(cfg, "gemini.api_key")[0]) {
+        snprintf(errbuf, errlen, "GEMINI_API_KEY is not set");
+        st = SC_ERR_CONFIG;
+        goto out;
+    }
+    if ((st = open_files(&b, errbuf, errlen)) || (st = make_clients(&b, errbuf, errlen)) ||
+        (st = create_files(&b, errbuf, errlen)))
         goto out;
     journal(&b, json_pack("{s:s, s:s, s:s, s:s, s:I}", "ev", "run", "run", b.run_id, "input",
                           opts->in_path, "mode", opts->batch_mode ? "batch" : "online", "lines",
@@ -649,7 +664,12 @@ out:
     }
     if (b.state_fd >= 0)
         close(b.state_fd);
-    if (b.done) {
+    if (st && b.created_files && b.n_done == 0 && b.journaled <= 1) {
+        /* failed before its first line: leave nothing behind for the next run to refuse */
+        unlink(b.opts->out_path);
+        unlink(b.state_path);
+    }
+    if (b.done && b.out_fd >= 0) {
         progress(&b, 1);
         summary(&b);
     }

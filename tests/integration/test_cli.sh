@@ -97,5 +97,24 @@ for r in rows:
 ' <<<"$out"; then pass "embed: one normalised 384-float embedding per input line"
 else fail "embed output: $(head -c 300 <<<"$out")"; fi
 
+# backfill without a key fails before any work (well under a second: no model, no cache) and
+# leaves no output or journal behind, so the next run needs no --resume
+echo '{"id": "b1", "messages": [{"role": "user", "content": "hi"}]}' >"$WORK/one.jsonl"
+t0=$(date +%s%N)
+out=$(env -u GEMINI_API_KEY "$SCRIMP" backfill "$WORK/one.jsonl" -o "$WORK/nokey.jsonl" \
+      -X "cache.path=$WORK/nokey-cache" -X "prune.path=$WORK/nokey-sum" 2>&1); rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ "$rc" -ne 0 ] && grep -q "GEMINI_API_KEY is not set" <<<"$out" && [ "$ms" -lt 1000 ] &&
+   [ ! -e "$WORK/nokey.jsonl" ] && [ ! -e "$WORK/nokey.jsonl.state" ] && [ ! -e "$WORK/nokey-cache" ]; then
+  pass "backfill without a key: fails in ${ms} ms, names the key, leaves no file"
+else fail "backfill without a key (rc=$rc, ${ms} ms, files: $(ls "$WORK" | tr '\n' ' ')): $(head -c 300 <<<"$out")"; fi
+# a failure after the files are checked but before the first line (a missing model) leaves none
+out=$(GEMINI_API_KEY=fake-key "$SCRIMP" backfill "$WORK/one.jsonl" -o "$WORK/nomodel.jsonl" \
+      -X "models.embedding=$WORK/no-model" -X "cache.path=$WORK/nm-cache" -X "prune.path=$WORK/nm-sum" 2>&1); rc=$?
+if [ "$rc" -ne 0 ] && grep -q "no-model" <<<"$out" && [ ! -e "$WORK/nomodel.jsonl" ] &&
+   [ ! -e "$WORK/nomodel.jsonl.state" ]; then
+  pass "backfill with a missing model: names it, leaves no output file"
+else fail "backfill with a missing model (rc=$rc, files: $(ls "$WORK" | tr '\n' ' ')): $(head -c 300 <<<"$out")"; fi
+
 echo "$FAILS failures"
 [ "$FAILS" -eq 0 ]
