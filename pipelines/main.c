@@ -54,6 +54,7 @@ static void usage(FILE *out)
             "                                        bootstrap address as the first stdout line\n"
             "  gemini-sim [--port N] [--faults SPEC] [--api-key KEY] [--threads N]\n"
             "             [--batch-pending-ms MS] [--batch-running-ms MS] [--cache-min-tokens N]\n"
+            "             [--quality SPEC]\n"
             "                                        local Gemini-API server; prints its base URL\n"
             "                                        as the first stdout line\n"
             "  config dump [-c FILE] [-X key=value]...  effective configuration, secrets masked\n"
@@ -207,6 +208,7 @@ static int cmd_gemini_sim(int argc, char **argv)
                                          {"batch-pending-ms", required_argument, NULL, 'P'},
                                          {"batch-running-ms", required_argument, NULL, 'R'},
                                          {"cache-min-tokens", required_argument, NULL, 'C'},
+                                         {"quality", required_argument, NULL, 'Q'},
                                          {NULL, 0, NULL, 0}};
     sc_gemini_sim_opts_t so = {0};
     int opt;
@@ -220,6 +222,10 @@ static int cmd_gemini_sim(int argc, char **argv)
         }
         if (opt == 'k') {
             so.api_key = optarg;
+            continue;
+        }
+        if (opt == 'Q') {
+            so.quality = optarg; /* checked by sc_gemini_sim_start */
             continue;
         }
         if (opt == 't' && atoi(optarg) >= 1 && atoi(optarg) <= 256) {
@@ -246,7 +252,7 @@ static int cmd_gemini_sim(int argc, char **argv)
         }
         fprintf(stderr, "usage: scrimp gemini-sim [--port N] [--faults SPEC] [--api-key KEY] "
                         "[--threads N] [--batch-pending-ms MS] [--batch-running-ms MS] "
-                        "[--cache-min-tokens N]\n");
+                        "[--cache-min-tokens N] [--quality SPEC]\n");
         return 2;
     }
     char err[MAIN_ERRBUF];

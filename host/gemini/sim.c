@@ -1,7 +1,7 @@
 /* sim.c - the Gemini REST simulator's server (sim.h): the model table, shared helpers and error
  * replies, the key check, counters (GET /sim/stats), routing, dispatch, body accumulation, start
- * and stop. The endpoint families live in sim_generate.c, sim_batches.c, sim_caches.c and
- * sim_faults.c (gemini-api.md §0, §10). */
+ * and stop. The endpoint families live in sim_generate.c, sim_batches.c, sim_caches.c,
+ * sim_faults.c and sim_quality.c (gemini-api.md §0, §10). */
 #include "host/gemini/sim.h"
 
 #include <arpa/inet.h>
@@ -265,6 +265,8 @@ static json_t *sc_sim_stats_doc(sc_gemini_sim_t *sim)
         ok = json_object_set_new(root, cache_names[i], json_integer((json_int_t)cache_counts[i])) ==
              0;
     ok = ok && json_object_set_new(root, "storage_token_seconds", json_real(storage)) == 0;
+    if (ok && sim->quality.on) /* absent when off: the document stays as it was */
+        ok = json_object_set_new(root, "quality", sc_sim_quality_stats(sim)) == 0;
     json_decref(responses);
     json_decref(faults);
     json_decref(models);
@@ -344,6 +346,8 @@ static const sc_sim_route_t sc_sim_routes[] = {
     {"DELETE", SC_SIM_MATCH_ID, "/v1beta/cachedContents/", NULL, true, false, "cache_delete",
      sc_sim_cache_delete},
     {"GET", SC_SIM_MATCH_EXACT, "/sim/stats", NULL, false, true, "stats", sc_sim_stats},
+    {"GET", SC_SIM_MATCH_EXACT, "/sim/difficulty", NULL, false, true, "difficulty",
+     sc_sim_difficulty_route},
 };
 
 /* @return true when url matches route; the id (if any) goes to id (idlen bytes). */
@@ -576,6 +580,9 @@ sc_status_t sc_gemini_sim_start(const sc_gemini_sim_opts_t *opts, sc_gemini_sim_
     st = sc_sim_faults_parse(opts->faults, &sim->faults, errbuf, errlen);
     if (st != SC_OK)
         goto out;
+    st = sc_sim_quality_parse(opts->quality, &sim->quality, errbuf, errlen);
+    if (st != SC_OK)
+        goto out;
     sim->rng = sim->faults.seed;
     if (pthread_mutex_init(&sim->fault_mu, NULL) != 0) {
         st = SC_ERR_NOMEM;
@@ -670,9 +677,12 @@ sc_status_t sc_gemini_sim_start(const sc_gemini_sim_opts_t *opts, sc_gemini_sim_
         st = SC_ERR_HTTP_SERVER;
         goto out;
     }
-    sc_info("sim.start", "host=%s port=%d threads=%u key_required=%s faults=\"%s\" cache_min=%u",
+    sc_info("sim.start",
+            "host=%s port=%d threads=%u key_required=%s faults=\"%s\" cache_min=%u "
+            "quality=\"%s\"",
             host, sim->port, threads, sim->api_key ? "exact" : "any",
-            opts->faults ? opts->faults : "", sim->cache_min_override);
+            opts->faults ? opts->faults : "", sim->cache_min_override,
+            opts->quality ? opts->quality : "");
     *out = sim;
     sim = NULL;
 out:

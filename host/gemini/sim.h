@@ -25,6 +25,7 @@ typedef struct {
      * min_total_token_count=M". 0 = per model: 4096 for the pro models, 1024 for the others
      * (the Dec 2025 - Mar 2026 table of §4.5). At most SC_GEMINI_SIM_CACHE_MIN_TOKENS_MAX. */
     unsigned cache_min_tokens;
+    const char *quality; /* quality spec (see below), NULL or "" for none: answers as before */
 } sc_gemini_sim_opts_t;
 
 #define SC_GEMINI_SIM_BATCH_DELAY_MS_MAX 172800000u /* 48 h: when real batches expire */
@@ -45,6 +46,66 @@ typedef struct {
  *                      at most 1);
  *   job_state_prefix=1 states are written JOB_STATE_* (as in the docs) instead of BATCH_STATE_*.
  */
+/*
+ * Quality spec (off unless given): comma-separated key=value pairs, e.g.
+ *   "lite=0.35,cheap=0.6,strong=0.9,summary_loss=0,seed=1"   (these are the defaults; "on" alone
+ *   turns the mode on with them). lite/cheap/strong: the capability of each tier, 0..1 (lite = the
+ *   models whose name holds "flash-lite", cheap = the other "flash" models, strong = the rest:
+ *   pro); summary_loss: the share of identifier tokens a summary drops, 0..1; seed: the drops'
+ *   seed. Unknown keys, or values out of range, are an error naming the key.
+ *
+ * Difficulty. P = the text of the last user turn of contents (role "user", "" or absent): its
+ * text parts joined by "\n". N = P as UTF-8 bytes with A-Z lower-cased (other bytes kept), every
+ * run of the ASCII whitespace " \t\n\r\v\f" collapsed to one space, none leading or trailing.
+ * H = FNV-1a 64 of N (offset 0xcbf29ce484222325, prime 0x100000001b3). difficulty = (H >> 11) *
+ * 2^-53, in [0, 1). In Python:
+ *   n = b" ".join(p.encode("utf-8").lower().split())
+ *   h = 0xcbf29ce484222325
+ *   for c in n: h = ((h ^ c) * 0x100000001b3) % 2**64
+ *   difficulty = (h >> 11) / 2**53
+ * A model answers RIGHT when its tier's capability >= difficulty. GET /sim/difficulty?text=T
+ * (no key needed) answers {"difficulty", "fnv" (H, 16 hex digits), "kind", "right_answer",
+ * "quality" (false when the mode is off), and with it on "capability" and "right" per tier}.
+ *
+ * Final answer. With the mode on every ordinary answer ends with the line "Final answer: X"
+ * (JSON answers, responseMimeType application/json: the "answer" string ends with it). X is
+ * [A-Za-z0-9]+. V = splitmix64(H), the first output of the stream whose state is H:
+ *   state += 0x9e3779b97f4a7c15; z = state; z = (z ^ z>>30) * 0xbf58476d1ce4e5b9;
+ *   z = (z ^ z>>27) * 0x94d049bb133111eb; V = z ^ z>>31   (all mod 2^64).
+ * The kind of P, in this order:
+ *   choice: K >= 2, where K is the largest count such that each of the letters A.. (K of them)
+ *           opens a line of P ("A." or "A)" or "(A)" after optional spaces or tabs, then a space, a
+ *           tab or the end of the line); the options are the letters A..A+K-1, X a letter;
+ *   number: P holds an ASCII digit; the options are the integers 0..999 in decimal;
+ *   word:   otherwise; the options are amber basil cedar delta ember fjord garnet harbor indigo
+ *           jasper kelp lumen maple nectar onyx pebble.
+ * With K options, the right X is option V % K. A wrong model answers option (V % K + 1 + W %
+ * (K - 1)) % K, W = splitmix64(FNV-1a 64 of the model's name continued from H): never the right
+ * one, and two wrong models usually differ.
+ *
+ * Judge. A request whose systemInstruction text starts with "scrimp-judge", sent to a strong-tier
+ * model: generationConfig.responseMimeType must be "application/json" (a responseSchema is
+ * accepted and not checked), and the last user turn must be a JSON object with exactly the string
+ * members "prompt", "answer_a" and "answer_b". An answer's final answer is the [A-Za-z0-9]+ run
+ * after the last "Final answer:" (and spaces) in it; none when absent. The verdict is the text
+ *   {"a_correct":bool,"b_correct":bool,"agree":bool}
+ * (x_correct: its final answer is the prompt's right X; agree: both have one and they are equal).
+ * A malformed judge request is answered 200 with the deterministic, non-JSON text
+ * "Verdict unavailable: malformed judge request (REASON)." so that a caller's "unparseable is no
+ * evidence" rule can be tested. A judge request to a lite or cheap model is answered as an
+ * ordinary prompt (its answer holds no "a_correct": not a verdict). Verdicts are not counted as
+ * right or wrong.
+ *
+ * Summaries. A request whose systemInstruction text starts with "You maintain a running summary"
+ * (scrimp's pruning summary call) is answered "Simulated summary: T1; T2; ...." with the distinct
+ * identifier-like tokens of its last user turn, in order, verbatim. A token is a run of letters,
+ * digits and @ . _ + - / : (and ',' between two digits), with . : - / trimmed from both ends; it is
+ * identifier-like when it holds a digit or '@', or has an upper-case letter after its first
+ * byte, or is a capitalised word of 2+ bytes that does not open a line or follow . ! ? . Each is
+ * dropped when (splitmix64(seed ^ FNV-1a 64 of the token) >> 11) * 2^-53 < summary_loss: 0 keeps
+ * all, 1 drops all ("Simulated summary: (nothing kept)."). Summaries carry no final answer.
+ * Requests through cachedContent are judged and summarised only by their own systemInstruction.
+ */
 sc_status_t sc_gemini_sim_start(const sc_gemini_sim_opts_t *opts, sc_gemini_sim_t **out,
                                 char *errbuf, size_t errlen);
 
@@ -58,8 +119,13 @@ int sc_gemini_sim_port(const sc_gemini_sim_t *sim);
  * (by DELETE), caches_expired, caches_live, caches_too_small (creates refused for size),
  * cached_tokens_served (sum of cachedContentTokenCount answered) and storage_token_seconds (sum
  * over caches of tokens x seconds alive, create to delete or expiry, live ones up to now: what
- * storage is billed on). @remark the caller frees the string with free(). */
+ * storage is billed on). With the quality mode on, "quality": {right, wrong (per model),
+ * judge_requests, judge_malformed, judge_declined (sent to a cheaper model), summaries,
+ * summary_tokens_kept, summary_tokens_dropped}. @remark the caller frees the string with free(). */
 char *sc_gemini_sim_stats_json(sc_gemini_sim_t *sim);
+
+/* The difficulty of a prompt text (len bytes), by the formula above. */
+double sc_gemini_sim_difficulty(const char *text, size_t len);
 
 /* Stop the server and free it. NULL ok. */
 void sc_gemini_sim_stop(sc_gemini_sim_t *sim);

@@ -66,6 +66,7 @@ void sc_sim_batch_free(sc_sim_batch_t *b)
     for (size_t i = 0; b->items && i < b->n; i++) {
         json_decref(b->items[i].metadata);
         json_decref(b->items[i].error);
+        json_decref(b->items[i].request);
     }
     free(b->items);
     free(b->display_name);
@@ -146,8 +147,9 @@ static bool sc_sim_batch_output(sc_gemini_sim_t *sim, sc_sim_batch_t *b)
     bool ok = list != NULL;
     for (size_t i = 0; ok && i < b->n; i++) {
         const sc_sim_batch_item_t *it = &b->items[i];
-        json_t *entry = it->error ? json_pack("{s:O}", "error", it->error)
-                                  : json_pack("{s:o}", "response", sc_sim_gen_doc(sim, m, &it->g));
+        json_t *entry =
+            it->error ? json_pack("{s:O}", "error", it->error)
+                      : json_pack("{s:o}", "response", sc_sim_gen_doc(sim, m, &it->g, it->request));
         if (entry && it->metadata && json_object_set(entry, "metadata", it->metadata) != 0) {
             json_decref(entry);
             entry = NULL;
@@ -326,7 +328,8 @@ static void sc_sim_reply_batch_not_found(sc_sim_reply_t *r, const char *id)
 /* Validate the requests of a create body into b->items (b->n entries, allocated by the caller).
  * A request that generateContent would reject becomes an error entry, not a failed create.
  * @return false with a 400 in r when the batch itself is malformed. */
-static bool sc_sim_batch_parse_items(const json_t *reqs, sc_sim_batch_t *b, sc_sim_reply_t *r)
+static bool sc_sim_batch_parse_items(const sc_gemini_sim_t *sim, const json_t *reqs,
+                                     sc_sim_batch_t *b, sc_sim_reply_t *r)
 {
     size_t i;
     json_t *entry;
@@ -358,6 +361,8 @@ static bool sc_sim_batch_parse_items(const json_t *reqs, sc_sim_batch_t *b, sc_s
         } else {
             valid = sc_sim_parse_gen(req, true, &it->g, &vr);
         }
+        if (valid && sim->quality.on)
+            it->request = json_incref(req); /* the quality mode reads its text at output time */
         if (!valid) {
             it->error = sc_sim_reply_to_status(&vr);
             free(vr.body);
@@ -470,7 +475,7 @@ void sc_sim_batch_create(sc_sim_call_t *c, sc_sim_reply_t *r)
     }
     b->n = n;
     b->model_index = model_index;
-    if (!sc_sim_batch_parse_items(reqs, b, r))
+    if (!sc_sim_batch_parse_items(c->sim, reqs, b, r))
         goto out;
     if (dn && !(b->display_name = strdup(json_string_value(dn)))) {
         sc_sim_reply_error(r, 500, "INTERNAL", NULL, "out of memory");

@@ -116,7 +116,7 @@ bool sc_sim_parse_u64(const char *s, uint64_t max, uint64_t *out)
     return true;
 }
 
-static bool sc_sim_parse_rate(const char *s, double *out)
+bool sc_sim_parse_rate(const char *s, double *out)
 {
     if (!((s[0] >= '0' && s[0] <= '9') || s[0] == '.'))
         return false;

@@ -359,10 +359,18 @@ static void sc_sim_sleep_ms(unsigned ms)
  * fresh responseId. Shared by generateContent and Batch Mode.
  * @return a new reference, or NULL when out of memory. */
 json_t *sc_sim_gen_doc(sc_gemini_sim_t *sim, const sc_sim_model_t *m,
-                       const sc_sim_gen_req_t *g)
+                       const sc_sim_gen_req_t *g, const json_t *req)
 {
-    char text[SC_SIM_TEXT_MAX];
-    size_t len = sc_sim_answer(m->name, g, text, sizeof text);
+    char plain[SC_SIM_TEXT_MAX];
+    char *qtext = NULL; /* owned: the quality mode's text, freed at the end */
+    size_t len = sc_sim_answer(m->name, g, plain, sizeof plain);
+    char *text = plain;
+    if (sim->quality.on && req) {
+        qtext = sc_sim_quality_text(sim, m, g, req, plain, len, &len);
+        if (!qtext)
+            return NULL;
+        text = qtext;
+    }
     const char *finish = "STOP";
     if (g->max_output > 0 && len > (size_t)g->max_output * SC_SIM_CHARS_PER_TOKEN) {
         len = (size_t)g->max_output * SC_SIM_CHARS_PER_TOKEN;
@@ -398,10 +406,12 @@ json_t *sc_sim_gen_doc(sc_gemini_sim_t *sim, const sc_sim_model_t *m,
         usage = NULL;
     }
     /* "o" steals usage even when json_pack fails; NULL usage makes it fail */
-    return json_pack("{s:[{s:{s:s, s:[{s:s#}]}, s:s, s:i}], s:o, s:s, s:s}", "candidates",
-                     "content", "role", "model", "parts", "text", text, (int)len, "finishReason",
-                     finish, "index", 0, "usageMetadata", usage, "modelVersion", m->name,
-                     "responseId", rid);
+    json_t *doc = json_pack("{s:[{s:{s:s, s:[{s:s#}]}, s:s, s:i}], s:o, s:s, s:s}", "candidates",
+                            "content", "role", "model", "parts", "text", text, (int)len,
+                            "finishReason", finish, "index", 0, "usageMetadata", usage,
+                            "modelVersion", m->name, "responseId", rid);
+    free(qtext);
+    return doc;
 }
 
 void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
@@ -439,7 +449,7 @@ void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
         goto out;
     }
 
-    doc = sc_sim_gen_doc(c->sim, m, &g);
+    doc = sc_sim_gen_doc(c->sim, m, &g, root);
     if (doc && sc_sim_refuses(c->sim, m)) {
         json_t *part = json_array_get(json_object_get(json_object_get(json_array_get(
                                                           json_object_get(doc, "candidates"), 0),

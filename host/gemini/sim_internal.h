@@ -85,6 +85,22 @@ typedef struct {
     unsigned count;
 } sc_sim_fault_slot_t;
 
+/* ---- quality (sim.h, "Quality spec") ---- */
+
+typedef enum {
+    SC_SIM_TIER_LITE = 0, /* the flash-lite models */
+    SC_SIM_TIER_CHEAP,    /* the other flash models */
+    SC_SIM_TIER_STRONG,   /* pro, and any model neither of the above */
+    SC_SIM_TIER_COUNT,
+} sc_sim_tier_t;
+
+typedef struct {
+    bool on;                        /* a non-empty spec was given */
+    double cap[SC_SIM_TIER_COUNT];  /* capability of each tier, 0..1 */
+    double summary_loss;            /* share of identifier tokens a summary drops, 0..1 */
+    uint64_t seed;                  /* the drops' seed */
+} sc_sim_quality_t;
+
 /* ---- requests, batches, caches ---- */
 
 typedef enum {
@@ -112,6 +128,7 @@ typedef struct {
     sc_sim_gen_req_t g;
     json_t *metadata; /* owned reference to the echoed metadata object, or NULL */
     json_t *error;    /* owned reference to the error Status when the request fails, or NULL */
+    json_t *request;  /* owned reference to the request, kept only in quality mode, or NULL */
 } sc_sim_batch_item_t;
 
 /* A batch. Owned by the sim's table; every field is guarded by batch_mu. */
@@ -178,6 +195,12 @@ struct sc_gemini_sim {
     atomic_uint_fast64_t count_tokens;
     atomic_uint_fast64_t fault_evictions;
     atomic_uint_fast64_t refusals; /* answers replaced by a refusal (fault "refuse") */
+
+    /* quality mode (sim_quality.c); the counters stay 0 when it is off */
+    sc_sim_quality_t quality;
+    atomic_uint_fast64_t q_right[SC_SIM_MODEL_COUNT], q_wrong[SC_SIM_MODEL_COUNT];
+    atomic_uint_fast64_t q_judge, q_judge_malformed, q_judge_declined;
+    atomic_uint_fast64_t q_summaries, q_tokens_kept, q_tokens_dropped;
 
     /* Batch Mode */
     unsigned batch_pending_ms, batch_running_ms;
@@ -261,9 +284,10 @@ bool sc_sim_parse_system(const json_t *root, sc_sim_gen_req_t *g, sc_sim_reply_t
 /* Validate a GenerateContentRequest-shaped object into g. @return false with a 400 in r. */
 bool sc_sim_parse_gen(const json_t *root, bool with_system, sc_sim_gen_req_t *g,
                       sc_sim_reply_t *r);
-/* The GenerateContentResponse for a validated request. @return a new reference, or NULL when
- * out of memory. */
-json_t *sc_sim_gen_doc(sc_gemini_sim_t *sim, const sc_sim_model_t *m, const sc_sim_gen_req_t *g);
+/* The GenerateContentResponse for a validated request. req: the request itself (borrowed; the
+ * quality mode reads its text), or NULL. @return a new reference, or NULL when out of memory. */
+json_t *sc_sim_gen_doc(sc_gemini_sim_t *sim, const sc_sim_model_t *m, const sc_sim_gen_req_t *g,
+                       const json_t *req);
 void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r);
 void sc_sim_count_tokens(sc_sim_call_t *c, sc_sim_reply_t *r);
 
@@ -279,10 +303,31 @@ int sc_sim_fault_draw(sc_gemini_sim_t *sim, uint64_t body_hash, bool *delay);
 bool sc_sim_refuses(sc_gemini_sim_t *sim, const sc_sim_model_t *m);
 /* The error reply of an injected 429, 500 or 503 for model. */
 void sc_sim_reply_fault(sc_gemini_sim_t *sim, int kind, const char *model, sc_sim_reply_t *r);
+/* A number in 0..1 (a share or a rate). */
+bool sc_sim_parse_rate(const char *s, double *out);
 /* Decimal digits only, at most max. */
 bool sc_sim_parse_u64(const char *s, uint64_t max, uint64_t *out);
 /* A duration as the API writes it: digits, optionally '.' and 1..9 digits, then 's'. */
 bool sc_sim_valid_duration(const char *s);
+
+/* ---- sim_quality.c: difficulty, final answers, the judge, summaries ---- */
+
+/* Parse the quality spec of sim.h into *q (q->on false for NULL or "").
+ * @return SC_ERR_INVALID_ARG with a message naming the bad key in errbuf. */
+sc_status_t sc_sim_quality_parse(const char *spec, sc_sim_quality_t *q, char *errbuf,
+                                 size_t errlen);
+/* The tier of a model, by its name. */
+sc_sim_tier_t sc_sim_tier(const char *model);
+/* The answer text in quality mode for request req (borrowed) to model m: the judge's verdict,
+ * a summary, or plain (plain_len bytes, today's answer) with its final answer line; counts it.
+ * @return a malloc'd NUL-terminated string (*len bytes), the caller frees it; NULL when out of
+ * memory. */
+char *sc_sim_quality_text(sc_gemini_sim_t *sim, const sc_sim_model_t *m, const sc_sim_gen_req_t *g,
+                          const json_t *req, const char *plain, size_t plain_len, size_t *len);
+/* The "quality" object of /sim/stats. @return a new reference, or NULL when out of memory. */
+json_t *sc_sim_quality_stats(sc_gemini_sim_t *sim);
+/* GET /sim/difficulty?text=... */
+void sc_sim_difficulty_route(sc_sim_call_t *c, sc_sim_reply_t *r);
 
 /* ---- sim_batches.c: Batch Mode, timestamps, ids, list pages ---- */
 
