@@ -1,6 +1,7 @@
 /* test_guards.c - the semantic cache's look-alike guards: the hand-written pairs of
  * tests/fixtures/lookalike_pairs.tsv (every "different" pair refused, most "same" pairs let
- * through) and each extractor's edge cases. */
+ * through), of tests/fixtures/order_polarity_pairs.tsv (every "different" pair refused, every
+ * "same" pair let through) and each extractor's edge cases. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,12 +15,13 @@
 #include "host/cache/guards.h"
 
 /* The defaults chosen by bench/bench_cache_quality.c on MSRP train/val (cache-quality.md). */
-#define TEST_THRESHOLD 0.93
-#define TEST_BAND      0.10
-#define TEST_ABOVE     0.03 /* the pairs are checked at threshold + this */
-#define FIXTURE_REL    "tests/fixtures/lookalike_pairs.tsv"
-#define LINE_MAX_BYTES 4096
-#define LONG_BYTES     (1u << 20)
+#define TEST_THRESHOLD  0.93
+#define TEST_BAND       0.10
+#define TEST_ABOVE      0.03 /* the pairs are checked at threshold + this */
+#define FIXTURE_REL     "tests/fixtures/lookalike_pairs.tsv"
+#define ORDER_PAIRS_REL "tests/fixtures/order_polarity_pairs.tsv"
+#define LINE_MAX_BYTES  4096
+#define LONG_BYTES      (1u << 20)
 
 static sc_guard_reason_t check(const char *a, const char *b, double sim)
 {
@@ -34,15 +36,20 @@ static sc_guard_reason_t hard(const char *a, const char *b)
 
 /* ---- the fixture pairs ---- */
 
-static FILE *open_fixture(void)
+static FILE *open_fixture_at(const char *rel)
 {
     char path[1024];
     const char *d = getenv("SCRIMP_SOURCE_DIR");
-    snprintf(path, sizeof path, "%s/%s", d ? d : ".", FIXTURE_REL);
+    snprintf(path, sizeof path, "%s/%s", d ? d : ".", rel);
     FILE *f = fopen(path, "r");
     if (!f)
         fprintf(stderr, "test_guards: cannot open %s (set SCRIMP_SOURCE_DIR)\n", path);
     return f;
+}
+
+static FILE *open_fixture(void)
+{
+    return open_fixture_at(FIXTURE_REL);
 }
 
 static void test_lookalike_pairs(void **state)
@@ -103,6 +110,70 @@ static void test_lookalike_pairs(void **state)
     assert_true(ndiff >= 200); /* the acceptance: >= 200 look-alike pairs written for the tests */
     assert_true((ndiff - refused) * 100 <= ndiff); /* wrong hits <= 1 % */
     assert_true(passed * 100 >= nsame * 80);       /* the guards must not kill the cache */
+}
+
+/* The order and polarity pairs: none of the "different" ones answered, all the "same" ones let
+ * through, and the new guards doing part of the refusing (the older ones miss most of these). */
+static void test_order_polarity_pairs(void **state)
+{
+    (void)state;
+    FILE *f = open_fixture_at(ORDER_PAIRS_REL);
+    assert_non_null(f);
+    char line[LINE_MAX_BYTES];
+    int ndiff = 0, refused = 0, nsame = 0, passed = 0, norder = 0, npolar = 0;
+    int by_reason[SC_GUARD_COUNT] = {0};
+    double sim = TEST_THRESHOLD + TEST_ABOVE;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        line[strcspn(line, "\r\n")] = '\0';
+        char *kind = line, *a = strchr(kind, '\t');
+        assert_non_null(a);
+        *a++ = '\0';
+        char *b = strchr(a, '\t');
+        assert_non_null(b);
+        *b++ = '\0';
+        char *expect = strchr(b, '\t');
+        assert_non_null(expect);
+        *expect++ = '\0';
+        sc_guard_reason_t ab = check(a, b, sim), ba = check(b, a, sim);
+        assert_int_equal(ab, ba); /* symmetric */
+        /* the cosines the peer comparison's look-alikes had: still inside the band */
+        assert_int_equal(check(a, b, 0.995), ab);
+        if (strcmp(expect, "different") == 0) {
+            ndiff++;
+            norder += strcmp(kind, "order") == 0;
+            npolar += strcmp(kind, "polarity") == 0;
+            if (ab != SC_GUARD_OK) {
+                refused++;
+                by_reason[ab]++;
+            } else {
+                fprintf(stderr, "WRONG HIT  [%s] %s | %s\n", kind, a, b);
+            }
+        } else {
+            assert_string_equal(expect, "same");
+            nsame++;
+            if (ab == SC_GUARD_OK)
+                passed++;
+            else
+                fprintf(stderr, "refused    [%s] %s | %s -> %s\n", kind, a, b,
+                        sc_guard_reason_name(ab));
+        }
+    }
+    fclose(f);
+    printf("order/polarity pairs at sim = %.2f: different %d (order %d, polarity %d), refused %d;"
+           " same %d, passed %d\n  refusals by reason:",
+           sim, ndiff, norder, npolar, refused, nsame, passed);
+    for (int r = 1; r < SC_GUARD_COUNT; r++)
+        printf(" %s %d", sc_guard_reason_name((sc_guard_reason_t)r), by_reason[r]);
+    printf("\n");
+    assert_true(ndiff + nsame >= 100); /* the acceptance: >= 100 new pairs of these classes */
+    assert_true(nsame >= 40);
+    assert_true(norder >= 30 && npolar >= 30);
+    assert_int_equal(refused, ndiff); /* 0 wrong answers */
+    assert_int_equal(passed, nsame);  /* the must-match pairs all pass */
+    assert_true(by_reason[SC_GUARD_ORDER] >= 30);
+    assert_true(by_reason[SC_GUARD_POLARITY] >= 5);
 }
 
 /* ---- numbers ---- */
@@ -285,6 +356,119 @@ static void test_swapped_detail(void **state)
                      SC_GUARD_OK); /* a compound written apart */
 }
 
+/* ---- order and polarity ---- */
+
+static void test_order(void **state)
+{
+    (void)state;
+    double in_band = 0.99, above_band = TEST_THRESHOLD + TEST_BAND + 0.001;
+    static const char *const swapped[][2] = {
+        {"Convert Celsius to Fahrenheit", "Convert Fahrenheit to Celsius"},
+        {"flights from Oslo to Rome", "flights from Rome to Oslo"},
+        {"Oslo to Rome flights", "Rome to Oslo flights"},
+        {"is tea healthier than coffee", "is coffee healthier than tea"},
+        {"cats versus dogs as pets", "dogs versus cats as pets"},
+        {"the gap between revenue and cost", "the gap between cost and revenue"},
+        {"copy the staging bucket -> the backup bucket",
+         "copy the backup bucket -> the staging bucket"},
+        {"copy the staging bucket->the backup bucket",
+         "copy the backup bucket->the staging bucket"},
+        {"copy the staging bucket → the backup bucket",
+         "copy the backup bucket → the staging bucket"},
+        {"move the call from 3pm to 5pm", "move the call from 5pm to 3pm"},
+        {"divide the total by the count", "divide the count by the total"},
+        {"cost per user to revenue", "revenue per user to cost"},
+        {"The manager reports to the director.", "The director reports to the manager."},
+        {"Alice is Bob's manager", "Bob is Alice's manager"},
+    };
+    for (size_t i = 0; i < sizeof swapped / sizeof swapped[0]; i++) {
+        const char *a = swapped[i][0], *b = swapped[i][1];
+        assert_int_equal(check(a, b, in_band), SC_GUARD_ORDER);
+        assert_int_equal(check(b, a, TEST_THRESHOLD + 0.001), SC_GUARD_ORDER);
+        assert_int_equal(check(a, b, above_band), SC_GUARD_OK); /* a strict-band check */
+        assert_int_equal(sc_guard_check(a, strlen(a), b, strlen(b), in_band, TEST_THRESHOLD, 0.0),
+                         SC_GUARD_OK); /* band off */
+    }
+    static const char *const same[][2] = {
+        {"flights from Oslo to Rome", "flights to Rome from Oslo"},
+        {"Convert Celsius to Fahrenheit", "Convert to Fahrenheit from Celsius"},
+        {"tea and coffee prices", "coffee and tea prices"},
+        {"tea or coffee for breakfast", "coffee or tea for breakfast"},
+        {"Compare tea with coffee", "Compare coffee with tea"},
+        {"Send the file to Bob before noon", "Before noon, send the file to Bob"},
+        {"Alice sent the file to Bob", "The file was sent to Bob by Alice"},
+        {"three percent to five percent budget increases", "3 to 5 percent budget increases"},
+        {"red, green and blue", "blue, green and red"},
+        {"Is it two or three?", "Is it three or two?"},
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
+        assert_int_equal(check(same[i][0], same[i][1], in_band), SC_GUARD_OK);
+    /* a clause boundary ends a relation's reach; "vs." is no sentence end */
+    assert_int_equal(check("From the hub, Oslo to Rome", "From the hub, Rome to Oslo", in_band),
+                     SC_GUARD_ORDER);
+    assert_int_equal(check("Python vs. Go for CLIs", "Go vs. Python for CLIs", in_band),
+                     SC_GUARD_ORDER);
+    /* a text too long to read the order of is refused in the band */
+    char *a = malloc(LONG_BYTES), *b = malloc(LONG_BYTES);
+    assert_non_null(a);
+    assert_non_null(b);
+    size_t n = 0;
+    for (unsigned i = 0; i < 300; i++) /* 600 words, 300 of them content words */
+        n += (size_t)snprintf(a + n, LONG_BYTES - n, "word%c the ", 'a' + (int)(i % 26));
+    memcpy(b, a, n + 1);
+    b[n - 1] = '.';
+    assert_int_equal(sc_guard_check(a, n, b, n, in_band, TEST_THRESHOLD, TEST_BAND),
+                     SC_GUARD_ORDER);
+    free(a);
+    free(b);
+}
+
+static void test_polarity(void **state)
+{
+    (void)state;
+    double in_band = 0.99;
+    static const char *const flipped[][2] = {
+        {"orders over 50 dollars", "orders under 50 dollars"},
+        {"why is usage increasing", "why is usage decreased"},
+        {"how to minimize the loss", "how to maximise the loss"},
+        {"the min of the column", "the max of the column"},
+        {"the minimum order", "the maximum order"},
+        {"duties on imports of wine", "duties on exports of wine"},
+        {"a higher rate on savings", "a lower rate on savings"},
+        {"buy the shares today", "sell the shares today"},
+        {"encrypted backups at rest", "decrypted backups at rest"},
+        {"uploading large files is slow", "downloading large files is slow"},
+        {"sorted in ascending order", "sorted in descending order"},
+        {"the earliest train", "the latest train"},
+        {"the first row of the sheet", "the last row of the sheet"},
+        {"keep the cat inside at night", "keep the cat outside at night"},
+        {"turn the alarm on at night", "turn the alarm off at night"},
+    };
+    for (size_t i = 0; i < sizeof flipped / sizeof flipped[0]; i++) {
+        const char *a = flipped[i][0], *b = flipped[i][1];
+        sc_guard_reason_t r = check(a, b, in_band);
+        assert_true(r == SC_GUARD_POLARITY || r == SC_GUARD_STRICT); /* strict: a content swap */
+        assert_int_equal(check(b, a, in_band), r);
+        assert_int_equal(sc_guard_check(a, strlen(a), b, strlen(b), in_band, TEST_THRESHOLD, 0.0),
+                         SC_GUARD_OK); /* band off */
+    }
+    /* function words swapped for their antonym: only the polarity guard sees these */
+    assert_int_equal(check("orders over 50 dollars", "orders under 50 dollars", in_band),
+                     SC_GUARD_POLARITY);
+    assert_int_equal(check("cities above sea level", "cities below sea level", in_band),
+                     SC_GUARD_POLARITY);
+    assert_int_equal(check("more than 10 reviews", "less than 10 reviews", in_band),
+                     SC_GUARD_POLARITY);
+    /* an antonym only added, or the same poles in both, is no flip */
+    assert_int_equal(
+        check("it costs more or less 10 dollars", "it costs about 10 dollars", in_band),
+        SC_GUARD_OK);
+    assert_int_equal(check("before and after the update", "after and before the update", in_band),
+                     SC_GUARD_OK);
+    assert_int_equal(check("Increase the limit.", "Please increase the limit.", in_band),
+                     SC_GUARD_OK);
+}
+
 /* ---- empty, long, broken input ---- */
 
 static void test_empty(void **state)
@@ -356,6 +540,8 @@ static void test_reason_names(void **state)
     assert_string_equal(sc_guard_reason_name(SC_GUARD_NEGATION), "negation");
     assert_string_equal(sc_guard_reason_name(SC_GUARD_NAME), "name");
     assert_string_equal(sc_guard_reason_name(SC_GUARD_STRICT), "strict");
+    assert_string_equal(sc_guard_reason_name(SC_GUARD_ORDER), "order");
+    assert_string_equal(sc_guard_reason_name(SC_GUARD_POLARITY), "polarity");
     /* the first reason in enum order wins */
     assert_int_equal(hard("not 12 for Alice", "13 for Bob"), SC_GUARD_NUMBER);
     assert_int_equal(hard("not \"x\" for Alice", "\"y\" for Bob"), SC_GUARD_QUOTED);
@@ -365,12 +551,13 @@ static void test_reason_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lookalike_pairs), cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_quoted),          cmocka_unit_test(test_identifiers),
-        cmocka_unit_test(test_negation),        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_strict_band),     cmocka_unit_test(test_swapped_detail),
-        cmocka_unit_test(test_empty),           cmocka_unit_test(test_long_and_broken),
-        cmocka_unit_test(test_reason_names),
+        cmocka_unit_test(test_lookalike_pairs), cmocka_unit_test(test_order_polarity_pairs),
+        cmocka_unit_test(test_numbers),         cmocka_unit_test(test_order),
+        cmocka_unit_test(test_polarity),        cmocka_unit_test(test_quoted),
+        cmocka_unit_test(test_identifiers),     cmocka_unit_test(test_negation),
+        cmocka_unit_test(test_names),           cmocka_unit_test(test_strict_band),
+        cmocka_unit_test(test_swapped_detail),  cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_long_and_broken), cmocka_unit_test(test_reason_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* guards.c - look-alike guards of the semantic cache: extracts numbers, quoted strings,
- * identifiers, negation, names and content words from two prompts (stack only) and refuses a cache
- * hit when they disagree. */
+ * identifiers, negation, names, content words and the word order the order guards read
+ * (guards_order.c) from two prompts (stack only) and refuses a cache hit when they disagree. */
 #include "host/cache/guards.h"
 
 #include <math.h>
@@ -279,6 +279,12 @@ typedef struct {
     int seq_n, seq_overflow;
     int neg;
     int compound; /* inside a hyphenated compound (SC_GUARD_COMPOUND_PARTS) */
+    /* every word in text order with its clause, numbers and identifiers included, and the antonym
+     * poles counted: for guards_order.c */
+    sc_guard_word_t ord_v[SC_GUARD_ORDER_MAX_WORDS];
+    int ord_n, ord_overflow;
+    uint16_t clause, pend_clause; /* pend_clause: where the pending number began */
+    unsigned char poles[SC_GUARD_POLE_SLOTS];
     /* a spelled or scaled number being assembled ("two hundred", "2.5 million") */
     int pend_active, pend_modified, pend_neg;
     double pend_value;
@@ -297,6 +303,14 @@ static void feat_init(feat_t *f)
     f->uname = (bag_t){f->uname_v, 0, SC_GUARD_MAX_ITEMS, 0};
     f->plain = (bag_t){f->plain_v, 0, SC_GUARD_MAX_WORDS, 0};
     f->content = (bag_t){f->content_v, 0, SC_GUARD_MAX_WORDS, 0};
+}
+
+static void ord_add(feat_t *f, uint64_t h, uint8_t kind, uint16_t clause)
+{
+    if (f->ord_n < SC_GUARD_ORDER_MAX_WORDS)
+        f->ord_v[f->ord_n++] = (sc_guard_word_t){h, clause, kind};
+    else
+        f->ord_overflow = 1;
 }
 
 /* ---- UTF-8 helpers ---- */
@@ -400,8 +414,9 @@ static uint64_t tagged(uint64_t h, char tag)
 
 static void num_emit_str(feat_t *f, const char *s, size_t n, int neg)
 {
-    uint64_t h = fnv_bytes(FNV_OFFSET, neg ? "-" : "+", 1);
-    bag_add(&f->num, fnv_bytes(h, s, n));
+    uint64_t h = fnv_bytes(fnv_bytes(FNV_OFFSET, neg ? "-" : "+", 1), s, n);
+    bag_add(&f->num, h);
+    ord_add(f, h, SC_GUARD_KIND_ENTITY, f->pend_clause);
 }
 
 static void pend_flush(feat_t *f)
@@ -452,6 +467,7 @@ static void num_digits(feat_t *f, const char *s, size_t n, int neg)
         }
     }
     f->pend_active = 1;
+    f->pend_clause = f->clause;
     f->pend_modified = 0;
     f->pend_spelled = 0;
     f->pend_neg = neg;
@@ -518,6 +534,7 @@ static int num_word(feat_t *f, const char *w)
         }
         pend_flush(f);
         f->pend_active = 1;
+        f->pend_clause = f->clause;
         f->pend_spelled = 1;
         f->pend_modified = 1;
         f->pend_neg = 0;
@@ -543,6 +560,7 @@ static int num_word(feat_t *f, const char *w)
         return 0;
     pend_flush(f);
     f->pend_active = 1;
+    f->pend_clause = f->clause;
     f->pend_spelled = 1;
     f->pend_modified = 1;
     f->pend_neg = 0;
@@ -639,6 +657,7 @@ static void plain_word(feat_t *f, const char *s, size_t n, int start)
         }
     } else if (!first_upper && camel) { /* iPhone, getUserById: code-ish identifiers */
         bag_add(&f->id, tagged(h, 'i'));
+        ord_add(f, tagged(h, 'i'), SC_GUARD_KIND_ENTITY, f->clause);
         return;
     }
     if (!is_name)
@@ -659,6 +678,12 @@ static void plain_word(feat_t *f, const char *s, size_t n, int start)
     } else {
         f->seq_overflow = 1;
     }
+    if (fit && !f->ord_overflow) {
+        ord_add(f, sh, sc_guard_word_kind(ascii, content), f->clause);
+        sc_guard_pole_count(ascii, f->poles);
+    } else {
+        ord_add(f, sh, content ? SC_GUARD_KIND_ENTITY : SC_GUARD_KIND_OTHER, f->clause);
+    }
 }
 
 static void ident(feat_t *f, const char *s, size_t n)
@@ -668,6 +693,7 @@ static void ident(feat_t *f, const char *s, size_t n)
     pend_flush(f);
     lower_hash(s, n, lw, sizeof lw, &h);
     bag_add(&f->id, tagged(h, 'i'));
+    ord_add(f, tagged(h, 'i'), SC_GUARD_KIND_ENTITY, f->clause);
 }
 
 /* A sub-word: letters, digits, '_', and '-' / apostrophes between word characters, '.' / ','
@@ -849,6 +875,29 @@ static int is_dotted_acronym(const char *s, size_t n)
     return 1;
 }
 
+static void clause_next(feat_t *f)
+{
+    if (f->clause < UINT16_MAX)
+        f->clause++;
+}
+
+/* An arrow at s: ->, =>, →, ⇒, ⟶, ⟹. */
+static int is_arrow(const char *s, size_t n)
+{
+    if (n >= 2 && (s[0] == '-' || s[0] == '=') && s[1] == '>')
+        return 1;
+    size_t w;
+    utf8proc_int32_t cp = decode(s, n, &w);
+    return cp == 0x2192 || cp == 0x21D2 || cp == 0x27F6 || cp == 0x27F9;
+}
+
+/* An arrow is a relation word between what stands before and after it (A->B, "USD → EUR"). */
+static void arrow(feat_t *f)
+{
+    pend_flush(f);
+    ord_add(f, 0, SC_GUARD_KIND_ARROW, f->clause);
+}
+
 static void token(feat_t *f, const char *s, size_t n, int *at_start)
 {
     int opened_quote = 0, ends = 0;
@@ -969,6 +1018,8 @@ static void token(feat_t *f, const char *s, size_t n, int *at_start)
         }
         if (i == n)
             break;
+        if (!keep && is_arrow(s + i, n - i))
+            arrow(f);
         prev = cp;
         i += cw;
     }
@@ -1096,8 +1147,10 @@ static void extract(feat_t *f, const char *s, size_t n)
     while (i < n) {
         utf8proc_int32_t cp = decode(s + i, n - i, &w);
         if (is_space_cp(cp)) {
-            if (cp == '\n' || cp == 0x2029)
+            if (cp == '\n' || cp == 0x2029) {
                 at_start = 1;
+                clause_next(f);
+            }
             i += w;
             continue;
         }
@@ -1108,7 +1161,22 @@ static void extract(feat_t *f, const char *s, size_t n)
                 break;
             i += w;
         }
-        token(f, s + a, i - a, &at_start);
+        size_t tl = i - a;
+        if ((tl == 2 || tl == 3) && is_arrow(s + i - 2, 2) && (tl == 2 || s[a] == s[a + 1]))
+            arrow(f); /* a standalone ->, -->, =>, ==> (token() strips the '>') */
+        token(f, s + a, tl, &at_start);
+        /* a clause ends at a sentence end (not "Mr.", "vs.") or a trailing ',' / ';' */
+        int brk = at_start;
+        for (size_t k = i; k > a && !brk; k--) {
+            char c = s[k - 1];
+            if (c == ',' || c == ';')
+                brk = 1;
+            else if (!(c == ')' || c == ']' || c == '}' || c == '"' || c == '\'' || c == '*' ||
+                       c == '.' || c == '!' || c == '?' || c == ':'))
+                break;
+        }
+        if (brk)
+            clause_next(f);
     }
     pend_flush(f);
     bag_sort(&f->num);
@@ -1250,6 +1318,12 @@ sc_guard_reason_t sc_guard_check(const char *query, size_t qlen, const char *cac
         if (fa.content.overflow || fb.content.overflow || d > SC_GUARD_STRICT_MAX_DIST ||
             extra > SC_GUARD_STRICT_MAX_EXTRA || one_detail_swapped(&fa, &fb))
             return SC_GUARD_STRICT;
+        if (fa.ord_overflow || fb.ord_overflow)
+            return SC_GUARD_ORDER; /* too long to read the order of: conservative */
+        sc_guard_reason_t r =
+            sc_guard_order_check(fa.ord_v, fa.ord_n, fb.ord_v, fb.ord_n, fa.poles, fb.poles);
+        if (r != SC_GUARD_OK)
+            return r;
     }
     return SC_GUARD_OK;
 }
@@ -1271,6 +1345,10 @@ const char *sc_guard_reason_name(sc_guard_reason_t r)
         return "name";
     case SC_GUARD_STRICT:
         return "strict";
+    case SC_GUARD_ORDER:
+        return "order";
+    case SC_GUARD_POLARITY:
+        return "polarity";
     case SC_GUARD_COUNT:
         return "count";
     }
