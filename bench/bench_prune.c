@@ -1,6 +1,7 @@
-/* bench_prune.c - context pruning on generated agent conversations (20-200 turns) with one fact
- * planted in an earlier user turn and a closing question about it: prompt tokens before/after at
- * the budget, and how often the planted turn is kept verbatim. Writes bench/results/prune.md. */
+/* bench_prune.c - context pruning on generated agent conversations (20-200 turns; with --long,
+ * 5k-20k history tokens behind a 5,000-token system prompt) with one fact planted in an earlier
+ * user turn and a closing question about it: prompt tokens before/after at the budget, and how
+ * often the fact reaches the upstream. Writes bench/results/prune.md. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,6 +486,356 @@ static char *make_conversation(int idx, int n, int *planted)
     return s;
 }
 
+/* ---- long conversations behind a 5,000-token system prompt ---- */
+
+#define LONG_SYSTEM_TOKENS 5000
+#define LONG_MIN_HISTORY   5000
+#define LONG_MAX_HISTORY   20000
+#define LONG_MAX_TURNS     600
+#define LONG_N_SELECT      4
+#define LONG_N_POS         3
+#define LONG_SYSTEM_MAX    (64 * 1024)
+
+/* the domain whose turns surround a fact of this kind: the distractors are on its topic */
+static const domain_t *long_domain(int kind)
+{
+    static const int of_kind[FACT_KINDS] = {0, 4, 3, 1, 4, 3, 1, 0}; /* see plant() */
+    if (kind == 1 && rng_int(0, 1))
+        return &domains[2]; /* the database fact among SQL turns, or among ops turns */
+    return &domains[of_kind[kind]];
+}
+
+/* A product-catalogue system prompt of about LONG_SYSTEM_TOKENS tokens (by sc_tokens_base). */
+static char *long_system(const char *lead)
+{
+    char *s = malloc(LONG_SYSTEM_MAX);
+    size_t used = 0;
+    if (!s)
+        return NULL;
+    used = (size_t)snprintf(s, LONG_SYSTEM_MAX,
+                            "%s Use only the catalogue and the policies below; quote prices and "
+                            "SKUs exactly.\n\nCATALOGUE\n",
+                            lead);
+    for (int k = 0; used + 512 < LONG_SYSTEM_MAX; k++) {
+        if (sc_tokens_estimate(NULL, NULL, s, used) >= LONG_SYSTEM_TOKENS)
+            break;
+        used +=
+            (size_t)snprintf(s + used, LONG_SYSTEM_MAX - used,
+                             "- SKU %c%c%d: %s, model year %d, list price %d.%02d EUR, "
+                             "warranty %d months, ships from %s within %d working days; "
+                             "returns accepted for %d days if unused.\n",
+                             'A' + k % 26, 'A' + (k / 26) % 26, 100 + k, PICK(products),
+                             2019 + k % 7, rng_int(20, 2400), rng_int(0, 99), 12 * rng_int(1, 3),
+                             PICK(cities), rng_int(1, 9), 14 * rng_int(1, 3));
+    }
+    s[used] = '\0';
+    return s;
+}
+
+/* One long conversation: turns are added until the history reaches target tokens (odd count:
+ * user first and last); one fact planted in a middle user turn at relative position pos in
+ * [0, 1) of the middle user turns. The fact text goes to fact. JSON, caller frees. */
+static char *make_long_conversation(int idx, long target, double pos, char *fact, size_t flen,
+                                    int *planted, int *n_turns, const char *system)
+{
+    int kind = rng_int(0, FACT_KINDS - 1);
+    const domain_t *d = long_domain(kind);
+    char question[256], turn[BENCH_TURN_MAX];
+    json_t *msgs = json_array();
+    long tokens = 0;
+    int n = 0;
+    /* draft the middle turns first, then place the fact among them */
+    plant(kind, fact, flen, question, sizeof question);
+    char **texts = calloc(LONG_MAX_TURNS, sizeof(*texts));
+    while (n < LONG_MAX_TURNS - 2 && (tokens < target || n % 2 == 1)) {
+        size_t used = 0;
+        if (n % 2 == 0) {
+            int k = rng_int(1, 3);
+            for (int s = 0; s < k; s++) {
+                if (s)
+                    turn[used++] = ' ';
+                used = expand(d->user[rng_next() % d->n_user], turn, sizeof turn, used);
+            }
+        } else {
+            int k = rng_int(3, 9);
+            for (int s = 0; s < k && used + 600 < sizeof turn; s++) {
+                if (s)
+                    turn[used++] = rng_int(0, 4) ? ' ' : '\n';
+                const char *tpl =
+                    rng_int(0, 5) ? d->model[rng_next() % d->n_model] : PICK(generic_model);
+                used = expand(tpl, turn, sizeof turn, used);
+            }
+        }
+        texts[n++] = strdup(turn);
+        tokens += sc_tokens_estimate(NULL, NULL, turn, used);
+    }
+    /* n is even here: the closing question makes it odd; the fact goes in a user turn of the
+     * middle (never among the last 4 turns) */
+    int users = (n - 4) / 2;
+    int p = 2 * (int)(pos * (double)(users - 1) + 0.5);
+    {
+        size_t used = expand(PICK(fact_leads), turn, sizeof turn, 0);
+        used = expand(fact, turn, sizeof turn, used);
+        if (rng_int(0, 1)) {
+            turn[used++] = ' ';
+            used = expand(d->user[rng_next() % d->n_user], turn, sizeof turn, used);
+        }
+        free(texts[p]);
+        texts[p] = strdup(turn);
+        if (rng_int(0, 1)) {
+            free(texts[p + 1]);
+            texts[p + 1] = strdup(PICK(ack_model));
+        }
+    }
+    {
+        size_t used = expand(PICK(closing_leads), turn, sizeof turn, 0);
+        used = expand(question, turn, sizeof turn, used);
+        texts[n++] = strdup(turn);
+    }
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(
+            msgs, json_pack("{s:s, s:s}", "role", i % 2 ? "model" : "user", "content", texts[i]));
+        free(texts[i]);
+    }
+    free(texts);
+    json_t *root =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", "bench", "tenant", "bench", "agent",
+                  d->name, "conversation_id", "c", "system", system, "messages", msgs);
+    char id[32];
+    snprintf(id, sizeof id, "long-%d", idx);
+    json_object_set_new(root, "id", json_string(id));
+    char *s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    *planted = p;
+    *n_turns = n;
+    return s;
+}
+
+/* The texts of a body's contents joined (caller frees); NULL on a malformed body. */
+static char *long_contents_text(const char *body)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(body, 0, &jerr), *c;
+    size_t i, cap = 1, used = 0;
+    char *s;
+    if (!root)
+        return NULL;
+    json_array_foreach(json_object_get(root, "contents"), i, c)
+    {
+        const char *t = json_string_value(
+            json_object_get(json_array_get(json_object_get(c, "parts"), 0), "text"));
+        cap += (t ? strlen(t) : 0) + 1;
+    }
+    s = malloc(cap);
+    json_array_foreach(json_object_get(root, "contents"), i, c)
+    {
+        const char *t = json_string_value(
+            json_object_get(json_array_get(json_object_get(c, "parts"), 0), "text"));
+        size_t l = t ? strlen(t) : 0;
+        memcpy(s + used, t, l);
+        used += l;
+        s[used++] = '\n';
+    }
+    s[used] = '\0';
+    json_decref(root);
+    return s;
+}
+
+typedef struct {
+    const char *name;
+    sc_prune_opts_t opts;
+    int old_rule;      /* 1: the system prompt counted against the budget (the rule before) */
+    double hist, sent; /* history tokens: all, sent (kept + summary reserve) */
+    double ratio_sum, ratio_max;
+    long reached, kept, carried_only;
+    long pos_n[LONG_N_POS], pos_reached[LONG_N_POS];
+} long_sel_t;
+
+static const char *const long_pos_names[LONG_N_POS] = {"first third", "middle third", "last third"};
+
+/* The long-conversation section: conversations, budget, keep_last; the markdown to md. */
+static int run_long(sc_encoder_t *enc, int n_conv, unsigned long seed, long budget, int keep_last,
+                    int max_tokens, const char *cmd, FILE *md)
+{
+    long_sel_t sel[LONG_N_SELECT];
+    sc_limits_t lim;
+    char err[512];
+    long total_turns = 0;
+    double total_hist = 0, embed_s = 0;
+    memset(sel, 0, sizeof sel);
+    for (int s = 0; s < LONG_N_SELECT; s++)
+        sc_prune_opts_default(&sel[s].opts);
+    sel[0].name = "**default**: history budget; identifier bonus and check, cosine + overlap, "
+                  "floor, recency window";
+    sel[1].name = "history budget, no identifier bonus or check";
+    sel[2].name = "history budget, cosine only (no overlap, no identifiers)";
+    sel[2].opts.lexical_weight = 0;
+    sel[2].opts.prev_turn_weight = 0;
+    sel[2].opts.id_weight = 0;
+    sel[2].opts.id_guard = 0;
+    sel[1].opts.id_weight = 0;
+    sel[1].opts.id_guard = 0;
+    sel[3].name = "the rule before: the system prompt counted against the budget";
+    sel[3].old_rule = 1; /* and the planner of then: no identifiers, no recency window */
+    sel[3].opts.id_weight = 0;
+    sel[3].opts.id_guard = 0;
+    sel[3].opts.recent_pct = 0;
+    sc_limits_default(&lim);
+    lim.max_messages = LONG_MAX_TURNS + 1;
+    lim.max_message_bytes = 4 << 20;
+    rng_state = seed ? seed : 1;
+    char *system = long_system("You are the assistant of an electronics retailer's customer, "
+                               "sales, HR and operations desks.");
+    long sys_tok = sc_tokens_estimate(NULL, NULL, system, strlen(system));
+    for (int c = 0; c < n_conv; c++) {
+        long target = LONG_MIN_HISTORY + rng_int(0, LONG_MAX_HISTORY - LONG_MIN_HISTORY);
+        int pos_bucket = c % LONG_N_POS;
+        double pos = ((double)pos_bucket + (double)rng_int(0, 999) / 1000.0) / LONG_N_POS;
+        char fact[512];
+        int planted = 0, n = 0;
+        char *js = make_long_conversation(c, target, pos, fact, sizeof fact, &planted, &n, system);
+        sc_request_t *req = NULL;
+        char idb[64];
+        if (sc_request_parse(js, strlen(js), &lim, &req, idb, sizeof idb, err, sizeof err) !=
+            SC_OK) {
+            fprintf(stderr, "bench_prune: generated request invalid: %s\n", err);
+            return 1;
+        }
+        const char **texts = malloc((size_t)n * sizeof(*texts));
+        size_t *lens = malloc((size_t)n * sizeof(*lens));
+        float *vecs = malloc((size_t)n * SC_EMBED_DIM * sizeof(float));
+        long *tok = malloc((size_t)n * sizeof(long)), st_sys = 0;
+        for (int i = 0; i < n; i++) {
+            texts[i] = req->turns[i].content;
+            lens[i] = req->turns[i].content_len;
+        }
+        int64_t t0 = sc_now_us();
+        if (sc_encoder_embed(enc, texts, lens, (size_t)n, vecs) != SC_OK) {
+            fprintf(stderr, "bench_prune: embed failed\n");
+            return 1;
+        }
+        embed_s += (double)(sc_now_us() - t0) / 1e6;
+        sc_prune_count(NULL, NULL, req, tok, &st_sys);
+        total_turns += n;
+        /* what must reach the upstream: every identifier-like token of the planted fact */
+        char fids[SC_PRUNE_MAX_IDS][SC_PRUNE_ID_MAX];
+        size_t nf = sc_prune_ids(fact, strlen(fact), fids, SC_PRUNE_MAX_IDS);
+        double hist = 0;
+        for (int i = 0; i < n; i++)
+            hist += (double)tok[i];
+        total_hist += hist;
+        for (int s = 0; s < LONG_N_SELECT; s++) {
+            long_sel_t *x = &sel[s];
+            sc_prune_plan_t plan;
+            long b = x->old_rule ? (budget > st_sys + 1 ? budget - st_sys : 1) : budget;
+            sc_status_t st =
+                sc_prune_plan_opts(req, tok, st_sys, vecs, b, keep_last, &x->opts, &plan);
+            if (st != SC_OK) {
+                fprintf(stderr, "bench_prune: plan: %s\n", sc_strerror(st));
+                return 1;
+            }
+            if (x->old_rule && plan.pruned) {
+                /* before, the reserve was a share of the whole budget and the system prompt
+                 * took the rest: no middle turn fitted */
+                plan.summary_reserve = budget * SC_PRUNE_SUMMARY_RESERVE_PCT / 100;
+            }
+            double sent =
+                plan.pruned ? (double)(plan.kept_history_tokens + plan.summary_reserve) : hist;
+            char *body = sc_prune_body(req, &plan, NULL, NULL);
+            char *all = body ? long_contents_text(body) : NULL;
+            int reached = all != NULL && nf > 0;
+            for (size_t k = 0; all && k < nf; k++)
+                reached &= sc_prune_has_token(all, strlen(all), fids[k]);
+            x->hist += hist;
+            x->sent += sent;
+            x->ratio_sum += sent / hist;
+            if (sent / hist > x->ratio_max)
+                x->ratio_max = sent / hist;
+            x->reached += reached;
+            x->kept += plan.keep[planted];
+            x->carried_only += reached && !plan.keep[planted];
+            x->pos_n[pos_bucket]++;
+            x->pos_reached[pos_bucket] += reached;
+            if (getenv("BENCH_PRUNE_DEBUG") && s == 0 && !reached)
+                fprintf(stderr, "long %d miss: n %d planted %d score %.3f fact '%s' q '%s'\n", c, n,
+                        planted, plan.score ? plan.score[planted] : 0.0f, fact,
+                        req->turns[n - 1].content);
+            free(all);
+            free(body);
+            sc_prune_plan_clear(&plan);
+        }
+        free(texts);
+        free(lens);
+        free(vecs);
+        free(tok);
+        free(js);
+        sc_request_free(req);
+        if ((c + 1) % 10 == 0)
+            fprintf(stderr, "bench_prune: long %d/%d conversations\n", c + 1, n_conv);
+    }
+    free(system);
+
+    char cpu[256], date[64];
+    sc_bench_cpu_model(cpu, sizeof cpu);
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    FILE *outs[2] = {stdout, md};
+    for (int o = 0; o < 2; o++) {
+        FILE *w = outs[o];
+        fprintf(w, "\n## Long conversations behind a %d-token system prompt\n\n",
+                LONG_SYSTEM_TOKENS);
+        fprintf(w, "- machine: %s, %ld cores online\n- date: %s\n- command: `%s`\n", cpu,
+                sysconf(_SC_NPROCESSORS_ONLN), date, cmd);
+        fprintf(w,
+                "- workload: %d generated conversations (seed %lu), history %d-%d tokens "
+                "(mean %.0f; %.1f turns), behind a %ld-token product-catalogue system prompt; "
+                "the turns around the fact are on its topic (the support, sales, SQL, HR or ops "
+                "desk it belongs to, with their own order/case numbers, amounts, names and "
+                "dates); ONE fact planted in a middle user turn, a third of the conversations "
+                "each with it in the first, middle and last third of the middle turns; the last "
+                "user turn asks for it (some phrasings name its identifier, most do not)\n",
+                n_conv, seed, LONG_MIN_HISTORY, LONG_MAX_HISTORY, total_hist / n_conv,
+                (double)total_turns / n_conv, sys_tok);
+        fprintf(w,
+                "- `prune.max_tokens` %ld (the history's budget), keep_last %d, summary reserve "
+                "%d%% counted as sent; embeddings: all-MiniLM-L6-v2 on the CPU, first %d "
+                "WordPiece tokens of each turn (%.1f s for %ld turns)\n",
+                budget, keep_last, SC_PRUNE_SUMMARY_RESERVE_PCT, max_tokens, embed_s, total_turns);
+        fprintf(w, "- **fact reached** = every identifier-like token of the planted fact "
+                   "(numbers, codes, names, dates) is in the contents sent, the summary not "
+                   "counted (the planted turn kept, or its sentence carried verbatim); **history "
+                   "sent** = kept turns + carried excerpts + the summary reserve, over the full "
+                   "history (the system prompt, sent whole, is not in either)\n\n");
+        fprintf(w, "| selector | fact reached | planted turn kept | history sent (sum) | "
+                   "history sent (mean per conversation) | worst conversation |\n"
+                   "|---|---:|---:|---:|---:|---:|\n");
+        for (int s = 0; s < LONG_N_SELECT; s++) {
+            long_sel_t *x = &sel[s];
+            fprintf(w, "| %s | %.1f%% (%ld/%d) | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n", x->name,
+                    100.0 * (double)x->reached / n_conv, x->reached, n_conv,
+                    100.0 * (double)x->kept / n_conv, 100.0 * x->sent / x->hist,
+                    100.0 * x->ratio_sum / n_conv, 100.0 * x->ratio_max);
+        }
+        fprintf(w, "\nBy where the fact sits (default selector):\n\n| position | conversations "
+                   "| fact reached |\n|---|---:|---:|\n");
+        for (int p = 0; p < LONG_N_POS; p++)
+            fprintf(w, "| %s | %ld | %.1f%% |\n", long_pos_names[p], sel[0].pos_n[p],
+                    sel[0].pos_n[p]
+                        ? 100.0 * (double)sel[0].pos_reached[p] / (double)sel[0].pos_n[p]
+                        : 0.0);
+        fprintf(w,
+                "\nAcceptance (issue 15, item 4): fact reached >= 95%%, history sent <= 35%% of "
+                "the full history. Default: %.1f%% reached (%ld by a carried excerpt only), "
+                "%.1f%% of the history sent -> %s.\n",
+                100.0 * (double)sel[0].reached / n_conv, sel[0].carried_only,
+                100.0 * sel[0].sent / sel[0].hist,
+                (double)sel[0].reached >= 0.95 * n_conv && sel[0].sent <= 0.35 * sel[0].hist
+                    ? "met"
+                    : "NOT met");
+    }
+    return 0;
+}
+
 /* ---- the run ---- */
 
 typedef struct {
@@ -508,13 +859,15 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_prune [--n N] [--seed S] [--budget T] [--keep-last K] [--threads T]\n"
-            "                   [--max-tokens M] [--model-dir D] [--out FILE]\n");
+            "                   [--max-tokens M] [--model-dir D] [--out FILE] [--long N]\n"
+            "  --long N: only the section on N long conversations behind a 5,000-token system\n"
+            "            prompt, written in place of that section of FILE (the rest kept)\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    int n_conv = 100, keep_last = 3, threads = 0, max_tokens = 128;
+    int n_conv = 100, keep_last = 3, threads = 0, max_tokens = 128, n_long = 0;
     long budget = 4000;
     unsigned long seed = 20240611;
     const char *out_path = "bench/results/prune.md";
@@ -552,6 +905,8 @@ int main(int argc, char **argv)
             eo.model_dir = v;
         else if (!strcmp(a, "--out"))
             out_path = v;
+        else if (!strcmp(a, "--long"))
+            n_long = atoi(v);
         else
             usage();
         i++;
@@ -568,6 +923,30 @@ int main(int argc, char **argv)
         return 1;
     }
     rng_state = seed ? seed : 1;
+    if (n_long > 0) {
+        /* keep what the file holds before this section, replace the section */
+        static char kept[1 << 20];
+        size_t kl = 0;
+        FILE *in = fopen(out_path, "r");
+        if (in) {
+            kl = fread(kept, 1, sizeof kept - 1, in);
+            fclose(in);
+        }
+        kept[kl] = '\0';
+        char *cut = strstr(kept, "\n## Long conversations behind");
+        if (cut)
+            *cut = '\0';
+        FILE *md = fopen(out_path, "w");
+        if (!md) {
+            fprintf(stderr, "bench_prune: cannot write %s\n", out_path);
+            return 1;
+        }
+        fputs(kept, md);
+        int rc = run_long(enc, n_long, seed, budget, keep_last, max_tokens, cmd, md);
+        fclose(md);
+        sc_encoder_free(enc);
+        return rc;
+    }
 
     selector_t sel[BENCH_N_SELECT];
     memset(sel, 0, sizeof sel);

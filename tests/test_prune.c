@@ -489,6 +489,277 @@ static void test_summary_body_cut_utf8(void **state)
     free(s);
 }
 
+/* ---- the system prompt outside the budget ---- */
+
+/* A 5,000-token system prompt does not count against a 4,000-token history budget: a history
+ * that fits is untouched, and a longer one still gets its relevant middle turn. */
+static void test_system_outside_budget(void **state)
+{
+    (void)state;
+    enum { N = 41 };
+    sc_request_t *req = make_req(N, NULL, "A long catalogue system prompt.");
+    long tok[MAXT];
+    float *vecs = calloc((size_t)N * SC_PRUNE_DIM, sizeof(float));
+    fill(tok, N, 50); /* 2,050 history tokens */
+    for (int i = 0; i < N; i++)
+        unit(vecs + (size_t)i * SC_PRUNE_DIM, 10 + i, -1, 0);
+    unit(vecs + (size_t)40 * SC_PRUNE_DIM, 0, -1, 0);
+    unit(vecs + (size_t)12 * SC_PRUNE_DIM, 0, 22, 0.1f);
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan(req, tok, 5000, vecs, 4000, 3, &plan), SC_OK);
+    assert_int_equal(plan.pruned, 0);
+    assert_int_equal(plan.over_budget, 0);
+    assert_int_equal(plan.system_tokens, 5000);
+    assert_int_equal(plan.history_tokens, 2050);
+    assert_int_equal(plan.original_tokens, 7050);
+    sc_prune_plan_clear(&plan);
+
+    fill(tok, N, 200); /* 8,200 history tokens */
+    assert_int_equal(sc_prune_plan(req, tok, 5000, vecs, 4000, 3, &plan), SC_OK);
+    assert_int_equal(plan.pruned, 1);
+    assert_int_equal(plan.over_budget, 0);
+    assert_true(plan.keep[12]); /* not starved by the system prompt */
+    assert_true(plan.keep[38] && plan.keep[39] && plan.keep[40]);
+    assert_int_equal(plan.kept_tokens, 5000 + plan.kept_history_tokens);
+    assert_true(plan.kept_history_tokens + plan.summary_reserve <= 4000);
+    assert_int_equal(plan.pruned_tokens, plan.history_tokens - plan.kept_history_tokens);
+    assert_int_equal(plan.summary_reserve, 4000 * SC_PRUNE_SUMMARY_RESERVE_PCT / 100);
+    sc_prune_plan_clear(&plan);
+    free(vecs);
+    sc_request_free(req);
+}
+
+/* Recency fills the rest: after the relevant turns, the newest middle turns up to
+ * SC_PRUNE_RECENT_PCT % of the budget (the protected tail counted in), newest first. */
+static void test_recency_fills(void **state)
+{
+    (void)state;
+    enum { N = 41 };
+    sc_request_t *req = make_req(N, NULL, NULL);
+    long tok[MAXT];
+    float *vecs = calloc((size_t)N * SC_PRUNE_DIM, sizeof(float));
+    fill(tok, N, 50);
+    for (int i = 0; i < N; i++)
+        unit(vecs + (size_t)i * SC_PRUNE_DIM, 1, 2 + i, 3.0f);
+    unit(vecs + (size_t)40 * SC_PRUNE_DIM, 1, -1, 0);
+    unit(vecs + (size_t)10 * SC_PRUNE_DIM, 1, 12, 0.2f);
+    sc_prune_opts_t o;
+    sc_prune_opts_default(&o);
+    o.lexical_weight = 0;
+    o.prev_turn_weight = 0;
+    o.recent_pct = 25; /* 500 of 2000: the tail's 150 + 7 newer middle turns */
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan_opts(req, tok, 0, vecs, 2000, 3, &o, &plan), SC_OK);
+    assert_int_equal(plan.pruned, 1);
+    assert_true(plan.keep[10]);
+    assert_int_equal(plan.n_recent, 7);
+    for (int i = 31; i < 38; i++)
+        assert_true(plan.keep[i]);
+    assert_false(plan.keep[30]);
+    sc_prune_plan_clear(&plan);
+    o.recent_pct = 0;
+    assert_int_equal(sc_prune_plan_opts(req, tok, 0, vecs, 2000, 3, &o, &plan), SC_OK);
+    assert_int_equal(plan.n_recent, 0);
+    assert_false(plan.keep[37]);
+    sc_prune_plan_clear(&plan);
+    free(vecs);
+    sc_request_free(req);
+}
+
+/* ---- identifiers of the last turn reach the upstream ---- */
+
+static int has_id(char (*ids)[SC_PRUNE_ID_MAX], size_t n, const char *want)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ids[i], want) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_ids_extracted(void **state)
+{
+    (void)state;
+    const char *t = "Ping priya.raman@example.com about ORD-1234 and the AX5400 on 2026-03-05 at "
+                    "14:30. Priya Raman in Rotterdam quoted 4,250 EUR, see db3.internal:5432 or "
+                    "3 days. What about it?";
+    char ids[SC_PRUNE_MAX_IDS][SC_PRUNE_ID_MAX];
+    size_t n = sc_prune_ids(t, strlen(t), ids, SC_PRUNE_MAX_IDS);
+    assert_true(has_id(ids, n, "priya.raman@example.com"));
+    assert_true(has_id(ids, n, "ORD-1234"));
+    assert_true(has_id(ids, n, "AX5400"));
+    assert_true(has_id(ids, n, "2026-03-05"));
+    assert_true(has_id(ids, n, "14:30"));
+    assert_true(has_id(ids, n, "Raman"));
+    assert_true(has_id(ids, n, "Rotterdam"));
+    assert_true(has_id(ids, n, "4,250"));
+    assert_true(has_id(ids, n, "EUR"));
+    assert_true(has_id(ids, n, "db3.internal:5432"));
+    assert_false(has_id(ids, n, "Ping"));  /* opens the text */
+    assert_false(has_id(ids, n, "Priya")); /* opens a sentence */
+    assert_false(has_id(ids, n, "What"));
+    assert_false(has_id(ids, n, "3"));
+    assert_int_equal(n, 10);
+    /* bounded */
+    assert_int_equal(sc_prune_ids(t, strlen(t), ids, 2), 2);
+    assert_true(sc_prune_has_token("order ord-1234, shipped", 23, "ORD-1234"));
+    assert_false(sc_prune_has_token("order ORD-12345", 15, "ORD-1234"));
+}
+
+/* Every identifier-like token of the last user turn that an earlier turn holds reaches the
+ * upstream in body (or the system prompt). */
+static void assert_ids_reach(const sc_request_t *req, const char *body)
+{
+    size_t last = req->n_turns - 1;
+    char ids[SC_PRUNE_MAX_IDS][SC_PRUNE_ID_MAX];
+    size_t n =
+        sc_prune_ids(req->turns[last].content, req->turns[last].content_len, ids, SC_PRUNE_MAX_IDS);
+    json_error_t jerr;
+    json_t *root = json_loads(body, 0, &jerr);
+    assert_non_null(root);
+    char *all = joined_text(root);
+    size_t checked = 0;
+    for (size_t k = 0; k < n; k++) {
+        int held = 0;
+        for (size_t i = 0; i < last && !held; i++)
+            held = sc_prune_has_token(req->turns[i].content, req->turns[i].content_len, ids[k]);
+        if (!held)
+            continue;
+        checked++;
+        assert_true(sc_prune_has_token(all, strlen(all), ids[k]) ||
+                    (req->system && sc_prune_has_token(req->system, strlen(req->system), ids[k])));
+    }
+    assert_true(checked > 0);
+    free(all);
+    json_decref(root);
+}
+
+/* A turn whose embedding says nothing (orthogonal) but that holds the order number and the
+ * name the last question names is kept; without the check it is not. */
+static void test_id_guard_keeps_turn(void **state)
+{
+    (void)state;
+    enum { N = 31 };
+    const char *texts[N] = {NULL};
+    texts[6] = "Lots of unrelated chatter about shelving, pallets and the weather in the depot. "
+               "By the way the replacement is order ORD-77812, handled by Ingrid Larsen.";
+    texts[30] = "Sorry, what was the status of ORD-77812, and is Larsen still handling it?";
+    sc_request_t *req = make_req(N, texts, "You are a support agent. Be brief.");
+    long tok[MAXT];
+    float *vecs = calloc((size_t)N * SC_PRUNE_DIM, sizeof(float));
+    fill(tok, N, 100);
+    for (int i = 0; i < N; i++)
+        unit(vecs + (size_t)i * SC_PRUNE_DIM, 1, 2 + i, 1.0f);
+    unit(vecs + (size_t)30 * SC_PRUNE_DIM, 1, -1, 0);
+    unit(vecs + (size_t)6 * SC_PRUNE_DIM, 300, -1, 0);   /* cosine 0: the fact diluted away */
+    unit(vecs + (size_t)20 * SC_PRUNE_DIM, 1, 22, 0.1f); /* a look-alike the cosine prefers */
+    sc_prune_opts_t o;
+    sc_prune_opts_default(&o);
+    o.lexical_weight = 0;
+    o.prev_turn_weight = 0;
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan_opts(req, tok, 5000, vecs, 1000, 3, &o, &plan), SC_OK);
+    assert_int_equal(plan.pruned, 1);
+    assert_true(plan.keep[6]);
+    assert_true(plan.keep[20]);
+    assert_true(plan.score[6] > plan.score[20]); /* ranked first */
+    assert_int_equal(plan.n_ids_lost, 0);
+    assert_null(plan.carry);
+    char *body = sc_prune_body(req, &plan, "The user asked about a replacement.", NULL);
+    assert_non_null(body);
+    json_decref(check_roles(body));
+    assert_ids_reach(req, body);
+    free(body);
+    sc_prune_plan_clear(&plan);
+
+    /* neither the bonus nor the check: the cosine alone loses the turn */
+    o.id_weight = 0;
+    o.id_guard = 0;
+    assert_int_equal(sc_prune_plan_opts(req, tok, 5000, vecs, 1000, 3, &o, &plan), SC_OK);
+    assert_false(plan.keep[6]);
+    sc_prune_plan_clear(&plan);
+
+    /* the check alone (no bonus) still brings it back */
+    o.id_guard = 1;
+    assert_int_equal(sc_prune_plan_opts(req, tok, 5000, vecs, 1000, 3, &o, &plan), SC_OK);
+    assert_true(plan.keep[6]);
+    assert_int_equal(plan.n_id_kept, 1);
+    sc_prune_plan_clear(&plan);
+    free(vecs);
+    sc_request_free(req);
+}
+
+/* The holder cannot fit: the sentence with the token is carried verbatim, with the summary (or
+ * alone, opening the contents), and the pruned turn itself stays out. */
+static void test_id_guard_carries(void **state)
+{
+    (void)state;
+    enum { N = 21 };
+    const char *texts[N] = {NULL};
+    texts[4] = "We went through the whole checklist again. The refund reference is RF-904411 "
+               "and it was approved by Mateo Rossi on June 12. After that we talked about the "
+               "dock for a long time.";
+    texts[20] = "Can you confirm refund RF-904411 and who approved it on June 12?";
+    sc_request_t *req = make_req(N, texts, NULL);
+    long tok[MAXT];
+    fill(tok, N, 100);
+    tok[4] = 3000; /* larger than the whole budget */
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan(req, tok, 0, NULL, 1000, 3, &plan), SC_OK);
+    assert_int_equal(plan.pruned, 1);
+    assert_false(plan.keep[4]);
+    assert_non_null(plan.carry);
+    assert_int_equal(strlen(plan.carry), plan.carry_len);
+    assert_true(plan.n_ids_carried >= 1);
+    assert_int_equal(plan.n_ids_lost, 0);
+    assert_non_null(strstr(plan.carry, "The refund reference is RF-904411 and it was approved by "
+                                       "Mateo Rossi on June 12."));
+    assert_null(strstr(plan.carry, "checklist"));
+    assert_true(plan.carry_len <= SC_PRUNE_CARRY_MAX);
+    assert_true(plan.kept_tokens + plan.summary_reserve <= 1000 + (long)plan.carry_len);
+    for (int with_summary = 0; with_summary < 2; with_summary++) {
+        char *body = sc_prune_body(req, &plan, with_summary ? "Refund talk." : NULL, NULL);
+        assert_non_null(body);
+        json_t *root = check_roles(body);
+        char *all = joined_text(root);
+        assert_non_null(strstr(all, SC_PRUNE_CARRY_PREFIX));
+        assert_null(strstr(all, req->turns[4].content));
+        if (with_summary)
+            assert_true(strstr(all, SC_PRUNE_SUMMARY_PREFIX) < strstr(all, SC_PRUNE_CARRY_PREFIX));
+        free(all);
+        json_decref(root);
+        assert_ids_reach(req, body);
+        free(body);
+    }
+    sc_prune_plan_clear(&plan);
+    assert_null(plan.carry);
+    sc_request_free(req);
+}
+
+/* The summary call asks for identifiers verbatim. */
+static void test_summary_verbatim_instruction(void **state)
+{
+    (void)state;
+    sc_request_t *req = make_req(31, NULL, NULL);
+    long tok[MAXT];
+    fill(tok, 31, 100);
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan(req, tok, 0, NULL, 1000, 3, &plan), SC_OK);
+    char *body = sc_prune_summary_body(req, &plan, NULL, 0, NULL);
+    json_error_t jerr;
+    json_t *root = json_loads(body, 0, &jerr);
+    const char *instr = json_string_value(json_object_get(
+        json_array_get(json_object_get(json_object_get(root, "systemInstruction"), "parts"), 0),
+        "text"));
+    const char *want[] = {"verbatim", "number", "code",   "identifier",
+                          "name",     "date",   "e-mail", "never round"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        assert_non_null(strstr(instr, want[i]));
+    json_decref(root);
+    free(body);
+    sc_prune_plan_clear(&plan);
+    sc_request_free(req);
+}
+
 /* ---- the summary store ---- */
 
 static void test_summary_store(void **state)
@@ -597,6 +868,12 @@ int main(void)
         cmocka_unit_test(test_body_roles_without_summary),
         cmocka_unit_test(test_summary_body),
         cmocka_unit_test(test_summary_body_cut_utf8),
+        cmocka_unit_test(test_system_outside_budget),
+        cmocka_unit_test(test_recency_fills),
+        cmocka_unit_test(test_ids_extracted),
+        cmocka_unit_test(test_id_guard_keeps_turn),
+        cmocka_unit_test(test_id_guard_carries),
+        cmocka_unit_test(test_summary_verbatim_instruction),
         cmocka_unit_test(test_summary_store),
         cmocka_unit_test(test_store_open_error),
     };

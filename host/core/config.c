@@ -563,7 +563,7 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         {"gemini.backoff_initial_ms", 0, 3600000},
         {"gemini.backoff_max_ms", 0, 3600000},
         {"gemini.backoff_jitter_ms", 0, 3600000},
-        {"prune.max_tokens", 1, 10000000},
+        {"prune.max_tokens", 1, 10000000}, /* the history's budget: the system prompt is apart */
         {"prune.keep_last", 0, 1000},
         {"prompt_cache.min_tokens", 1, 1 << 20},
         {"prompt_cache.min_tokens_pro", 1, 1 << 20},

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -23,10 +24,13 @@
 #define SC_PRUNE_SUMMARY_INSTRUCTION                                                               \
     "You maintain a running summary of a conversation between a user and an assistant, so the "    \
     "assistant can continue it without the full transcript. Update the previous summary (if "      \
-    "any) with the new turns. Keep every number, amount, date, identifier, name, place, "          \
-    "decision and commitment, and every open question or unresolved request, exactly as "          \
-    "written. Drop greetings, pleasantries and repetition. Write plain sentences, most "           \
-    "important first, no preamble."
+    "any) with the new turns. Copy every number, amount, price, percentage, date, time, code, "    \
+    "identifier (order, ticket, account, reference, flight, host, port, version), e-mail "         \
+    "address, name and place verbatim, character for character: never round, reformat, "           \
+    "paraphrase, translate or abbreviate them, and never drop one from the previous summary. "     \
+    "Keep every decision and commitment, and every open question or unresolved request. Drop "     \
+    "greetings, pleasantries and repetition. Write plain sentences, most important first, no "     \
+    "preamble."
 
 void sc_prune_opts_default(sc_prune_opts_t *o)
 {
@@ -35,6 +39,9 @@ void sc_prune_opts_default(sc_prune_opts_t *o)
     o->reserve_pct = SC_PRUNE_SUMMARY_RESERVE_PCT;
     o->relevance_z = SC_PRUNE_RELEVANCE_Z;
     o->fill_budget = 0;
+    o->recent_pct = SC_PRUNE_RECENT_PCT;
+    o->id_weight = SC_PRUNE_ID_WEIGHT;
+    o->id_guard = 1;
 }
 
 void sc_prune_plan_clear(sc_prune_plan_t *plan)
@@ -43,6 +50,7 @@ void sc_prune_plan_clear(sc_prune_plan_t *plan)
         return;
     free(plan->keep);
     free(plan->score);
+    free(plan->carry);
     memset(plan, 0, sizeof(*plan));
 }
 
@@ -150,10 +158,93 @@ static uint64_t sc_prune_term_mask(const char *text, size_t len, const uint64_t 
     return mask;
 }
 
+/* ---- identifier-like tokens ---- */
+
+static int sc_prune_id_inner(const char *t, size_t len, size_t i)
+{
+    char c = t[i];
+    if (i + 1 >= len || !isalnum((unsigned char)t[i + 1]))
+        return 0; /* never at the end: "Rotterdam." ends before the dot */
+    if (c == ',') /* only a thousands separator: 4,250 */
+        return i > 0 && isdigit((unsigned char)t[i - 1]) && isdigit((unsigned char)t[i + 1]);
+    return c == '-' || c == '_' || c == '.' || c == '/' || c == ':' || c == '@';
+}
+
+/* 1 when text[start] opens a sentence: nothing but spaces, quotes or brackets since the text's
+ * start or a . ! ? : or line break */
+static int sc_prune_sentence_start(const char *text, size_t start)
+{
+    while (start > 0) {
+        unsigned char c = (unsigned char)text[start - 1];
+        if (c == '.' || c == '!' || c == '?' || c == ':' || c == '\n')
+            return 1;
+        if (!isspace(c) && c != '"' && c != '\'' && c != '(' && c != '*')
+            return 0;
+        start--;
+    }
+    return 1;
+}
+
+size_t sc_prune_ids(const char *text, size_t len, char (*ids)[SC_PRUNE_ID_MAX], size_t max)
+{
+    size_t n = 0, i = 0;
+    if (!text || !ids)
+        return 0;
+    while (i < len && n < max) {
+        size_t start, end;
+        int digits = 0, at = 0, dot_after_at = 0, inner = 0, upper = 0, lower_after = 0;
+        while (i < len && !isalnum((unsigned char)text[i]))
+            i++;
+        if (i >= len)
+            break;
+        start = i;
+        while (i < len && (isalnum((unsigned char)text[i]) || sc_prune_id_inner(text, len, i))) {
+            unsigned char c = (unsigned char)text[i];
+            digits |= isdigit(c) != 0;
+            if (c == '@')
+                at = 1;
+            else if (c == '.' && at)
+                dot_after_at = 1;
+            inner |= !isalnum(c);
+            if (i > start && isupper(c))
+                upper = 1;
+            if (i > start && islower(c))
+                lower_after = 1;
+            i++;
+        }
+        end = i;
+        size_t l = end - start;
+        int take = 0;
+        if (l >= SC_PRUNE_ID_MAX)
+            continue;
+        if (digits || (at && dot_after_at))
+            take = l >= 2;
+        else if (isupper((unsigned char)text[start]) && l >= SC_PRUNE_MIN_WORD && !inner &&
+                 (lower_after || upper) && !sc_prune_sentence_start(text, start)) {
+            char w[SC_PRUNE_ID_MAX];
+            for (size_t k = 0; k < l; k++)
+                w[k] = (char)tolower((unsigned char)text[start + k]);
+            take = !sc_prune_is_stop(w, l);
+        }
+        if (!take)
+            continue;
+        int seen = 0;
+        for (size_t k = 0; k < n && !seen; k++)
+            seen = strlen(ids[k]) == l && strncasecmp(ids[k], text + start, l) == 0;
+        if (seen)
+            continue;
+        memcpy(ids[n], text + start, l);
+        ids[n][l] = '\0';
+        n++;
+    }
+    return n;
+}
+
 /* ---- the plan ---- */
 
 typedef struct {
-    double score;
+    double score; /* what the turns are ranked by */
+    double base;  /* cosine + overlap, without the identifier bonus: what the floor compares */
     size_t idx;
 } sc_prune_rank_t;
 
@@ -235,15 +326,124 @@ static sc_status_t sc_prune_score(const sc_request_t *req, const float *vecs, si
     return SC_OK;
 }
 
+/* The offset of token in text[0..len) (case-insensitive, not inside a longer alphanumeric run),
+ * or len when absent. */
+static size_t sc_prune_find_token(const char *text, size_t len, const char *token)
+{
+    size_t tl = token ? strlen(token) : 0;
+    if (!text || tl == 0 || tl > len)
+        return len;
+    for (size_t i = 0; i + tl <= len; i++) {
+        if (strncasecmp(text + i, token, tl) != 0)
+            continue;
+        if (i > 0 && isalnum((unsigned char)text[i - 1]))
+            continue;
+        if (i + tl < len && isalnum((unsigned char)text[i + tl]))
+            continue;
+        return i;
+    }
+    return len;
+}
+
+int sc_prune_has_token(const char *text, size_t len, const char *token)
+{
+    return token && token[0] && sc_prune_find_token(text, len, token) < len;
+}
+
+static int sc_prune_sentence_end(char c)
+{
+    return c == '.' || c == '!' || c == '?' || c == '\n';
+}
+
+/* Append to plan->carry the sentence of text[0..len) around token (found at pos), at most
+ * SC_PRUNE_CARRY_SPAN bytes each side, cut at UTF-8 boundaries. 0, or -1 when it does not fit in
+ * SC_PRUNE_CARRY_MAX or on allocation failure. */
+static int sc_prune_carry(sc_prune_plan_t *plan, const char *text, size_t len, size_t pos,
+                          size_t tl)
+{
+    static const char sep[] = " / ";
+    size_t a = pos, b = pos + tl;
+    while (a > 0 && pos - a < SC_PRUNE_CARRY_SPAN && !sc_prune_sentence_end(text[a - 1]))
+        a--;
+    while (b < len && b - (pos + tl) < SC_PRUNE_CARRY_SPAN && !sc_prune_sentence_end(text[b]))
+        b++;
+    if (b < len && text[b] != '\n' && sc_prune_sentence_end(text[b]))
+        b++; /* the full stop belongs to the sentence */
+    while (a < pos && ((unsigned char)text[a] & 0xC0) == 0x80)
+        a++;
+    while (b < len && b > pos + tl && ((unsigned char)text[b] & 0xC0) == 0x80)
+        b--;
+    while (a < pos && isspace((unsigned char)text[a]))
+        a++;
+    size_t el = b - a;
+    size_t need = (plan->carry ? strlen(sep) : strlen(SC_PRUNE_CARRY_PREFIX)) + el;
+    if (plan->carry_len + need > SC_PRUNE_CARRY_MAX)
+        return -1;
+    if (!plan->carry) {
+        plan->carry = malloc(SC_PRUNE_CARRY_MAX + 1);
+        if (!plan->carry)
+            return -1;
+        memcpy(plan->carry, SC_PRUNE_CARRY_PREFIX, strlen(SC_PRUNE_CARRY_PREFIX));
+        plan->carry_len = strlen(SC_PRUNE_CARRY_PREFIX);
+    } else {
+        memcpy(plan->carry + plan->carry_len, sep, strlen(sep));
+        plan->carry_len += strlen(sep);
+    }
+    memcpy(plan->carry + plan->carry_len, text + a, el);
+    plan->carry_len += el;
+    plan->carry[plan->carry_len] = '\0';
+    return 0;
+}
+
+/* The identifiers of the last user turn (into ids, *nid) that reach the upstream only through
+ * middle turns [0, mid): those in the system prompt or a protected turn are dropped from the
+ * list. masks[i] (mid entries) gets bit k when middle turn i holds id k; df[k] counts them. */
+static void sc_prune_open_ids(const sc_request_t *req, size_t last_user, size_t mid,
+                              char (*ids)[SC_PRUNE_ID_MAX], size_t *nid, uint32_t *masks,
+                              size_t *df)
+{
+    const sc_turn_t *lu = &req->turns[last_user];
+    size_t n = sc_prune_ids(lu->content, lu->content_len, ids, SC_PRUNE_MAX_IDS), m = 0;
+    for (size_t k = 0; k < n; k++) {
+        int closed = req->system && sc_prune_has_token(req->system, strlen(req->system), ids[k]);
+        for (size_t i = mid; i < req->n_turns && !closed; i++)
+            closed = i != last_user &&
+                     sc_prune_has_token(req->turns[i].content, req->turns[i].content_len, ids[k]);
+        if (closed)
+            continue;
+        if (m != k)
+            memcpy(ids[m], ids[k], SC_PRUNE_ID_MAX);
+        m++;
+    }
+    memset(masks, 0, mid * sizeof(*masks));
+    for (size_t k = 0; k < m; k++) {
+        df[k] = 0;
+        for (size_t i = 0; i < mid; i++)
+            if (sc_prune_has_token(req->turns[i].content, req->turns[i].content_len, ids[k])) {
+                masks[i] |= 1u << k;
+                df[k]++;
+            }
+    }
+    *nid = m;
+}
+
+static long sc_prune_tok(const long *turn_tokens, size_t i)
+{
+    return turn_tokens[i] > 0 ? turn_tokens[i] : 0;
+}
+
 sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens, long system_tokens,
                                const float *turn_vecs, long budget, int keep_last,
                                const sc_prune_opts_t *opts, sc_prune_plan_t *plan)
 {
     sc_prune_opts_t defaults;
     sc_prune_rank_t *rank = NULL;
+    uint32_t *idm = NULL;
+    char ids[SC_PRUNE_MAX_IDS][SC_PRUNE_ID_MAX];
+    size_t df[SC_PRUNE_MAX_IDS], nid = 0, nid_present = 0;
     sc_status_t st = SC_OK;
     size_t n, last_user, prot, i;
-    long protected_tokens, avail;
+    long protected_tokens, avail, window;
     double mean = 0.0, var = 0.0, min_score;
 
     if (!plan)
@@ -271,21 +471,24 @@ sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens,
     if (!plan->keep)
         return SC_ERR_NOMEM;
     memset(plan->keep, 1, n);
-    plan->original_tokens = system_tokens;
+    plan->system_tokens = system_tokens;
     for (i = 0; i < n; i++)
-        plan->original_tokens += turn_tokens[i] > 0 ? turn_tokens[i] : 0;
+        plan->history_tokens += sc_prune_tok(turn_tokens, i);
+    plan->original_tokens = system_tokens + plan->history_tokens;
     plan->kept_tokens = plan->original_tokens;
+    plan->kept_history_tokens = plan->history_tokens;
     plan->n_kept = n;
     prot = (size_t)keep_last < n ? n - (size_t)keep_last : 0;
     if (prot > last_user)
         prot = last_user;
     plan->protected_from = prot;
-    if (plan->original_tokens <= budget)
+    /* the budget is the history's: the system prompt is sent whole and accounted for apart */
+    if (plan->history_tokens <= budget)
         return SC_OK;
 
-    protected_tokens = system_tokens;
+    protected_tokens = 0;
     for (i = prot; i < n; i++)
-        protected_tokens += turn_tokens[i] > 0 ? turn_tokens[i] : 0;
+        protected_tokens += sc_prune_tok(turn_tokens, i);
     if (prot == 0) {
         plan->over_budget = 1; /* nothing may be dropped */
         return SC_OK;
@@ -302,20 +505,17 @@ sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens,
 
     memset(plan->keep, 0, prot);
     rank = malloc(prot * sizeof(*rank));
-    if (!rank) {
+    idm = calloc(prot, sizeof(*idm));
+    plan->score = calloc(n, sizeof(*plan->score));
+    if (!rank || !idm || !plan->score) {
         st = SC_ERR_NOMEM;
         goto out;
     }
     st = sc_prune_score(req, turn_vecs, last_user, prot, opts, rank);
     if (st != SC_OK)
         goto out;
-    plan->score = calloc(n, sizeof(*plan->score));
-    if (!plan->score) {
-        st = SC_ERR_NOMEM;
-        goto out;
-    }
     for (i = 0; i < prot; i++) {
-        plan->score[i] = (float)rank[i].score;
+        rank[i].base = rank[i].score;
         mean += rank[i].score;
     }
     mean /= (double)prot;
@@ -325,35 +525,111 @@ sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens,
     min_score = opts->fill_budget || sqrt(var / (double)prot) < SC_PRUNE_MIN_SPREAD
                     ? -INFINITY
                     : mean + opts->relevance_z * sqrt(var / (double)prot);
+
+    /* the last question's identifiers that only middle turns hold: a bonus (rarer ids weigh
+     * more), and a pass below that makes sure each reaches the upstream */
+    if (opts->id_guard || opts->id_weight > 0.0)
+        sc_prune_open_ids(req, last_user, prot, ids, &nid, idm, df);
+    for (size_t k = 0; k < nid; k++)
+        nid_present += df[k] > 0;
+    if (opts->id_weight > 0.0 && nid_present > 0)
+        for (i = 0; i < prot; i++) {
+            double s = 0.0;
+            for (size_t k = 0; k < nid; k++)
+                if ((idm[i] >> k) & 1u)
+                    s += 1.0 / (double)df[k];
+            rank[i].score += opts->id_weight * s / (double)nid_present;
+        }
+    for (i = 0; i < prot; i++)
+        plan->score[i] = (float)rank[i].score;
     qsort(rank, prot, sizeof(*rank), sc_prune_rank_cmp);
 
+    /* 1. relevance: clearly relevant turns (and those holding the question's ids), best first */
     for (size_t r = 0; r < prot; r++) {
         size_t k = rank[r].idx;
-        long tk = turn_tokens[k] > 0 ? turn_tokens[k] : 0;
-        if (rank[r].score < min_score)
-            break; /* sorted: the rest are below the floor too */
+        long tk = sc_prune_tok(turn_tokens, k);
+        if (rank[r].base < min_score && !(opts->id_weight > 0.0 && idm[k]))
+            continue;
         if (plan->keep[k])
             continue; /* pulled in with its answer */
         if (sc_prune_is_model(&req->turns[k]) && k > 0 && !plan->keep[k - 1] &&
             !sc_prune_is_model(&req->turns[k - 1])) {
-            long tq = turn_tokens[k - 1] > 0 ? turn_tokens[k - 1] : 0;
+            long tq = sc_prune_tok(turn_tokens, k - 1);
             if (tk + tq <= avail) {
                 plan->keep[k - 1] = plan->keep[k] = 1;
                 avail -= tk + tq;
+                plan->n_relevant += 2;
                 continue;
             }
         }
         if (tk <= avail) {
             plan->keep[k] = 1;
             avail -= tk;
+            plan->n_relevant++;
         }
     }
 
-    plan->kept_tokens = system_tokens;
+    /* 2. the identifier check: each id of the last question held by a middle turn reaches the
+     * upstream: already kept, else its best-scoring holder that fits, else carried verbatim */
+    for (size_t q = 0; opts->id_guard && q < nid; q++) {
+        size_t holder = prot, fits = prot;
+        int held = 0;
+        if (df[q] == 0)
+            continue;
+        for (i = 0; i < prot && !held; i++)
+            held = plan->keep[i] && ((idm[i] >> q) & 1u);
+        if (held)
+            continue;
+        for (size_t r = 0; r < prot && fits == prot; r++) {
+            size_t k = rank[r].idx;
+            if (!((idm[k] >> q) & 1u))
+                continue;
+            if (holder == prot)
+                holder = k;
+            if (sc_prune_tok(turn_tokens, k) <= avail)
+                fits = k;
+        }
+        if (fits < prot) {
+            plan->keep[fits] = 1;
+            avail -= sc_prune_tok(turn_tokens, fits);
+            plan->n_id_kept++;
+            continue;
+        }
+        const sc_turn_t *t = &req->turns[holder];
+        size_t pos = sc_prune_find_token(t->content, t->content_len, ids[q]);
+        if (plan->carry && sc_prune_has_token(plan->carry, plan->carry_len, ids[q]))
+            plan->n_ids_carried++; /* an excerpt already carried holds it */
+        else if (pos < t->content_len &&
+                 sc_prune_carry(plan, t->content, t->content_len, pos, strlen(ids[q])) == 0)
+            plan->n_ids_carried++;
+        else
+            plan->n_ids_lost++;
+    }
+
+    /* 3. recency fills the rest: the newest turns, the protected tail included, up to
+     * recent_pct % of the budget */
+    window = budget * opts->recent_pct / 100 - protected_tokens;
+    for (i = prot; opts->recent_pct > 0 && i-- > 0;) {
+        long tk = sc_prune_tok(turn_tokens, i);
+        if (plan->keep[i]) {
+            window -= tk;
+            if (window < 0)
+                break;
+            continue;
+        }
+        if (tk > window || tk > avail)
+            break;
+        plan->keep[i] = 1;
+        window -= tk;
+        avail -= tk;
+        plan->n_recent++;
+    }
+
+    plan->kept_history_tokens = plan->carry_len ? (long)(plan->carry_len + 3) / 4 : 0;
     plan->n_kept = plan->n_dropped = 0;
     for (i = 0; i < n; i++) {
         if (plan->keep[i]) {
-            plan->kept_tokens += turn_tokens[i] > 0 ? turn_tokens[i] : 0;
+            plan->kept_history_tokens += sc_prune_tok(turn_tokens, i);
             plan->n_kept++;
             continue;
         }
@@ -361,6 +637,7 @@ sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens,
             plan->first_dropped = i;
         plan->last_dropped = i;
     }
+    plan->kept_tokens = system_tokens + plan->kept_history_tokens;
     plan->pruned = plan->n_dropped > 0;
     if (plan->pruned) {
         plan->summary_to = plan->last_dropped + 1;
@@ -371,6 +648,7 @@ sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens,
 
 out:
     free(rank);
+    free(idm);
     if (st != SC_OK)
         sc_prune_plan_clear(plan);
     return st;
@@ -407,7 +685,8 @@ char *sc_prune_body(const sc_request_t *req, const sc_prune_plan_t *plan, const 
         return sc_gemini_body_from_request(req, len);
 
     /* one scratch buffer, sized for everything: merged groups are written into it in turn */
-    cap = sizeof(SC_PRUNE_SUMMARY_PREFIX) + sum_len + sizeof(SC_PRUNE_OMITTED_TEXT) + 1;
+    cap = sizeof(SC_PRUNE_SUMMARY_PREFIX) + sum_len + sizeof(SC_PRUNE_OMITTED_TEXT) + 1 +
+          plan->carry_len + sizeof(SC_PRUNE_SEP);
     for (size_t i = 0; i < req->n_turns; i++)
         if (plan->keep[i])
             cap += req->turns[i].content_len + sizeof(SC_PRUNE_SEP);
@@ -421,7 +700,17 @@ char *sc_prune_body(const sc_request_t *req, const sc_prune_plan_t *plan, const 
         memcpy(scratch + strlen(SC_PRUNE_SUMMARY_PREFIX), summary, sum_len);
         group = strlen(SC_PRUNE_SUMMARY_PREFIX) + sum_len;
         group_role = "user";
-    } else {
+    }
+    if (plan->carry && plan->carry_len > 0) { /* the identifiers that would have been lost */
+        if (group) {
+            memcpy(scratch + group, SC_PRUNE_SEP, strlen(SC_PRUNE_SEP));
+            group += strlen(SC_PRUNE_SEP);
+        }
+        memcpy(scratch + group, plan->carry, plan->carry_len);
+        group += plan->carry_len;
+        group_role = "user";
+    }
+    if (!group_role) {
         size_t first = 0;
         while (first < req->n_turns && !plan->keep[first])
             first++;

@@ -1,6 +1,8 @@
-/* prune_stage.c - stage: context pruning of every conversation over its token budget (the plan
- * from stages/prune.c), with the stored summary picked up or a summary call prepared. */
+/* prune_stage.c - stage: context pruning of every conversation whose history is over its token
+ * budget (the plan from stages/prune.c), with the stored summary picked up or a summary call
+ * prepared. */
 #include <stdlib.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -9,16 +11,22 @@
 /* The token budget of a request: prune.agents.<agent>, else prune.max_tokens. */
 static long budget_for(const sc_optimizer_t *o, const sc_item_t *it)
 {
-    json_t *b = it->req->agent ? json_object_get(sc_config_node(o->cfg, "prune.agents"),
-                                                 it->req->agent)
-                               : NULL; /* borrowed */
+    json_t *b = it->req->agent
+                    ? json_object_get(sc_config_node(o->cfg, "prune.agents"), it->req->agent)
+                    : NULL; /* borrowed */
     return json_is_integer(b) ? (long)json_integer_value(b) : o->budget;
 }
 
+/* The budget bounds the history only: the system prompt is sent whole, accounted for apart (it
+ * is usually prompt-cached), and never counts against it. */
 static int needs_prune(const sc_optimizer_t *o, const sc_item_t *it)
 {
-    return it->state == SC_ITEM_FORWARD && it->est_prompt_tokens > budget_for(o, it) &&
-           it->req->n_turns > (size_t)o->keep_last + 1;
+    if (it->state != SC_ITEM_FORWARD || it->req->n_turns <= (size_t)o->keep_last + 1)
+        return 0;
+    long sys = it->req->system ? sc_tokens_estimate(o->tokens, it->req->model, it->req->system,
+                                                    strlen(it->req->system))
+                               : 0;
+    return it->est_prompt_tokens - sys > budget_for(o, it);
 }
 
 /* Plan the pruning of every long conversation in the batch (the turns of all of them embedded in
@@ -63,16 +71,15 @@ void sc_stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
         if (!tt)
             continue;
         sc_prune_count(o->tokens, it->model, rq, tt, &sys);
-        sc_status_t st = sc_prune_plan(rq, tt, sys, tv, budget_for(o, it), o->keep_last,
-                                       &it->plan);
+        sc_status_t st = sc_prune_plan(rq, tt, sys, tv, budget_for(o, it), o->keep_last, &it->plan);
         free(tt);
         if (st || !it->plan.pruned)
             continue;
         it->pruned_tokens = it->plan.pruned_tokens;
         sc_summary_t sum = {0};
         int have = o->summaries && rq->conversation_id &&
-                   sc_summary_store_lookup(o->summaries, rq->tenant, rq->conversation_id,
-                                           rq->turns, rq->n_turns, &sum) == SC_OK;
+                   sc_summary_store_lookup(o->summaries, rq->tenant, rq->conversation_id, rq->turns,
+                                           rq->n_turns, &sum) == SC_OK;
         if (have && sum.n_turns >= it->plan.summary_to) {
             size_t len;
             it->body_plain = sc_prune_body(rq, &it->plan, sum.text, &len);
