@@ -1,6 +1,7 @@
 /* test_router.c - the router: the committed weights load, signals on crafted prompts, batch vs
  * one-by-one scoring, tiers monotone in the score, the operating point from a quality target, the
- * domain box, APGR on synthetic routers, the CSV reader. */
+ * domain box, APGR on synthetic routers (0/1 and graded qualities), the CSV reader, the MT-Bench
+ * loader. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,9 @@
 #include <cmocka.h>
 
 #include "models/router.h"
+#include "models/train/train_internal.h"
 #include "models/train/train_router.h"
+#include <unistd.h>
 
 #define ERRLEN  1024
 #define PATHLEN 1024
@@ -334,6 +337,95 @@ static void test_apgr_synthetic(void **state)
     (void)need;
 }
 
+/* training's APGR on graded qualities: the library's on 0/1 ones, and 0.5 / 1 where it must be */
+static void test_apgr_graded(void **state)
+{
+    (void)state;
+    static unsigned char w[NSYN], s[NSYN];
+    static float sc[NSYN];
+    static size_t rows[NSYN];
+    static tr_item_t items[NSYN];
+    tr_data_t d = {0};
+    d.items = items;
+    d.n = NSYN;
+    for (int i = 0; i < NSYN; i++) {
+        int k = i % 20;
+        w[i] = k >= 2 && k < 19 ? (k % 2) : k == 19;
+        s[i] = k < 2 ? 1 : k == 19 ? 0 : w[i];
+        items[i].wq = w[i];
+        items[i].sq = s[i];
+        rows[i] = (size_t)i;
+        sc[i] = uniform();
+    }
+    double c1[21], c2[21], q1[21], q2[21];
+    double a = sc_router_apgr(sc, w, s, NSYN, c1, q1, 21);
+    double b = tr_apgr_rows(&d, rows, NSYN, sc, c2, q2);
+    assert_float_equal(a, b, 1e-12);
+    for (int p = 0; p < 21; p++) {
+        assert_float_equal(c1[p], c2[p], 1e-12);
+        assert_float_equal(q1[p], q2[p], 1e-12);
+    }
+    /* graded: the gain itself as the score recovers the whole gap early (APGR > 0.5), its
+     * negation less than random, a constant exactly 0.5 */
+    for (int i = 0; i < NSYN; i++) {
+        items[i].wq = (float)(i % 7) / 9.0f;
+        items[i].sq = (float)(i % 10) / 9.0f;
+        sc[i] = items[i].sq - items[i].wq;
+    }
+    double up = tr_apgr_rows(&d, rows, NSYN, sc, NULL, q2);
+    assert_true(up > 0.6);
+    double mw = 0.0, ms = 0.0;
+    for (int i = 0; i < NSYN; i++) {
+        mw += items[i].wq;
+        ms += items[i].sq;
+    }
+    assert_float_equal(q2[0], mw / NSYN, 1e-6);  /* cost 0: all weak */
+    assert_float_equal(q2[20], ms / NSYN, 1e-6); /* cost 1: all strong */
+    for (int i = 0; i < NSYN; i++)
+        sc[i] = -sc[i];
+    assert_true(tr_apgr_rows(&d, rows, NSYN, sc, NULL, NULL) < 0.5);
+    for (int i = 0; i < NSYN; i++)
+        sc[i] = 0.25f;
+    assert_float_equal(tr_apgr_rows(&d, rows, NSYN, sc, NULL, NULL), 0.5, 1e-9);
+}
+
+/* ---- MT-Bench loader ---- */
+
+static void test_mt_bench_load(void **state)
+{
+    (void)state;
+    char dir[PATHLEN], q[PATHLEN + 64], err[ERRLEN] = "";
+    snprintf(dir, sizeof dir, "%s/../shared/data/routing", source_dir());
+    snprintf(q, sizeof q, "%s/mt_bench/question.jsonl", dir);
+    if (access(q, R_OK) != 0)
+        skip();
+    tr_data_t d = {0};
+    assert_int_equal(tr_load_mt_bench(&d, dir, err, sizeof err), SC_OK);
+    /* 80 questions, 8 listed as contaminated: left out whole */
+    assert_int_equal(d.nsubj, 72);
+    assert_int_equal(d.n, 144);
+    assert_int_equal(d.dropped, 16);
+    for (size_t i = 0; i < d.n; i += 2) {
+        const tr_item_t *t1 = &d.items[i], *t2 = &d.items[i + 1];
+        assert_int_equal(t1->subject, t2->subject); /* a question's turns stay together */
+        assert_int_equal(t1->family, TR_FAM_MT_BENCH);
+        assert_int_equal(d.subj_family[t1->subject], TR_FAM_MT_BENCH);
+        assert_true(t1->wq >= 0.0f && t1->wq <= 1.0f && t1->sq >= 0.0f && t1->sq <= 1.0f);
+        /* turn 2 carries turn 1 and a first answer */
+        assert_true(strncmp(t2->text, "User: ", 6) == 0);
+        assert_non_null(strstr(t2->text, t1->text));
+        assert_non_null(strstr(t2->text, "\n\nAssistant: "));
+        assert_true(t2->len > t1->len + 20);
+        assert_null(strstr(t1->text, "Compose an engaging travel blog post")); /* contaminated */
+    }
+    /* a directory without mt_bench/ is no error of the loader's but SC_ERR_NOT_FOUND */
+    tr_data_t e = {0};
+    assert_int_equal(tr_load_mt_bench(&e, "/nonexistent", err, sizeof err), SC_ERR_NOT_FOUND);
+    assert_int_equal(e.n, 0);
+    tr_data_free(&e);
+    tr_data_free(&d);
+}
+
 /* ---- CSV ---- */
 
 static void test_csv(void **state)
@@ -395,6 +487,8 @@ int main(void)
         cmocka_unit_test(test_domain),
         cmocka_unit_test(test_apgr_synthetic),
         cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_apgr_graded),
+        cmocka_unit_test(test_mt_bench_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
-/* data.c - router training data: the CSV reader (sc_csv_next), the routing CSVs and the
- * contamination list into a tr_data_t, and the embeddings (from the cache, or the encoder). */
+/* data.c - router training data: the CSV reader (sc_csv_next), the MMLU routing CSVs and the
+ * contamination list into a tr_data_t (MT-Bench: mt_bench.c), and the embeddings (from the cache,
+ * or the encoder). */
 #include "models/train/train_router.h"
 
 #include <errno.h>
@@ -117,7 +118,7 @@ bad:
 
 /* ---- files ---- */
 
-static uint64_t fnv1a64(const char *s, size_t n)
+uint64_t tr_fnv1a64(const char *s, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < n; i++) {
@@ -127,8 +128,7 @@ static uint64_t fnv1a64(const char *s, size_t n)
     return h;
 }
 
-/* Read a whole file (at most max bytes). @remark the caller frees *out. */
-static sc_status_t read_file(const char *path, size_t max, char **out, size_t *len, char *err,
+sc_status_t tr_read_file(const char *path, size_t max, char **out, size_t *len, char *err,
                              size_t errlen)
 {
     *out = NULL;
@@ -203,7 +203,7 @@ static sc_status_t load_contaminated(tr_data_t *d, const char *path, char *err, 
     size_t len = 0;
     if (access(path, F_OK) != 0)
         return SC_OK;
-    sc_status_t st = read_file(path, TR_MAX_FILE_BYTES, &buf, &len, err, errlen);
+    sc_status_t st = tr_read_file(path, TR_MAX_FILE_BYTES, &buf, &len, err, errlen);
     if (st)
         return st;
     for (char *line = buf; line && *line;) {
@@ -224,7 +224,7 @@ static sc_status_t load_contaminated(tr_data_t *d, const char *path, char *err, 
             }
             d->contaminated = grown;
             d->contaminated[d->ncontaminated++] =
-                fnv1a64(json_string_value(v), json_string_length(v));
+                tr_fnv1a64(json_string_value(v), json_string_length(v));
         }
         json_decref(o);
         line = nl ? nl + 1 : NULL;
@@ -232,6 +232,47 @@ static sc_status_t load_contaminated(tr_data_t *d, const char *path, char *err, 
     free(buf);
     if (d->ncontaminated)
         qsort(d->contaminated, d->ncontaminated, sizeof *d->contaminated, cmp_u64);
+    return SC_OK;
+}
+
+/* Room for one more item. */
+static sc_status_t grow_items(tr_data_t *d)
+{
+    if (d->n < d->cap)
+        return SC_OK;
+    size_t cap = d->cap ? d->cap * 2 : 4096;
+    tr_item_t *g = realloc(d->items, cap * sizeof *g);
+    if (!g)
+        return SC_ERR_NOMEM;
+    d->items = g;
+    d->cap = cap;
+    return SC_OK;
+}
+
+sc_status_t tr_add_item(tr_data_t *d, const char *text, size_t len, int subject, int family,
+                        float wq, float sq)
+{
+    if (d->n >= TR_MAX_ITEMS)
+        return SC_ERR_FULL;
+    if (grow_items(d) != SC_OK)
+        return SC_ERR_NOMEM;
+    char *t = malloc(len + 1);
+    if (!t)
+        return SC_ERR_NOMEM;
+    memcpy(t, text, len);
+    t[len] = '\0';
+    tr_item_t *it = &d->items[d->n++];
+    memset(it, 0, sizeof *it);
+    it->text = t;
+    it->len = len;
+    it->hash = tr_fnv1a64(text, len);
+    it->subject = subject;
+    it->family = (unsigned char)family;
+    it->wq = wq;
+    it->sq = sq;
+    it->weak_ok = wq >= sq; /* graded families: "right" = no worse than the other model */
+    it->strong_ok = sq >= wq;
+    it->y = sq > wq;
     return SC_OK;
 }
 
@@ -249,7 +290,7 @@ static sc_status_t load_csv(tr_data_t *d, const char *path, int subject, char *e
     char *buf = NULL, *fields[TR_CSV_FIELDS];
     size_t len = 0, pos = 0, lens[TR_CSV_FIELDS];
     int nf = 0, r;
-    sc_status_t st = read_file(path, TR_MAX_FILE_BYTES, &buf, &len, err, errlen);
+    sc_status_t st = tr_read_file(path, TR_MAX_FILE_BYTES, &buf, &len, err, errlen);
     if (st)
         return st;
     st = SC_ERR_INVALID;
@@ -270,23 +311,17 @@ static sc_status_t load_csv(tr_data_t *d, const char *path, int subject, char *e
     while ((r = sc_csv_next(buf, len, &pos, fields, lens, TR_CSV_FIELDS, &nf)) == 1) {
         row++;
         int ok = nf > cp && nf > cw && nf > cs;
-        uint64_t h = ok ? fnv1a64(fields[cp], lens[cp]) : 0;
+        uint64_t h = ok ? tr_fnv1a64(fields[cp], lens[cp]) : 0;
         if (ok && d->ncontaminated &&
             bsearch(&h, d->contaminated, d->ncontaminated, sizeof h, cmp_u64)) {
             d->dropped++;
             ok = 0;
         } else if (ok && d->n < TR_MAX_ITEMS) {
-            if (d->n == d->cap) {
-                size_t cap = d->cap ? d->cap * 2 : 4096;
-                tr_item_t *g = realloc(d->items, cap * sizeof *g);
-                if (!g) {
-                    for (int k = 0; k < nf; k++)
-                        free(fields[k]);
-                    st = SC_ERR_NOMEM;
-                    goto out;
-                }
-                d->items = g;
-                d->cap = cap;
+            if (grow_items(d) != SC_OK) {
+                for (int k = 0; k < nf; k++)
+                    free(fields[k]);
+                st = SC_ERR_NOMEM;
+                goto out;
             }
             tr_item_t *it = &d->items[d->n++];
             it->text = fields[cp];
@@ -297,6 +332,9 @@ static sc_status_t load_csv(tr_data_t *d, const char *path, int subject, char *e
             it->weak_ok = strcmp(fields[cw], "True") == 0;
             it->strong_ok = strcmp(fields[cs], "True") == 0;
             it->y = !it->weak_ok && it->strong_ok;
+            it->family = TR_FAM_MMLU;
+            it->wq = it->weak_ok;
+            it->sq = it->strong_ok;
         }
         for (int k = 0; k < nf; k++)
             free(fields[k]);
@@ -321,8 +359,10 @@ sc_status_t tr_load_dir(tr_data_t *d, const char *dir, char *err, size_t errlen)
         return st;
     snprintf(pat, sizeof pat, "%s/mmlu/mmlu_*.csv", dir);
     if (glob(pat, 0, NULL, &g) != 0) {
-        snprintf(err, errlen, "%s: no files", pat);
-        return SC_ERR_NOT_FOUND;
+        st = tr_load_mt_bench(d, dir, err, errlen);
+        if (st == SC_ERR_NOT_FOUND)
+            snprintf(err, errlen, "%s: no files, and no %s/mt_bench/question.jsonl", pat, dir);
+        return st;
     }
     for (size_t k = 0; k < g.gl_pathc && st == SC_OK; k++) {
         if (d->nsubj == TR_MAX_SUBJECTS) {
@@ -338,10 +378,13 @@ sc_status_t tr_load_dir(tr_data_t *d, const char *dir, char *err, size_t errlen)
             st = SC_ERR_NOMEM;
             break;
         }
+        d->subj_family[d->nsubj] = TR_FAM_MMLU;
         st = load_csv(d, g.gl_pathv[k], d->nsubj, err, errlen);
         d->nsubj++;
     }
     globfree(&g);
+    if (st == SC_OK && (st = tr_load_mt_bench(d, dir, err, errlen)) == SC_ERR_NOT_FOUND)
+        st = SC_OK; /* MMLU alone */
     return st;
 }
 
@@ -369,7 +412,7 @@ sc_status_t tr_embed_all(tr_data_t *d, sc_encoder_t *enc, const char *cache_path
     FILE *out = NULL;
     sc_status_t st = SC_OK;
     if (access(cache_path, F_OK) == 0) {
-        st = read_file(cache_path, (size_t)4 << 30, &buf, &len, err, errlen);
+        st = tr_read_file(cache_path, (size_t)4 << 30, &buf, &len, err, errlen);
         if (st)
             return st;
         uint32_t dim = 0;

@@ -1,5 +1,6 @@
 /* fit.c - the router head: masked features, Adam on a weighted logistic loss, prediction
- * through the CPU kernel twin, APGR, subject-grouped cross-validation and the operating curve. */
+ * through the CPU kernel twin, APGR on graded qualities, grouped cross-validation per family and
+ * the operating curve. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -129,9 +130,10 @@ static void adam_step(tr_param_t *t, float lr, float l2, int step)
 }
 
 /* Fit on rows[0..nrows) of the standardised X; classes weighted to equal total weight. */
-sc_status_t tr_fit(const tr_cfg_t *c, const float *X, const float *y, const size_t *rows,
-                   size_t nrows, uint64_t seed, tr_head_t *out)
+sc_status_t tr_fit(const tr_cfg_t *c, const tr_data_t *ds, const float *X, const float *y,
+                   const size_t *rows, size_t nrows, uint64_t seed, tr_head_t *out)
 {
+    const float fam_w = c->fam_w > 0.0f ? c->fam_w : 1.0f;
     const size_t F = SC_ROUTER_NFEATURES, H = (size_t)c->hidden;
     sc_status_t st = SC_ERR_NOMEM;
     tr_param_t pw1 = {0}, pb1 = {0}, pw2 = {0}, pb2 = {0};
@@ -183,8 +185,8 @@ sc_status_t tr_fit(const tr_cfg_t *c, const float *X, const float *y, const size
                     for (size_t j = 0; j < H; j++) {
                         const float *w = out->w1 + j * F;
                         float h = out->b1[j];
-                        for (size_t d = 0; d < F; d++)
-                            h += w[d] * x[d];
+                        for (size_t q = 0; q < F; q++)
+                            h += w[q] * x[q];
                         hbuf[j] = h > 0.0f ? h : 0.0f;
                         logit += out->w2[j] * hbuf[j];
                     }
@@ -194,6 +196,8 @@ sc_status_t tr_fit(const tr_cfg_t *c, const float *X, const float *y, const size
                 }
                 float p = 1.0f / (1.0f + expf(-logit));
                 float g = (y[r] > 0.5f ? wpos : wneg) * (p - y[r]) / (float)m;
+                if (ds->items[r].family == TR_FAM_MT_BENCH)
+                    g *= fam_w;
                 pb2.g[0] += g;
                 if (H) {
                     for (size_t j = 0; j < H; j++) {
@@ -270,44 +274,106 @@ void tr_ratio_at(const tr_data_t *d, const size_t *rows, size_t n, const float *
     for (size_t k = 0; k < n; k++) {
         const tr_item_t *it = &d->items[rows[k]];
         int s = scores[k] >= t && (!in_dom || in_dom[k]);
-        got += s ? it->strong_ok : it->weak_ok;
-        strong += it->strong_ok;
+        got += s ? it->sq : it->wq;
+        strong += it->sq;
         sel += s;
     }
     *ratio = strong > 0.0 ? got / strong : NAN;
     *share = n ? sel / (double)n : NAN;
 }
 
+/* PGR at cost c from the breakpoints (cost[k], pgr[k]), k < m, cost ascending. */
+static double interp(const double *cost, const double *pgr, size_t m, double c)
+{
+    size_t k = 1;
+    while (k < m - 1 && cost[k] < c)
+        k++;
+    double dc = cost[k] - cost[k - 1];
+    if (dc <= 0.0)
+        return pgr[k];
+    return pgr[k - 1] + (pgr[k] - pgr[k - 1]) * (c - cost[k - 1]) / dc;
+}
+
+static int by_score_desc(const void *a, const void *b, void *keys)
+{
+    const float *k = keys;
+    float x = k[*(const size_t *)a], y = k[*(const size_t *)b];
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* sc_router_apgr's metric (the same breakpoints at the ends of tied groups, the same
+ * trapezoids) on the rows' graded qualities wq / sq; for 0/1 qualities it is sc_router_apgr. */
 double tr_apgr_rows(const tr_data_t *d, const size_t *rows, size_t nrows, const float *scores,
                     double *curve, double *quality)
 {
-    unsigned char *w = malloc(nrows ? nrows : 1), *s = malloc(nrows ? nrows : 1);
-    double a = NAN;
-    if (w && s) {
-        for (size_t k = 0; k < nrows; k++) {
-            w[k] = d->items[rows[k]].weak_ok;
-            s[k] = d->items[rows[k]].strong_ok;
-        }
-        a = sc_router_apgr(scores, w, s, nrows, curve, quality, TR_CURVE_POINTS);
+    double sw = 0.0, ss = 0.0;
+    for (size_t k = 0; k < nrows; k++) {
+        sw += d->items[rows[k]].wq;
+        ss += d->items[rows[k]].sq;
     }
-    free(w);
-    free(s);
-    return a;
+    if (nrows == 0 || ss - sw == 0.0)
+        return NAN;
+    size_t *order = malloc(sizeof(size_t) * nrows);
+    double *cost = malloc(sizeof(double) * (nrows + 1));
+    double *pgr = malloc(sizeof(double) * (nrows + 1));
+    double area = NAN;
+    if (!order || !cost || !pgr)
+        goto out;
+    for (size_t k = 0; k < nrows; k++)
+        order[k] = k;
+    qsort_r(order, nrows, sizeof *order, by_score_desc, (void *)scores);
+    size_t m = 0;
+    double gain = 0.0;
+    cost[m] = 0.0;
+    pgr[m++] = 0.0;
+    for (size_t i = 0; i < nrows; i++) {
+        const tr_item_t *it = &d->items[rows[order[i]]];
+        gain += (double)it->sq - (double)it->wq;
+        if (i + 1 == nrows || scores[order[i + 1]] != scores[order[i]]) {
+            cost[m] = (double)(i + 1) / (double)nrows;
+            pgr[m++] = gain / (ss - sw);
+        }
+    }
+    area = 0.0;
+    for (size_t k = 1; k < m; k++)
+        area += 0.5 * (pgr[k] + pgr[k - 1]) * (cost[k] - cost[k - 1]);
+    for (int p = 0; p < TR_CURVE_POINTS; p++) {
+        double c = (double)p / (double)(TR_CURVE_POINTS - 1);
+        double v = interp(cost, pgr, m, c);
+        if (curve)
+            curve[p] = v;
+        if (quality)
+            quality[p] = (sw + v * (ss - sw)) / (double)nrows;
+    }
+out:
+    free(order);
+    free(cost);
+    free(pgr);
+    return area;
 }
 
-/* Mean APGR over TR_CV_REPEATS × TR_FOLDS subject-grouped folds of the training rows.
- * oof (optional, TR_CV_REPEATS × d->n): oof[rep · n + i] = the score of training row i by the head
- * fitted without its fold; fold_of_row (optional, the same shape): its fold. */
+size_t tr_rows_of_family(const tr_data_t *d, const size_t *rows, size_t n, int fam, size_t *out)
+{
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++)
+        if (d->items[rows[k]].family == fam)
+            out[m++] = rows[k];
+    return m;
+}
+
+/* oof (optional, TR_CV_REPEATS × d->n): oof[rep · n + i] = the score of training row i by the
+ * head fitted without its fold; fold_of_row (optional, the same shape): its fold. The MT-Bench
+ * figure needs oof (NaN without it). */
 sc_status_t tr_cross_validate(const tr_cfg_t *c, const tr_data_t *d, const float *X, const float *y,
                               const size_t *train, size_t ntr, uint64_t seed, size_t *fold_tr,
                               size_t *fold_te, float *scores, float *oof, signed char *fold_of_row,
-                              double *out)
+                              double out[TR_NFAMILIES])
 {
     size_t order[TR_MAX_SUBJECTS];
     int fold_of[TR_MAX_SUBJECTS], present[TR_MAX_SUBJECTS] = {0};
     size_t nsub = 0;
-    double sum = 0.0;
-    int nfold = 0;
+    double sum = 0.0, mt_sum = 0.0;
+    int nfold = 0, mt_n = 0;
     for (size_t k = 0; k < ntr; k++)
         present[d->items[train[k]].subject] = 1;
     for (int s = 0; s < d->nsubj; s++)
@@ -316,8 +382,12 @@ sc_status_t tr_cross_validate(const tr_cfg_t *c, const tr_data_t *d, const float
     for (int rep = 0; rep < TR_CV_REPEATS; rep++) {
         uint64_t rs = (seed + 101u * (uint64_t)rep) * 0x9e3779b97f4a7c15ull + 3;
         tr_shuffle(order, nsub, &rs);
-        for (size_t k = 0; k < nsub; k++)
-            fold_of[order[k]] = (int)(k % TR_FOLDS);
+        /* each family dealt round the folds on its own, so every fold holds both */
+        int dealt[TR_NFAMILIES] = {0};
+        for (size_t k = 0; k < nsub; k++) {
+            int f = d->subj_family[order[k]];
+            fold_of[order[k]] = dealt[f]++ % TR_FOLDS;
+        }
         for (int fo = 0; fo < TR_FOLDS; fo++) {
             size_t a = 0, b = 0;
             for (size_t k = 0; k < ntr; k++) {
@@ -330,7 +400,7 @@ sc_status_t tr_cross_validate(const tr_cfg_t *c, const tr_data_t *d, const float
             if (b == 0 || a == 0)
                 continue;
             tr_head_t h;
-            sc_status_t st = tr_fit(c, X, y, fold_tr, a, seed + (uint64_t)fo, &h);
+            sc_status_t st = tr_fit(c, d, X, y, fold_tr, a, seed + (uint64_t)fo, &h);
             if (st == SC_OK)
                 st = tr_predict(&h, X, fold_te, b, scores);
             tr_head_free(&h);
@@ -342,14 +412,32 @@ sc_status_t tr_cross_validate(const tr_cfg_t *c, const tr_data_t *d, const float
                 if (fold_of_row)
                     fold_of_row[(size_t)rep * d->n + fold_te[k]] = (signed char)fo;
             }
-            double ap = tr_apgr_rows(d, fold_te, b, scores, NULL, NULL);
+            /* the fold's MMLU rows (fold_tr reused: the fit is done) */
+            size_t nm = 0;
+            for (size_t k = 0; k < b; k++)
+                if (d->items[fold_te[k]].family == TR_FAM_MMLU) {
+                    fold_tr[nm] = fold_te[k];
+                    scores[nm++] = scores[k];
+                }
+            double ap = nm ? tr_apgr_rows(d, fold_tr, nm, scores, NULL, NULL) : NAN;
             if (ap == ap) {
                 sum += ap;
                 nfold++;
             }
         }
+        if (oof) { /* MT-Bench: its pooled out-of-fold scores of this repeat */
+            size_t nm = tr_rows_of_family(d, train, ntr, TR_FAM_MT_BENCH, fold_tr);
+            for (size_t k = 0; k < nm; k++)
+                scores[k] = oof[(size_t)rep * d->n + fold_tr[k]];
+            double ap = nm ? tr_apgr_rows(d, fold_tr, nm, scores, NULL, NULL) : NAN;
+            if (ap == ap) {
+                mt_sum += ap;
+                mt_n++;
+            }
+        }
     }
-    *out = nfold ? sum / nfold : NAN;
+    out[TR_FAM_MMLU] = nfold ? sum / nfold : NAN;
+    out[TR_FAM_MT_BENCH] = mt_n ? mt_sum / mt_n : NAN;
     return SC_OK;
 }
 
@@ -379,11 +467,11 @@ sc_status_t tr_operating_curve(const tr_data_t *d, const size_t *train, size_t n
                 const tr_item_t *it = &d->items[i];
                 int f = r * TR_FOLDS + fold_of_row[(size_t)r * d->n + i];
                 int strong = oof[(size_t)r * d->n + i] >= t && k > 0;
-                double got = strong ? it->strong_ok : it->weak_ok;
-                ss += it->strong_ok;
+                double got = strong ? it->sq : it->wq;
+                ss += it->sq;
                 sw += got;
                 nsel += strong;
-                fs[f] += it->strong_ok;
+                fs[f] += it->sq;
                 fw[f] += got;
             }
         int m = 0;

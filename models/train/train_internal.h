@@ -1,5 +1,5 @@
-/* train_internal.h - internal to models/train/{train_router,data,fit,report,classify}.c: the data
- * set, head and curve structs, the limits they share and the tr_ helpers. */
+/* train_internal.h - internal to models/train/{train_router,data,mt_bench,fit,report,classify}.c:
+ * the data set, head and curve structs, the limits they share and the tr_ helpers. */
 #ifndef SC_TRAIN_INTERNAL_H
 #define SC_TRAIN_INTERNAL_H
 
@@ -30,18 +30,26 @@
 
 /* ---- the data set ---- */
 
+/* the task families: MMLU (multiple choice, right or wrong) and MT-Bench (open two-turn chat,
+ * GPT-4 judge scores 1..10) */
+typedef enum { TR_FAM_MMLU = 0, TR_FAM_MT_BENCH, TR_NFAMILIES } tr_family_t;
+
 typedef struct {
     char *text; /* owned */
     size_t len;
     uint64_t hash;
-    int subject;
+    int subject; /* the group a split keeps together: an MMLU subject or an MT-Bench question */
     unsigned char weak_ok, strong_ok, y;
+    unsigned char family; /* tr_family_t */
+    float wq, sq; /* the weak / strong model's quality in [0, 1]: MMLU right = 1, wrong = 0;
+                   * MT-Bench (judge score - 1) / 9 */
 } tr_item_t;
 
 typedef struct {
     tr_item_t *items; /* owned, [cap] */
     size_t n, cap;
     char *subjects[TR_MAX_SUBJECTS]; /* owned names */
+    unsigned char subj_family[TR_MAX_SUBJECTS];
     int nsubj;
     uint64_t *contaminated; /* sorted hashes, owned */
     size_t ncontaminated;
@@ -78,6 +86,7 @@ typedef struct {
     int decay; /* 1: the learning rate falls linearly to 0 over the epochs (the last steps
                 * average out the minibatch noise, which a strongly regularised head's small
                 * weights would otherwise drown in) */
+    float fam_w; /* loss weight of an MT-Bench row against an MMLU row's 1 (0: 1) */
 } tr_cfg_t;
 
 typedef struct {
@@ -106,8 +115,24 @@ typedef struct {
 void tr_make_parent_dirs(const char *path);
 /* Free what d owns (items, subject names, contaminated hashes, features), not d itself. */
 void tr_data_free(tr_data_t *d);
-/* Add the contamination list and every mmlu/mmlu_<subject>.csv of dir to d. */
+/* Add the contamination list and every mmlu/mmlu_<subject>.csv of dir to d, and MT-Bench when
+ * dir holds mt_bench/ (tr_load_mt_bench); SC_ERR_NOT_FOUND when dir holds neither. */
 sc_status_t tr_load_dir(tr_data_t *d, const char *dir, char *err, size_t errlen);
+/* Read a whole file (at most max bytes, NUL-terminated). @remark the caller frees *out. */
+sc_status_t tr_read_file(const char *path, size_t max, char **out, size_t *len, char *err,
+                         size_t errlen);
+uint64_t tr_fnv1a64(const char *s, size_t n);
+/* Append one prompt (text copied) to d in group subject. */
+sc_status_t tr_add_item(tr_data_t *d, const char *text, size_t len, int subject, int family,
+                        float wq, float sq);
+
+/* ---- mt_bench.c: the second family ---- */
+
+/* dir/mt_bench/{question,judgements,contaminated_prompts}.jsonl into d: one prompt per (question,
+ * turn), each question its own group; the second turn's text is the first turn, the weak model's
+ * first answer and the second turn; a question whose turn is contaminated is left out whole.
+ * SC_ERR_NOT_FOUND when dir has no mt_bench/question.jsonl. */
+sc_status_t tr_load_mt_bench(tr_data_t *d, const char *dir, char *err, size_t errlen);
 /* Fill the embedding part of d->feat from the cache; embed what is missing and append it. */
 sc_status_t tr_embed_all(tr_data_t *d, sc_encoder_t *enc, const char *cache_path, char *err,
                          size_t errlen);
@@ -119,22 +144,28 @@ void tr_shuffle(size_t *a, size_t n, uint64_t *s);
 void tr_head_free(tr_head_t *h);
 /* Fit on rows[0..nrows) of the standardised X. @remark on SC_OK the caller frees *out with
  * tr_head_free(); on failure *out holds nothing. */
-sc_status_t tr_fit(const tr_cfg_t *c, const float *X, const float *y, const size_t *rows,
-                   size_t nrows, uint64_t seed, tr_head_t *out);
+sc_status_t tr_fit(const tr_cfg_t *c, const tr_data_t *d, const float *X, const float *y,
+                   const size_t *rows, size_t nrows, uint64_t seed, tr_head_t *out);
 /* scores[k] (nrows floats) for rows[k], through the CPU twin of the kernel. */
 sc_status_t tr_predict(const tr_head_t *h, const float *X, const size_t *rows, size_t nrows,
                        float *scores);
 /* The quality ratio and strong share when rows[k] with scores[k] >= t go to the strong model. */
 void tr_ratio_at(const tr_data_t *d, const size_t *rows, size_t n, const float *scores, float t,
                  const unsigned char *in_dom, double *ratio, double *share);
-/* APGR of scores over rows (curve, quality: TR_CURVE_POINTS doubles each, or NULL). */
+/* APGR of scores over rows (curve, quality: TR_CURVE_POINTS doubles each, or NULL), on the rows'
+ * qualities wq / sq (RouteLLM's metric, as sc_router_apgr, for graded qualities). */
 double tr_apgr_rows(const tr_data_t *d, const size_t *rows, size_t nrows, const float *scores,
                     double *curve, double *quality);
-/* Mean APGR over TR_CV_REPEATS × TR_FOLDS subject-grouped folds of the training rows. */
+/* TR_CV_REPEATS × TR_FOLDS folds of the training rows grouped by subject (MMLU) or question
+ * (MT-Bench). out[f] per family f: MMLU the mean APGR of the folds' MMLU rows; MT-Bench (a
+ * fold holds ~30 of its prompts) the mean over repeats of the APGR of its pooled out-of-fold
+ * scores; NaN for a family without training rows. */
 sc_status_t tr_cross_validate(const tr_cfg_t *c, const tr_data_t *d, const float *X, const float *y,
                               const size_t *train, size_t ntr, uint64_t seed, size_t *fold_tr,
                               size_t *fold_te, float *scores, float *oof, signed char *fold_of_row,
-                              double *out);
+                              double out[TR_NFAMILIES]);
+/* rows[0..n) of family fam into out (n entries); returns how many. */
+size_t tr_rows_of_family(const tr_data_t *d, const size_t *rows, size_t n, int fam, size_t *out);
 /* The operating curve of the CV predictions oof of the training rows. */
 sc_status_t tr_operating_curve(const tr_data_t *d, const size_t *train, size_t ntr,
                                const float *oof, const signed char *fold_of_row, double confidence,
