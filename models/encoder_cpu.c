@@ -1,14 +1,21 @@
-/* encoder_cpu.c - owns the CPU forward of the BERT encoder (OpenBLAS GEMMs + host/ops/ops_cpu.c) and its
- * reusable activation buffers. */
-#include <cblas.h>
+/* encoder_cpu.c - owns the CPU forward of the BERT encoder (oneDNN or OpenBLAS GEMMs +
+ * host/ops/ops_cpu.c) and its reusable activation buffers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#ifdef SCRIMP_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#else
+#include <cblas.h>
+#endif
+
+#include "host/core/log.h"
 #include "host/ops/ops_cpu.h"
 #include "models/encoder_backend.h"
 
@@ -107,6 +114,68 @@ static sc_status_t reserve(sc_encoder_cpu_t *e, int tokens, int seqs)
     return SC_OK;
 }
 
+/* ---- GEMM library ---- */
+
+#ifdef SCRIMP_HAVE_DNNL
+static const char *dnnl_isa_name(dnnl_cpu_isa_t isa)
+{
+    switch (isa) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other"; /* an enum of the library's: a newer one may add ISAs */
+    }
+}
+
+/* Which library runs the GEMMs, and the ISA oneDNN dispatched to on this CPU. */
+static void log_gemm_library(int threads)
+{
+    const dnnl_version_t *v = dnnl_version();
+    sc_info("encoder.gemm", "library=onednn version=%d.%d.%d isa=%s threads=%d", v->major,
+            v->minor, v->patch, dnnl_isa_name(dnnl_get_effective_cpu_isa()), threads);
+}
+#else
+/* OpenBLAS runs a CPU that its build does not recognise on its generic "Prescott" kernels (SSE3),
+ * several times slower than the AVX2/AVX-512 kernels it has; the other pre-AVX cores named here
+ * are as slow on a CPU that has AVX2. */
+static int openblas_core_is_pre_avx(const char *core)
+{
+    static const char *const pre_avx[] = {"Prescott", "Core2", "Penryn", "Dunnington",
+                                          "Nehalem", "Atom"};
+    for (size_t i = 0; i < sizeof pre_avx / sizeof pre_avx[0]; i++)
+        if (strcasecmp(core, pre_avx[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static void log_gemm_library(int threads)
+{
+    const char *core = openblas_get_corename();
+    if (!core)
+        core = "unknown";
+    sc_info("encoder.gemm", "library=openblas core=%s threads=%d", core, threads);
+#if defined(__x86_64__) || defined(__i386__)
+    const char *isa = __builtin_cpu_supports("avx512f") ? "avx512f"
+                      : __builtin_cpu_supports("avx2") ? "avx2"
+                                                        : NULL;
+    if (isa && openblas_core_is_pre_avx(core))
+        sc_warn("encoder.gemm", "library=openblas core=%s cpu=%s reason=\"OpenBLAS does not know "
+                "this CPU and runs its generic kernels, several times slower; set "
+                "OPENBLAS_CORETYPE=%s (or build with oneDNN, libdnnl-dev)\"", core, isa,
+                strcmp(isa, "avx512f") == 0 ? "SkylakeX" : "Haswell");
+#endif
+}
+#endif
+
+/* ---- create, destroy ---- */
+
 sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_encoder_cpu_t **out,
                                char *errbuf, size_t errlen)
 {
@@ -131,11 +200,14 @@ sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_encoder_cpu
     }
     e->m = m;
     e->threads = threads;
+#ifndef SCRIMP_HAVE_DNNL
 #ifdef _OPENMP
     openblas_set_num_threads(1); /* the threads are OpenMP's: see linear() */
 #else
     openblas_set_num_threads(threads);
 #endif
+#endif
+    log_gemm_library(threads);
     *out = e;
     return SC_OK;
 }
@@ -148,11 +220,32 @@ void sc_encoder_cpu_free(sc_encoder_cpu_t *e)
     free(e);
 }
 
-/* C[rows, n] = A[rows, k] · W[n, k]ᵀ (PyTorch Linear weights are [out, in]).
+/* ---- forward ---- */
+
+/* C[rows, n] = A[rows, k] · W[n, k]ᵀ (PyTorch Linear weights are [out, in]), on one thread. */
+static sc_status_t gemm_rows(const float *a, const float *w, float *c, int rows, int n, int k)
+{
+#ifdef SCRIMP_HAVE_DNNL
+    dnnl_status_t st = dnnl_sgemm('N', 'T', rows, n, k, 1.0f, a, k, w, k, 0.0f, c, n);
+    return st == dnnl_success ? SC_OK : st == dnnl_out_of_memory ? SC_ERR_NOMEM
+                                                                 : SC_ERR_INVALID_ARG;
+#else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, k, 1.0f, a, k, w, k, 0.0f, c, n);
+    return SC_OK;
+#endif
+}
+
+/* C[rows, n] = A[rows, k] · W[n, k]ᵀ.
  * The rows are split over the OpenMP threads, each calling a single-threaded sgemm: OpenBLAS'
  * own threads would otherwise spin between GEMMs while the OpenMP ops run, and on a machine
- * with few cores the two pools steal time from each other. */
-static void linear(const float *a, const float *w, float *c, int rows, int n, int k, int threads)
+ * with few cores the two pools steal time from each other. oneDNN's runtime is this same OpenMP:
+ * inside the parallel region it runs on the calling thread only, and called outside it (too few
+ * rows to split) it uses the encoder's threads itself. Letting oneDNN split every GEMM itself
+ * measured the same at batch 32 (bench/results/encoder-cpu-dnnl.md); calling it from a
+ * one-thread parallel region made it 10x slower at batch 1 (14 against 190 sentences/s), hence
+ * parts == 1 calls it directly. */
+static sc_status_t linear(const float *a, const float *w, float *c, int rows, int n, int k,
+                          int threads)
 {
 #ifdef _OPENMP
     int parts = threads < 1 ? 1 : threads;
@@ -162,18 +255,29 @@ static void linear(const float *a, const float *w, float *c, int rows, int n, in
 #endif
     if (rows < parts * ENC_CPU_MIN_ROWS_PER_THREAD)
         parts = rows / ENC_CPU_MIN_ROWS_PER_THREAD > 0 ? rows / ENC_CPU_MIN_ROWS_PER_THREAD : 1;
+    if (parts == 1)
+        return gemm_rows(a, w, c, rows, n, k);
+    sc_status_t first = SC_OK; /* the first failure, if any */
     SC_OMP(omp parallel for num_threads(parts) schedule(static, 1))
     for (int p = 0; p < parts; p++) {
         int r0 = (int)((int64_t)rows * p / parts), r1 = (int)((int64_t)rows * (p + 1) / parts);
-        if (r1 > r0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n, k, 1.0f,
-                        a + (size_t)r0 * (size_t)k, k, w, k, 0.0f, c + (size_t)r0 * (size_t)n, n);
+        if (r1 > r0) {
+            sc_status_t rc = gemm_rows(a + (size_t)r0 * (size_t)k, w, c + (size_t)r0 * (size_t)n,
+                                       r1 - r0, n, k);
+            if (rc) {
+                SC_OMP(omp critical(enc_cpu_linear))
+                if (!first)
+                    first = rc;
+            }
+        }
     }
+    return first;
 }
 
 /* One pass: seqs sequences, offsets rebased to 0 in e->off, ids of e->off[seqs] tokens. */
-static void forward_pass(sc_encoder_cpu_t *e, const int32_t *ids, int seqs, float *out)
+static sc_status_t forward_pass(sc_encoder_cpu_t *e, const int32_t *ids, int seqs, float *out)
 {
+    sc_status_t rc;
     const sc_minilm_t *m = e->m;
     const int hd = m->hidden, f = m->ffn, T = e->off[seqs];
     for (int s = 0; s < seqs; s++)
@@ -183,18 +287,23 @@ static void forward_pass(sc_encoder_cpu_t *e, const int32_t *ids, int seqs, floa
                            m->emb_ln_b, hd, m->eps, e->x);
     for (int l = 0; l < m->layers; l++) {
         const sc_minilm_layer_t *L = &m->layer[l];
-        linear(e->x, L->qkv_w, e->qkv, T, 3 * hd, hd, e->threads);
+        if ((rc = linear(e->x, L->qkv_w, e->qkv, T, 3 * hd, hd, e->threads)))
+            return rc;
         sc_attention_cpu(e->qkv, L->qkv_b, e->off, seqs, m->heads, hd / m->heads, e->ctx);
-        linear(e->ctx, L->o_w, e->tmp, T, hd, hd, e->threads);
+        if ((rc = linear(e->ctx, L->o_w, e->tmp, T, hd, hd, e->threads)))
+            return rc;
         sc_bias_residual_layernorm_cpu(e->tmp, L->o_b, e->x, L->ln1_g, L->ln1_b, T, hd, m->eps,
                                        e->x);
-        linear(e->x, L->ff1_w, e->h, T, f, hd, e->threads);
+        if ((rc = linear(e->x, L->ff1_w, e->h, T, f, hd, e->threads)))
+            return rc;
         sc_bias_gelu_cpu(e->h, L->ff1_b, T, f);
-        linear(e->h, L->ff2_w, e->tmp, T, hd, f, e->threads);
+        if ((rc = linear(e->h, L->ff2_w, e->tmp, T, hd, f, e->threads)))
+            return rc;
         sc_bias_residual_layernorm_cpu(e->tmp, L->ff2_b, e->x, L->ln2_g, L->ln2_b, T, hd, m->eps,
                                        e->x);
     }
     sc_meanpool_l2_cpu(e->x, e->off, seqs, hd, out);
+    return SC_OK;
 }
 
 sc_status_t sc_encoder_cpu_forward(sc_encoder_cpu_t *e, const int32_t *ids,
@@ -230,7 +339,9 @@ sc_status_t sc_encoder_cpu_forward(sc_encoder_cpu_t *e, const int32_t *ids,
             return rc;
         for (int s = 0; s <= seqs; s++)
             e->off[s] = offsets[i + (size_t)s] - offsets[i];
-        forward_pass(e, ids + offsets[i], seqs, out + i * (size_t)m->hidden);
+        rc = forward_pass(e, ids + offsets[i], seqs, out + i * (size_t)m->hidden);
+        if (rc)
+            return rc;
         i = j;
     }
     return SC_OK;
