@@ -1,5 +1,6 @@
 /* encoder_backend.h - the two forwards behind models/encoder.c: CPU (oneDNN or OpenBLAS +
- * host/ops/ops_cpu.c) and CUDA (cuBLAS + kernels/). Both take packed token ids and write L2-normalised embeddings. */
+ * host/ops/ops_cpu.c) and CUDA (cuBLAS + kernels/). Both take packed token ids and write
+ * L2-normalised embeddings. */
 #ifndef SC_ENCODER_BACKEND_H
 #define SC_ENCODER_BACKEND_H
 
