@@ -486,13 +486,15 @@ lines.extend(main)
 w("")
 bt = sum((r.get("usage") or {}).get("thought_tokens") or 0 for r in B["res"].values())
 bo = sum((r.get("usage") or {}).get("output_tokens") or 0 for r in B["res"].values())
-w("Why the two baselines differ: the `baseline` run billed %d thought tokens besides %d output "
-  "tokens (the strong model thinks by default in the simulator, as `gemini-2.5-pro` does). The "
-  "ledger prices a request's naive cost with the answer actually given (pipelines/stages/ledger.c: output "
-  "tokens count the same in every line), so a request answered by a non-thinking cheaper tier, or "
-  "served from the cache, gets a `baseline_cost_usd` without the strong model's thinking; in runs "
-  "that route, Σ `baseline_cost_usd` is therefore well below the measured baseline, and the "
-  "ledger's savings are conservative." % (bt, bo))
+w("How the two baselines compare: the `baseline` run billed %d thought tokens besides %d output "
+  "tokens (the strong model thinks by default in the simulator, as `gemini-2.5-pro` does). When a "
+  "cheaper tier or the cache answers, the ledger prices the naive request's thinking at the strong "
+  "model's mean per call in the request's tenant × agent × stage, as observed on the strong calls "
+  "of the same run (pipelines/stages/ledger.c, host/core/thinking.c; `ledger.strong_thought_tokens` "
+  "before the first one)." % (bt, bo)
+  + (" In the `all` run Σ `baseline_cost_usd` is %s against the measured %s (%+.1f%%)."
+     % (money(A["ledger_base"]), money(base_cost), 100.0 * (A["ledger_base"] / base_cost - 1))
+     if A and base_cost else ""))
 w("")
 if A:
     w("### Savings by technique, `all` (Σ of the results' `savings.*`)")
