@@ -203,14 +203,16 @@ void sc_opt_fail_item(sc_item_t *it, sc_status_t st, const char *why)
             sc_info("stage.slow", "stage=%s seconds=%.2f batch=%zu", name, s_, batch->n);       \
     } while (0)
 
-/* One stage after another, each over the whole batch: stages/estimate.c, stages/embed.c,
- * stages/cache.c, stages/coalesce.c, stages/route.c, stages/prune_stage.c, stages/call.c (which
- * also applies the prompt cache to the main call's body). */
+/* One stage after another, each over the whole batch: stages/estimate.c, the exact layer of
+ * stages/cache.c (its hits are never embedded), stages/embed.c (only what a later stage reads),
+ * the semantic layer of stages/cache.c, stages/coalesce.c, stages/route.c, stages/prune_stage.c,
+ * stages/call.c (which also applies the prompt cache to the main call's body). */
 void sc_optimizer_prepare(sc_optimizer_t *o, sc_batch_t *batch)
 {
     TIMED(o, "estimate", sc_stage_estimate(o, batch));
+    TIMED(o, "cache_exact", sc_stage_cache_exact(o, batch));
     if (o->enc)
-        TIMED(o, "embed", sc_stage_embed(batch, o->enc));
+        TIMED(o, "embed", sc_stage_embed(o, batch));
     TIMED(o, "cache", sc_stage_cache(o, batch));
     TIMED(o, "coalesce", sc_stage_coalesce(o, batch));
     TIMED(o, "route", sc_stage_route(o, batch));

@@ -112,15 +112,11 @@ void sc_limits_from_config(const sc_config_t *cfg, sc_limits_t *lim);
 
 /* ---- stages (one file each, in pipelines/stages/) ---- */
 
-/* The optimizer's stages (estimate, cache, coalesce, route, prune, call, cascade) are internal:
- * pipelines/stages/stages.h, run by pipelines/optimizer.c. */
+/* The optimizer's stages (estimate, exact cache, embed, cache, coalesce, route, prune, call,
+ * cascade) are internal: pipelines/stages/stages.h, run by pipelines/optimizer.c. */
 
 /* stages/parse.c: parse and validate every NEW item: FORWARD, or INVALID with a reason. */
 void sc_stage_parse(sc_batch_t *batch, const sc_limits_t *lim);
-
-/* stages/embed.c: embed the last user turn of every FORWARD item (one encoder call for the
- * batch); on failure the items go on without a vector. */
-sc_status_t sc_stage_embed(sc_batch_t *batch, sc_encoder_t *enc);
 
 /* stages/ledger.c: the result of a DONE item as JSON: usage, cost, the baseline (the naive request:
  * the strong model, or the pinned one, on the full prompt, uncached, standard prices) and what

@@ -31,6 +31,7 @@ sc_unit_test(test_tokens)
 sc_unit_test(test_thinking)
 sc_unit_test(test_prune)
 sc_unit_test(test_metrics)
+sc_unit_test(test_optimizer)
 
 # The benchmark workload generator (bench/workload.py, Python standard library only).
 add_test(NAME test_workload

@@ -407,8 +407,17 @@ static int sq_cmp(const void *a, const void *b)
 sc_status_t sc_cache_lookup(sc_cache_t *c, const sc_cache_query_t *q, size_t n,
                             sc_cache_result_t *res)
 {
-    if (!c || (n && (!q || !res)))
+    return sc_cache_lookup_layers(c, q, n, SC_CACHE_LAYER_EXACT | SC_CACHE_LAYER_SEMANTIC, res);
+}
+
+sc_status_t sc_cache_lookup_layers(sc_cache_t *c, const sc_cache_query_t *q, size_t n,
+                                   unsigned layers, sc_cache_result_t *res)
+{
+    if (!c || (n && (!q || !res)) || !layers ||
+        (layers & ~(unsigned)(SC_CACHE_LAYER_EXACT | SC_CACHE_LAYER_SEMANTIC)))
         return SC_ERR_INVALID_ARG;
+    const int exact = (layers & SC_CACHE_LAYER_EXACT) != 0;
+    const int semantic = (layers & SC_CACHE_LAYER_SEMANTIC) != 0;
     for (size_t i = 0; i < n; i++) {
         memset(&res[i], 0, sizeof(res[i]));
         res[i].hit = SC_CACHE_MISS;
@@ -436,7 +445,15 @@ sc_status_t sc_cache_lookup(sc_cache_t *c, const sc_cache_query_t *q, size_t n,
     /* exact layer: the normalised text in the query's scope */
     for (size_t i = 0; i < n; i++) {
         if (!q[i].text)
+            continue; /* as ever: no text, no lookup (the guards read it) */
+        if (!exact) {
+            if (q[i].vec) {
+                sq[m].scope = q[i].scope;
+                sq[m].q = i;
+                m++;
+            }
             continue;
+        }
         sc_exact_key_t ek;
         uint64_t lo, hi;
         st = sc_cache_exact_key(q[i].scope, q[i].text, q[i].len, &ek, &lo, &hi);
@@ -462,7 +479,7 @@ sc_status_t sc_cache_lookup(sc_cache_t *c, const sc_cache_query_t *q, size_t n,
             if (st)
                 goto out;
             sc_cache_pend_hit(c, id, now);
-        } else if (q[i].vec) {
+        } else if (semantic && q[i].vec) {
             sq[m].scope = q[i].scope;
             sq[m].q = i;
             m++;
@@ -540,10 +557,13 @@ out:
         he += res[i].hit == SC_CACHE_HIT_EXACT;
         hs += res[i].hit == SC_CACHE_HIT_SEMANTIC;
     }
-    atomic_fetch_add(&c->lookups, n);
+    /* an exact-only call counts its hits only: its misses go on to the caller's semantic-only
+     * call, which counts them, so that a query looked up in two steps counts once */
+    uint64_t counted = semantic ? n : he;
+    atomic_fetch_add(&c->lookups, counted);
     atomic_fetch_add(&c->hits_exact, he);
     atomic_fetch_add(&c->hits_semantic, hs);
-    atomic_fetch_add(&c->misses, n - he - hs);
+    atomic_fetch_add(&c->misses, counted - he - hs);
     sc_cache_maybe_flush(c);
     return SC_OK;
 }

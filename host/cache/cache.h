@@ -95,6 +95,20 @@ sc_status_t sc_cache_checkpoint(sc_cache_t *c);
 sc_status_t sc_cache_lookup(sc_cache_t *c, const sc_cache_query_t *q, size_t n,
                             sc_cache_result_t *res);
 
+/* The layers sc_cache_lookup_layers() consults (a bit set). */
+#define SC_CACHE_LAYER_EXACT    1u /* the normalised text in the query's scope */
+#define SC_CACHE_LAYER_SEMANTIC 2u /* the query's vector in its scope's partition, then guards */
+
+/* sc_cache_lookup() restricted to layers (EXACT | SEMANTIC is sc_cache_lookup() itself); the
+ * same scope rules either way. For a caller that embeds only the exact layer's misses: an
+ * EXACT-only call first, then a call with SEMANTIC (or both layers, to catch an entry stored in
+ * between) on the misses with their vectors (each missed query exactly once, NULL vec allowed).
+ * The statistics count such a two-step query once: an EXACT-only call counts its hits only, and
+ * leaves its misses to the second call.
+ * SC_ERR_INVALID_ARG for an empty or unknown set. Thread-safe; free each res[i].response. */
+sc_status_t sc_cache_lookup_layers(sc_cache_t *c, const sc_cache_query_t *q, size_t n,
+                                   unsigned layers, sc_cache_result_t *res);
+
 /* Store an answer (durable when it returns SC_OK); *id gets the entry id (may be NULL). */
 sc_status_t sc_cache_insert(sc_cache_t *c, const sc_cache_query_t *q, const char *response,
                             size_t response_len, const char *model, const sc_usage_t *usage,

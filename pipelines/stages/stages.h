@@ -46,6 +46,9 @@ struct sc_optimizer {
     pthread_mutex_t lock;
     sc_item_t **leaders;
     size_t nleaders;
+    /* the embed stage's encoder work (compute thread only; read by tests and logs) */
+    uint64_t embed_calls;    /* encoder calls */
+    uint64_t embedded_texts; /* texts sent: the distinct last user turns that needed a vector */
 };
 
 /* ---- the stages before the call, in the order sc_optimizer_prepare() runs them ---- */
@@ -54,10 +57,17 @@ struct sc_optimizer {
  * (0: not cacheable) of every FORWARD item. */
 void sc_stage_estimate(sc_optimizer_t *o, sc_batch_t *batch);
 
-/* (embedding: sc_stage_embed(), stages/embed.c, declared in pipeline.h) */
+/* cache.c: look every cacheable FORWARD item up in the cache's exact layer (one lookup for the
+ * batch), before anything is embedded; a hit becomes DONE with the stored answer. */
+void sc_stage_cache_exact(sc_optimizer_t *o, sc_batch_t *batch);
 
-/* cache.c: look every cacheable FORWARD item up in the cache (one lookup for the batch); a hit
- * becomes DONE with the stored answer. */
+/* embed.c: embed the last user turn of every FORWARD item that a later stage reads it->vec of
+ * (cacheable, or routed by a loaded router), each distinct text once, in one encoder call; on
+ * failure the items go on without a vector. */
+sc_status_t sc_stage_embed(sc_optimizer_t *o, sc_batch_t *batch);
+
+/* cache.c: look every cacheable FORWARD item (the exact layer's misses) up in the semantic layer
+ * (one lookup for the batch); a hit becomes DONE with the stored answer. */
 void sc_stage_cache(sc_optimizer_t *o, sc_batch_t *batch);
 
 /* coalesce.c: a miss that an item in flight will answer follows it and leaves the batch
