@@ -34,7 +34,7 @@
 #define BENCH_ERRLEN             512
 #define BENCH_POLL_MS            50 /* consumer poll period; also how often waits check the clock */
 #define BENCH_RESULTS_FETCH_MS   5 /* our own consumer's fetch.wait.max.ms: keeps the probe light */
-#define BENCH_ID_LEN             16
+#define BENCH_ID_LEN             32 /* "<prefix>-" + up to 20 digits of a size_t + NUL */
 #define BENCH_CMDLINE_MAX        4096
 #define BENCH_TABLE_MAX          8192
 
@@ -120,7 +120,9 @@ static const char *const stages[] = {"triage", "answer", "followup"};
 /* The JSON bytes of request i of phase p. @remark the caller frees with free(). */
 static char *request_json(const phase_t *p, size_t i, char *id, size_t idlen)
 {
-    snprintf(id, idlen, "%s-%06zu", p->prefix, i + 1);
+    int idn = snprintf(id, idlen, "%s-%06zu", p->prefix, i + 1);
+    if (idn < 0 || (size_t)idn >= idlen)
+        die("request id %s-%06zu does not fit in %zu bytes", p->prefix, i + 1, idlen);
     unsigned h = (unsigned)(i * 2654435761u);
     size_t turns = 1 + 2 * (h % 3); /* 1, 3 or 5: always ends with a user turn */
     json_t *msgs = json_array();

@@ -627,7 +627,8 @@ sc_status_t sc_cache_rebuild(sc_cache_t *c)
         st = sc_cache_mdb_status(rc, "rebuild_scan");
         goto out;
     }
-    qsort(rows, nrows, sizeof(*rows), row_cmp);
+    if (nrows) /* an empty store leaves rows NULL, and qsort's base must not be NULL */
+        qsort(rows, nrows, sizeof(*rows), row_cmp);
     if (have_saved && !sc_cache_ix_matches(&loaded, rows, nrows)) {
         sc_warn("cache_index_load", "result=mismatch reason=\"the saved partitions differ from "
                 "the store's entries\" action=rebuild");

@@ -542,7 +542,8 @@ sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens,
         }
     for (i = 0; i < prot; i++)
         plan->score[i] = (float)rank[i].score;
-    qsort(rank, prot, sizeof(*rank), sc_prune_rank_cmp);
+    if (prot) /* rank may be NULL when there is nothing to rank: qsort must not get NULL */
+        qsort(rank, prot, sizeof(*rank), sc_prune_rank_cmp);
 
     /* 1. relevance: clearly relevant turns (and those holding the question's ids), best first */
     for (size_t r = 0; r < prot; r++) {
