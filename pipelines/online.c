@@ -1,6 +1,6 @@
 /* online.c - the online driver (DESIGN §5): four threads joined by bounded queues. Read it top to
  * bottom: consumer (Kafka poll, micro-batches) → compute (sc_stage_parse, then
- * sc_optimizer_prepare: estimate, embed, cache, coalesce, route, prune, call) →
+ * sc_optimizer_prepare: estimate, exact cache, embed, cache, coalesce, route, prune, call) →
  * forward (one curl multi loop; requests marked "priority": "batch" go to the batcher thread and
  * Gemini Batch Mode instead) → publish (results, dead letters, delivery reports, offsets). */
 #include "pipelines/online.h"
@@ -331,7 +331,7 @@ out:
 /* The stages of one chunk of a micro-batch, then each item to where it goes next. */
 static void compute_chunk(online_t *o, sc_batch_t *view)
 {
-    sc_optimizer_prepare(o->opt, view); /* estimate, embed, cache, coalesce, route, prune, call */
+    sc_optimizer_prepare(o->opt, view); /* every stage of the optimizer, in order */
     for (size_t i = 0; i < view->n; i++) {
         sc_item_t *it = view->items[i];
         view->items[i] = NULL;
