@@ -563,14 +563,13 @@ static double interp(const double *cost, const double *pgr, size_t m, double c)
     return pgr[k - 1] + (pgr[k] - pgr[k - 1]) * (c - cost[k - 1]) / dc;
 }
 
-double sc_router_apgr(const float *scores, const unsigned char *weak_ok,
-                      const unsigned char *strong_ok, size_t n, double *curve, double *quality,
-                      int npoints)
+double sc_router_apgr_graded(const float *scores, const double *weak_q, const double *strong_q,
+                             size_t n, double *curve, double *quality, int npoints)
 {
     double sw = 0.0, ss = 0.0;
     for (size_t i = 0; i < n; i++) {
-        sw += weak_ok[i] != 0;
-        ss += strong_ok[i] != 0;
+        sw += weak_q[i];
+        ss += strong_q[i];
     }
     if (n == 0 || ss - sw == 0.0)
         return NAN;
@@ -594,7 +593,7 @@ double sc_router_apgr(const float *scores, const unsigned char *weak_ok,
     pgr[m++] = 0.0;
     for (size_t i = 0; i < n; i++) {
         size_t k = order[i];
-        gain += (double)(strong_ok[k] != 0) - (double)(weak_ok[k] != 0);
+        gain += strong_q[k] - weak_q[k];
         if (i + 1 == n || scores[order[i + 1]] != scores[k]) {
             cost[m] = (double)(i + 1) / (double)n;
             pgr[m++] = gain / (ss - sw);
@@ -614,5 +613,21 @@ double sc_router_apgr(const float *scores, const unsigned char *weak_ok,
     free(order);
     free(cost);
     free(pgr);
+    return area;
+}
+
+double sc_router_apgr(const float *scores, const unsigned char *weak_ok,
+                      const unsigned char *strong_ok, size_t n, double *curve, double *quality,
+                      int npoints)
+{
+    double *q = malloc(sizeof(double) * 2 * (n ? n : 1));
+    if (!q)
+        return NAN;
+    for (size_t i = 0; i < n; i++) {
+        q[i] = weak_ok[i] != 0;
+        q[n + i] = strong_ok[i] != 0;
+    }
+    double area = sc_router_apgr_graded(scores, q, q + n, n, curve, quality, npoints);
+    free(q);
     return area;
 }

@@ -130,4 +130,9 @@ double sc_router_apgr(const float *scores, const unsigned char *weak_ok,
                       const unsigned char *strong_ok, size_t n, double *curve, double *quality,
                       int npoints);
 
+/* The same metric on graded qualities (weak_q, strong_q: n values each, e.g. judge scores scaled to
+ * [0, 1]); for 0/1 values it is sc_router_apgr. quality (optional) as the mean graded quality. */
+double sc_router_apgr_graded(const float *scores, const double *weak_q, const double *strong_q,
+                             size_t n, double *curve, double *quality, int npoints);
+
 #endif

@@ -282,73 +282,20 @@ void tr_ratio_at(const tr_data_t *d, const size_t *rows, size_t n, const float *
     *share = n ? sel / (double)n : NAN;
 }
 
-/* PGR at cost c from the breakpoints (cost[k], pgr[k]), k < m, cost ascending. */
-static double interp(const double *cost, const double *pgr, size_t m, double c)
-{
-    size_t k = 1;
-    while (k < m - 1 && cost[k] < c)
-        k++;
-    double dc = cost[k] - cost[k - 1];
-    if (dc <= 0.0)
-        return pgr[k];
-    return pgr[k - 1] + (pgr[k] - pgr[k - 1]) * (c - cost[k - 1]) / dc;
-}
-
-static int by_score_desc(const void *a, const void *b, void *keys)
-{
-    const float *k = keys;
-    float x = k[*(const size_t *)a], y = k[*(const size_t *)b];
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* sc_router_apgr's metric (the same breakpoints at the ends of tied groups, the same
- * trapezoids) on the rows' graded qualities wq / sq; for 0/1 qualities it is sc_router_apgr. */
+/* sc_router_apgr_graded on the rows' graded qualities wq / sq. */
 double tr_apgr_rows(const tr_data_t *d, const size_t *rows, size_t nrows, const float *scores,
                     double *curve, double *quality)
 {
-    double sw = 0.0, ss = 0.0;
-    for (size_t k = 0; k < nrows; k++) {
-        sw += d->items[rows[k]].wq;
-        ss += d->items[rows[k]].sq;
-    }
-    if (nrows == 0 || ss - sw == 0.0)
+    double *q = malloc(sizeof(double) * 2 * (nrows ? nrows : 1));
+    if (!q)
         return NAN;
-    size_t *order = malloc(sizeof(size_t) * nrows);
-    double *cost = malloc(sizeof(double) * (nrows + 1));
-    double *pgr = malloc(sizeof(double) * (nrows + 1));
-    double area = NAN;
-    if (!order || !cost || !pgr)
-        goto out;
-    for (size_t k = 0; k < nrows; k++)
-        order[k] = k;
-    qsort_r(order, nrows, sizeof *order, by_score_desc, (void *)scores);
-    size_t m = 0;
-    double gain = 0.0;
-    cost[m] = 0.0;
-    pgr[m++] = 0.0;
-    for (size_t i = 0; i < nrows; i++) {
-        const tr_item_t *it = &d->items[rows[order[i]]];
-        gain += (double)it->sq - (double)it->wq;
-        if (i + 1 == nrows || scores[order[i + 1]] != scores[order[i]]) {
-            cost[m] = (double)(i + 1) / (double)nrows;
-            pgr[m++] = gain / (ss - sw);
-        }
+    for (size_t k = 0; k < nrows; k++) {
+        q[k] = d->items[rows[k]].wq;
+        q[nrows + k] = d->items[rows[k]].sq;
     }
-    area = 0.0;
-    for (size_t k = 1; k < m; k++)
-        area += 0.5 * (pgr[k] + pgr[k - 1]) * (cost[k] - cost[k - 1]);
-    for (int p = 0; p < TR_CURVE_POINTS; p++) {
-        double c = (double)p / (double)(TR_CURVE_POINTS - 1);
-        double v = interp(cost, pgr, m, c);
-        if (curve)
-            curve[p] = v;
-        if (quality)
-            quality[p] = (sw + v * (ss - sw)) / (double)nrows;
-    }
-out:
-    free(order);
-    free(cost);
-    free(pgr);
+    double area =
+        sc_router_apgr_graded(scores, q, q + nrows, nrows, curve, quality, TR_CURVE_POINTS);
+    free(q);
     return area;
 }
 
