@@ -651,6 +651,37 @@ typedef struct {
     long pos_n[LONG_N_POS], pos_reached[LONG_N_POS];
 } long_sel_t;
 
+/* Embed every turn of req into vecs (n × SC_EMBED_DIM) and count its tokens (tok: one per turn,
+ * *sys: the system prompt), adding the embedding time to *embed_s. 0, or -1 with a message. */
+static int embed_turns(sc_encoder_t *enc, const sc_request_t *req, float *vecs, long *tok,
+                       long *sys, double *embed_s)
+{
+    size_t n = req->n_turns;
+    const char **texts = malloc(n * sizeof(*texts));
+    size_t *lens = malloc(n * sizeof(*lens));
+    int rc = -1;
+    if (!texts || !lens || !vecs || !tok) {
+        fprintf(stderr, "bench_prune: out of memory\n");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        texts[i] = req->turns[i].content;
+        lens[i] = req->turns[i].content_len;
+    }
+    int64_t t0 = sc_now_us();
+    if (sc_encoder_embed(enc, texts, lens, n, vecs) != SC_OK) {
+        fprintf(stderr, "bench_prune: embed failed\n");
+        goto out;
+    }
+    *embed_s += (double)(sc_now_us() - t0) / 1e6;
+    sc_prune_count(NULL, NULL, req, tok, sys);
+    rc = 0;
+out:
+    free(texts);
+    free(lens);
+    return rc;
+}
+
 static const char *const long_pos_names[LONG_N_POS] = {"first third", "middle third", "last third"};
 
 /* The long-conversation section: conversations, budget, keep_last; the markdown to md. */
@@ -701,21 +732,10 @@ static int run_long(sc_encoder_t *enc, int n_conv, unsigned long seed, long budg
             fprintf(stderr, "bench_prune: generated request invalid: %s\n", err);
             return 1;
         }
-        const char **texts = malloc((size_t)n * sizeof(*texts));
-        size_t *lens = malloc((size_t)n * sizeof(*lens));
         float *vecs = malloc((size_t)n * SC_EMBED_DIM * sizeof(float));
         long *tok = malloc((size_t)n * sizeof(long)), st_sys = 0;
-        for (int i = 0; i < n; i++) {
-            texts[i] = req->turns[i].content;
-            lens[i] = req->turns[i].content_len;
-        }
-        int64_t t0 = sc_now_us();
-        if (sc_encoder_embed(enc, texts, lens, (size_t)n, vecs) != SC_OK) {
-            fprintf(stderr, "bench_prune: embed failed\n");
+        if (embed_turns(enc, req, vecs, tok, &st_sys, &embed_s) != 0)
             return 1;
-        }
-        embed_s += (double)(sc_now_us() - t0) / 1e6;
-        sc_prune_count(NULL, NULL, req, tok, &st_sys);
         total_turns += n;
         /* what must reach the upstream: every identifier-like token of the planted fact */
         char fids[SC_PRUNE_MAX_IDS][SC_PRUNE_ID_MAX];
@@ -764,8 +784,6 @@ static int run_long(sc_encoder_t *enc, int n_conv, unsigned long seed, long budg
             free(body);
             sc_prune_plan_clear(&plan);
         }
-        free(texts);
-        free(lens);
         free(vecs);
         free(tok);
         free(js);
@@ -994,22 +1012,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_prune: generated request invalid: %s\n", err);
             return 1;
         }
-        const char **texts = malloc((size_t)n * sizeof(*texts));
-        size_t *lens = malloc((size_t)n * sizeof(*lens));
         float *vecs = malloc((size_t)n * SC_EMBED_DIM * sizeof(float));
         long *tok = malloc((size_t)n * sizeof(long));
         long sys_tok = 0;
-        for (int i = 0; i < n; i++) {
-            texts[i] = req->turns[i].content;
-            lens[i] = req->turns[i].content_len;
-        }
-        int64_t t0 = sc_now_us();
-        if (sc_encoder_embed(enc, texts, lens, (size_t)n, vecs) != SC_OK) {
-            fprintf(stderr, "bench_prune: embed failed\n");
+        if (embed_turns(enc, req, vecs, tok, &sys_tok, &embed_s) != 0)
             return 1;
-        }
-        embed_s += (double)(sc_now_us() - t0) / 1e6;
-        sc_prune_count(NULL, NULL, req, tok, &sys_tok);
         total_turns += n;
         int b = bucket_of(n);
         for (int s = 0; s < BENCH_N_SELECT; s++) {
@@ -1079,8 +1086,6 @@ int main(int argc, char **argv)
             }
             sc_prune_plan_clear(&plan);
         }
-        free(texts);
-        free(lens);
         free(vecs);
         free(tok);
         free(js);
