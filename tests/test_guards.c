@@ -52,6 +52,22 @@ static FILE *open_fixture(void)
     return open_fixture_at(FIXTURE_REL);
 }
 
+/* A fixture line "kind\ta\tb\texpect" split in place (the line loses its newline). */
+static void split_pair(char *line, char **kind, char **a, char **b, char **expect)
+{
+    line[strcspn(line, "\r\n")] = '\0';
+    *kind = line;
+    *a = strchr(line, '\t');
+    assert_non_null(*a);
+    *(*a)++ = '\0';
+    *b = strchr(*a, '\t');
+    assert_non_null(*b);
+    *(*b)++ = '\0';
+    *expect = strchr(*b, '\t');
+    assert_non_null(*expect);
+    *(*expect)++ = '\0';
+}
+
 static void test_lookalike_pairs(void **state)
 {
     (void)state;
@@ -64,16 +80,8 @@ static void test_lookalike_pairs(void **state)
     while (fgets(line, sizeof line, f)) {
         if (line[0] == '#' || line[0] == '\n')
             continue;
-        line[strcspn(line, "\r\n")] = '\0';
-        char *kind = line, *a = strchr(kind, '\t');
-        assert_non_null(a);
-        *a++ = '\0';
-        char *b = strchr(a, '\t');
-        assert_non_null(b);
-        *b++ = '\0';
-        char *expect = strchr(b, '\t');
-        assert_non_null(expect);
-        *expect++ = '\0';
+        char *kind, *a, *b, *expect;
+        split_pair(line, &kind, &a, &b, &expect);
         sc_guard_reason_t ab = check(a, b, sim), ba = check(b, a, sim);
         assert_int_equal(ab, ba); /* symmetric */
         if (strcmp(expect, "different") == 0) {
@@ -126,16 +134,8 @@ static void test_order_polarity_pairs(void **state)
     while (fgets(line, sizeof line, f)) {
         if (line[0] == '#' || line[0] == '\n')
             continue;
-        line[strcspn(line, "\r\n")] = '\0';
-        char *kind = line, *a = strchr(kind, '\t');
-        assert_non_null(a);
-        *a++ = '\0';
-        char *b = strchr(a, '\t');
-        assert_non_null(b);
-        *b++ = '\0';
-        char *expect = strchr(b, '\t');
-        assert_non_null(expect);
-        *expect++ = '\0';
+        char *kind, *a, *b, *expect;
+        split_pair(line, &kind, &a, &b, &expect);
         sc_guard_reason_t ab = check(a, b, sim), ba = check(b, a, sim);
         assert_int_equal(ab, ba); /* symmetric */
         /* the cosines the peer comparison's look-alikes had: still inside the band */
@@ -167,7 +167,7 @@ static void test_order_polarity_pairs(void **state)
     for (int r = 1; r < SC_GUARD_COUNT; r++)
         printf(" %s %d", sc_guard_reason_name((sc_guard_reason_t)r), by_reason[r]);
     printf("\n");
-    assert_true(ndiff + nsame >= 100); /* the acceptance: >= 100 new pairs of these classes */
+    assert_true(ndiff >= 100); /* the acceptance: >= 100 new order/polarity pairs to refuse */
     assert_true(nsame >= 40);
     assert_true(norder >= 30 && npolar >= 30);
     assert_int_equal(refused, ndiff); /* 0 wrong answers */
