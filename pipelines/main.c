@@ -48,7 +48,7 @@ static void usage(FILE *out)
             "                                        offline job: one output line per input line\n"
             "  cache stats|ls|get ID|purge [--tenant T|--all] [-c FILE] [-X k=v]...\n"
             "                                        inspect and purge the semantic cache\n"
-            "  report RESULTS.jsonl [--svg FILE]     savings tables from results (+ SVG chart)\n"
+            "  report RESULTS.jsonl... [--svg FILE]  savings tables from results and shadow lines (+ SVG)\n"
             "  dev-broker [--port N] [--partitions P]\n"
             "                                        embedded Kafka-protocol broker; prints its\n"
             "                                        bootstrap address as the first stdout line\n"
@@ -183,7 +183,7 @@ static int cmd_dev_broker(int argc, char **argv)
         return 2;
     }
     static const char *const topics[] = {"scrimp.requests", "scrimp.results", "scrimp.dlq",
-                                         "scrimp.cache", NULL};
+                                         "scrimp.cache", "scrimp.shadow", NULL};
     char err[MAIN_ERRBUF];
     sc_dev_broker_t *b = NULL;
     install_signals();
@@ -271,22 +271,25 @@ static int cmd_gemini_sim(int argc, char **argv)
 
 static int cmd_report(int argc, char **argv)
 {
-    const char *path = NULL, *svg = NULL;
+    const char *paths[SC_REPORT_FILES_MAX], *svg = NULL;
+    size_t n = 0;
     int bad = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--svg") == 0 && i + 1 < argc)
             svg = argv[++i];
-        else if (!path && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
-            path = argv[i];
+        else if (n < SC_REPORT_FILES_MAX && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
+            paths[n++] = argv[i];
         else
             bad = 1;
     }
-    if (!path || bad) {
-        fprintf(stderr, "usage: scrimp report RESULTS.jsonl [--svg FILE]\n");
+    if (n == 0 || bad) {
+        fprintf(stderr, "usage: scrimp report RESULTS.jsonl [MORE.jsonl ...] [--svg FILE]\n"
+                        "  (results and shadow ledger lines, e.g. of scrimp.results and "
+                        "scrimp.shadow; at most %d files)\n", SC_REPORT_FILES_MAX);
         return 2;
     }
     char err[MAIN_ERRBUF];
-    if (sc_report_run(path, svg, stdout, err, sizeof err) != SC_OK) {
+    if (sc_report_run_files(paths, n, svg, stdout, err, sizeof err) != SC_OK) {
         fprintf(stderr, "scrimp report: %s\n", err);
         return 1;
     }

@@ -453,6 +453,161 @@ static void test_exposition_empty(void **state)
     sc_metrics_free(m);
 }
 
+/* ---- shadow evaluation ---- */
+
+/* How many times needle occurs in text. */
+static size_t t_count(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* Shadow comparisons: their own families, and their cost in the ledger under source "shadow"
+ * (cost and overspend, technique "shadow"; the baseline untouched). Costs are powers of two so
+ * that sums print exactly. */
+static void test_shadow(void **state)
+{
+    (void)state;
+    sc_metrics_t *m = NULL;
+    assert_int_equal(sc_metrics_new(&m), SC_OK);
+    assert_int_equal(sc_metrics_set_max_tenants(m, 1), SC_OK);
+    sc_result_t r = t_result("acme", "faq", "answer");
+    sc_metrics_observe_result(m, &r);
+    const char *pro = "gemini-2.5-pro";
+    sc_metrics_shadow(m, "acme", "faq", "answer", "lite", pro, "agree", 0.0009765625);
+    sc_metrics_shadow(m, "acme", "faq", "answer", "lite", pro, "agree", 0.0009765625);
+    sc_metrics_shadow(m, "acme", "faq", "answer", "lite", pro, "disagree", 0.0009765625);
+    sc_metrics_shadow(m, "acme", "faq", "answer", "lite", pro, "no_evidence", 0.001953125);
+    sc_metrics_shadow(m, "acme", NULL, NULL, "lite", pro, "failed", 0.00048828125);
+    sc_metrics_shadow(m, "acme", "faq", "answer", "lite", pro, "dropped", 0);
+    sc_metrics_shadow(m, "acme", "faq", "answer", "lite", pro, "made-up", 0);
+    sc_metrics_shadow(m, "globex", "faq", "answer", "lite", pro, "agree", 0.25); /* beyond K */
+    sc_metrics_shadow(NULL, "acme", "faq", "answer", "lite", pro, "agree", 1.0);
+
+    char *text = t_render(m);
+    t_check_exposition(text, NULL, NULL);
+    static const char *const lines[] = {
+        "\nscrimp_shadow_calls_total{tenant=\"acme\",agent=\"faq\",stage=\"answer\",tier=\"lite\","
+        "outcome=\"agree\"} 2\n",
+        "\nscrimp_shadow_calls_total{tenant=\"acme\",agent=\"faq\",stage=\"answer\",tier=\"lite\","
+        "outcome=\"disagree\"} 1\n",
+        "\nscrimp_shadow_calls_total{tenant=\"acme\",agent=\"faq\",stage=\"answer\",tier=\"lite\","
+        "outcome=\"no_evidence\"} 1\n",
+        "\nscrimp_shadow_calls_total{tenant=\"acme\",agent=\"none\",stage=\"none\",tier=\"lite\","
+        "outcome=\"failed\"} 1\n",
+        "\nscrimp_shadow_calls_total{tenant=\"acme\",agent=\"faq\",stage=\"answer\",tier=\"lite\","
+        "outcome=\"dropped\"} 1\n",
+        "\nscrimp_shadow_calls_total{tenant=\"acme\",agent=\"faq\",stage=\"answer\",tier=\"lite\","
+        "outcome=\"other\"} 1\n",
+        "\nscrimp_shadow_calls_total{tenant=\"other\",agent=\"faq\",stage=\"answer\",tier=\"lite\","
+        "outcome=\"agree\"} 1\n",
+        /* 3 * 2^-10 + 2^-9 */
+        "\nscrimp_shadow_cost_usd_total{tenant=\"acme\",agent=\"faq\",stage=\"answer\","
+        "model=\"gemini-2.5-pro\"} 0.0048828125\n",
+        "\nscrimp_shadow_cost_usd_total{tenant=\"acme\",agent=\"none\",stage=\"none\","
+        "model=\"gemini-2.5-pro\"} 0.00048828125\n",
+        "\nscrimp_shadow_cost_usd_total{tenant=\"other\",agent=\"faq\",stage=\"answer\","
+        "model=\"gemini-2.5-pro\"} 0.25\n",
+        "\nscrimp_cost_usd_total{tenant=\"acme\",agent=\"faq\",stage=\"answer\","
+        "model=\"gemini-2.5-pro\",source=\"shadow\"} 0.0048828125\n",
+        "\nscrimp_cost_usd_total{tenant=\"acme\",agent=\"none\",stage=\"none\","
+        "model=\"gemini-2.5-pro\",source=\"shadow\"} 0.00048828125\n",
+        "\nscrimp_cost_usd_total{tenant=\"other\",agent=\"faq\",stage=\"answer\","
+        "model=\"gemini-2.5-pro\",source=\"shadow\"} 0.25\n",
+        "\nscrimp_cost_usd_total{tenant=\"acme\",agent=\"faq\",stage=\"answer\","
+        "model=\"gemini-2.5-flash\",source=\"llm\"} 0.000484\n",
+        "\nscrimp_overspend_usd_total{tenant=\"acme\",agent=\"faq\",stage=\"answer\","
+        "model=\"gemini-2.5-pro\",source=\"shadow\",technique=\"shadow\"} 0.0048828125\n",
+    };
+    for (size_t i = 0; i < SC_ARRAY_LEN(lines); i++)
+        if (!strstr(text, lines[i]))
+            fail_msg("missing:%s", lines[i]);
+    size_t n;
+    assert_true(t_sum(text, &n, "scrimp_shadow_calls_total", NULL) == 8);
+    assert_int_equal(n, 7);
+    /* every dollar of the ledger: the result's and the shadows' */
+    assert_true(fabs(t_sum(text, NULL, "scrimp_cost_usd_total", NULL) -
+                     (0.000484 + 0.0048828125 + 0.00048828125 + 0.25)) < 1e-15);
+    assert_true(t_sum(text, &n, "scrimp_cost_usd_total", "source", "shadow", NULL) ==
+                0.0048828125 + 0.00048828125 + 0.25);
+    assert_int_equal(n, 3);
+    assert_true(t_sum(text, &n, "scrimp_baseline_cost_usd_total", "source", "shadow", NULL) == 0);
+    assert_int_equal(n, 0);
+    assert_true(t_sum(text, &n, "scrimp_savings_usd_total", "technique", "shadow", NULL) == 0);
+    assert_int_equal(n, 0);
+    assert_true(fabs(t_sum(text, NULL, "scrimp_baseline_cost_usd_total", NULL) - 0.00598) < 1e-15);
+    /* the request count is the result's only */
+    assert_true(t_sum(text, NULL, "scrimp_requests_total", NULL) == 1);
+    static const struct {
+        const char *name, *type;
+    } families[] = {{"scrimp_shadow_calls_total", "counter"},
+                    {"scrimp_shadow_cost_usd_total", "counter"},
+                    {"scrimp_route_agreement", "gauge"},
+                    {"scrimp_route_agreement_rate", "gauge"},
+                    {"scrimp_route_agreement_samples", "gauge"}};
+    char want[T_NAME_MAX];
+    for (size_t i = 0; i < SC_ARRAY_LEN(families); i++) {
+        snprintf(want, sizeof want, "# HELP %s ", families[i].name);
+        assert_int_equal(t_count(text, want), 1);
+        snprintf(want, sizeof want, "# TYPE %s %s\n", families[i].name, families[i].type);
+        assert_int_equal(t_count(text, want), 1);
+    }
+    free(text);
+    sc_metrics_free(m);
+}
+
+/* The agreement gauges are set: a second estimate replaces the first, never adds to it. */
+static void test_route_agreement(void **state)
+{
+    (void)state;
+    sc_metrics_t *m = NULL;
+    assert_int_equal(sc_metrics_new(&m), SC_OK);
+    assert_int_equal(sc_metrics_set_max_tenants(m, 1), SC_OK);
+    sc_metrics_route_agreement(m, "acme", "faq", "answer", "lite", 0.5, 0.75, 32);
+    sc_metrics_route_agreement(m, "acme", "faq", "answer", "lite", 0.625, 0.875, 40.5);
+    sc_metrics_route_agreement(m, "acme", "faq", "answer", "flash", 0.25, 0.5, 8);
+    sc_metrics_route_agreement(m, "acme", "faq", "answer", "flash", NAN, NAN, NAN); /* kept */
+    sc_metrics_route_agreement(m, "acme", NULL, NULL, "lite", 0, 0, 0);
+    sc_metrics_route_agreement(m, "globex", "faq", "answer", "lite", 0.125, 0.25, 4); /* > K */
+    sc_metrics_route_agreement(NULL, "acme", "faq", "answer", "lite", 1, 1, 1);
+
+    char *text = t_render(m);
+    t_check_exposition(text, NULL, NULL);
+    static const char *const lines[] = {
+        "\nscrimp_route_agreement{tenant=\"acme\",agent=\"faq\",stage=\"answer\",tier=\"lite\"} "
+        "0.625\n",
+        "\nscrimp_route_agreement_rate{tenant=\"acme\",agent=\"faq\",stage=\"answer\","
+        "tier=\"lite\"} 0.875\n",
+        "\nscrimp_route_agreement_samples{tenant=\"acme\",agent=\"faq\",stage=\"answer\","
+        "tier=\"lite\"} 40.5\n",
+        "\nscrimp_route_agreement{tenant=\"acme\",agent=\"faq\",stage=\"answer\",tier=\"flash\"} "
+        "0.25\n",
+        "\nscrimp_route_agreement_samples{tenant=\"acme\",agent=\"faq\",stage=\"answer\","
+        "tier=\"flash\"} 8\n",
+        "\nscrimp_route_agreement{tenant=\"acme\",agent=\"none\",stage=\"none\",tier=\"lite\"} 0\n",
+        "\nscrimp_route_agreement_rate{tenant=\"other\",agent=\"faq\",stage=\"answer\","
+        "tier=\"lite\"} 0.25\n",
+    };
+    for (size_t i = 0; i < SC_ARRAY_LEN(lines); i++)
+        if (!strstr(text, lines[i]))
+            fail_msg("missing:%s", lines[i]);
+    size_t n;
+    assert_true(t_sum(text, &n, "scrimp_route_agreement", "tenant", "acme", "tier", "lite", "agent",
+                      "faq", NULL) == 0.625);
+    assert_int_equal(n, 1);
+    assert_true(t_sum(text, &n, "scrimp_route_agreement_samples", NULL) == 40.5 + 8 + 0 + 4);
+    assert_int_equal(n, 4);
+    assert_int_equal(t_count(text, "# TYPE scrimp_route_agreement gauge\n"), 1);
+    assert_int_equal(t_count(text, "# HELP scrimp_route_agreement "), 1);
+    /* gauges only: no cost or calls come from an estimate */
+    assert_true(t_sum(text, &n, "scrimp_shadow_calls_total", NULL) == 0);
+    assert_int_equal(n, 0);
+    free(text);
+    sc_metrics_free(m);
+}
+
 /* ---- label values ---- */
 
 static void test_label_values(void **state)
@@ -771,6 +926,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exposition_format),
         cmocka_unit_test(test_exposition_empty),
+        cmocka_unit_test(test_shadow),
+        cmocka_unit_test(test_route_agreement),
         cmocka_unit_test(test_label_values),
         cmocka_unit_test(test_tenant_cap),
         cmocka_unit_test(test_series_cap),

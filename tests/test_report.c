@@ -1,6 +1,7 @@
 /* test_report.c - `scrimp report`: the tables add up a results file with known numbers (read back
  * from the printed markdown), malformed and over-long lines are counted, the SVG is balanced and
- * carries both series and the technique bars, and the curve stays bounded on long inputs. */
+ * carries both series and the technique bars, the curve stays bounded on long inputs, and shadow
+ * lines add their cost to every total (and a section of their own) but no request. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -408,13 +409,240 @@ static void test_long_line_and_errors(void **state)
     assert_non_null(strstr(err, "missing.jsonl"));
 }
 
+/* ---- shadow evaluation ---- */
+
+/* The y of the last "x,y" pair in the points attribute of the element with this id. */
+static double last_y_of(const char *svg, const char *id)
+{
+    char key[64];
+    snprintf(key, sizeof key, "id=\"%s\"", id);
+    const char *e = strstr(svg, key);
+    assert_non_null(e);
+    const char *p = strstr(e, "points=\""), *end = p ? strchr(p + 8, '"') : NULL;
+    assert_non_null(end);
+    const char *comma = NULL;
+    for (const char *q = p + 8; q < end; q++)
+        if (*q == ',')
+            comma = q;
+    assert_non_null(comma);
+    return strtod(comma + 1, NULL);
+}
+
+/* Three results and two shadow lines in one file (shadow cost: 0.004 + 0.001). */
+static const char *shadow_fixture =
+    "{\"id\":\"r1\",\"tenant\":\"acme\",\"agent\":\"faq\",\"stage\":\"answer\",\"status\":\"ok\","
+    "\"model\":\"gemini-2.5-flash-lite\",\"source\":\"llm\",\"usage\":{\"prompt_tokens\":1000,"
+    "\"cached_tokens\":0,\"output_tokens\":100,\"thought_tokens\":0},\"cost_usd\":0.001,"
+    "\"baseline_cost_usd\":0.010,\"savings\":{\"cache_usd\":0,\"prune_usd\":0,\"route_usd\":0.009,"
+    "\"prompt_cache_usd\":0,\"batch_usd\":0}}\n"
+    "{\"kind\":\"shadow\",\"id\":\"r1\",\"tenant\":\"acme\",\"agent\":\"faq\",\"stage\":\"answer\","
+    "\"tier\":\"lite\",\"model\":\"gemini-2.5-pro\",\"answered_by\":\"gemini-2.5-pro\","
+    "\"compare\":\"final-answer\",\"outcome\":\"agree\",\"usage\":{\"prompt_tokens\":812,"
+    "\"cached_tokens\":0,\"output_tokens\":96,\"thought_tokens\":0},\"judge_model\":null,"
+    "\"judge_usage\":null,\"cost_usd\":0.004,\"baseline_cost_usd\":0,"
+    "\"savings\":{\"shadow_usd\":-0.004}}\n"
+    "{\"id\":\"r2\",\"tenant\":\"acme\",\"agent\":\"faq\",\"stage\":\"answer\",\"status\":\"ok\","
+    "\"model\":\"gemini-2.5-flash-lite\",\"source\":\"cache-exact\",\"cost_usd\":0,"
+    "\"baseline_cost_usd\":0.010,\"savings\":{\"cache_usd\":0.010}}\n"
+    "{\"id\":\"r3\",\"tenant\":\"globex\",\"status\":\"ok\",\"model\":\"gemini-2.5-pro\","
+    "\"source\":\"llm\",\"usage\":{\"prompt_tokens\":5000,\"cached_tokens\":0,"
+    "\"output_tokens\":300,\"thought_tokens\":0},\"cost_usd\":0.02,\"baseline_cost_usd\":0.025,"
+    "\"savings\":{\"prune_usd\":0.005}}\n"
+    "{\"kind\":\"shadow\",\"id\":\"r3\",\"tenant\":\"globex\",\"agent\":null,\"stage\":null,"
+    "\"tier\":\"flash\",\"model\":\"gemini-2.5-pro\",\"answered_by\":\"gemini-2.5-pro\","
+    "\"compare\":\"judge\",\"outcome\":\"disagree\",\"usage\":{\"prompt_tokens\":400,"
+    "\"cached_tokens\":0,\"output_tokens\":30,\"thought_tokens\":0},"
+    "\"judge_model\":\"gemini-2.5-flash\",\"judge_usage\":{\"prompt_tokens\":600,"
+    "\"cached_tokens\":0,\"output_tokens\":5,\"thought_tokens\":0},\"cost_usd\":0.001,"
+    "\"baseline_cost_usd\":0,\"savings\":{\"shadow_usd\":-0.001}}\n";
+
+static void test_shadow(void **state)
+{
+    (void)state;
+    char path[TEST_PATH_MAX], svgp[TEST_PATH_MAX];
+    path_in_dir(path, sizeof path, "shadow.jsonl");
+    path_in_dir(svgp, sizeof svgp, "shadow.svg");
+    write_file(path, shadow_fixture);
+    char *t = run_report(path, svgp);
+
+    /* no request, and no malformed line, comes from a shadow line */
+    assert_non_null(strstr(t, "results: 3 (ok 3, errors 0); malformed lines: 0\n"));
+    assert_non_null(strstr(t, "cost: $0.026000; baseline: $0.045000; saved: $0.019000 (42.2%)"));
+    /* columns: 0 name, 1 requests, 2 ok, 3 errors, 4 prompt, 5 cached, 6 output, 7 cost,
+     * 8 baseline, 9 saved */
+    assert_int_equal(cell_num(t, "## per tenant", "total", 1), 3);
+    assert_int_equal(cell_num(t, "## per tenant", "total", 4), 6000); /* results' tokens only */
+    assert_float_equal(cell_num(t, "## per tenant", "total", 7), 0.026, EPS);
+    assert_float_equal(cell_num(t, "## per tenant", "total", 8), 0.045, EPS);
+    assert_int_equal(cell_num(t, "## per tenant", "acme", 1), 2);
+    assert_float_equal(cell_num(t, "## per tenant", "acme", 7), 0.005, EPS);
+    assert_float_equal(cell_num(t, "## per tenant", "globex", 7), 0.021, EPS);
+    assert_float_equal(cell_num(t, "## per agent/stage", "faq/answer", 7), 0.005, EPS);
+    assert_float_equal(cell_num(t, "## per agent/stage", "(none)", 7), 0.021, EPS);
+    assert_int_equal(cell_num(t, "## per agent/stage", "total", 1), 3);
+    /* per model: the shadow call's model, not the tier it stands in for */
+    assert_int_equal(cell_num(t, "## per model", "gemini-2.5-pro", 1), 1);
+    assert_float_equal(cell_num(t, "## per model", "gemini-2.5-pro", 7), 0.025, EPS);
+    assert_float_equal(cell_num(t, "## per model", "gemini-2.5-flash-lite", 7), 0.001, EPS);
+    assert_float_equal(cell_num(t, "## per model", "total", 7), 0.026, EPS);
+    assert_int_equal(cell_num(t, "## per source", "shadow", 1), 0);
+    assert_float_equal(cell_num(t, "## per source", "shadow", 7), 0.005, EPS);
+    assert_float_equal(cell_num(t, "## per source", "shadow", 8), 0, EPS);
+    assert_float_equal(cell_num(t, "## per source", "llm", 7), 0.021, EPS);
+    assert_float_equal(cell_num(t, "## per source", "total", 7), 0.026, EPS);
+
+    /* technique rows, shadow included, add up to baseline - cost */
+    static const char *const techs[] = {"cache",        "prune", "route",
+                                        "prompt cache", "batch", "shadow"};
+    double sum = 0;
+    for (size_t i = 0; i < sizeof techs / sizeof techs[0]; i++)
+        sum += cell_num(t, "## per technique", techs[i], 1);
+    assert_float_equal(cell_num(t, "## per technique", "shadow", 1), -0.005, EPS);
+    assert_int_equal(cell_num(t, "## per technique", "shadow", 3), 2);
+    assert_float_equal(sum, 0.045 - 0.026, EPS);
+    assert_float_equal(cell_num(t, "## per technique", "all techniques", 1), 0.019, EPS);
+    assert_float_equal(cell_num(t, "## per technique", "baseline - cost", 1), 0.019, EPS);
+
+    /* the section: calls, outcomes, cost and share, k/n per scope */
+    const char *sec = strstr(t, "\n## shadow evaluation\n");
+    assert_non_null(sec);
+    assert_non_null(
+        strstr(sec, "shadow calls: 2 (agree 1, disagree 1, no_evidence 0, failed 0)\n"));
+    assert_non_null(strstr(sec, "shadow cost: $0.005000 (19.2% of the total cost $0.026000)\n"));
+    char cells[TEST_CELLS][64];
+    /* columns: 0 scope, 1 calls, 2 agree, 3 disagree, 4 no_evidence, 5 failed, 6 k/n, 7 agree %,
+     * 8 cost */
+    assert_int_equal(row_cells(t, "## shadow evaluation", "acme/faq/answer/lite", cells), 9);
+    assert_string_equal(cells[6], "1/1");
+    assert_string_equal(cells[7], "100.0%");
+    assert_float_equal(strtod(cells[8], NULL), 0.004, EPS);
+    assert_int_equal(row_cells(t, "## shadow evaluation", "globex/-/-/flash", cells), 9);
+    assert_string_equal(cells[1], "1");
+    assert_string_equal(cells[3], "1");
+    assert_string_equal(cells[6], "0/1");
+    free(t);
+
+    /* the chart: the cost curve ends at the total with shadow cost, the shadow bar is a cost */
+    char *svg = read_file(svgp);
+    assert_true(xml_balanced(svg));
+    assert_int_equal(points_of(svg, "cost"), 4); /* the origin and the three results */
+    assert_non_null(strstr(svg, "cost: $0.0260"));
+    /* y axis up to $0.05 over 242 px: 0.026 sits at 320 - 242 * 0.52 */
+    assert_float_equal(last_y_of(svg, "cost"), 320.0 - 242.0 * 0.026 / 0.05, 0.06);
+    assert_float_equal(attr_of(svg, "bar-shadow", "width") / attr_of(svg, "bar-cache", "width"),
+                       0.5, 0.01);
+    assert_non_null(strstr(svg, "$-0.005000 (-11.1%, 2 shadow calls)"));
+    free(svg);
+
+    /* without shadow lines nothing of it shows, in the text or the chart */
+    path_in_dir(path, sizeof path, "results.jsonl");
+    write_file(path, fixture);
+    t = run_report(path, svgp);
+    assert_null(strstr(t, "shadow"));
+    free(t);
+    svg = read_file(svgp);
+    assert_null(strstr(svg, "shadow"));
+    free(svg);
+}
+
+/* Results and shadow lines in separate files give the report of the two in one; k/n leaves out
+ * the comparisons that gave no evidence. */
+static void test_shadow_files(void **state)
+{
+    (void)state;
+    char results[TEST_PATH_MAX], shadows[TEST_PATH_MAX], both[TEST_PATH_MAX], err[256] = "";
+    path_in_dir(results, sizeof results, "split-results.jsonl");
+    path_in_dir(shadows, sizeof shadows, "split-shadow.jsonl");
+    path_in_dir(both, sizeof both, "split-both.jsonl");
+    static const char *res =
+        "{\"id\":\"a\",\"tenant\":\"acme\",\"agent\":\"faq\",\"stage\":\"answer\","
+        "\"status\":\"ok\",\"model\":\"gemini-2.5-flash-lite\",\"source\":\"llm\","
+        "\"cost_usd\":0.001,\"baseline_cost_usd\":0.008,\"savings\":{\"route_usd\":0.007}}\n"
+        "{\"id\":\"b\",\"tenant\":\"acme\",\"agent\":\"faq\",\"stage\":\"answer\","
+        "\"status\":\"error\",\"error\":{\"code\":\"DEADLINE\"}}\n";
+    static const char *sh =
+        "{\"kind\":\"shadow\",\"tenant\":\"acme\",\"agent\":\"faq\",\"stage\":\"answer\","
+        "\"tier\":\"lite\",\"model\":\"gemini-2.5-pro\",\"outcome\":\"agree\",\"cost_usd\":0.002}\n"
+        "{\"kind\":\"shadow\",\"tenant\":\"acme\",\"agent\":\"faq\",\"stage\":\"answer\","
+        "\"tier\":\"lite\",\"model\":\"gemini-2.5-pro\",\"outcome\":\"agree\",\"cost_usd\":0.002}\n"
+        "{\"kind\":\"shadow\",\"tenant\":\"acme\",\"agent\":\"faq\",\"stage\":\"answer\","
+        "\"tier\":\"lite\",\"model\":\"gemini-2.5-pro\",\"outcome\":\"disagree\","
+        "\"cost_usd\":0.002}\n"
+        "{\"kind\":\"shadow\",\"tenant\":\"acme\",\"agent\":\"faq\",\"stage\":\"answer\","
+        "\"tier\":\"lite\",\"model\":\"gemini-2.5-pro\",\"outcome\":\"no_evidence\","
+        "\"judge_model\":\"gemini-2.5-flash\",\"cost_usd\":0.003}\n"
+        "{\"kind\":\"shadow\",\"tenant\":\"acme\",\"agent\":\"faq\",\"stage\":\"answer\","
+        "\"tier\":\"lite\",\"model\":\"gemini-2.5-pro\",\"outcome\":\"failed\",\"cost_usd\":0}\n";
+    write_file(results, res);
+    write_file(shadows, sh);
+    char *joined = malloc(strlen(res) + strlen(sh) + 1);
+    assert_non_null(joined);
+    memcpy(joined, res, strlen(res));
+    memcpy(joined + strlen(res), sh, strlen(sh) + 1);
+    write_file(both, joined);
+    free(joined);
+
+    const char *paths[] = {results, shadows};
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    assert_int_equal(sc_report_run_files(paths, 2, NULL, out, err, sizeof err), SC_OK);
+    long n = ftell(out);
+    char *split = malloc((size_t)n + 1);
+    assert_non_null(split);
+    rewind(out);
+    assert_int_equal(fread(split, 1, (size_t)n, out), (size_t)n);
+    split[n] = '\0';
+    fclose(out);
+    char *one = run_report(both, NULL);
+    /* the same report but for the title line */
+    assert_string_equal(strchr(split, '\n'), strchr(one, '\n'));
+    assert_non_null(strstr(split, results));
+    assert_non_null(strstr(split, shadows));
+
+    assert_non_null(strstr(one, "results: 2 (ok 1, errors 1); malformed lines: 0\n"));
+    assert_float_equal(cell_num(one, "## per tenant", "acme", 7), 0.01, EPS);
+    assert_int_equal(cell_num(one, "## per tenant", "acme", 1), 2);
+    assert_float_equal(cell_num(one, "## per technique", "shadow", 1), -0.009, EPS);
+    assert_int_equal(cell_num(one, "## per technique", "shadow", 3), 5);
+    assert_float_equal(cell_num(one, "## per technique", "all techniques", 1), -0.002, EPS);
+    assert_float_equal(cell_num(one, "## per technique", "baseline - cost", 1), -0.002, EPS);
+    assert_non_null(
+        strstr(one, "shadow calls: 5 (agree 2, disagree 1, no_evidence 1, failed 1)\n"));
+    assert_non_null(strstr(one, "shadow cost: $0.009000 (90.0% of the total cost $0.010000)\n"));
+    char cells[TEST_CELLS][64];
+    assert_int_equal(row_cells(one, "## shadow evaluation", "acme/faq/answer/lite", cells), 9);
+    assert_string_equal(cells[1], "5");
+    assert_string_equal(cells[4], "1");
+    assert_string_equal(cells[5], "1");
+    assert_string_equal(cells[6], "2/3");
+    assert_string_equal(cells[7], "66.7%");
+    free(one);
+    free(split);
+
+    /* a missing second file stops it before anything is printed; "-" twice and no file are refused
+     */
+    char missing[TEST_PATH_MAX];
+    path_in_dir(missing, sizeof missing, "split-missing.jsonl");
+    const char *bad[] = {results, missing};
+    out = tmpfile();
+    assert_non_null(out);
+    assert_int_equal(sc_report_run_files(bad, 2, NULL, out, err, sizeof err), SC_ERR_IO);
+    assert_non_null(strstr(err, "split-missing.jsonl"));
+    assert_int_equal(ftell(out), 0);
+    fclose(out);
+    const char *twice[] = {"-", "-"};
+    assert_int_equal(sc_report_run_files(twice, 2, NULL, stdout, err, sizeof err),
+                     SC_ERR_INVALID_ARG);
+    assert_int_equal(sc_report_run_files(paths, 0, NULL, stdout, err, sizeof err),
+                     SC_ERR_INVALID_ARG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tables),
-        cmocka_unit_test(test_svg),
-        cmocka_unit_test(test_downsample),
-        cmocka_unit_test(test_long_line_and_errors),
+        cmocka_unit_test(test_tables),     cmocka_unit_test(test_svg),
+        cmocka_unit_test(test_downsample), cmocka_unit_test(test_long_line_and_errors),
+        cmocka_unit_test(test_shadow),     cmocka_unit_test(test_shadow_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

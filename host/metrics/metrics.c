@@ -37,6 +37,8 @@ typedef enum {
     SC_MV_KIND,
     SC_MV_TECHNIQUE,
     SC_MV_OUTCOME,
+    SC_MV_SHADOW_OUTCOME,
+    SC_MV_TIER,
     SC_MV_REASON,
     SC_MV_UPSTREAM_CODE,
     SC_MV_ERROR_CODE,
@@ -47,12 +49,15 @@ typedef enum {
     SC_MV_COUNT,
 } sc_mv_id_t;
 
-static const char *const sc_mv_sources[] = {"llm", "cache-exact", "cache-semantic", "coalesced",
-                                            SC_M_NONE};
+static const char *const sc_mv_sources[] = {"llm",       "cache-exact", "cache-semantic",
+                                            "coalesced", "shadow",      SC_M_NONE};
 static const char *const sc_mv_statuses[] = {"ok", "error"};
 static const char *const sc_mv_kinds[] = {"prompt", "cached", "output", "thought"};
-static const char *const sc_mv_techniques[] = {"cache", "prune", "route", "prompt_cache", "batch"};
+static const char *const sc_mv_techniques[] = {"cache",        "prune", "route",
+                                               "prompt_cache", "batch", "shadow"};
 static const char *const sc_mv_outcomes[] = {"hit_exact", "hit_semantic", "miss"};
+static const char *const sc_mv_shadow_outcomes[] = {"agree", "disagree", "no_evidence", "failed",
+                                                    "dropped"};
 /* SC_MV_FAMILY is filled from the family table at creation. */
 
 typedef struct {
@@ -102,6 +107,11 @@ typedef enum {
     SC_MF_STAGE_LATENCY,
     SC_MF_BATCH_SIZE,
     SC_MF_DEAD_LETTERS,
+    SC_MF_SHADOW_CALLS,
+    SC_MF_SHADOW_COST,
+    SC_MF_AGREEMENT,
+    SC_MF_AGREEMENT_RATE,
+    SC_MF_AGREEMENT_SAMPLES,
     SC_MF_QUEUE_DEPTH,
     SC_MF_CONSUMER_LAG,
     SC_MF_INFLIGHT,
@@ -116,6 +126,8 @@ typedef enum {
 #define SC_ML_LEDGER                                                                               \
     {"tenant", SC_MV_TENANT}, {"agent", SC_MV_AGENT}, {"stage", SC_MV_STAGE},                      \
     {"model", SC_MV_MODEL}, {"source", SC_MV_SOURCE}
+#define SC_ML_SCOPE                                                                                \
+    {"tenant", SC_MV_TENANT}, {"agent", SC_MV_AGENT}, {"stage", SC_MV_STAGE}
 /* clang-format on */
 
 static const sc_mfdef_t sc_mf_defs[SC_MF_COUNT] = {
@@ -226,6 +238,44 @@ static const sc_mfdef_t sc_mf_defs[SC_MF_COUNT] = {
                             {{"code", SC_MV_ERROR_CODE}},
                             NULL,
                             0},
+    [SC_MF_SHADOW_CALLS] = {"scrimp_shadow_calls_total",
+                            "Shadow comparisons of a cheaper tier against the strong one, by "
+                            "outcome.",
+                            SC_MT_COUNTER,
+                            5,
+                            {SC_ML_SCOPE, {"tier", SC_MV_TIER}, {"outcome", SC_MV_SHADOW_OUTCOME}},
+                            NULL,
+                            0},
+    [SC_MF_SHADOW_COST] = {"scrimp_shadow_cost_usd_total",
+                           "What the shadow and judge calls cost, USD (also in "
+                           "scrimp_cost_usd_total with source=\"shadow\").",
+                           SC_MT_COUNTER,
+                           4,
+                           {SC_ML_SCOPE, {"model", SC_MV_MODEL}},
+                           NULL,
+                           0},
+    [SC_MF_AGREEMENT] = {"scrimp_route_agreement",
+                         "Wilson lower bound of how often a cheaper tier agreed with the strong "
+                         "one.",
+                         SC_MT_GAUGE,
+                         4,
+                         {SC_ML_SCOPE, {"tier", SC_MV_TIER}},
+                         NULL,
+                         0},
+    [SC_MF_AGREEMENT_RATE] = {"scrimp_route_agreement_rate",
+                              "Share of shadow comparisons in which a cheaper tier agreed (k/n).",
+                              SC_MT_GAUGE,
+                              4,
+                              {SC_ML_SCOPE, {"tier", SC_MV_TIER}},
+                              NULL,
+                              0},
+    [SC_MF_AGREEMENT_SAMPLES] = {"scrimp_route_agreement_samples",
+                                 "Shadow comparisons behind the agreement estimate (decayed).",
+                                 SC_MT_GAUGE,
+                                 4,
+                                 {SC_ML_SCOPE, {"tier", SC_MV_TIER}},
+                                 NULL,
+                                 0},
     [SC_MF_QUEUE_DEPTH] = {"scrimp_queue_depth",
                            "Items in a bounded queue between stages.",
                            SC_MT_GAUGE,
@@ -535,6 +585,7 @@ sc_status_t sc_metrics_new(sc_metrics_t **out)
         {SC_MV_KIND, sc_mv_kinds, SC_ARRAY_LEN(sc_mv_kinds)},
         {SC_MV_TECHNIQUE, sc_mv_techniques, SC_ARRAY_LEN(sc_mv_techniques)},
         {SC_MV_OUTCOME, sc_mv_outcomes, SC_ARRAY_LEN(sc_mv_outcomes)},
+        {SC_MV_SHADOW_OUTCOME, sc_mv_shadow_outcomes, SC_ARRAY_LEN(sc_mv_shadow_outcomes)},
     };
     for (size_t i = 0; i < SC_MF_COUNT; i++)
         m->family_names[i] = sc_mf_defs[i].name;
@@ -647,6 +698,37 @@ void sc_metrics_observe_result(sc_metrics_t *m, const sc_result_t *r)
     }
     if (r->latency_ms >= 0)
         sc_m_observe_locked(m, SC_MF_REQUEST_LATENCY, l, (double)r->latency_ms / 1000.0);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void sc_metrics_shadow(sc_metrics_t *m, const char *tenant, const char *agent, const char *stage,
+                       const char *tier, const char *model, const char *outcome, double cost_usd)
+{
+    if (!m)
+        return;
+    const char *calls[5] = {tenant, agent, stage, tier, outcome};
+    const char *cost[4] = {tenant, agent, stage, model};
+    /* the ledger families: the same scope and model, source and technique "shadow" */
+    const char *l[6] = {tenant, agent, stage, model, "shadow", "shadow"};
+    pthread_mutex_lock(&m->mu);
+    sc_m_counter_add_locked(m, SC_MF_SHADOW_CALLS, calls, 1.0);
+    sc_m_counter_add_locked(m, SC_MF_SHADOW_COST, cost, cost_usd);
+    sc_m_counter_add_locked(m, SC_MF_COST, l, cost_usd);
+    sc_m_counter_add_locked(m, SC_MF_OVERSPEND, l, cost_usd);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void sc_metrics_route_agreement(sc_metrics_t *m, const char *tenant, const char *agent,
+                                const char *stage, const char *tier, double lower, double rate,
+                                double samples)
+{
+    if (!m)
+        return;
+    const char *l[4] = {tenant, agent, stage, tier};
+    pthread_mutex_lock(&m->mu);
+    sc_m_gauge_set_locked(m, SC_MF_AGREEMENT, l, lower);
+    sc_m_gauge_set_locked(m, SC_MF_AGREEMENT_RATE, l, rate);
+    sc_m_gauge_set_locked(m, SC_MF_AGREEMENT_SAMPLES, l, samples);
     pthread_mutex_unlock(&m->mu);
 }
 

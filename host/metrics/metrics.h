@@ -17,11 +17,11 @@ typedef struct sc_metrics sc_metrics_t;
  * Every label value goes through a vocabulary before it names a series:
  *  - tenant: the first max_tenants distinct tenants seen are kept (first come, first kept: a
  *    tenant admitted early stays even when it goes quiet); every later tenant is "other";
- *  - agent, stage (the request's tags), model, guard reason, upstream error code, pipeline stage,
- *    queue and dead-letter code: the first SC_METRICS_MAX_VALUES distinct values of each, then
- *    "other";
- *  - source, status, token kind, technique and cache outcome: fixed lists; anything else is
- *    "other".
+ *  - agent, stage (the request's tags), model, shadow tier, guard reason, upstream error code,
+ *    pipeline stage, queue and dead-letter code: the first SC_METRICS_MAX_VALUES distinct values
+ *    of each, then "other";
+ *  - source, status, token kind, technique, cache outcome and shadow outcome: fixed lists;
+ *    anything else is "other".
  * A missing or empty value is "none"; a value that is not UTF-8 is "other"; a longer value is cut
  * at a character boundary to SC_METRICS_VALUE_MAX bytes.
  * On top of that each family holds at most SC_METRICS_MAX_SERIES label sets; an observation that
@@ -51,17 +51,45 @@ sc_status_t sc_metrics_set_max_tenants(sc_metrics_t *m, size_t max_tenants);
  * Everything a published result says (DESIGN §4.2), one call per result:
  *   scrimp_requests_total{tenant,agent,stage,model,source,status}
  *   scrimp_tokens_total{tenant,agent,stage,model,source,kind}   kind=prompt|cached|output|thought
- *   scrimp_cost_usd_total{tenant,agent,stage,model,source}
+ *   scrimp_cost_usd_total{tenant,agent,stage,model,source}   (source="shadow": sc_metrics_shadow)
  *   scrimp_baseline_cost_usd_total{tenant,agent,stage,model,source}
  *   scrimp_savings_usd_total{tenant,agent,stage,model,source,technique}
  *        technique=cache|prune|route|prompt_cache|batch; positive amounts only
  *   scrimp_overspend_usd_total{…same…}   negative per-technique amounts, as positive numbers
- *        (a counter never decreases; e.g. a cascade promotion that cost more than it saved)
+ *        (a counter never decreases; e.g. a cascade promotion that cost more than it saved);
+ *        technique="shadow" comes from sc_metrics_shadow only
  *   scrimp_result_errors_total{tenant,code}   status error only, code = r->error_code
  *   scrimp_request_latency_seconds{tenant,agent,stage,model,source}   histogram of latency_ms
  * r is borrowed for the call. NULL m or r: nothing.
  */
 void sc_metrics_observe_result(sc_metrics_t *m, const sc_result_t *r);
+
+/*
+ * One finished (or dropped) shadow comparison:
+ *   scrimp_shadow_calls_total{tenant,agent,stage,tier,outcome}
+ *        outcome=agree|disagree|no_evidence|failed|dropped
+ *   scrimp_shadow_cost_usd_total{tenant,agent,stage,model}   what the shadow and judge calls cost
+ * and the same cost in scrimp_cost_usd_total{tenant,agent,stage,model,source="shadow"} and in
+ * scrimp_overspend_usd_total{tenant,agent,stage,model,source="shadow",technique="shadow"}, so that
+ * the totals a dashboard sums include it (the baseline is unchanged: a shadow call replaces no
+ * naive request). tier: the cheaper tier whose evidence the sample is; model: the shadow call's.
+ * A NULL agent or stage is "none", as in every other family. cost_usd is 0 for dropped; a
+ * non-positive or non-finite cost adds nothing. NULL m: nothing.
+ */
+void sc_metrics_shadow(sc_metrics_t *m, const char *tenant, const char *agent, const char *stage,
+                       const char *tier, const char *model, const char *outcome, double cost_usd);
+
+/*
+ * The agreement estimate of one scope and tier (gauges, set, not added):
+ *   scrimp_route_agreement{tenant,agent,stage,tier}          Wilson lower bound
+ *   scrimp_route_agreement_rate{tenant,agent,stage,tier}     k / n
+ *   scrimp_route_agreement_samples{tenant,agent,stage,tier}  n (decayed comparisons)
+ * Tenants beyond max_tenants share the "other" series, which then holds the estimate set last.
+ * A NaN value leaves its gauge as it was. NULL m: nothing.
+ */
+void sc_metrics_route_agreement(sc_metrics_t *m, const char *tenant, const char *agent,
+                                const char *stage, const char *tier, double lower, double rate,
+                                double samples);
 
 /* scrimp_cache_lookups_total{tenant,outcome}; outcome "hit_exact", "hit_semantic" or "miss". */
 void sc_metrics_cache(sc_metrics_t *m, const char *tenant, const char *outcome);
