@@ -21,7 +21,7 @@ run() { # run NAME ARGS... : time one backfill, keep its summary
   local t0 t1
   t0=$(date +%s.%N)
   "$SCRIMP" backfill "$WORK/requests.jsonl" -o "$WORK/$name.jsonl" -X "gemini.base_url=$SIM" \
-    -X "cache.path=$WORK/cache-$name" -X "prune.path=$WORK/summaries-$name" \
+    -X "cache.path=$WORK/cache-$name" -X "prune.path=$WORK/summaries-$name" -X "router.shadow_path=$WORK/summaries-$name.shadow" \
     -X limits.max_message_bytes=4096 "$@" >"$WORK/$name.summary" 2>"$WORK/$name.log"
   t1=$(date +%s.%N)
   python3 - "$WORK/$name.jsonl" "$name" "$t0" "$t1" "$*" >>"$WORK/rows.md" <<'PY'

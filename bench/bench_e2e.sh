@@ -82,7 +82,7 @@ for c in "${CFGS[@]}"; do # every key we pass must be one scrimp knows (it exits
   mapfile -t a < <(cfg_args "$c")
   "$SCRIMP" config dump "${a[@]}" -X kafka.bootstrap.servers=127.0.0.1:1 \
     -X gemini.base_url=http://127.0.0.1:1 -X metrics.listen=127.0.0.1:0 \
-    -X "cache.path=$WORK/x" -X "prune.path=$WORK/x" >/dev/null ||
+    -X "cache.path=$WORK/x" -X "prune.path=$WORK/x" -X "router.shadow_path=$WORK/x.shadow" >/dev/null ||
     { echo "bench_e2e: scrimp rejects the switches of configuration $c" >&2; exit 1; }
 done
 
@@ -120,7 +120,7 @@ run_cfg() { # run_cfg NAME: fresh broker, simulator and serve; the workload; res
   sc_start_sim
   sc_start_bg "serve_$name" "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" \
     -X "gemini.base_url=$SIM_URL" -X metrics.listen=127.0.0.1:0 \
-    -X "cache.path=$d/cache" -X "prune.path=$d/summaries" "${a[@]}"
+    -X "cache.path=$d/cache" -X "prune.path=$d/summaries" -X "router.shadow_path=$d/summaries.shadow" "${a[@]}"
   local spid_var="PID_serve_$name" spid
   spid=${!spid_var}
   # metrics.listen port 0: serve logs the port it bound (event=metrics.start ... port=N)
@@ -205,6 +205,7 @@ run_cfg() { # run_cfg NAME: fresh broker, simulator and serve; the workload; res
   kcat -C -b "$BOOTSTRAP" -t scrimp.requests -o beginning -e -q -f '%T\t%s\n' 2>/dev/null |
     cut -c1-40 | grep -v bench-warmup >"$d/requests_ts.tsv" || true
   sc_consume scrimp.dlq "$d/dlq.jsonl"
+  sc_consume scrimp.shadow "$d/shadow.jsonl" # the shadow evaluation's ledger lines: in the cost
   sc_stop "$PID_sim" 10 || true
   sc_stop "$PID_broker" 10 || true
   SC_PIDS=()
@@ -316,12 +317,20 @@ def analyse(name):
         if r.get("status") != "ok":
             c = (r.get("error") or {}).get("code", "?")
             s["errors"][c] = s["errors"].get(c, 0) + 1
-    s["cost"] = sum(r.get("cost_usd") or 0 for r in res.values())
+    shadow = []
+    sp = os.path.join(d, "shadow.jsonl")
+    if os.path.exists(sp):
+        shadow = [json.loads(l) for l in open(sp, encoding="utf-8") if l.strip()]
+    s["shadow_n"] = len(shadow)
+    s["shadow_cost"] = sum(x.get("cost_usd") or 0 for x in shadow)
+    s["cost"] = sum(r.get("cost_usd") or 0 for r in res.values()) + s["shadow_cost"]
     s["ledger_base"] = sum(r.get("baseline_cost_usd") or 0 for r in res.values())
     s["savings"] = {}
     for r in res.values():
         for k, v in (r.get("savings") or {}).items():
             s["savings"][k] = s["savings"].get(k, 0) + (v or 0)
+    if shadow:  # its own ledger line: −cost, so the techniques still add up to baseline − cost
+        s["savings"]["shadow_usd"] = -s["shadow_cost"]
     s["sources"], s["routes"], s["models"] = {}, {}, {}
     for r in res.values():
         for key, v in (("sources", r.get("source")), ("routes", (r.get("optimizations") or {}).get("route")),
@@ -501,7 +510,7 @@ if A:
     w("")
     w("| technique | saved $ | share of Σ baseline_cost_usd |")
     w("|---|---:|---:|")
-    for k in ("cache_usd", "route_usd", "prune_usd", "prompt_cache_usd", "batch_usd"):
+    for k in ("cache_usd", "route_usd", "prune_usd", "prompt_cache_usd", "batch_usd", "shadow_usd"):
         v = A["savings"].get(k, 0)
         w("| %s | %s | %.1f%% |" % (k, money(v), 100 * v / A["ledger_base"] if A["ledger_base"] else 0))
     tot = sum(A["savings"].values())

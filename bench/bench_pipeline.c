@@ -39,7 +39,7 @@
 #define BENCH_TABLE_MAX          8192
 
 static const char *const bench_topics[] = {"scrimp.requests", "scrimp.results", "scrimp.dlq",
-                                           "scrimp.cache", NULL};
+                                           "scrimp.cache", "scrimp.shadow", NULL};
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -524,6 +524,7 @@ int main(int argc, char **argv)
             die("mkdtemp: cannot make a scratch folder");
         cfg_set(cfg, "cache.path=%s/cache", dir);
         cfg_set(cfg, "prune.path=%s/summaries", dir);
+        cfg_set(cfg, "router.shadow_path=%s/shadow", dir);
     }
     if (batch)
         cfg_set(cfg, "batch.max_messages=%ld", batch);

@@ -34,7 +34,7 @@ typedef struct {
     const sc_config_t *cfg;
     volatile sig_atomic_t *running;
     sc_limits_t limits;
-    const char *t_requests, *t_results, *t_dlq;
+    const char *t_requests, *t_results, *t_dlq, *t_shadow;
     int batch_max;
     int batch_wait_ms;
     size_t chunk;           /* items the compute thread prepares at once */
@@ -54,6 +54,10 @@ typedef struct {
     sc_optimizer_t *opt;
     sc_item_t **again;      /* forward thread only: items whose next call waits to be submitted */
     size_t nagain, capagain;
+    sc_gemini_call_t **shadow_next; /* forward thread only: shadow calls waiting to be submitted */
+    size_t nshadow_next, capshadow_next;
+    int max_inflight;
+    atomic_llong n_shadow_lines;
 } online_t;
 
 static int64_t drain_deadline(online_t *o)
@@ -90,6 +94,11 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
     online_t *o = opaque;
     sc_item_t *it = m->_private;
+    if (!it) { /* a shadow ledger line: its loss costs no request, but is said */
+        if (m->err)
+            sc_warn("shadow.publish_failed", "err=\"%s\"", rd_kafka_err2str(m->err));
+        return;
+    }
     if (m->err) {
         /* Not acknowledged: its offset must not be stored. Stop, so a restart re-delivers. */
         sc_error("publish.failed", "id=%s err=\"%s\"", it->id, rd_kafka_err2str(m->err));
@@ -173,9 +182,59 @@ static void *publish_main(void *arg)
 
 /* ---- forward: one curl multi loop for every upstream call ---- */
 
+/* A shadow call to submit after this poll round; when there is no room it is handed back. */
+static void shadow_queue(online_t *o, sc_gemini_call_t *c);
+
+/* The shadow's ledger line on topics.shadow (forward thread; the producer is thread-safe). */
+static void shadow_publish(online_t *o, char *line, size_t len)
+{
+    if (!line)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        o->producer, RD_KAFKA_V_TOPIC(o->t_shadow), RD_KAFKA_V_VALUE(line, len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+    if (err) {
+        sc_warn("shadow.publish", "err=\"%s\" (the line is lost; /metrics counted its cost)",
+                rd_kafka_err2str(err));
+        free(line);
+        return;
+    }
+    atomic_fetch_add(&o->n_shadow_lines, 1);
+}
+
+static void shadow_done(online_t *o, sc_gemini_call_t *call)
+{
+    char *line;
+    size_t len;
+    sc_gemini_call_t *next = sc_optimizer_shadow_done(o->opt, call, &line, &len);
+    shadow_publish(o, line, len);
+    if (next)
+        shadow_queue(o, next);
+}
+
+static void shadow_queue(online_t *o, sc_gemini_call_t *c)
+{
+    if (o->nshadow_next == o->capshadow_next) {
+        size_t cap = o->capshadow_next ? o->capshadow_next * 2 : 16;
+        sc_gemini_call_t **na = realloc(o->shadow_next, cap * sizeof *na);
+        if (!na) {
+            c->status = SC_ERR_FULL;
+            shadow_done(o, c);
+            return;
+        }
+        o->shadow_next = na;
+        o->capshadow_next = cap;
+    }
+    o->shadow_next[o->nshadow_next++] = c;
+}
+
 static void forward_done(sc_gemini_call_t *call, void *arg)
 {
     online_t *o = arg;
+    if (sc_optimizer_is_shadow(o->opt, call)) {
+        shadow_done(o, call);
+        return;
+    }
     sc_item_t *it = call->opaque;
     if (sc_optimizer_after_call(o->opt, it)) { /* a summary before it, or a promotion */
         if (o->nagain == o->capagain) {
@@ -205,7 +264,15 @@ static void forward_done(sc_gemini_call_t *call, void *arg)
                      call->err_message ? ": " : "", call->err_message ? call->err_message : "");
     }
     atomic_fetch_sub(&o->n_inflight, 1);
+    /* a sampled answer is shadowed, never before or instead of being published; under a backlog
+     * (requests waiting for the upstream, or half its calls in flight) the shadow is dropped */
+    int busy = sc_queue_len(o->upstream_q) > 0 ||
+               sc_gemini_inflight(o->gemini) >= o->max_inflight / 2 || drain_deadline(o) > 0;
+    sc_gemini_call_t *shadow = call->status == SC_OK ? sc_optimizer_shadow_start(o->opt, it, busy)
+                                                     : NULL;
     sc_queue_push(o->publish_q, it, -1);
+    if (shadow)
+        shadow_queue(o, shadow);
 }
 
 static void *forward_main(void *arg)
@@ -251,6 +318,22 @@ static void *forward_main(void *arg)
             }
         }
         o->nagain = 0;
+        for (size_t i = 0; i < o->nshadow_next; i++) { /* shadows and judges, last */
+            sc_gemini_call_t *c = o->shadow_next[i];
+            if (sc_gemini_submit(o->gemini, c) != SC_OK) {
+                c->status = SC_ERR_FULL;
+                char *line;
+                size_t len;
+                sc_gemini_call_t *next = sc_optimizer_shadow_done(o->opt, c, &line, &len);
+                shadow_publish(o, line, len);
+                if (next) { /* cannot happen for a failed call; be safe */
+                    next->status = SC_ERR_FULL;
+                    sc_optimizer_shadow_done(o->opt, next, &line, &len);
+                    free(line);
+                }
+            }
+        }
+        o->nshadow_next = 0;
     }
     return NULL;
 }
@@ -503,6 +586,8 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
     o.t_requests = sc_config_str(cfg, "topics.requests");
     o.t_results = sc_config_str(cfg, "topics.results");
     o.t_dlq = sc_config_str(cfg, "topics.dlq");
+    o.t_shadow = sc_config_str(cfg, "topics.shadow");
+    o.max_inflight = (int)sc_config_int(cfg, "gemini.max_inflight");
     o.batch_max = (int)sc_config_int(cfg, "batch.max_messages");
     o.batch_wait_ms = (int)sc_config_int(cfg, "batch.max_wait_ms");
     o.chunk = (size_t)sc_config_int(cfg, "pipeline.compute_chunk");
@@ -542,8 +627,12 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
         st = SC_ERR_KAFKA;
         goto out;
     }
-    const char *need[] = {o.t_requests, o.t_results, o.t_dlq};
-    if ((st = sc_kafka_check(o.producer, cfg, need, SC_ARRAY_LEN(need), errbuf, errlen)))
+    /* the shadow topic only when shadow evaluation may publish on it */
+    int shadowing = sc_config_num(cfg, "router.shadow_rate") > 0.0 &&
+                    sc_config_str(cfg, "router.shadow_path")[0];
+    const char *need[] = {o.t_requests, o.t_results, o.t_dlq, o.t_shadow};
+    if ((st = sc_kafka_check(o.producer, cfg, need, SC_ARRAY_LEN(need) - !shadowing, errbuf,
+                             errlen)))
         goto out;
 
     rd_kafka_conf_t *cconf = sc_kafka_conf_new(cfg, 1, errbuf, errlen);
@@ -637,6 +726,7 @@ out:
     sc_offsets_free(o.offsets);
     sc_optimizer_free(o.opt);
     free(o.again);
+    free(o.shadow_next);
     sc_metrics_server_stop(o.metrics_srv);
     sc_metrics_free(o.metrics);
     sc_info("serve.stop", "status=%s", sc_status_code(st));

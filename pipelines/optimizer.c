@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "host/cache/cache.h"
 #include "host/core/log.h"
@@ -38,6 +39,49 @@ static sc_status_t open_encoder(sc_optimizer_t *o, char *errbuf, size_t errlen)
         eo.backend = SC_BACKEND_AUTO;
     eo.max_batch = (int)sc_config_int(o->cfg, "batch.max_messages");
     return sc_encoder_new(&eo, &o->enc, errbuf, errlen);
+}
+
+static void publish_estimate(const char *tenant, const char *agent, const char *stage,
+                             const char *tier, const sc_agreement_est_t *e, void *arg)
+{
+    sc_optimizer_t *o = arg;
+    sc_metrics_route_agreement(o->metrics, tenant, agent[0] ? agent : NULL,
+                               stage[0] ? stage : NULL, tier,
+                               sc_wilson_lower(e->k, e->n, o->shadow_z),
+                               e->n > 0 ? e->k / e->n : 0.0, e->n);
+}
+
+/* The shadow evaluation's evidence store (router.shadow_path, "" for none) and its settings. */
+static sc_status_t open_shadow(sc_optimizer_t *o, char *errbuf, size_t errlen)
+{
+    const sc_config_t *cfg = o->cfg;
+    o->quality_target = sc_config_num(cfg, "router.quality_target");
+    o->shadow_rate = sc_config_num(cfg, "router.shadow_rate");
+    o->shadow_z = sc_config_num(cfg, "router.shadow_z");
+    o->shadow_min = (double)sc_config_int(cfg, "router.shadow_min_samples");
+    o->shadow_max_inflight = (int)sc_config_int(cfg, "router.shadow_max_inflight");
+    uint64_t seed = (uint64_t)sc_config_int(cfg, "router.shadow_seed"); /* 0: from the clock */
+    o->shadow_rng = seed ? seed * 0x9E3779B97F4A7C15ULL
+                         : (uint64_t)sc_now_us() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
+    if (!o->shadow_rng)
+        o->shadow_rng = 1;
+    const char *path = sc_config_str(cfg, "router.shadow_path");
+    if (!path[0])
+        return SC_OK;
+    if (o->shadow_max_inflight > 0 &&
+        !(o->shadows = calloc((size_t)o->shadow_max_inflight, sizeof *o->shadows)))
+        return SC_ERR_NOMEM;
+    char dir[OPT_PATH_MAX];
+    sc_status_t st = sc_agreement_open(sc_resolve_path(path, dir, sizeof dir),
+                                       sc_config_num(cfg, "router.shadow_window"), &o->agreement,
+                                       errbuf, errlen);
+    if (st)
+        return st;
+    sc_agreement_foreach(o->agreement, publish_estimate, o);
+    sc_info("shadow.ready", "path=%s estimates=%zu rate=%g z=%g min_samples=%g target=%g",
+            dir, sc_agreement_count(o->agreement), o->shadow_rate, o->shadow_z, o->shadow_min,
+            o->quality_target);
+    return SC_OK;
 }
 
 sc_status_t sc_optimizer_new(const sc_config_t *cfg, sc_metrics_t *metrics, int batch_mode,
@@ -124,6 +168,8 @@ sc_status_t sc_optimizer_new(const sc_config_t *cfg, sc_metrics_t *metrics, int 
                 (double)sc_router_threshold(o->router, 1), target > 0.0 ? share : NAN, outside,
                 sc_router_has_domain(o->router) ? "on" : "none in the file");
     }
+    if ((st = open_shadow(o, errbuf, errlen)))
+        goto out;
     if (o->prune && sc_config_bool(cfg, "prune.summaries") &&
         (st = sc_summary_store_open(sc_config_str(cfg, "prune.path"), 0, &o->summaries, errbuf,
                                     errlen)))
@@ -150,6 +196,9 @@ void sc_optimizer_free(sc_optimizer_t *o)
 {
     if (!o)
         return;
+    sc_optimizer_shadow_free_all(o);
+    free(o->shadows);
+    sc_agreement_close(o->agreement);
     sc_prompt_cache_free(o->pcache); /* deletes the caches it created */
     sc_summary_store_close(o->summaries);
     sc_router_free(o->router);

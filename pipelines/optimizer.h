@@ -49,6 +49,32 @@ int sc_optimizer_after_call(sc_optimizer_t *o, sc_item_t *it);
  */
 sc_item_t *sc_optimizer_finish(sc_optimizer_t *o, sc_item_t *it);
 
+/* ---- shadow evaluation (pipelines/stages/shadow.c; forward thread only) ---- */
+
+/*
+ * The item's final call came back ok (forward thread, before the item is handed on to be
+ * published): when it is sampled (router.shadow_rate), a second tier's call of the same body,
+ * for the caller to submit; NULL when not sampled, not shadowable (pinned, cached, promoted,
+ * Batch Mode, not STOP), or dropped because busy (the upstream has a backlog) or
+ * router.shadow_max_inflight are in flight. Everything the comparison needs is copied: the item
+ * may be published and freed at once. The call belongs to the shadow evaluation: hand it back to
+ * sc_optimizer_shadow_done() when it finishes, or with status SC_ERR_FULL when it cannot be
+ * submitted.
+ */
+sc_gemini_call_t *sc_optimizer_shadow_start(sc_optimizer_t *o, const sc_item_t *it, int busy);
+
+/* Is call one of the shadow evaluation's (a shadow answer or a judge)? */
+int sc_optimizer_is_shadow(const sc_optimizer_t *o, const sc_gemini_call_t *call);
+
+/*
+ * A shadow call finished; it is taken (freed here or kept by its job). Returns the next call
+ * to submit (the strong model's judge, when the two answers have no checkable form), or NULL when
+ * the comparison is over: then *line is its ledger line (a new JSON string, *len bytes, NULL on
+ * allocation failure) for topics.shadow; @remark the caller frees *line.
+ */
+sc_gemini_call_t *sc_optimizer_shadow_done(sc_optimizer_t *o, sc_gemini_call_t *call,
+                                           char **line, size_t *len);
+
 /* Drop an item that will never be finished (abandoned at shutdown) from the in-flight map. */
 void sc_optimizer_forget(sc_optimizer_t *o, sc_item_t *it);
 

@@ -62,6 +62,7 @@ typedef struct sc_item {
     const char *route;       /* "pinned", "default" or the tier ("lite", "cheap", "strong") */
     double route_score;      /* router score; -1: none */
     int tier;                /* index into the tiers; -1: pinned */
+    const char *route_basis; /* why that tier (sc_result_t.route_basis); NULL: not routed */
     /* prune stage */
     sc_prune_plan_t plan;    /* owned (sc_prune_plan_clear) */
     long pruned_tokens;

@@ -49,6 +49,7 @@ static sc_optimizer_t *new_optimizer(sc_config_t **cfgp, int cache, int router)
     set(cfg, "router.path=%s", path);
     set(cfg, "cache.path=%s/cache", tmpdir);
     set(cfg, "prune.path=%s/summaries", tmpdir);
+    set(cfg, "router.shadow_path=%s/shadow", tmpdir);
     set(cfg, "cache.enabled=%s", cache ? "true" : "false");
     set(cfg, "router.enabled=%s", router ? "true" : "false");
     set(cfg, "prune.enabled=%s", "true");

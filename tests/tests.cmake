@@ -32,6 +32,9 @@ sc_unit_test(test_thinking)
 sc_unit_test(test_prune)
 sc_unit_test(test_metrics)
 sc_unit_test(test_optimizer)
+sc_unit_test(test_agreement)
+sc_unit_test(test_verdict)
+sc_unit_test(test_shadow)
 
 # The benchmark workload generator (bench/workload.py, Python standard library only).
 add_test(NAME test_workload
@@ -46,6 +49,10 @@ add_test(NAME integration_backfill
 add_test(NAME integration_policies
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_policies.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_policies PROPERTIES TIMEOUT 900)
+# Shadow evaluation: an easy agent earns a cheaper tier, a hard one stays on strong (simulator quality mode).
+add_test(NAME integration_shadow
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_shadow.sh $<TARGET_FILE:scrimp>)
+set_tests_properties(integration_shadow PROPERTIES TIMEOUT 900)
 add_test(NAME integration_cli
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cli.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_serve integration_cli integration_backfill PROPERTIES TIMEOUT 900)

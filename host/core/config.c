@@ -27,7 +27,7 @@ static const char *config_defaults =
     "{"
     "\"kafka\": {\"bootstrap.servers\": \"127.0.0.1:9092\", \"group.id\": \"scrimp\"},"
     "\"topics\": {\"requests\": \"scrimp.requests\", \"results\": \"scrimp.results\","
-    "             \"dlq\": \"scrimp.dlq\", \"cache\": \"scrimp.cache\"},"
+    "             \"dlq\": \"scrimp.dlq\", \"cache\": \"scrimp.cache\", \"shadow\": \"scrimp.shadow\"},"
     "\"batch\": {\"max_messages\": 256, \"max_wait_ms\": 10, \"priority_enabled\": true,"
     "            \"priority_max_wait_ms\": 60000},"
     "\"pipeline\": {\"queue_capacity\": 4096, \"compute_chunk\": 64, \"drain_timeout_ms\": 30000,"
@@ -58,7 +58,10 @@ static const char *config_defaults =
     "\"prune\": {\"enabled\": true, \"max_tokens\": 4000, \"keep_last\": 3, \"agents\": {},"
     "            \"summaries\": true, \"path\": \"var/summaries\"},"
     "\"router\": {\"enabled\": true, \"path\": \"models/router/router.json\","
-    "             \"quality_target\": 0.95, \"lite_share\": 0.5, \"outside_tier\": \"strong\"},"
+    "             \"quality_target\": 0.95, \"lite_share\": 0.5, \"outside_tier\": \"strong\","
+    "             \"shadow_rate\": 0.02, \"shadow_path\": \"var/shadow\", \"shadow_window\": 1000,"
+    "             \"shadow_z\": 1.645, \"shadow_min_samples\": 30, \"shadow_max_inflight\": 16,"
+    "             \"shadow_seed\": 0},"
     "\"ledger\": {\"strong_thought_tokens\": 1000},"
     "\"cascade\": {\"enabled\": true},"
     "\"coalesce\": {\"enabled\": true},"
@@ -590,6 +593,9 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         {"backfill.progress_every_ms", 100, 3600000},
         {"metrics.max_tenants", 1, SC_CONFIG_MAX_TENANTS},
         {"ledger.strong_thought_tokens", 0, 1000000},
+        {"router.shadow_min_samples", 1, 1000000},
+        {"router.shadow_max_inflight", 0, 1024},
+        {"router.shadow_seed", 0, INT64_MAX},
     };
     for (size_t i = 0; i < SC_ARRAY_LEN(ints); i++)
         if ((st = check_int(cfg, ints[i].key, ints[i].lo, ints[i].hi, errbuf, errlen)))
@@ -630,6 +636,21 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
     double ls = sc_config_num(cfg, "router.lite_share");
     if (!(ls >= 0.0 && ls <= 1.0)) {
         snprintf(errbuf, errlen, "router.lite_share: %g is out of range [0, 1]", ls);
+        return SC_ERR_CONFIG;
+    }
+    double sr = sc_config_num(cfg, "router.shadow_rate");
+    if (!(sr >= 0.0 && sr <= 1.0)) {
+        snprintf(errbuf, errlen, "router.shadow_rate: %g is out of range [0, 1]", sr);
+        return SC_ERR_CONFIG;
+    }
+    double sw = sc_config_num(cfg, "router.shadow_window");
+    if (!(sw == 0.0 || (sw >= 1.0 && sw <= 1e9))) {
+        snprintf(errbuf, errlen, "router.shadow_window: %g must be 0 (no decay) or in [1, 1e9]", sw);
+        return SC_ERR_CONFIG;
+    }
+    double sz = sc_config_num(cfg, "router.shadow_z");
+    if (!(sz > 0.0 && sz <= 10.0)) {
+        snprintf(errbuf, errlen, "router.shadow_z: %g is out of range (0, 10]", sz);
         return SC_ERR_CONFIG;
     }
     const char *outside = sc_config_str(cfg, "router.outside_tier");

@@ -742,6 +742,7 @@ char *sc_result_to_json(const sc_result_t *res, size_t *len)
     SET(sub, "pruned_tokens", json_integer(res->pruned_tokens));
     SET(sub, "route", json_str(res->route));
     SET(sub, "route_score", json_num_or_null(res->route_score));
+    SET(sub, "route_basis", json_str(res->route_basis));
     SET(sub, "promoted", json_boolean(res->promoted));
     SET(sub, "prompt_cache", json_str(res->prompt_cache));
 

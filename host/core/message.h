@@ -90,6 +90,8 @@ typedef struct {
     long pruned_tokens;
     const char *route;        /* "pinned", "default", "cheap", "strong" */
     double route_score;       /* < 0: null */
+    const char *route_basis;  /* why that tier: "router", "shadow", "below-target", "no-evidence";
+                               * NULL: null (pinned, or not routed) */
     int promoted;
     const char *prompt_cache; /* NULL: null */
     long latency_ms;

@@ -50,6 +50,7 @@ static void tags(sc_result_t *r, const sc_item_t *it)
     r->model = it->model[0] ? it->model : NULL;
     r->route = it->route;
     r->route_score = it->route_score;
+    r->route_basis = it->route_basis;
     r->promoted = it->promoted;
     r->pruned_tokens = it->pruned_tokens;
     r->prompt_cache = it->prompt_cache[0] ? it->prompt_cache : NULL;

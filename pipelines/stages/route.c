@@ -1,30 +1,30 @@
-/* route.c - stage: the model of every forwarded request: the pinned one, the default, or the
- * tier the router's score picks (one router call for the batch). */
+/* route.c - stage: the model of every forwarded request: the pinned one, or a tier chosen on
+ * evidence: the router's score inside its training domain (one router call for the batch), the
+ * scope's shadow evaluation (stages/shadow.c), else the strong tier, as the naive request. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "host/core/util.h"
 #include "pipelines/stages/stages.h"
 
-void sc_stage_route(sc_optimizer_t *o, sc_batch_t *batch)
+static int routed(const sc_item_t *it)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < batch->n; i++) {
-        sc_item_t *it = batch->items[i];
-        if (it->state != SC_ITEM_FORWARD)
-            continue;
-        if (strcmp(it->req->model, "auto") != 0) {
-            sc_strlcpy(it->model, it->req->model, sizeof it->model);
-            it->route = "pinned";
-        } else {
-            sc_strlcpy(it->model, o->default_model, sizeof it->model);
-            it->route = "default";
-            it->tier = OPT_NTIERS - 1;
-            n += o->router && it->vec;
-        }
-    }
-    if (n == 0)
-        return;
+    return it->state == SC_ITEM_FORWARD && strcmp(it->req->model, "auto") == 0;
+}
+
+static void set_tier(sc_optimizer_t *o, sc_item_t *it, int t, const char *basis)
+{
+    it->tier = t;
+    it->route = sc_opt_tier_names[t];
+    it->route_basis = basis;
+    sc_strlcpy(it->model, o->tiers[t], sizeof it->model);
+}
+
+/* The router's tier for the n routed items with a vector (it->tier, route, model, route_score). A
+ * prompt unlike the router's training prompts, or a router file that does not say what it was
+ * trained on, gets router.outside_tier: the score is no evidence there. */
+static void score_batch(sc_optimizer_t *o, sc_batch_t *batch, size_t n)
+{
     float *emb = malloc(n * SC_EMBED_DIM * sizeof *emb);
     float *sig = malloc(n * SC_ROUTER_NSIGNALS * sizeof *sig);
     float *score = malloc(n * sizeof *score);
@@ -35,7 +35,7 @@ void sc_stage_route(sc_optimizer_t *o, sc_batch_t *batch)
     n = 0;
     for (size_t i = 0; i < batch->n; i++) {
         sc_item_t *it = batch->items[i];
-        if (it->state != SC_ITEM_FORWARD || strcmp(it->req->model, "auto") != 0 || !it->vec)
+        if (!routed(it) || !it->vec)
             continue;
         const sc_turn_t *t = sc_opt_last_turn(it);
         int ntok = sc_tokenizer_encode(sc_encoder_tokenizer(o->enc), t->content, t->content_len,
@@ -52,16 +52,12 @@ void sc_stage_route(sc_optimizer_t *o, sc_batch_t *batch)
         for (int j = 0; j < OPT_NTIERS; j++)
             if (strcmp(tier, sc_opt_tier_names[j]) == 0)
                 t = j;
-        /* a prompt unlike the router's training prompts, or a router file that does not say what
-         * it was trained on: the score is no evidence, the prompt goes to router.outside_tier */
         if (o->outside_tier >= 0 &&
             (!sc_router_has_domain(o->router) ||
              !sc_router_in_domain(o->router, sig + k * SC_ROUTER_NSIGNALS)))
             t = o->outside_tier;
-        who[k]->tier = t;
-        who[k]->route = sc_opt_tier_names[t];
+        set_tier(o, who[k], t, t < OPT_NTIERS - 1 ? "router" : "no-evidence");
         who[k]->route_score = score[k];
-        sc_strlcpy(who[k]->model, o->tiers[t], sizeof who[k]->model);
     }
 out:
     free(emb);
@@ -69,4 +65,52 @@ out:
     free(score);
     free(who);
     free(ids);
+}
+
+/*
+ * The scope's own evidence over the router's (or the strong default): the cheapest tier the
+ * scope earned (shadow lower bound >= the target) wins; the router's cheaper tier stands while
+ * the scope has too little evidence for it; a tier whose measured bound is below the target is
+ * never used: the request goes up to strong until the evidence recovers.
+ */
+static void apply_evidence(sc_optimizer_t *o, sc_item_t *it)
+{
+    if (!o->agreement)
+        return;
+    int strong = OPT_NTIERS - 1, t = it->tier < 0 ? strong : it->tier, earned = strong;
+    for (int j = 0; j < strong && earned == strong; j++)
+        if (sc_shadow_evidence(o, it->req, j) > 0)
+            earned = j;
+    int below = t < strong && sc_shadow_evidence(o, it->req, t) < 0;
+    if (below)
+        t = strong;
+    if (earned <= t && earned < strong)
+        set_tier(o, it, earned, "shadow");
+    else if (below)
+        set_tier(o, it, strong, "below-target");
+}
+
+void sc_stage_route(sc_optimizer_t *o, sc_batch_t *batch)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < batch->n; i++) {
+        sc_item_t *it = batch->items[i];
+        if (it->state != SC_ITEM_FORWARD)
+            continue;
+        if (!routed(it)) {
+            sc_strlcpy(it->model, it->req->model, sizeof it->model);
+            it->route = "pinned";
+        } else {
+            sc_strlcpy(it->model, o->default_model, sizeof it->model);
+            it->route = "default";
+            it->route_basis = "no-evidence";
+            it->tier = OPT_NTIERS - 1;
+            n += o->router && it->vec;
+        }
+    }
+    if (n > 0)
+        score_batch(o, batch, n);
+    for (size_t i = 0; i < batch->n; i++)
+        if (routed(batch->items[i]))
+            apply_evidence(o, batch->items[i]);
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "host/cache/agreement.h"
 #include "host/cache/cache.h"
 #include "host/cache/summary_store.h"
 #include "host/core/thinking.h"
@@ -42,6 +43,14 @@ struct sc_optimizer {
     const char *tiers[OPT_NTIERS]; /* model ids, borrowed from cfg */
     int outside_tier; /* router.outside_tier: prompts outside the router's domain; -1: score */
     const char *default_model;
+    /* shadow evaluation (stages/shadow.c): per-scope evidence that a cheaper tier keeps the target */
+    sc_agreement_t *agreement; /* router.shadow_path; NULL: no evidence kept (routing as item 1) */
+    double quality_target;     /* router.quality_target: a tier is earned when its bound reaches it */
+    double shadow_rate, shadow_z, shadow_min;
+    int shadow_max_inflight;
+    struct sc_shadow_job **shadows; /* forward thread only: the jobs in flight */
+    int nshadows;
+    uint64_t shadow_rng;            /* forward thread only */
     /* coalescing: items in flight others may share (compute adds, publish removes) */
     pthread_mutex_t lock;
     sc_item_t **leaders;
@@ -92,6 +101,16 @@ void sc_stage_call(sc_optimizer_t *o, sc_batch_t *batch);
  * invalid JSON when JSON was asked for) promotes the item to the next tier. Returns 1 when
  * it->call is then the new call to submit, 0 when the item is done. */
 int sc_stage_cascade(sc_optimizer_t *o, sc_item_t *it);
+
+/* ---- shadow evaluation (shadow.c) ---- */
+
+/* The scope's evidence for cheaper tier t (0 .. OPT_NTIERS-2): 1 earned (Wilson lower bound >=
+ * the quality target), -1 below target (at least router.shadow_min_samples comparisons and the
+ * bound under the target), 0 too little evidence. */
+int sc_shadow_evidence(const sc_optimizer_t *o, const sc_request_t *rq, int t);
+
+/* Free the shadow jobs still in flight (their calls are the client's, freed with it). */
+void sc_optimizer_shadow_free_all(sc_optimizer_t *o);
 
 /* ---- shared helpers ---- */
 

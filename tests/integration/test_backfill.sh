@@ -52,7 +52,7 @@ PY
 # 1. Online mode through a 429 storm and 500 bursts: nothing fails because of them.
 sc_start_sim "429=0.4,500=0.15,seed=5,retry_delay=0.02s,max_per_request=3"
 "$SCRIMP" backfill "$IN" -o "$WORK/online.jsonl" --mode online "${COMMON[@]}" \
-  -X "gemini.base_url=$SIM_URL" -X "cache.path=$WORK/c1" -X "prune.path=$WORK/s1" >"$WORK/online.summary" 2>"$WORK/online.log"
+  -X "gemini.base_url=$SIM_URL" -X "cache.path=$WORK/c1" -X "prune.path=$WORK/s1" -X "router.shadow_path=$WORK/s1.shadow" >"$WORK/online.summary" 2>"$WORK/online.log"
 check "$WORK/online.jsonl" "online mode, 429 storm and 500 bursts"
 curl -sf "$SIM_URL/sim/stats" | python3 -c 'import json,sys; s=json.load(sys.stdin); f=s["faults"]; assert f["429"] > 100 and f["500"] > 20, f; print("ok   the simulator injected", f["429"], "429s and", f["500"], "500s")'
 grep -q "ok " "$WORK/online.summary" || true
@@ -62,7 +62,7 @@ sc_stop "$PID_sim"
 sc_start_bg sim2 "$SCRIMP" gemini-sim --batch-pending-ms 300 --batch-running-ms 1200
 SIM2=$(sc_first_line sim2)
 BATCH=(--mode batch "${COMMON[@]}" -X "gemini.base_url=$SIM2" -X backfill.batch_max_requests=150
-       -X "cache.path=$WORK/c2" -X "prune.path=$WORK/s2"
+       -X "cache.path=$WORK/c2" -X "prune.path=$WORK/s2" -X "router.shadow_path=$WORK/s2.shadow"
        -X backfill.poll_initial_ms=100 -X backfill.poll_max_ms=400)
 "$SCRIMP" backfill "$IN" -o "$WORK/batch.jsonl" "${BATCH[@]}" >"$WORK/batch1.summary" 2>"$WORK/batch1.log" &
 BF=$!
@@ -103,7 +103,7 @@ sc_start_bg sim3 "$SCRIMP" gemini-sim --batch-pending-ms 50 --batch-running-ms 1
   --faults "batch_fail=0.1,batch_expire=0.05,batch_error=0.05,seed=9"
 SIM3=$(sc_first_line sim3)
 "$SCRIMP" backfill "$IN" -o "$WORK/flaky.jsonl" --mode batch "${COMMON[@]}" -X "gemini.base_url=$SIM3" \
-  -X "cache.path=$WORK/c3" -X "prune.path=$WORK/s3" \
+  -X "cache.path=$WORK/c3" -X "prune.path=$WORK/s3" -X "router.shadow_path=$WORK/s3.shadow" \
   -X backfill.batch_max_requests=100 -X backfill.poll_initial_ms=50 -X backfill.poll_max_ms=200 \
   -X backfill.max_batch_retries=10 >"$WORK/flaky.summary" 2>"$WORK/flaky.log"
 check "$WORK/flaky.jsonl" "failed, expired and partly failed batches retried" batch

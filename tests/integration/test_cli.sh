@@ -57,23 +57,23 @@ sc_start_sim
 sc_start_broker 2
 unset GEMINI_API_KEY
 expect "missing API key" 1 'GEMINI_API_KEY is not set' \
-  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL"
+  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X "router.shadow_path=$WORK/sum.shadow" -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL"
 export GEMINI_API_KEY=cli-key
 
 t0=$SECONDS
 expect "unreachable broker reported" 1 'cannot reach Kafka at 127.0.0.1:1' \
-  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X kafka.bootstrap.servers=127.0.0.1:1 -X "gemini.base_url=$SIM_URL"
+  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X "router.shadow_path=$WORK/sum.shadow" -X kafka.bootstrap.servers=127.0.0.1:1 -X "gemini.base_url=$SIM_URL"
 [ $((SECONDS - t0)) -le 12 ] && pass "unreachable broker within 10 s ($((SECONDS - t0)) s)" \
   || fail "unreachable broker took $((SECONDS - t0)) s"
 
 t0=$SECONDS
 expect "unreachable upstream reported" 1 'upstream unreachable.*127.0.0.1' \
-  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X "kafka.bootstrap.servers=$BOOTSTRAP" -X gemini.base_url=http://127.0.0.1:1
+  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X "router.shadow_path=$WORK/sum.shadow" -X "kafka.bootstrap.servers=$BOOTSTRAP" -X gemini.base_url=http://127.0.0.1:1
 [ $((SECONDS - t0)) -le 12 ] && pass "unreachable upstream within 10 s ($((SECONDS - t0)) s)" \
   || fail "unreachable upstream took $((SECONDS - t0)) s"
 
 expect "missing topic named" 1 'topic "no.such.topic" does not exist' \
-  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL" \
+  "$SCRIMP" serve -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/sum" -X "router.shadow_path=$WORK/sum.shadow" -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL" \
   -X topics.requests=no.such.topic
 
 expect "bad fault spec named" 1 'bogus' "$SCRIMP" gemini-sim --faults bogus=1
@@ -102,7 +102,7 @@ else fail "embed output: $(head -c 300 <<<"$out")"; fi
 echo '{"id": "b1", "messages": [{"role": "user", "content": "hi"}]}' >"$WORK/one.jsonl"
 t0=$(date +%s%N)
 out=$(env -u GEMINI_API_KEY "$SCRIMP" backfill "$WORK/one.jsonl" -o "$WORK/nokey.jsonl" \
-      -X "cache.path=$WORK/nokey-cache" -X "prune.path=$WORK/nokey-sum" 2>&1); rc=$?
+      -X "cache.path=$WORK/nokey-cache" -X "prune.path=$WORK/nokey-sum" -X "router.shadow_path=$WORK/nokey-sum.shadow" 2>&1); rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 if [ "$rc" -ne 0 ] && grep -q "GEMINI_API_KEY is not set" <<<"$out" && [ "$ms" -lt 1000 ] &&
    [ ! -e "$WORK/nokey.jsonl" ] && [ ! -e "$WORK/nokey.jsonl.state" ] && [ ! -e "$WORK/nokey-cache" ]; then
@@ -110,7 +110,7 @@ if [ "$rc" -ne 0 ] && grep -q "GEMINI_API_KEY is not set" <<<"$out" && [ "$ms" -
 else fail "backfill without a key (rc=$rc, ${ms} ms, files: $(ls "$WORK" | tr '\n' ' ')): $(head -c 300 <<<"$out")"; fi
 # a failure after the files are checked but before the first line (a missing model) leaves none
 out=$(GEMINI_API_KEY=fake-key "$SCRIMP" backfill "$WORK/one.jsonl" -o "$WORK/nomodel.jsonl" \
-      -X "models.embedding=$WORK/no-model" -X "cache.path=$WORK/nm-cache" -X "prune.path=$WORK/nm-sum" 2>&1); rc=$?
+      -X "models.embedding=$WORK/no-model" -X "cache.path=$WORK/nm-cache" -X "prune.path=$WORK/nm-sum" -X "router.shadow_path=$WORK/nm-sum.shadow" 2>&1); rc=$?
 if [ "$rc" -ne 0 ] && grep -q "no-model" <<<"$out" && [ ! -e "$WORK/nomodel.jsonl" ] &&
    [ ! -e "$WORK/nomodel.jsonl.state" ]; then
   pass "backfill with a missing model: names it, leaves no output file"

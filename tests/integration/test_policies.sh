@@ -36,7 +36,7 @@ SIM1=$(sc_first_line sim1)
 # these prompts lie outside the router's domain, which the defaults send to the strong tier: the
 # cascade is exercised by sending them to the cheapest tier
 "$SCRIMP" backfill "$WORK/cascade.jsonl" -o "$WORK/cascade.out" --mode online "${FAST[@]}" \
-  -X router.outside_tier=lite -X "gemini.base_url=$SIM1" -X "cache.path=$WORK/c1" -X "prune.path=$WORK/s1" \
+  -X router.outside_tier=lite -X "gemini.base_url=$SIM1" -X "cache.path=$WORK/c1" -X "prune.path=$WORK/s1" -X "router.shadow_path=$WORK/s1.shadow" \
   >/dev/null 2>"$WORK/cascade.log"
 curl -sf "$SIM1/sim/stats" >"$WORK/sim1.json"
 python3 - "$WORK/cascade.out" "$WORK/sim1.json" "$ROOT" <<'PY'
@@ -78,7 +78,7 @@ for name, rng in (("first", range(1)), ("rest", range(1, 50))):
                                 "messages": [{"role": "user", "content": f"Question {i}: what applies to invoice {1000 + i}?"}]}) + "\n")
 PY
 sc_start_bg serve "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM2" \
-  -X "cache.path=$WORK/c2" -X "prune.path=$WORK/s2" "${FAST[@]}"
+  -X "cache.path=$WORK/c2" -X "prune.path=$WORK/s2" -X "router.shadow_path=$WORK/s2.shadow" "${FAST[@]}"
 wait_results() { # wait_results N
   for _ in $(seq 1 240); do
     sc_consume scrimp.results "$WORK/pc-results.jsonl"
@@ -143,7 +143,7 @@ sc_start_bg sim3 "$SCRIMP" gemini-sim
 SIM3=$(sc_first_line sim3)
 for part in a b; do
   "$SCRIMP" backfill "$WORK/conv-$part.jsonl" -o "$WORK/conv-$part.out" --mode online "${FAST[@]}" \
-    -X "gemini.base_url=$SIM3" -X "cache.path=$WORK/c3" -X "prune.path=$WORK/s3" \
+    -X "gemini.base_url=$SIM3" -X "cache.path=$WORK/c3" -X "prune.path=$WORK/s3" -X "router.shadow_path=$WORK/s3.shadow" \
     >/dev/null 2>"$WORK/conv-$part.log"
   curl -sf "$SIM3/sim/stats" >"$WORK/sim3-$part.json"
 done

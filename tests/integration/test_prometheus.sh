@@ -51,7 +51,7 @@ MPORT=$(free_port)
 METRICS="http://127.0.0.1:$MPORT"
 sc_start_bg serve "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL" \
   -X "metrics.listen=127.0.0.1:$MPORT" -X kafka.session.timeout.ms=6000 \
-  -X "cache.path=$WORK/cache" -X "prune.path=$WORK/summaries" \
+  -X "cache.path=$WORK/cache" -X "prune.path=$WORK/summaries" -X "router.shadow_path=$WORK/summaries.shadow" \
   -X kafka.heartbeat.interval.ms=500
 
 serve_metrics() {

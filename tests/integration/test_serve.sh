@@ -20,7 +20,7 @@ sc_start_broker 4
 sc_start_sim "429=0.1,503=0.1,500=0.03,delay=0.5,delay_ms=40,seed=11,retry_delay=0.05s"
 export GEMINI_API_KEY=it-key
 SERVE_ARGS=(serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL"
-  -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/summaries"
+  -X metrics.listen=127.0.0.1:0 -X "cache.path=$WORK/cache" -X "prune.path=$WORK/summaries" -X "router.shadow_path=$WORK/summaries.shadow"
   -X kafka.session.timeout.ms=6000 -X kafka.heartbeat.interval.ms=500
   -X gemini.backoff_initial_ms=20 -X gemini.backoff_max_ms=300 -X gemini.backoff_jitter_ms=20
   -X gemini.max_inflight=64 -X batch.max_messages=64 -X limits.max_message_bytes=4096
