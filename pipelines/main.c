@@ -54,7 +54,7 @@ static void usage(FILE *out)
             "                                        bootstrap address as the first stdout line\n"
             "  gemini-sim [--port N] [--faults SPEC] [--api-key KEY] [--threads N]\n"
             "             [--batch-pending-ms MS] [--batch-running-ms MS] [--cache-min-tokens N]\n"
-            "             [--quality SPEC]\n"
+            "             [--quality SPEC [--quality-truth FILE]] [--record FILE]\n"
             "                                        local Gemini-API server; prints its base URL\n"
             "                                        as the first stdout line\n"
             "  config dump [-c FILE] [-X key=value]...  effective configuration, secrets masked\n"
@@ -209,6 +209,8 @@ static int cmd_gemini_sim(int argc, char **argv)
                                          {"batch-running-ms", required_argument, NULL, 'R'},
                                          {"cache-min-tokens", required_argument, NULL, 'C'},
                                          {"quality", required_argument, NULL, 'Q'},
+                                         {"quality-truth", required_argument, NULL, 'T'},
+                                         {"record", required_argument, NULL, 'r'},
                                          {NULL, 0, NULL, 0}};
     sc_gemini_sim_opts_t so = {0};
     int opt;
@@ -226,6 +228,10 @@ static int cmd_gemini_sim(int argc, char **argv)
         }
         if (opt == 'Q') {
             so.quality = optarg; /* checked by sc_gemini_sim_start */
+            continue;
+        }
+        if ((opt == 'T' || opt == 'r') && optarg[0]) {
+            *(opt == 'T' ? &so.quality_truth : &so.record) = optarg; /* read or created at start */
             continue;
         }
         if (opt == 't' && atoi(optarg) >= 1 && atoi(optarg) <= 256) {
@@ -252,7 +258,13 @@ static int cmd_gemini_sim(int argc, char **argv)
         }
         fprintf(stderr, "usage: scrimp gemini-sim [--port N] [--faults SPEC] [--api-key KEY] "
                         "[--threads N] [--batch-pending-ms MS] [--batch-running-ms MS] "
-                        "[--cache-min-tokens N] [--quality SPEC]\n");
+                        "[--cache-min-tokens N] [--quality SPEC [--quality-truth FILE]] "
+                        "[--record FILE]\n");
+        return 2;
+    }
+    if (so.quality_truth && !(so.quality && so.quality[0])) {
+        fprintf(stderr, "usage: scrimp gemini-sim: --quality-truth FILE needs --quality SPEC "
+                        "(e.g. --quality on)\n");
         return 2;
     }
     char err[MAIN_ERRBUF];

@@ -63,6 +63,7 @@ typedef struct sc_item {
     double route_score;      /* router score; -1: none */
     int tier;                /* index into the tiers; -1: pinned */
     const char *route_basis; /* why that tier (sc_result_t.route_basis); NULL: not routed */
+    int router_tier;         /* the router's own cheaper pick inside its domain; -1: none */
     /* prune stage */
     sc_prune_plan_t plan;    /* owned (sc_prune_plan_clear) */
     long pruned_tokens;

@@ -36,13 +36,21 @@ static void set(sc_config_t *cfg, const char *kv)
 /* No encoder, cache, router or pruning: routing is the strong default plus the scope's evidence.
  * Every answer is sampled (rate 1), a tier is earned at a lower bound of 0.6 (z 1.645: 5 of 5
  * agreeing give 0.649), and 5 comparisons are enough evidence to act on. */
-static sc_optimizer_t *new_optimizer(sc_config_t **cfgp, const char *rate)
+static sc_optimizer_t *new_optimizer_router(sc_config_t **cfgp, const char *rate, int router)
 {
     sc_config_t *cfg = NULL;
     char kv[PATHLEN + 64], err[512];
     assert_int_equal(sc_config_new(&cfg), SC_OK);
     set(cfg, "cache.enabled=false");
-    set(cfg, "router.enabled=false");
+    if (router) {
+        const char *src = getenv("SCRIMP_SOURCE_DIR");
+        snprintf(kv, sizeof kv, "models.embedding=%s/models/all-MiniLM-L6-v2", src ? src : ".");
+        set(cfg, kv);
+        snprintf(kv, sizeof kv, "router.path=%s/models/router/router.json", src ? src : ".");
+        set(cfg, kv);
+        set(cfg, "backend=cpu");
+    }
+    set(cfg, router ? "router.enabled=true" : "router.enabled=false");
     set(cfg, "prune.enabled=false");
     set(cfg, "prompt_cache.enabled=false");
     set(cfg, "router.quality_target=0.6");
@@ -57,6 +65,11 @@ static sc_optimizer_t *new_optimizer(sc_config_t **cfgp, const char *rate)
         fail_msg("sc_optimizer_new: %s", err);
     *cfgp = cfg;
     return o;
+}
+
+static sc_optimizer_t *new_optimizer(sc_config_t **cfgp, const char *rate)
+{
+    return new_optimizer_router(cfgp, rate, 0);
 }
 
 static void done(sc_optimizer_t *o, sc_config_t *cfg)
@@ -329,6 +342,56 @@ static void test_not_sampled(void **state)
     done(o, cfg);
 }
 
+/* The router's own cheaper picks are judged on their own evidence ("<tier>@router"), apart from
+ * the scope's whole traffic: disagreements there route the router's picks up to strong
+ * ("below-target"), and those strong answers are still shadowed by the router's pick, so the
+ * evidence can recover. */
+static void test_router_picks_have_their_own_evidence(void **state)
+{
+    (void)state;
+    sc_config_t *cfg;
+    sc_optimizer_t *o = new_optimizer_router(&cfg, "1", 1);
+    static const char *const q =
+        "Find the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q."
+        "\\nA. 0\\nB. 4\\nC. 2\\nD. 6\\nAnswer:"; /* an MMLU prompt the router sends to lite */
+    sc_item_t *it = prepared(o, cfg, "auto", "quiz", q);
+    if (!it->route_basis || strcmp(it->route_basis, "router") != 0)
+        fail_msg("the router did not pick a cheaper tier for the test prompt (route %s, basis %s)",
+                 it->route, it->route_basis ? it->route_basis : "-");
+    int pick = it->tier;
+    char key[32];
+    snprintf(key, sizeof key, "%s@router", sc_opt_tier_names[pick]);
+    sc_gemini_call_t *judge;
+    for (int k = 0; k < 5; k++) {
+        if (k > 0)
+            it = prepared(o, cfg, "auto", "quiz", q);
+        assert_string_equal(it->route_basis, "router");
+        sc_gemini_call_t *c = answered(o, it, "Final answer: B");
+        assert_non_null(c);
+        assert_string_equal(c->model, "gemini-2.5-pro");
+        sc_item_free(it);
+        json_t *line = finish_shadow(o, c, "Final answer: A", &judge);
+        assert_string_equal(str(line, "tier"), key);
+        json_decref(line);
+    }
+    sc_agreement_est_t e;
+    assert_int_equal(estimate(o, "quiz", key, &e), 1);
+    assert_true(e.n == 5.0 && e.k == 0.0);
+    assert_int_equal(estimate(o, "quiz", sc_opt_tier_names[pick], &e), 0); /* not the scope's */
+    it = prepared(o, cfg, "auto", "quiz", q);
+    assert_string_equal(it->route_basis, "below-target");
+    assert_string_equal(it->model, "gemini-2.5-pro");
+    sc_gemini_call_t *c = answered(o, it, "Final answer: A");
+    assert_non_null(c);
+    assert_string_equal(c->model, o->tiers[pick]); /* the router's pick shadows it */
+    sc_item_free(it);
+    json_t *line = finish_shadow(o, c, "Final answer: A", &judge);
+    assert_string_equal(str(line, "tier"), key);
+    assert_string_equal(str(line, "outcome"), "agree");
+    json_decref(line);
+    done(o, cfg);
+}
+
 /* The estimates survive a restart (LMDB under router.shadow_path). */
 static void test_estimates_persist(void **state)
 {
@@ -372,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_unparseable_verdict_never_raises),
         cmocka_unit_test(test_route_follows_evidence),
         cmocka_unit_test(test_not_sampled),
+        cmocka_unit_test(test_router_picks_have_their_own_evidence),
         cmocka_unit_test(test_estimates_persist),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -14,6 +14,7 @@ void sc_stage_estimate(sc_optimizer_t *o, sc_batch_t *batch)
         it->route_score = -1;
         it->tier = -1;
         it->route_basis = NULL;
+        it->router_tier = -1;
         long sys = 0, sum = 0;
         long *turns = malloc(it->req->n_turns * sizeof *turns);
         if (turns) {

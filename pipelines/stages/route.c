@@ -57,6 +57,7 @@ static void score_batch(sc_optimizer_t *o, sc_batch_t *batch, size_t n)
              !sc_router_in_domain(o->router, sig + k * SC_ROUTER_NSIGNALS)))
             t = o->outside_tier;
         set_tier(o, who[k], t, t < OPT_NTIERS - 1 ? "router" : "no-evidence");
+        who[k]->router_tier = t < OPT_NTIERS - 1 ? t : -1;
         who[k]->route_score = score[k];
     }
 out:
@@ -69,9 +70,10 @@ out:
 
 /*
  * The scope's own evidence over the router's (or the strong default): the cheapest tier the
- * scope earned (shadow lower bound >= the target) wins; the router's cheaper tier stands while
- * the scope has too little evidence for it; a tier whose measured bound is below the target is
- * never used: the request goes up to strong until the evidence recovers.
+ * scope earned on its whole traffic (shadow lower bound >= the target) wins; the router's cheaper
+ * pick stands while the scope has too little evidence about the prompts the router sends there;
+ * a pick whose measured bound is below the target is not used: the request goes up to strong
+ * until the evidence recovers (its strong answers are shadowed by the router's pick).
  */
 static void apply_evidence(sc_optimizer_t *o, sc_item_t *it)
 {
@@ -79,9 +81,9 @@ static void apply_evidence(sc_optimizer_t *o, sc_item_t *it)
         return;
     int strong = OPT_NTIERS - 1, t = it->tier < 0 ? strong : it->tier, earned = strong;
     for (int j = 0; j < strong && earned == strong; j++)
-        if (sc_shadow_evidence(o, it->req, j) > 0)
+        if (sc_shadow_evidence(o, it->req, j, 0) > 0)
             earned = j;
-    int below = t < strong && sc_shadow_evidence(o, it->req, t) < 0;
+    int below = t < strong && sc_shadow_evidence(o, it->req, t, it->router_tier == t) < 0;
     if (below)
         t = strong;
     if (earned <= t && earned < strong)

@@ -25,6 +25,7 @@ struct sc_shadow_job {
     char tenant[SHADOW_NAME_MAX + 1], agent[SHADOW_NAME_MAX + 1], stage[SHADOW_NAME_MAX + 1];
     int has_agent, has_stage;
     int tier;                          /* the cheaper tier this comparison is evidence for */
+    char key[24];                      /* its estimate's tier key: "lite", or "lite@router" */
     int shadow_is_strong;              /* the shadow call is the strong tier's (else the cheap one's) */
     int json;                          /* the request asked for application/json */
     int judging;                       /* the call in flight is the judge's */
@@ -60,12 +61,26 @@ static const char *opt_str(const char *s, int has)
     return has ? s : NULL;
 }
 
-int sc_shadow_evidence(const sc_optimizer_t *o, const sc_request_t *rq, int t)
+/* The estimate's tier key: the tier's name, "@router" added for the router's own picks. */
+static const char *evidence_key(int t, int router, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s", sc_opt_tier_names[t], router ? "@router" : "");
+    return buf;
+}
+
+static int lookup(const sc_optimizer_t *o, const sc_request_t *rq, int t, int router,
+                  sc_agreement_est_t *e)
+{
+    char key[24];
+    return o->agreement && t >= 0 && t < OPT_NTIERS - 1 &&
+           sc_agreement_get(o->agreement, rq->tenant, rq->agent, rq->stage,
+                            evidence_key(t, router, key, sizeof key), e);
+}
+
+int sc_shadow_evidence(const sc_optimizer_t *o, const sc_request_t *rq, int t, int router)
 {
     sc_agreement_est_t e;
-    if (!o->agreement || o->quality_target <= 0.0 || t < 0 || t >= OPT_NTIERS - 1 ||
-        !sc_agreement_get(o->agreement, rq->tenant, rq->agent, rq->stage, sc_opt_tier_names[t],
-                          &e))
+    if (o->quality_target <= 0.0 || !lookup(o, rq, t, router, &e))
         return 0;
     if (sc_wilson_lower(e.k, e.n, o->shadow_z) >= o->quality_target)
         return 1;
@@ -73,11 +88,10 @@ int sc_shadow_evidence(const sc_optimizer_t *o, const sc_request_t *rq, int t)
 }
 
 /* Decided: enough comparisons to say the tier keeps the target, or that it does not. */
-static int decided(const sc_optimizer_t *o, const sc_item_t *it, int t)
+static int decided(const sc_optimizer_t *o, const sc_item_t *it, int t, int router)
 {
     sc_agreement_est_t e;
-    if (!sc_agreement_get(o->agreement, it->req->tenant, it->req->agent, it->req->stage,
-                          sc_opt_tier_names[t], &e))
+    if (!lookup(o, it->req, t, router, &e))
         return 0;
     return sc_wilson_lower(e.k, e.n, o->shadow_z) >= o->quality_target ||
            (e.n >= o->shadow_min && sc_wilson_upper(e.k, e.n, o->shadow_z) < o->quality_target);
@@ -90,9 +104,8 @@ static int shadow_tier_for_strong(const sc_optimizer_t *o, const sc_item_t *it)
 {
     for (int t = 0; t < OPT_NTIERS - 1; t++) {
         sc_agreement_est_t e;
-        if (!sc_agreement_get(o->agreement, it->req->tenant, it->req->agent, it->req->stage,
-                              sc_opt_tier_names[t], &e) ||
-            e.n < o->shadow_min || sc_wilson_upper(e.k, e.n, o->shadow_z) >= o->quality_target)
+        if (!lookup(o, it->req, t, 0, &e) || e.n < o->shadow_min ||
+            sc_wilson_upper(e.k, e.n, o->shadow_z) >= o->quality_target)
             return t;
     }
     return 0;
@@ -142,7 +155,7 @@ static double cost_est(const sc_optimizer_t *o, const char *model, long prompt, 
  * is not yet decided, more often at the same spend; once decided, at the rate at most.
  */
 static double sample_probability(const sc_optimizer_t *o, const sc_item_t *it, int tier,
-                                 int shadow_is_strong)
+                                 int router, int shadow_is_strong)
 {
     const char *strong = o->tiers[OPT_NTIERS - 1];
     const sc_usage_t *u = &it->call->usage;
@@ -162,7 +175,7 @@ static double sample_probability(const sc_optimizer_t *o, const sc_item_t *it, i
     double p = o->shadow_rate;
     if (shadow > 0.0 && strong_cost > 0.0)
         p = o->shadow_rate * strong_cost / shadow;
-    if (decided(o, it, tier) && p > o->shadow_rate)
+    if (decided(o, it, tier, router) && p > o->shadow_rate)
         p = o->shadow_rate;
     return p > 1.0 ? 1.0 : p;
 }
@@ -214,10 +227,10 @@ static sc_gemini_call_t *job_call(sc_optimizer_t *o, shadow_job_t *j, const char
     return c;
 }
 
-static void dropped(sc_optimizer_t *o, const sc_item_t *it, int tier)
+static void dropped(sc_optimizer_t *o, const sc_item_t *it, const char *key)
 {
-    sc_metrics_shadow(o->metrics, it->req->tenant, it->req->agent, it->req->stage,
-                      sc_opt_tier_names[tier], "", "dropped", 0.0);
+    sc_metrics_shadow(o->metrics, it->req->tenant, it->req->agent, it->req->stage, key, "",
+                      "dropped", 0.0);
 }
 
 sc_gemini_call_t *sc_optimizer_shadow_start(sc_optimizer_t *o, const sc_item_t *it, int busy)
@@ -226,11 +239,18 @@ sc_gemini_call_t *sc_optimizer_shadow_start(sc_optimizer_t *o, const sc_item_t *
         return NULL;
     int strong = OPT_NTIERS - 1;
     int shadow_is_strong = it->tier < strong;
-    int tier = shadow_is_strong ? it->tier : shadow_tier_for_strong(o, it);
-    if (next_unit(o) >= sample_probability(o, it, tier, shadow_is_strong))
+    /* evidence about the router's own picks is kept apart from the scope's whole traffic: a
+     * cheap answer the router chose, or a strong answer to a prompt the router would have sent
+     * cheaper (routed up for lack of evidence), is shadowed as such */
+    int router = shadow_is_strong ? it->route_basis && strcmp(it->route_basis, "router") == 0
+                                  : it->router_tier >= 0;
+    int tier = shadow_is_strong ? it->tier : router ? it->router_tier : shadow_tier_for_strong(o, it);
+    if (next_unit(o) >= sample_probability(o, it, tier, router, shadow_is_strong))
         return NULL;
+    char key[24];
+    evidence_key(tier, router, key, sizeof key);
     if (busy || o->nshadows >= o->shadow_max_inflight) { /* the first thing dropped */
-        dropped(o, it, tier);
+        dropped(o, it, key);
         return NULL;
     }
     const sc_request_t *rq = it->req;
@@ -245,6 +265,7 @@ sc_gemini_call_t *sc_optimizer_shadow_start(sc_optimizer_t *o, const sc_item_t *
     if ((j->has_stage = rq->stage != NULL))
         sc_strlcpy(j->stage, rq->stage, sizeof j->stage);
     j->tier = tier;
+    sc_strlcpy(j->key, key, sizeof j->key);
     j->shadow_is_strong = shadow_is_strong;
     j->json = rq->response_mime_type && strcmp(rq->response_mime_type, "application/json") == 0;
     sc_strlcpy(j->answered_by, it->model, sizeof j->answered_by);
@@ -264,8 +285,8 @@ sc_gemini_call_t *sc_optimizer_shadow_start(sc_optimizer_t *o, const sc_item_t *
         job_free(j);
         return NULL;
     }
-    sc_info("shadow.start", "id=%s tier=%s shadow=%s answered_by=%s", j->id,
-            sc_opt_tier_names[tier], j->shadow_model, j->answered_by);
+    sc_info("shadow.start", "id=%s tier=%s shadow=%s answered_by=%s", j->id, j->key,
+            j->shadow_model, j->answered_by);
     return c;
 }
 
@@ -296,7 +317,7 @@ static char *ledger_line(const shadow_job_t *j, const char *compare, const char 
              json_object_set_new(o, "tenant", json_string(j->tenant)) == 0 &&
              json_object_set_new(o, "agent", str_or_null(opt_str(j->agent, j->has_agent))) == 0 &&
              json_object_set_new(o, "stage", str_or_null(opt_str(j->stage, j->has_stage))) == 0 &&
-             json_object_set_new(o, "tier", json_string(sc_opt_tier_names[j->tier])) == 0 &&
+             json_object_set_new(o, "tier", json_string(j->key)) == 0 &&
              json_object_set_new(o, "model", json_string(j->shadow_model)) == 0 &&
              json_object_set_new(o, "answered_by", json_string(j->answered_by)) == 0 &&
              json_object_set_new(o, "compare", str_or_null(compare)) == 0 &&
@@ -320,7 +341,7 @@ static void job_finish(sc_optimizer_t *o, shadow_job_t *j, const char *compare, 
                        const char *outcome, char **line, size_t *len)
 {
     const char *agent = opt_str(j->agent, j->has_agent), *stage = opt_str(j->stage, j->has_stage);
-    const char *tier = sc_opt_tier_names[j->tier];
+    const char *tier = j->key;
     if (agree >= 0) {
         sc_agreement_est_t now;
         if (sc_agreement_add(o->agreement, j->tenant, agent, stage, tier, agree, &now) == SC_OK) {

@@ -106,8 +106,10 @@ int sc_stage_cascade(sc_optimizer_t *o, sc_item_t *it);
 
 /* The scope's evidence for cheaper tier t (0 .. OPT_NTIERS-2): 1 earned (Wilson lower bound >=
  * the quality target), -1 below target (at least router.shadow_min_samples comparisons and the
- * bound under the target), 0 too little evidence. */
-int sc_shadow_evidence(const sc_optimizer_t *o, const sc_request_t *rq, int t);
+ * bound under the target), 0 too little evidence. router: the evidence about the prompts the
+ * router itself sends to t (kept apart as "<tier>@router": they are not the scope's whole
+ * traffic), else about the scope's whole traffic on t. */
+int sc_shadow_evidence(const sc_optimizer_t *o, const sc_request_t *rq, int t, int router);
 
 /* Free the shadow jobs still in flight (their calls are the client's, freed with it). */
 void sc_optimizer_shadow_free_all(sc_optimizer_t *o);
