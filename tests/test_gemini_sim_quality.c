@@ -1,9 +1,10 @@
 /* test_gemini_sim_quality.c - the simulator's quality mode (sim.h, "Quality spec"): the documented
  * difficulty and final-answer formulas against the server, right and wrong per tier, the judge's
- * verdicts and its malformed requests, summaries at loss 0, 0.5 and 1, the counters, and answers
- * byte-identical to before when the mode is off. */
+ * verdicts and its malformed requests, summaries at loss 0, 0.5 and 1, the counters, answers
+ * byte-identical to before when the mode is off, the truth file and --record. */
 #include <inttypes.h>
 #include <stdbool.h>
+#include <unistd.h>
 
 #include "tests/gemini_sim_test_util.h"
 
@@ -557,6 +558,395 @@ static void test_bad_quality_spec(void **state)
     }
 }
 
+/* ---- the truth file and --record ---- */
+
+#define TRUTH_PATH_MAX  256
+#define RECORD_LINE_MAX ((size_t)1 << 20)
+
+/* A fresh temporary file holding content (NULL: empty). @return its path in path. */
+static void q_temp_file(char path[TRUTH_PATH_MAX], const char *content)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, TRUTH_PATH_MAX, "%s/test_gemini_sim_quality.XXXXXX",
+             tmp && tmp[0] ? tmp : "/tmp");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    if (content)
+        assert_int_equal(fputs(content, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* One truth line for text. lite/cheap/strong: 1 right, 0 wrong, -1 absent.
+ * @remark the caller frees the string. */
+static char *q_truth_line(const char *text, int lite, int cheap, int strong)
+{
+    json_t *right = json_object();
+    assert_non_null(right);
+    const char *names[] = {"lite", "cheap", "strong"};
+    int vals[] = {lite, cheap, strong};
+    for (int i = 0; i < 3; i++)
+        if (vals[i] >= 0)
+            assert_int_equal(json_object_set_new(right, names[i], json_boolean(vals[i])), 0);
+    json_t *doc = json_pack("{s:s, s:o}", "text", text, "right", right);
+    assert_non_null(doc);
+    char *s = json_dumps(doc, JSON_COMPACT);
+    assert_non_null(s);
+    json_decref(doc);
+    return s;
+}
+
+static sc_gemini_sim_t *q_start_opts(const char *spec, const char *truth, const char *record)
+{
+    sc_gemini_sim_opts_t o = {
+        .threads = 2, .quality = spec, .quality_truth = truth, .record = record};
+    sc_gemini_sim_t *sim = NULL;
+    char err[512];
+    sc_status_t st = sc_gemini_sim_start(&o, &sim, err, sizeof err);
+    if (st != SC_OK)
+        fail_msg("sim start: %s: %s", sc_strerror(st), err);
+    return sim;
+}
+
+/* The same prompt as q_find_prompt writes, with other case and spacing on every line (the lines
+ * stay, so its kind and options do too). */
+static void q_respace(const char *prompt, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (const char *p = prompt; *p && n + 4 < outlen; p++) {
+        if (*p == '\n') {
+            out[n++] = ' ';
+            out[n++] = '\t';
+            out[n++] = '\n';
+            continue;
+        }
+        out[n++] = (*p >= 'a' && *p <= 'z') ? (char)(*p - 32) : *p;
+        if (*p == ' ')
+            out[n++] = ' ';
+    }
+    out[n] = '\0';
+    assert_true(doc_hash(out) == doc_hash(prompt));
+    assert_string_not_equal(out, prompt);
+}
+
+/* The final answer of path to a one-turn prompt. */
+static void q_final_of(sc_gemini_sim_t *sim, const char *path, const char *prompt, char x[X_MAX])
+{
+    char *body = q_body(NULL, prompt, false);
+    char *a = q_ask(sim, path, body);
+    q_final(a, x);
+    free(a);
+    free(body);
+}
+
+static json_t *q_difficulty(sc_gemini_sim_t *sim, const char *text)
+{
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    char *esc = curl_easy_escape(c, text, 0);
+    char path[1024];
+    snprintf(path, sizeof path, "/sim/difficulty?text=%s", esc);
+    curl_free(esc);
+    curl_easy_cleanup(c);
+    test_resp_t r = test_http(sim, "GET", path, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *doc = test_json(&r);
+    test_resp_free(&r);
+    return doc;
+}
+
+/* A prompt that capability makes right on strong and wrong on lite is listed the other way round:
+ * lite answers the right X and strong does not; cheap, not named, keeps the capability rule; a
+ * prompt not in the file keeps it for every tier; case and spacing do not matter on either side. */
+static void test_truth_overrides_capability(void **state)
+{
+    (void)state;
+    char prompt[256], other[256], spaced[512], right[X_MAX], ro[X_MAX], x[X_MAX];
+    q_find_prompt(Q_LITE + 0.01, Q_STRONG, prompt, sizeof prompt);
+    double d = doc_difficulty(prompt);
+    doc_right_choice(prompt, right);
+    q_respace(prompt, spaced, sizeof spaced);
+    /* the file lists the re-spaced form; the requests send the plain one, and the other way */
+    char *l1 = q_truth_line(spaced, 1, -1, 0);
+    char *l2 = q_truth_line("Some prompt nobody sends.", 0, 0, 0);
+    char content[2048];
+    snprintf(content, sizeof content, "%s\n\n%s\n", l1, l2);
+    free(l1);
+    free(l2);
+    char path[TRUTH_PATH_MAX];
+    q_temp_file(path, content);
+    sc_gemini_sim_t *sim = q_start_opts(Q_SPEC, path, NULL);
+
+    q_final_of(sim, GEN_LITE, prompt, x);
+    assert_string_equal(x, right);
+    q_final_of(sim, GEN_LITE20, spaced, x);
+    assert_string_equal(x, right);
+    char xs[X_MAX];
+    q_final_of(sim, GEN_PRO, prompt, xs);
+    assert_string_not_equal(xs, right);
+    assert_true(strlen(xs) == 1 && xs[0] >= 'A' && xs[0] <= 'D');
+    q_final_of(sim, GEN_FLASH, prompt, x); /* cheap: not in the line */
+    assert_int_equal(strcmp(x, right) == 0, Q_CHEAP >= d);
+
+    /* a prompt outside the file: the capability rule for every tier */
+    for (int i = 0;; i++) {
+        assert_true(i < SEARCH_MAX);
+        snprintf(other, sizeof other, "Other %d?\nA. a\nB. b\nC. c\nD. d", i);
+        if (doc_difficulty(other) > Q_LITE && doc_difficulty(other) <= Q_STRONG)
+            break;
+    }
+    doc_right_choice(other, ro);
+    q_final_of(sim, GEN_LITE, other, x);
+    assert_string_not_equal(x, ro);
+    q_final_of(sim, GEN_PRO, other, x);
+    assert_string_equal(x, ro);
+
+    json_t *stats = test_stats_doc(sim);
+    json_t *q = json_object_get(stats, "quality");
+    assert_int_equal(json_integer_value(json_object_get(q, "truth_lines")), 2);
+    assert_int_equal(json_integer_value(json_object_get(q, "truth_hits")), 4);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(q, "right"), "gemini-2.5-flash-lite")),
+        1);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(q, "wrong"), "gemini-2.5-pro")), 1);
+    json_decref(stats);
+    sc_gemini_sim_stop(sim);
+    unlink(path);
+}
+
+/* The judge checks answers against the right X, so its verdicts follow the file; two tiers the
+ * file makes right agree. */
+static void test_truth_judge_follows(void **state)
+{
+    (void)state;
+    char prompt[256], path[TRUTH_PATH_MAX];
+    q_find_prompt(Q_LITE + 0.01, Q_STRONG, prompt, sizeof prompt);
+    char *line = q_truth_line(prompt, 1, 1, 0);
+    q_temp_file(path, line);
+    free(line);
+    sc_gemini_sim_t *sim = q_start_opts(Q_SPEC, path, NULL);
+    char *body = q_body(NULL, prompt, false);
+    char *al = q_ask(sim, GEN_LITE, body), *ac = q_ask(sim, GEN_FLASH, body),
+         *ap = q_ask(sim, GEN_PRO, body);
+    free(body);
+    char xl[X_MAX], xc[X_MAX];
+    q_final(al, xl);
+    q_final(ac, xc);
+    assert_string_equal(xl, xc);
+    struct {
+        const char *a, *b;
+        bool ac, bc, agree;
+    } cases[] = {
+        {al, ap, true, false, false},
+        {ap, al, false, true, false},
+        {al, ac, true, true, true},
+    };
+    for (size_t i = 0; i < SC_ARRAY_LEN(cases); i++) {
+        char *user = q_judge_user(prompt, cases[i].a, cases[i].b);
+        json_t *v = q_judge(sim, GEN_PRO, user, true, NULL);
+        free(user);
+        assert_non_null(v);
+        assert_int_equal(json_is_true(json_object_get(v, "a_correct")), cases[i].ac);
+        assert_int_equal(json_is_true(json_object_get(v, "b_correct")), cases[i].bc);
+        assert_int_equal(json_is_true(json_object_get(v, "agree")), cases[i].agree);
+        json_decref(v);
+    }
+    free(al);
+    free(ac);
+    free(ap);
+    sc_gemini_sim_stop(sim);
+    unlink(path);
+}
+
+static void test_truth_difficulty_route(void **state)
+{
+    (void)state;
+    char prompt[256], spaced[512], path[TRUTH_PATH_MAX];
+    q_find_prompt(Q_LITE + 0.01, Q_STRONG, prompt, sizeof prompt);
+    q_respace(prompt, spaced, sizeof spaced);
+    double d = doc_difficulty(prompt);
+    char *line = q_truth_line(prompt, 1, -1, 0);
+    q_temp_file(path, line);
+    free(line);
+    sc_gemini_sim_t *sim = q_start_opts(Q_SPEC, path, NULL);
+    json_t *doc = q_difficulty(sim, spaced);
+    assert_true(json_is_true(json_object_get(doc, "truth")));
+    assert_true(json_real_value(json_object_get(doc, "difficulty")) == d);
+    json_t *right = json_object_get(doc, "right");
+    assert_true(json_is_true(json_object_get(right, "lite")));
+    assert_true(json_is_false(json_object_get(right, "strong")));
+    assert_int_equal(json_is_true(json_object_get(right, "cheap")), Q_CHEAP >= d);
+    json_decref(doc);
+    /* one word more: not in the file, the capability rule */
+    char longer[600];
+    snprintf(longer, sizeof longer, "%s extra", prompt);
+    double ld = doc_difficulty(longer);
+    doc = q_difficulty(sim, longer);
+    assert_true(json_is_false(json_object_get(doc, "truth")));
+    right = json_object_get(doc, "right");
+    assert_int_equal(json_is_true(json_object_get(right, "lite")), Q_LITE >= ld);
+    assert_int_equal(json_is_true(json_object_get(right, "strong")), Q_STRONG >= ld);
+    json_decref(doc);
+    sc_gemini_sim_stop(sim);
+    unlink(path);
+
+    /* the mode on without a file: "truth" is false */
+    sim = q_start(Q_SPEC);
+    doc = q_difficulty(sim, prompt);
+    assert_true(json_is_false(json_object_get(doc, "truth")));
+    assert_int_equal(json_is_true(json_object_get(json_object_get(doc, "right"), "lite")),
+                     Q_LITE >= d);
+    json_decref(doc);
+    json_t *stats = test_stats_doc(sim);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(stats, "quality"), "truth_lines")), 0);
+    json_decref(stats);
+    sc_gemini_sim_stop(sim);
+}
+
+static void test_truth_malformed(void **state)
+{
+    (void)state;
+    static const char good[] = "{\"text\":\"ok one\",\"right\":{\"lite\":true}}\n";
+    struct {
+        const char *bad, *needle;
+    } cases[] = {
+        {"not json", "not JSON"},
+        {"[1,2]", "exactly the members"},
+        {"{\"text\":\"t\"}", "exactly the members"},
+        {"{\"text\":3,\"right\":{}}", "exactly the members"},
+        {"{\"text\":\"t\",\"right\":{},\"id\":1}", "exactly the members"},
+        {"{\"text\":\"t\",\"right\":{\"pro\":true}}", "pro"},
+        {"{\"text\":\"t\",\"right\":{\"lite\":1}}", "right.lite"},
+        {"{\"text\":\"t\",\"text\":\"u\",\"right\":{}}", "not JSON"},
+        {"{\"text\":\"OK   one\",\"right\":{\"lite\":false}}", "line 1"}, /* contradicts line 1 */
+    };
+    for (size_t i = 0; i < SC_ARRAY_LEN(cases); i++) {
+        char content[512], path[TRUTH_PATH_MAX];
+        /* the bad line is line 4: good, blank, good, bad */
+        snprintf(content, sizeof content, "%s\n%s%s\n", good, good, cases[i].bad);
+        q_temp_file(path, content);
+        sc_gemini_sim_opts_t o = {.quality = "on", .quality_truth = path};
+        sc_gemini_sim_t *sim = NULL;
+        char err[512] = "";
+        sc_status_t st = sc_gemini_sim_start(&o, &sim, err, sizeof err);
+        assert_int_not_equal(st, SC_OK);
+        assert_null(sim);
+        if (!strstr(err, "line 4") || !strstr(err, cases[i].needle))
+            fail_msg("'%s': error '%s' lacks 'line 4' or '%s'", cases[i].bad, err, cases[i].needle);
+        unlink(path);
+    }
+    /* a text over 1 MiB */
+    size_t big = (size_t)SC_GEMINI_SIM_TRUTH_TEXT_MAX + 1;
+    char *content = malloc(big + 64);
+    assert_non_null(content);
+    memcpy(content, "{\"text\":\"", 9);
+    memset(content + 9, 'a', big);
+    snprintf(content + 9 + big, 55, "\",\"right\":{}}\n");
+    char path[TRUTH_PATH_MAX];
+    q_temp_file(path, content);
+    free(content);
+    sc_gemini_sim_opts_t o = {.quality = "on", .quality_truth = path};
+    sc_gemini_sim_t *sim = NULL;
+    char err[512] = "";
+    assert_int_not_equal(sc_gemini_sim_start(&o, &sim, err, sizeof err), SC_OK);
+    assert_non_null(strstr(err, "line 1"));
+    assert_non_null(strstr(err, "longer than"));
+    unlink(path);
+    /* no quality spec, or no such file */
+    q_temp_file(path, good);
+    sc_gemini_sim_opts_t noq = {.quality_truth = path};
+    assert_int_equal(sc_gemini_sim_start(&noq, &sim, err, sizeof err), SC_ERR_INVALID_ARG);
+    assert_null(sim);
+    assert_non_null(strstr(err, "quality"));
+    unlink(path);
+    assert_int_equal(sc_gemini_sim_start(&o, &sim, err, sizeof err), SC_ERR_IO);
+    assert_null(sim);
+    assert_non_null(strstr(err, path));
+}
+
+/* Every line of the file at path, each parsed. @return a new reference to an array. */
+static json_t *q_record_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *buf = malloc(RECORD_LINE_MAX);
+    assert_non_null(buf);
+    json_t *lines = json_array();
+    while (fgets(buf, (int)RECORD_LINE_MAX, f)) {
+        size_t n = strlen(buf);
+        assert_true(n > 0 && buf[n - 1] == '\n'); /* complete lines only */
+        json_error_t e;
+        json_t *doc = json_loadb(buf, n, 0, &e);
+        if (!doc)
+            fail_msg("record line not JSON (%s): %.200s", e.text, buf);
+        assert_int_equal(json_array_append_new(lines, doc), 0);
+    }
+    free(buf);
+    fclose(f);
+    return lines;
+}
+
+static void test_record(void **state)
+{
+    (void)state;
+    char path[TRUTH_PATH_MAX];
+    q_temp_file(path, "stale line from before\n");
+    sc_gemini_sim_t *sim = q_start_opts(NULL, NULL, path);
+    char *b1 = q_body(SYS_TEXT, "First question?", false);
+    char *b2 = q_body(NULL, "Second\nquestion with\ttabs and \"quotes\"", true);
+    static const char pretty[] = "{\n  \"contents\": [\n    {\"role\": \"user\",\n"
+                                 "     \"parts\": [{\"text\": \"pretty\"}]}\n  ]\n}\n";
+    free(q_ask(sim, GEN_FLASH, b1));
+    free(q_ask(sim, GEN_PRO, b2));
+    free(q_ask(sim, GEN_LITE, pretty));
+    test_resp_t r = test_post(sim, GEN_FLASH, "this is {not json");
+    assert_int_equal(r.status, 400);
+    test_resp_free(&r);
+    r = test_post(sim, "/v1beta/models/gemini-2.5-flash:countTokens", b1); /* not recorded */
+    assert_int_equal(r.status, 200);
+    test_resp_free(&r);
+    sc_gemini_sim_stop(sim); /* the file is read after the run */
+
+    json_t *lines = q_record_lines(path);
+    assert_int_equal(json_array_size(lines), 4);
+    static const char *const models[] = {"gemini-2.5-flash", "gemini-2.5-pro",
+                                         "gemini-2.5-flash-lite", "gemini-2.5-flash"};
+    const char *bodies[] = {b1, b2, pretty};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *l = json_array_get(lines, i);
+        assert_int_equal(json_object_size(l), 2);
+        assert_string_equal(json_string_value(json_object_get(l, "model")), models[i]);
+        if (i < 3) {
+            json_t *sent = json_loads(bodies[i], 0, NULL);
+            assert_non_null(sent);
+            assert_true(json_equal(sent, json_object_get(l, "body")));
+            json_decref(sent);
+        }
+    }
+    json_t *b = json_object_get(json_array_get(lines, 1), "body");
+    json_t *user = json_array_get(json_object_get(b, "contents"), 0);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(user, "parts"), 0), "text")),
+                        "Second\nquestion with\ttabs and \"quotes\"");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(lines, 3), "body")),
+                        "this is {not json");
+    json_decref(lines);
+    free(b1);
+    free(b2);
+    unlink(path);
+
+    /* an unopenable record file is a startup error */
+    sc_gemini_sim_opts_t o = {.record = "/nonexistent-dir-for-scrimp/record.jsonl"};
+    sc_gemini_sim_t *none = NULL;
+    char err[512] = "";
+    assert_int_equal(sc_gemini_sim_start(&o, &none, err, sizeof err), SC_ERR_IO);
+    assert_null(none);
+    assert_non_null(strstr(err, "record"));
+}
+
 int main(void)
 {
     if (!getenv("SCRIMP_LOG"))
@@ -572,6 +962,11 @@ int main(void)
         cmocka_unit_test(test_stats_right_wrong),
         cmocka_unit_test(test_off_unchanged),
         cmocka_unit_test(test_bad_quality_spec),
+        cmocka_unit_test(test_truth_overrides_capability),
+        cmocka_unit_test(test_truth_judge_follows),
+        cmocka_unit_test(test_truth_difficulty_route),
+        cmocka_unit_test(test_truth_malformed),
+        cmocka_unit_test(test_record),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

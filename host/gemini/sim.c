@@ -583,6 +583,31 @@ sc_status_t sc_gemini_sim_start(const sc_gemini_sim_opts_t *opts, sc_gemini_sim_
     st = sc_sim_quality_parse(opts->quality, &sim->quality, errbuf, errlen);
     if (st != SC_OK)
         goto out;
+    if (opts->quality_truth && opts->quality_truth[0]) {
+        if (!sim->quality.on) {
+            sc_sim_errf(errbuf, errlen, "gemini_sim: a quality truth file needs a quality spec");
+            st = SC_ERR_INVALID_ARG;
+            goto out;
+        }
+        st = sc_sim_truth_load(opts->quality_truth, &sim->quality.truth, errbuf, errlen);
+        if (st != SC_OK)
+            goto out;
+    }
+    if (opts->record && opts->record[0]) {
+        if (pthread_mutex_init(&sim->record_mu, NULL) != 0) {
+            st = SC_ERR_NOMEM;
+            sc_sim_errf(errbuf, errlen, "gemini_sim: cannot create a mutex");
+            goto out;
+        }
+        sim->record_mu_ready = true;
+        sim->record = fopen(opts->record, "w");
+        if (!sim->record) {
+            sc_sim_errf(errbuf, errlen, "gemini_sim: cannot open the record file '%s': %s",
+                        opts->record, strerror(errno));
+            st = SC_ERR_IO;
+            goto out;
+        }
+    }
     sim->rng = sim->faults.seed;
     if (pthread_mutex_init(&sim->fault_mu, NULL) != 0) {
         st = SC_ERR_NOMEM;
@@ -679,10 +704,11 @@ sc_status_t sc_gemini_sim_start(const sc_gemini_sim_opts_t *opts, sc_gemini_sim_
     }
     sc_info("sim.start",
             "host=%s port=%d threads=%u key_required=%s faults=\"%s\" cache_min=%u "
-            "quality=\"%s\"",
+            "quality=\"%s\" truth_lines=%zu record=%s",
             host, sim->port, threads, sim->api_key ? "exact" : "any",
             opts->faults ? opts->faults : "", sim->cache_min_override,
-            opts->quality ? opts->quality : "");
+            opts->quality ? opts->quality : "", sc_sim_truth_lines(sim->quality.truth),
+            sim->record ? "on" : "off");
     *out = sim;
     sim = NULL;
 out:
@@ -715,5 +741,10 @@ void sc_gemini_sim_stop(sc_gemini_sim_t *sim)
         pthread_mutex_destroy(&sim->batch_mu);
     free(sim->fault_slots);
     free(sim->api_key);
+    sc_sim_truth_free(sim->quality.truth);
+    if (sim->record)
+        fclose(sim->record);
+    if (sim->record_mu_ready)
+        pthread_mutex_destroy(&sim->record_mu);
     free(sim);
 }

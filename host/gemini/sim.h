@@ -26,10 +26,16 @@ typedef struct {
      * (the Dec 2025 - Mar 2026 table of §4.5). At most SC_GEMINI_SIM_CACHE_MIN_TOKENS_MAX. */
     unsigned cache_min_tokens;
     const char *quality; /* quality spec (see below), NULL or "" for none: answers as before */
+    /* Truth file (see "Truth file" below): NULL or "" for none; only with a quality spec. */
+    const char *quality_truth;
+    /* Request log (see "Record" below): NULL or "" for none; created or truncated at start. */
+    const char *record;
 } sc_gemini_sim_opts_t;
 
-#define SC_GEMINI_SIM_BATCH_DELAY_MS_MAX 172800000u /* 48 h: when real batches expire */
-#define SC_GEMINI_SIM_CACHE_MIN_TOKENS_MAX 1048576u /* 1M tokens: the largest context */
+#define SC_GEMINI_SIM_BATCH_DELAY_MS_MAX   172800000u /* 48 h: when real batches expire */
+#define SC_GEMINI_SIM_CACHE_MIN_TOKENS_MAX 1048576u   /* 1M tokens: the largest context */
+#define SC_GEMINI_SIM_TRUTH_LINES_MAX      1000000u   /* entries of a truth file */
+#define SC_GEMINI_SIM_TRUTH_TEXT_MAX       1048576u   /* bytes of one truth text (1 MiB) */
 
 /*
  * Fault spec: comma-separated key=value pairs, e.g.
@@ -105,6 +111,34 @@ typedef struct {
  * dropped when (splitmix64(seed ^ FNV-1a 64 of the token) >> 11) * 2^-53 < summary_loss: 0 keeps
  * all, 1 drops all ("Simulated summary: (nothing kept)."). Summaries carry no final answer.
  * Requests through cachedContent are judged and summarised only by their own systemInstruction.
+ *
+ * Truth file (opts.quality_truth, only with the quality mode on): JSONL, one object per line with
+ * exactly the members "text" (a string of at most SC_GEMINI_SIM_TRUTH_TEXT_MAX bytes) and "right"
+ * (an object whose members, each optional, are "lite", "cheap" and "strong", booleans), e.g.
+ *   {"text": "Which one?\nA. x\nB. y", "right": {"lite": true, "strong": false}}
+ * Lines holding only whitespace are skipped; at most SC_GEMINI_SIM_TRUTH_LINES_MAX lines. For an
+ * ordinary answer whose last user turn, normalised to N as for the difficulty, equals a line's
+ * text normalised the same way, a tier named in its "right" is right or wrong as the file says;
+ * a tier it does not name, and every prompt not in the file, keeps capability >= difficulty.
+ * Nothing else changes: the right X, a wrong model's option (so two tiers still agree exactly
+ * when both are right), the judge (it checks each final answer against the right X, so its
+ * verdicts follow the file) and the counters. Two lines with the same N are one entry when they
+ * agree and an error when a tier differs. A line that is not such an object, an unreadable file
+ * or more lines than the bound make sc_gemini_sim_start fail with the line number in errbuf.
+ * With the mode on GET /sim/difficulty also answers "truth" (whether the text is in the file;
+ * false without one), and its "right" is the decision above; /sim/stats "quality" gains
+ * "truth_lines" (distinct texts held) and "truth_hits" (ordinary answers whose prompt was in the
+ * file).
+ *
+ * Record (opts.record): the file is created or truncated at start (failing that, start fails);
+ * every generateContent call that reaches its handler (past the key check and the body size
+ * limit; whatever it is answered, injected faults included) appends one line
+ *   {"model":"<the {model} of the path>","body":<the request body>}
+ * "body" is the body itself when it is JSON (as sent, its line breaks, which JSON allows only
+ * outside strings, turned into spaces), else the raw body as a JSON string (when it is not UTF-8
+ * either, its bytes above 0x7f become '?'). Each line is written whole under a mutex and
+ * flushed. Batch Mode's inline requests (batchGenerateContent) are not recorded; the simulator
+ * has no streamGenerateContent.
  */
 sc_status_t sc_gemini_sim_start(const sc_gemini_sim_opts_t *opts, sc_gemini_sim_t **out,
                                 char *errbuf, size_t errlen);
@@ -121,7 +155,8 @@ int sc_gemini_sim_port(const sc_gemini_sim_t *sim);
  * over caches of tokens x seconds alive, create to delete or expiry, live ones up to now: what
  * storage is billed on). With the quality mode on, "quality": {right, wrong (per model),
  * judge_requests, judge_malformed, judge_declined (sent to a cheaper model), summaries,
- * summary_tokens_kept, summary_tokens_dropped}. @remark the caller frees the string with free(). */
+ * summary_tokens_kept, summary_tokens_dropped, truth_lines, truth_hits}.
+ * @remark the caller frees the string with free(). */
 char *sc_gemini_sim_stats_json(sc_gemini_sim_t *sim);
 
 /* The difficulty of a prompt text (len bytes), by the formula above. */

@@ -1,6 +1,6 @@
 /* sim_generate.c - the simulator's generateContent and countTokens (gemini-api.md §1, §3):
  * request parsing and validation (contents, parts, systemInstruction, generationConfig), the
- * deterministic answers, thinking tokens and the GenerateContentResponse. */
+ * deterministic answers, thinking tokens, the GenerateContentResponse and the --record lines. */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "host/core/log.h"
 #include "host/core/util.h"
 #include "host/gemini/sim_internal.h"
 
@@ -274,6 +275,75 @@ bool sc_sim_parse_gen(const json_t *root, bool with_system, sc_sim_gen_req_t *g,
     return sc_sim_parse_config(root, g, r);
 }
 
+/* ---- --record (sim.h, "Record") ---- */
+
+/* s (len bytes) as a JSON string literal; when s is not UTF-8, its bytes above 0x7f become '?'.
+ * @return malloc'd (the caller frees it), or NULL when out of memory. */
+static char *sc_sim_record_string(const char *s, size_t len)
+{
+    char *copy = NULL, *out = NULL;
+    json_t *v = json_stringn(s, len); /* new reference; NULL when not UTF-8 (or no memory) */
+    if (!v) {
+        copy = malloc(len ? len : 1);
+        if (!copy)
+            return NULL;
+        for (size_t i = 0; i < len; i++)
+            copy[i] = (unsigned char)s[i] > 0x7f ? '?' : s[i];
+        v = json_stringn(copy, len);
+    }
+    out = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(v);
+    free(copy);
+    return out;
+}
+
+/* Write len bytes of valid JSON with its line breaks as spaces: JSON strings cannot hold a raw
+ * CR or LF, so they are insignificant whitespace and the value is unchanged.
+ * @return false on a write error. */
+static bool sc_sim_record_json(FILE *f, const char *s, size_t len)
+{
+    size_t from = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && s[i] != '\n' && s[i] != '\r')
+            continue;
+        if (i > from && fwrite(s + from, 1, i - from, f) != i - from)
+            return false;
+        if (i < len && fputc(' ', f) == EOF)
+            return false;
+        from = i + 1;
+    }
+    return true;
+}
+
+void sc_sim_record(sc_gemini_sim_t *sim, const sc_sim_call_t *c)
+{
+    if (!sim->record)
+        return;
+    const char *body = c->body ? c->body : "";
+    json_t *parsed = json_loadb(body, c->body_len, JSON_DECODE_ANY, NULL); /* new reference */
+    bool is_json = parsed != NULL;
+    json_decref(parsed);
+    char *model = sc_sim_record_string(c->id, strlen(c->id));
+    char *raw = is_json ? NULL : sc_sim_record_string(body, c->body_len);
+    if (!model || (!is_json && !raw)) {
+        sc_warn("sim.record", "model=%s error=out_of_memory", c->id);
+        goto out;
+    }
+    pthread_mutex_lock(&sim->record_mu);
+    bool ok = fputs("{\"model\":", sim->record) != EOF && fputs(model, sim->record) != EOF &&
+              fputs(",\"body\":", sim->record) != EOF &&
+              (is_json ? sc_sim_record_json(sim->record, body, c->body_len)
+                       : fputs(raw, sim->record) != EOF) &&
+              fputs("}\n", sim->record) != EOF;
+    ok = fflush(sim->record) == 0 && ok;
+    pthread_mutex_unlock(&sim->record_mu);
+    if (!ok)
+        sc_warn("sim.record", "model=%s error=write_failed", c->id);
+out:
+    free(model);
+    free(raw);
+}
+
 /* ---- generateContent ---- */
 
 static void sc_sim_response_id(sc_gemini_sim_t *sim, char *out, size_t outlen)
@@ -418,6 +488,7 @@ void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
 {
     json_t *root = NULL, *doc = NULL;
     size_t model_index = 0;
+    sc_sim_record(c->sim, c);
     const sc_sim_model_t *m = sc_sim_model_find(c->id, &model_index);
     if (!m) {
         sc_sim_reply_error(r, 404, "NOT_FOUND", NULL,

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "host/core/status.h"
 #include "host/gemini/sim.h"
@@ -94,11 +95,16 @@ typedef enum {
     SC_SIM_TIER_COUNT,
 } sc_sim_tier_t;
 
+/* The truth file's table (sim_quality.c): normalised text -> right or wrong per tier. Read-only
+ * once loaded, so handlers read it without a lock. */
+typedef struct sc_sim_truth sc_sim_truth_t;
+
 typedef struct {
-    bool on;                        /* a non-empty spec was given */
-    double cap[SC_SIM_TIER_COUNT];  /* capability of each tier, 0..1 */
-    double summary_loss;            /* share of identifier tokens a summary drops, 0..1 */
-    uint64_t seed;                  /* the drops' seed */
+    bool on;                       /* a non-empty spec was given */
+    double cap[SC_SIM_TIER_COUNT]; /* capability of each tier, 0..1 */
+    double summary_loss;           /* share of identifier tokens a summary drops, 0..1 */
+    uint64_t seed;                 /* the drops' seed */
+    sc_sim_truth_t *truth;         /* owned; NULL without a truth file */
 } sc_sim_quality_t;
 
 /* ---- requests, batches, caches ---- */
@@ -201,6 +207,12 @@ struct sc_gemini_sim {
     atomic_uint_fast64_t q_right[SC_SIM_MODEL_COUNT], q_wrong[SC_SIM_MODEL_COUNT];
     atomic_uint_fast64_t q_judge, q_judge_malformed, q_judge_declined;
     atomic_uint_fast64_t q_summaries, q_tokens_kept, q_tokens_dropped;
+    atomic_uint_fast64_t q_truth_hits; /* ordinary answers whose prompt is in the truth file */
+
+    /* --record: one line per generateContent call */
+    FILE *record;              /* owned; NULL without --record */
+    pthread_mutex_t record_mu; /* guards record; never held with another lock */
+    bool record_mu_ready;
 
     /* Batch Mode */
     unsigned batch_pending_ms, batch_running_ms;
@@ -274,6 +286,9 @@ void sc_sim_reply_invalid(sc_sim_reply_t *r, const char *fmt, ...)
 
 /* ---- sim_generate.c: request parsing, generateContent, countTokens ---- */
 
+/* Append the line of sim.h ("Record") for call c to sim->record; nothing without --record. A
+ * failed write is logged, the request is answered anyway. */
+void sc_sim_record(sc_gemini_sim_t *sim, const sc_sim_call_t *c);
 /* @return a new reference to the body's top-level object, or NULL with a 400 in r. */
 json_t *sc_sim_parse_body(const sc_sim_call_t *c, sc_sim_reply_t *r);
 /* Validate a contents array and add its text to g. @return false with a 400 in r. */
@@ -316,6 +331,15 @@ bool sc_sim_valid_duration(const char *s);
  * @return SC_ERR_INVALID_ARG with a message naming the bad key in errbuf. */
 sc_status_t sc_sim_quality_parse(const char *spec, sc_sim_quality_t *q, char *errbuf,
                                  size_t errlen);
+/* Read the truth file of sim.h ("Truth file") at path into *out.
+ * @return SC_OK, or SC_ERR_IO (unreadable), SC_ERR_INVALID_ARG (a malformed line, with its number),
+ * SC_ERR_TOO_LARGE (past a bound) or SC_ERR_NOMEM, with a message in errbuf.
+ * @remark the caller frees *out with sc_sim_truth_free(). */
+sc_status_t sc_sim_truth_load(const char *path, sc_sim_truth_t **out, char *errbuf, size_t errlen);
+/* Free a truth table. NULL ok. */
+void sc_sim_truth_free(sc_sim_truth_t *t);
+/* The distinct texts a truth table holds; 0 for NULL. */
+size_t sc_sim_truth_lines(const sc_sim_truth_t *t);
 /* The tier of a model, by its name. */
 sc_sim_tier_t sc_sim_tier(const char *model);
 /* The answer text in quality mode for request req (borrowed) to model m: the judge's verdict,

@@ -1,7 +1,9 @@
-/* sim_quality.c - the simulator's quality mode (sim.h, "Quality spec"): the spec, each prompt's
- * difficulty and final answer, right or wrong per tier, the judge's verdicts, the summaries that
- * keep identifiers, the counters and GET /sim/difficulty. Off unless a spec is given. */
+/* sim_quality.c - the simulator's quality mode (sim.h, "Quality spec"): the spec, the truth file,
+ * each prompt's difficulty and final answer, right or wrong per tier, the judge's verdicts, the
+ * summaries that keep identifiers, the counters and GET /sim/difficulty. Off unless a spec is
+ * given. */
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -28,6 +30,12 @@
 #define SC_SIM_Q_TOKEN_MAX      128  /* longer tokens are kept whole but not deduplicated */
 #define SC_SIM_Q_TOKENS_MAX     4096 /* distinct tokens a summary considers */
 #define SC_SIM_Q_REASON_MAX     128
+
+/* the truth file (sim.h, "Truth file") */
+#define SC_SIM_TRUTH_LINE_MAX     ((size_t)8 * 1024 * 1024) /* a 1 MiB text escaped, and more */
+#define SC_SIM_TRUTH_BYTES_MAX    ((size_t)1 << 30)         /* normalised text held, all entries */
+#define SC_SIM_TRUTH_SLOTS_MIN    ((size_t)1024)            /* first table size; a power of two */
+#define SC_SIM_TRUTH_LINE_INITIAL ((size_t)4096)            /* first line buffer */
 
 #define SC_SIM_Q_JUDGE_PREFIX   "scrimp-judge"
 #define SC_SIM_Q_SUMMARY_PREFIX "You maintain a running summary"
@@ -114,25 +122,51 @@ static bool sc_sim_q_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* H of sim.h: FNV-1a 64 of the lower-cased, whitespace-collapsed text. */
+/* A reader of N of sim.h (lower-cased A-Z, whitespace runs collapsed to one space, none leading
+ * or trailing) over a text, one byte at a time: the one definition the difficulty, the truth file
+ * and its lookups share. */
+typedef struct {
+    const unsigned char *p, *end;
+    bool any; /* a byte of N was given */
+    bool gap; /* whitespace seen since */
+} sc_sim_q_norm_t;
+
+static sc_sim_q_norm_t sc_sim_q_norm(const char *text, size_t len)
+{
+    sc_sim_q_norm_t n = {(const unsigned char *)text, (const unsigned char *)text + len, false,
+                         false};
+    return n;
+}
+
+/* The next byte of N, or -1 at its end. */
+static int sc_sim_q_norm_next(sc_sim_q_norm_t *n)
+{
+    while (n->p < n->end) {
+        unsigned char c = *n->p;
+        if (sc_sim_q_space(c)) {
+            n->gap = n->any;
+            n->p++;
+            continue;
+        }
+        if (n->gap) {
+            n->gap = false;
+            return ' ';
+        }
+        n->p++;
+        n->any = true;
+        return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
+    }
+    return -1;
+}
+
+/* H of sim.h: FNV-1a 64 of N. */
 static uint64_t sc_sim_q_hash(const char *text, size_t len)
 {
     uint64_t h = SC_SIM_FNV_OFFSET;
-    bool any = false, gap = false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (sc_sim_q_space(c)) {
-            gap = any;
-            continue;
-        }
-        if (gap) {
-            h = sc_sim_fnv(h, " ", 1);
-            gap = false;
-        }
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c - 'A' + 'a');
-        h = sc_sim_fnv(h, &c, 1);
-        any = true;
+    sc_sim_q_norm_t n = sc_sim_q_norm(text, len);
+    for (int c = sc_sim_q_norm_next(&n); c >= 0; c = sc_sim_q_norm_next(&n)) {
+        unsigned char b = (unsigned char)c;
+        h = sc_sim_fnv(h, &b, 1);
     }
     return h;
 }
@@ -145,6 +179,315 @@ static double sc_sim_q_unit_of(uint64_t h)
 double sc_gemini_sim_difficulty(const char *text, size_t len)
 {
     return sc_sim_q_unit_of(sc_sim_q_hash(text ? text : "", text ? len : 0));
+}
+
+/* ---- the truth file (sim.h, "Truth file") ---- */
+
+/* One distinct normalised text of the file. */
+typedef struct {
+    uint64_t hash;                        /* H of sim.h, of text */
+    char *text;                           /* owned N, not NUL-terminated; NULL: an empty slot */
+    size_t len;                           /* bytes of text */
+    size_t line;                          /* first line of the file that gave it */
+    signed char right[SC_SIM_TIER_COUNT]; /* 1 right, 0 wrong, -1 the capability rule */
+} sc_sim_truth_entry_t;
+
+/* Open addressing with linear probing, at most half full. */
+struct sc_sim_truth {
+    sc_sim_truth_entry_t *slots; /* cap entries, owned */
+    size_t cap;                  /* a power of two */
+    size_t len;                  /* entries held */
+    size_t bytes;                /* text held over all entries */
+};
+
+void sc_sim_truth_free(sc_sim_truth_t *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slots[i].text);
+    free(t->slots);
+    free(t);
+}
+
+size_t sc_sim_truth_lines(const sc_sim_truth_t *t)
+{
+    return t ? t->len : 0;
+}
+
+/* Does text (len bytes, not normalised) normalise to e's text? */
+static bool sc_sim_truth_same(const sc_sim_truth_entry_t *e, const char *text, size_t len)
+{
+    sc_sim_q_norm_t n = sc_sim_q_norm(text, len);
+    size_t i = 0;
+    for (int c = sc_sim_q_norm_next(&n); c >= 0; c = sc_sim_q_norm_next(&n), i++)
+        if (i >= e->len || (unsigned char)e->text[i] != (unsigned)c)
+            return false;
+    return i == e->len;
+}
+
+/* The entry whose N equals the N of text (len bytes, hash h = its H), or NULL. NULL t ok. */
+static const sc_sim_truth_entry_t *sc_sim_truth_find(const sc_sim_truth_t *t, const char *text,
+                                                     size_t len, uint64_t h)
+{
+    if (!t)
+        return NULL;
+    for (size_t i = (size_t)h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        const sc_sim_truth_entry_t *e = &t->slots[i];
+        if (!e->text)
+            return NULL;
+        if (e->hash == h && sc_sim_truth_same(e, text, len))
+            return e;
+    }
+}
+
+/* The slot for (h, norm) in slots (cap of them): its entry, or the empty slot it goes to. */
+static sc_sim_truth_entry_t *sc_sim_truth_slot(sc_sim_truth_entry_t *slots, size_t cap, uint64_t h,
+                                               const char *norm, size_t len)
+{
+    for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        sc_sim_truth_entry_t *e = &slots[i];
+        if (!e->text || (e->hash == h && e->len == len && memcmp(e->text, norm, len) == 0))
+            return e;
+    }
+}
+
+/* Double the table. @return false when out of memory (the table is unchanged). */
+static bool sc_sim_truth_grow(sc_sim_truth_t *t)
+{
+    size_t cap = t->cap * 2;
+    sc_sim_truth_entry_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].text)
+            *sc_sim_truth_slot(slots, cap, t->slots[i].hash, t->slots[i].text, t->slots[i].len) =
+                t->slots[i];
+    free(t->slots);
+    t->slots = slots;
+    t->cap = cap;
+    return true;
+}
+
+/* Read one line, without its '\n', into *buf (*cap bytes, grown up to SC_SIM_TRUTH_LINE_MAX + 1).
+ * @return false at the end of the file (or on a read error: see ferror); *too_long when the line
+ * is longer than the bound (the rest of it is read and dropped). */
+static bool sc_sim_truth_read_line(FILE *f, char **buf, size_t *cap, size_t *len, bool *too_long)
+{
+    int c = EOF;
+    bool any = false;
+    *len = 0;
+    *too_long = false;
+    while ((c = getc_unlocked(f)) != EOF) {
+        any = true;
+        if (c == '\n')
+            break;
+        if (*too_long)
+            continue;
+        if (*len >= SC_SIM_TRUTH_LINE_MAX) {
+            *too_long = true;
+            continue;
+        }
+        if (*len + 1 >= *cap) {
+            size_t ncap = *cap ? *cap * 2 : SC_SIM_TRUTH_LINE_INITIAL;
+            if (ncap > SC_SIM_TRUTH_LINE_MAX + 1)
+                ncap = SC_SIM_TRUTH_LINE_MAX + 1;
+            char *nb = realloc(*buf, ncap);
+            if (!nb) {
+                *too_long = true; /* no memory for it: refused as too long */
+                continue;
+            }
+            *buf = nb;
+            *cap = ncap;
+        }
+        (*buf)[(*len)++] = (char)c;
+    }
+    return any;
+}
+
+/* Parse one line (len bytes at s) into text (borrowed from *doc) and right[].
+ * @return false with the reason in why (whylen bytes). @remark the caller frees *doc. */
+static bool sc_sim_truth_parse_line(const char *s, size_t len, json_t **doc, const char **text,
+                                    size_t *text_len, signed char right[SC_SIM_TIER_COUNT],
+                                    char *why, size_t whylen)
+{
+    json_error_t jerr;
+    *doc = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr); /* new reference */
+    if (!*doc) {
+        snprintf(why, whylen, "not JSON: %s (column %d)", jerr.text, jerr.column);
+        return false;
+    }
+    json_t *t = json_object_get(*doc, "text"), *r = json_object_get(*doc, "right"); /* borrowed */
+    if (!json_is_object(*doc) || !json_is_string(t) || !json_is_object(r) ||
+        json_object_size(*doc) != 2) {
+        snprintf(why, whylen,
+                 "expected an object with exactly the members \"text\" (a string) and \"right\" "
+                 "(an object)");
+        return false;
+    }
+    if (json_string_length(t) > SC_GEMINI_SIM_TRUTH_TEXT_MAX) {
+        snprintf(why, whylen, "text longer than %u bytes", SC_GEMINI_SIM_TRUTH_TEXT_MAX);
+        return false;
+    }
+    const char *key;
+    json_t *v;
+    for (int i = 0; i < SC_SIM_TIER_COUNT; i++)
+        right[i] = -1;
+    json_object_foreach(r, key, v)
+    {
+        int tier = -1;
+        for (int i = 0; i < SC_SIM_TIER_COUNT; i++)
+            if (strcmp(key, sc_sim_q_tier_names[i]) == 0)
+                tier = i;
+        if (tier < 0) {
+            snprintf(why, whylen, "right: unknown tier \"%.64s\" (known: lite, cheap, strong)",
+                     key);
+            return false;
+        }
+        if (!json_is_boolean(v)) {
+            snprintf(why, whylen, "right.%s: expected true or false", key);
+            return false;
+        }
+        right[tier] = json_is_true(v) ? 1 : 0;
+    }
+    *text = json_string_value(t);
+    *text_len = json_string_length(t);
+    return true;
+}
+
+/* Add (text, right) of line to t. @return SC_OK, or an error with the reason in why. */
+static sc_status_t sc_sim_truth_add(sc_sim_truth_t *t, const char *text, size_t len,
+                                    const signed char right[SC_SIM_TIER_COUNT], size_t line,
+                                    char *why, size_t whylen)
+{
+    char *norm = malloc(len ? len : 1); /* N is never longer than the text */
+    if (!norm) {
+        snprintf(why, whylen, "out of memory");
+        return SC_ERR_NOMEM;
+    }
+    size_t n = 0;
+    uint64_t h = SC_SIM_FNV_OFFSET;
+    sc_sim_q_norm_t it = sc_sim_q_norm(text, len);
+    for (int c = sc_sim_q_norm_next(&it); c >= 0; c = sc_sim_q_norm_next(&it)) {
+        norm[n] = (char)c;
+        h = sc_sim_fnv(h, &norm[n], 1);
+        n++;
+    }
+    sc_sim_truth_entry_t *e = sc_sim_truth_slot(t->slots, t->cap, h, norm, n);
+    if (e->text) {
+        free(norm);
+        for (int i = 0; i < SC_SIM_TIER_COUNT; i++) {
+            if (right[i] >= 0 && e->right[i] >= 0 && right[i] != e->right[i]) {
+                snprintf(why, whylen, "right.%s contradicts line %zu, whose text is the same",
+                         sc_sim_q_tier_names[i], e->line);
+                return SC_ERR_INVALID_ARG;
+            }
+            if (right[i] >= 0)
+                e->right[i] = right[i];
+        }
+        return SC_OK;
+    }
+    if (n > SC_SIM_TRUTH_BYTES_MAX - t->bytes) {
+        free(norm);
+        snprintf(why, whylen, "the texts hold more than %zu bytes in all", SC_SIM_TRUTH_BYTES_MAX);
+        return SC_ERR_TOO_LARGE;
+    }
+    if ((t->len + 1) * 2 > t->cap) {
+        if (!sc_sim_truth_grow(t)) {
+            free(norm);
+            snprintf(why, whylen, "out of memory");
+            return SC_ERR_NOMEM;
+        }
+        e = sc_sim_truth_slot(t->slots, t->cap, h, norm, n);
+    }
+    e->hash = h;
+    e->text = norm;
+    e->len = n;
+    e->line = line;
+    memcpy(e->right, right, sizeof e->right);
+    t->len++;
+    t->bytes += n;
+    return SC_OK;
+}
+
+/* Only whitespace (or nothing)? */
+static bool sc_sim_truth_blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!sc_sim_q_space((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+sc_status_t sc_sim_truth_load(const char *path, sc_sim_truth_t **out, char *errbuf, size_t errlen)
+{
+    sc_status_t st = SC_OK;
+    sc_sim_truth_t *t = NULL;
+    char *buf = NULL, why[SC_SIM_Q_REASON_MAX * 2];
+    size_t cap = 0, len = 0, line = 0, lines = 0;
+    bool too_long = false;
+    json_t *doc = NULL;
+    *out = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        sc_sim_errf(errbuf, errlen, "quality truth file '%s': %s", path, strerror(errno));
+        return SC_ERR_IO;
+    }
+    t = calloc(1, sizeof *t);
+    if (t) {
+        t->cap = SC_SIM_TRUTH_SLOTS_MIN;
+        t->slots = calloc(t->cap, sizeof *t->slots);
+    }
+    if (!t || !t->slots) {
+        sc_sim_errf(errbuf, errlen, "quality truth file '%s': out of memory", path);
+        st = SC_ERR_NOMEM;
+        goto out;
+    }
+    while (sc_sim_truth_read_line(f, &buf, &cap, &len, &too_long)) {
+        line++;
+        if (too_long) {
+            sc_sim_errf(errbuf, errlen, "quality truth file '%s' line %zu: longer than %zu bytes",
+                        path, line, SC_SIM_TRUTH_LINE_MAX);
+            st = SC_ERR_TOO_LARGE;
+            goto out;
+        }
+        if (sc_sim_truth_blank(buf, len))
+            continue;
+        if (++lines > SC_GEMINI_SIM_TRUTH_LINES_MAX) {
+            sc_sim_errf(errbuf, errlen, "quality truth file '%s' line %zu: more than %u lines",
+                        path, line, SC_GEMINI_SIM_TRUTH_LINES_MAX);
+            st = SC_ERR_TOO_LARGE;
+            goto out;
+        }
+        const char *text = NULL;
+        size_t text_len = 0;
+        signed char right[SC_SIM_TIER_COUNT];
+        json_decref(doc);
+        doc = NULL;
+        if (!sc_sim_truth_parse_line(buf, len, &doc, &text, &text_len, right, why, sizeof why)) {
+            sc_sim_errf(errbuf, errlen, "quality truth file '%s' line %zu: %s", path, line, why);
+            st = SC_ERR_INVALID_ARG;
+            goto out;
+        }
+        st = sc_sim_truth_add(t, text, text_len, right, line, why, sizeof why);
+        if (st != SC_OK) {
+            sc_sim_errf(errbuf, errlen, "quality truth file '%s' line %zu: %s", path, line, why);
+            goto out;
+        }
+    }
+    if (ferror(f)) {
+        sc_sim_errf(errbuf, errlen, "quality truth file '%s' line %zu: read error", path, line + 1);
+        st = SC_ERR_IO;
+        goto out;
+    }
+    *out = t;
+    t = NULL;
+out:
+    json_decref(doc);
+    free(buf);
+    fclose(f);
+    sc_sim_truth_free(t);
+    return st;
 }
 
 typedef enum { SC_SIM_Q_CHOICE, SC_SIM_Q_NUMBER, SC_SIM_Q_WORD } sc_sim_q_kind_t;
@@ -213,6 +556,7 @@ typedef struct {
     size_t options;
     size_t right; /* index of the right option */
     char right_x[SC_SIM_Q_ANSWER_MAX];
+    const sc_sim_truth_entry_t *truth; /* borrowed from the truth file, NULL when not in it */
 } sc_sim_q_prompt_t;
 
 static void sc_sim_q_prompt(const char *text, size_t len, sc_sim_q_prompt_t *p)
@@ -223,13 +567,24 @@ static void sc_sim_q_prompt(const char *text, size_t len, sc_sim_q_prompt_t *p)
     uint64_t s = p->h;
     p->right = (size_t)(sc_sim_splitmix64(&s) % p->options);
     sc_sim_q_option(p->kind, p->right, p->right_x);
+    p->truth = NULL; /* looked up only where right or wrong is decided */
 }
 
-/* The final answer model gives: right when capable enough, else its own wrong option. */
+/* Is tier's answer to p right: the truth file's word when it has one, else capability >=
+ * difficulty. */
+static bool sc_sim_q_right(const sc_sim_quality_t *q, sc_sim_tier_t tier,
+                           const sc_sim_q_prompt_t *p)
+{
+    if (p->truth && p->truth->right[tier] >= 0)
+        return p->truth->right[tier] == 1;
+    return q->cap[tier] >= p->difficulty;
+}
+
+/* The final answer model gives: right when sc_sim_q_right says so, else its own wrong option. */
 static bool sc_sim_q_final(const sc_gemini_sim_t *sim, const char *model,
                            const sc_sim_q_prompt_t *p, char out[SC_SIM_Q_ANSWER_MAX])
 {
-    bool right = sim->quality.cap[sc_sim_tier(model)] >= p->difficulty;
+    bool right = sc_sim_q_right(&sim->quality, sc_sim_tier(model), p);
     if (right) {
         memcpy(out, p->right_x, SC_SIM_Q_ANSWER_MAX);
         return true;
@@ -453,6 +808,9 @@ static char *sc_sim_q_ordinary(sc_gemini_sim_t *sim, const sc_sim_model_t *m,
 {
     sc_sim_q_prompt_t p;
     sc_sim_q_prompt(user, user_len, &p);
+    p.truth = sc_sim_truth_find(sim->quality.truth, user, user_len, p.h);
+    if (p.truth)
+        atomic_fetch_add(&sim->q_truth_hits, 1);
     char x[SC_SIM_Q_ANSWER_MAX];
     bool right = sc_sim_q_final(sim, m->name, &p, x);
     size_t index = (size_t)(m - sc_sim_models);
@@ -512,13 +870,15 @@ json_t *sc_sim_quality_stats(sc_gemini_sim_t *sim)
              json_object_set_new(wrong, sc_sim_models[i].name,
                                  json_integer((json_int_t)atomic_load(&sim->q_wrong[i]))) == 0;
     if (ok) /* "o" steals right and wrong even when json_pack fails */
-        return json_pack("{s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "right", right, "wrong", wrong,
-                         "judge_requests", (json_int_t)atomic_load(&sim->q_judge),
+        return json_pack("{s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "right", right,
+                         "wrong", wrong, "judge_requests", (json_int_t)atomic_load(&sim->q_judge),
                          "judge_malformed", (json_int_t)atomic_load(&sim->q_judge_malformed),
                          "judge_declined", (json_int_t)atomic_load(&sim->q_judge_declined),
                          "summaries", (json_int_t)atomic_load(&sim->q_summaries),
                          "summary_tokens_kept", (json_int_t)atomic_load(&sim->q_tokens_kept),
-                         "summary_tokens_dropped", (json_int_t)atomic_load(&sim->q_tokens_dropped));
+                         "summary_tokens_dropped", (json_int_t)atomic_load(&sim->q_tokens_dropped),
+                         "truth_lines", (json_int_t)sc_sim_truth_lines(sim->quality.truth),
+                         "truth_hits", (json_int_t)atomic_load(&sim->q_truth_hits));
     json_decref(right);
     json_decref(wrong);
     return NULL;
@@ -533,6 +893,7 @@ void sc_sim_difficulty_route(sc_sim_call_t *c, sc_sim_reply_t *r)
     }
     sc_sim_q_prompt_t p;
     sc_sim_q_prompt(text, strlen(text), &p);
+    p.truth = sc_sim_truth_find(c->sim->quality.truth, text, strlen(text), p.h);
     char fnv[20];
     snprintf(fnv, sizeof fnv, "%016" PRIx64, p.h);
     const sc_sim_quality_t *q = &c->sim->quality;
@@ -545,9 +906,10 @@ void sc_sim_difficulty_route(sc_sim_call_t *c, sc_sim_reply_t *r)
         for (int t = 0; ok && t < SC_SIM_TIER_COUNT; t++)
             ok = json_object_set_new(cap, sc_sim_q_tier_names[t], json_real(q->cap[t])) == 0 &&
                  json_object_set_new(right, sc_sim_q_tier_names[t],
-                                     json_boolean(q->cap[t] >= p.difficulty)) == 0;
+                                     json_boolean(sc_sim_q_right(q, (sc_sim_tier_t)t, &p))) == 0;
         ok = ok && json_object_set(doc, "capability", cap) == 0 &&
-             json_object_set(doc, "right", right) == 0;
+             json_object_set(doc, "right", right) == 0 &&
+             json_object_set_new(doc, "truth", json_boolean(p.truth != NULL)) == 0;
         json_decref(cap);
         json_decref(right);
         if (!ok) {
