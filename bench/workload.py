@@ -9,14 +9,22 @@ Writes FILE: one request per line (DESIGN §4.1), and the ground truth (default 
 ".truth.jsonl" in place of ".jsonl"): one JSON object per request, same order, keyed by "id".
 The same seed and options give byte-identical files.
 
-The mix (fractions of --requests; the four buckets add up to 1):
+The mix (fractions of --requests; the buckets add up to 1):
   --repeat-frac 0.25     requests that repeat or reword an earlier question:
                            exact repeats of an earlier single-turn request in the same tenant
                            (kind "repeat"), a few copied into another tenant (kind "cross-tenant":
                            the same text must not be served across the isolation boundary),
                            and both halves of paraphrase-data pairs (kinds "pair-first", "reword")
   --routing-frac 0.35    MMLU prompts with known weak/strong outcomes (kind "routing")
-  --multiturn-frac 0.30  turns of conversations whose history grows (kind "conversation")
+  --multiturn-frac 0.20  turns of conversations whose history grows (kind "conversation")
+  --mtbench-frac 0.05    MT-Bench questions with RouteLLM's judge scores for both models, first
+                         and second turn (kind "mtbench"; at most the 160 question-turns there
+                         are, each once; the second turn carries the first turn and the strong
+                         model's recorded first answer)
+  --longconv-frac 0.05   long conversations: 5k-20k tokens of history behind the 5k-token
+                         platform-bot system prompt, one planted fact (a ticket code and who
+                         opened it) that the last question asks for (kind "longconv"; one
+                         request each, its own conversation)
   the rest (0.10)        other single-turn agent tasks: JSON triage/extraction, summaries
                          (kind "other")
 Within the repeat bucket:
@@ -50,6 +58,15 @@ meaning is a wrong answer), cache ("on"/"off"), pinned (model or null). By kind:
                  the data's label), label (MSRP Quality or SemEval score)
   conversation:  conversation_id, turn (1-based user turn), turns_in_history (messages sent)
   other:         task
+  mtbench:       question_id, turn, category, weak_score, strong_score (GPT-4's judge scores 1-10 of
+                 Mixtral-8x7B = weak and GPT-4 = strong on that question-turn)
+  longconv:      conversation_id, history_tokens (about chars/4), fact_turn (index in messages),
+                 fact (the ticket code), fact_name (who opened it)
+
+--sim-truth FILE also writes the simulator's truth table (`scrimp gemini-sim --quality-truth`): for
+every MMLU and MT-Bench prompt (its last user turn), which tiers answer it right: flash-lite and
+flash as the weak model did (MMLU: weak_correct; MT-Bench: weak_score >= strong_score), pro as the
+strong one (MMLU: strong_correct; MT-Bench: always). Other prompts keep the simulator's own rule.
 """
 import argparse
 import csv
@@ -286,8 +303,12 @@ def _service_catalogue():
 SYS_SUPPORT_FULL = SYS_SUPPORT + "\n" + _tariff_sheet()
 SYS_DEVOPS_FULL = SYS_DEVOPS + "\n" + _service_catalogue()
 
+MT_SYSTEM = ("You are a helpful, knowledgeable assistant. Answer the user's request fully and "
+             "accurately; follow any format the user asks for.")
+
 # agent -> (stage, system prompt, generation defaults)
 AGENTS = {
+    "assistant": ("chat", MT_SYSTEM, {"temperature": 0.7, "max_output_tokens": 1024}),
     "quiz-tutor": ("answer", SYS_TUTOR, {"temperature": 0.0, "max_output_tokens": 512}),
     "news-desk": ("brief", SYS_NEWS, {"temperature": 0.2, "max_output_tokens": 256}),
     "forum-helper": ("answer", SYS_COMMUNITY, {"temperature": 0.4, "max_output_tokens": 400}),
@@ -502,6 +523,37 @@ def load_news_sentences(ddir):
     return [s for s in out if s]
 
 
+def load_mtbench(ddir):
+    """[(question_id, category, [turn1, turn2], {turn: (weak_score, strong_score)}, strong answer 1)]"""
+    mdir = os.path.join(ddir, "routing", "mt_bench")
+    qs = {}
+    with open(os.path.join(mdir, "question.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            qs[d["question_id"]] = (d["category"], d["turns"])
+    scores, answer1 = {}, {}
+    with open(os.path.join(mdir, "judgements.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            who = "strong" if d["model"].startswith("gpt-4") else "weak"
+            scores.setdefault((d["question_id"], d["turn"]), {})[who] = d["score"]
+            if who == "strong" and d["turn"] == 2:
+                # the judged conversation: "### Assistant A:\n<answer 1>\n\n### User:\n<turn 2>"
+                p = d["user_prompt"]
+                a = p.find("### Assistant A:\n")
+                b = p.find("\n\n### User:", a + 1)
+                if a >= 0 and b > a:
+                    answer1[d["question_id"]] = p[a + len("### Assistant A:\n"):b].strip()
+    out = []
+    for qid in sorted(qs):
+        cat, turns = qs[qid]
+        sc = {t: (scores[(qid, t)]["weak"], scores[(qid, t)]["strong"]) for t in (1, 2)
+              if "weak" in scores.get((qid, t), {}) and "strong" in scores.get((qid, t), {})}
+        if len(turns) >= 2 and len(sc) == 2 and qid in answer1:
+            out.append((qid, cat, turns, sc, answer1[qid]))
+    return out
+
+
 def heldout_subjects(path):
     if not os.path.exists(path):
         return None
@@ -560,9 +612,10 @@ def load_mmlu(ddir, subjects):
 # ---- generation ----
 
 class Gen:
-    def __init__(self, a, rng, pairs, news, mmlu):
+    def __init__(self, a, rng, pairs, news, mmlu, mtbench=None):
         self.a = a
         self.rng = rng
+        self.mtbench = list(mtbench or [])
         self.same, self.diff = pairs
         self.news = news
         self.mmlu = mmlu
@@ -679,14 +732,66 @@ class Gen:
         return out
 
 
+LONGCONV_ASK = ("Before we close this thread: what was the incident ticket number I noted at the "
+                "start, and who opened it?")
+
+
+def _mtbench(gen, item):
+    """The two requests of one MT-Bench question: turn 1, then turn 2 with turn 1 and the strong
+    model's recorded first answer as history."""
+    qid, cat, turns, sc, answer1 = item
+    tenant = gen.tenant()
+    user = gen.user(tenant)
+    out = []
+    for t in (1, 2):
+        msgs = [{"role": "user", "content": turns[0]}]
+        if t == 2:
+            msgs += [{"role": "model", "content": answer1}, {"role": "user", "content": turns[1]}]
+        r, tr = gen.request(tenant, "assistant", msgs, user=user)
+        tr.update(kind="mtbench", question_id=qid, turn=t, category=cat, weak_score=sc[t][0],
+                  strong_score=sc[t][1])
+        out.append((r, tr))
+    return out
+
+
+def _longconv(gen, k):
+    """One long conversation's last request: 5k-20k tokens of history (news sentences as user
+    notes and short model acknowledgements), one planted fact, the question that asks for it."""
+    rng = gen.rng
+    target = rng.randint(5000, 20000) * 4  # characters, about 4 per token
+    code = "INC-%06d" % rng.randint(0, 999999)
+    name = rng.choice(["Priya Natarajan", "Tomasz Kowalczyk", "Amara Okafor", "Lena Fischer",
+                       "Diego Alvarez", "Mei Lin", "Oskar Lindqvist", "Fatima Haddad"])
+    msgs, size = [], 0
+    while size < target:
+        u = " ".join(rng.choice(gen.news) for _ in range(rng.randint(2, 5)))
+        m = rng.choice(["Noted.", "Thanks, I have that.", "Understood, go on.",
+                        "Got it; anything else from the wire?", "Logged for the timeline."])
+        msgs += [{"role": "user", "content": u}, {"role": "model", "content": m}]
+        size += len(u) + len(m)
+    n_pairs = len(msgs) // 2
+    at = 2 * rng.randint(0, max(0, int(n_pairs * 0.8) - 1))
+    msgs[at] = {"role": "user", "content": "For the record, the incident ticket is %s, opened by %s "
+                "this morning. %s" % (code, name, msgs[at]["content"])}
+    msgs.append({"role": "user", "content": LONGCONV_ASK})
+    tenant = gen.tenant()
+    cid = "lc-%s-%05d" % (gen.a.seed, k)
+    r, t = gen.request(tenant, "platform-bot", msgs, conversation_id=cid)
+    t.update(kind="longconv", conversation_id=cid, history_tokens=size // 4, fact_turn=at,
+             fact=code, fact_name=name)
+    return r, t
+
+
 def build(a, rng, gen):
     n = a.requests
     n_rep = round(n * a.repeat_frac)
     n_route = round(n * a.routing_frac)
+    n_mt = min(round(n * a.mtbench_frac) // 2, len(gen.mtbench))  # questions, two turns each
+    n_long = round(n * a.longconv_frac)
     n_conv = round(n * a.multiturn_frac)
-    n_other = n - n_rep - n_route - n_conv
+    n_other = n - n_rep - n_route - n_conv - 2 * n_mt - n_long
     if n_other < 0:
-        sys.exit("workload.py: --repeat-frac + --routing-frac + --multiturn-frac must be <= 1")
+        sys.exit("workload.py: the fractions of the mix must add up to <= 1")
     n_pairs = int(n_rep * a.pair_share) // 2
     n_exact = n_rep - 2 * n_pairs
     n_cross = round(n_exact * a.cross_tenant_share)
@@ -696,6 +801,8 @@ def build(a, rng, gen):
     streams = [[gen.routing()] for _ in range(n_route)]
     streams += [[gen.other()] for _ in range(n_other)]
     streams += [list(gen.pair(k)) for k in range(n_pairs)]
+    streams += [_mtbench(gen, item) for item in rng.sample(gen.mtbench, n_mt)]
+    streams += [[_longconv(gen, k)] for k in range(n_long)]
     left, k = n_conv, 0
     while left > 0:
         turns = min(left, rng.randint(2, a.max_turns))
@@ -777,7 +884,10 @@ def main():
                     help="router file whose held-out subjects are the default")
     ap.add_argument("--repeat-frac", type=float, default=0.25)
     ap.add_argument("--routing-frac", type=float, default=0.35)
-    ap.add_argument("--multiturn-frac", type=float, default=0.30)
+    ap.add_argument("--multiturn-frac", type=float, default=0.20)
+    ap.add_argument("--mtbench-frac", type=float, default=0.05)
+    ap.add_argument("--longconv-frac", type=float, default=0.05)
+    ap.add_argument("--sim-truth", help="also write the simulator's truth table here")
     ap.add_argument("--pair-share", type=float, default=0.6)
     ap.add_argument("--lookalike-share", type=float, default=0.35)
     ap.add_argument("--cross-tenant-share", type=float, default=0.1)
@@ -790,7 +900,8 @@ def main():
         ap.error("--requests must be >= 1")
     if a.max_turns < 2:
         ap.error("--max-turns must be >= 2")
-    for name in ("repeat_frac", "routing_frac", "multiturn_frac", "pair_share", "lookalike_share",
+    for name in ("repeat_frac", "routing_frac", "multiturn_frac", "mtbench_frac", "longconv_frac",
+                 "pair_share", "lookalike_share",
                  "cross_tenant_share", "pinned_frac", "cache_off_frac", "batch_frac"):
         if not 0.0 <= getattr(a, name) <= 1.0:
             ap.error("--%s must be between 0 and 1" % name.replace("_", "-"))
@@ -809,8 +920,10 @@ def main():
     pairs = load_pairs(ddir)
     news = load_news_sentences(ddir)
 
+    mtbench = load_mtbench(ddir) if a.mtbench_frac > 0 else []
+
     rng = random.Random(a.seed)
-    gen = Gen(a, rng, pairs, news, mmlu)
+    gen = Gen(a, rng, pairs, news, mmlu, mtbench)
     out = build(a, rng, gen)
 
     with open(a.out, "w", encoding="utf-8") as f:
@@ -819,6 +932,23 @@ def main():
     with open(truth_path, "w", encoding="utf-8") as f:
         for _, t in out:
             f.write(json.dumps(t, separators=(",", ":")) + "\n")
+    if a.sim_truth:
+        with open(a.sim_truth, "w", encoding="utf-8") as f:
+            seen = set()
+            for r, t in out:
+                if "weak_correct" in t:
+                    right = {"lite": t["weak_correct"], "cheap": t["weak_correct"],
+                             "strong": t["strong_correct"]}
+                elif t["kind"] == "mtbench":
+                    weak = t["weak_score"] >= t["strong_score"]
+                    right = {"lite": weak, "cheap": weak, "strong": True}
+                else:
+                    continue
+                text = r["messages"][-1]["content"]
+                if text in seen:
+                    continue
+                seen.add(text)
+                f.write(json.dumps({"text": text, "right": right}, separators=(",", ":")) + "\n")
     kinds = {}
     for _, t in out:
         kinds[t["kind"]] = kinds.get(t["kind"], 0) + 1

@@ -264,9 +264,10 @@ static void forward_done(sc_gemini_call_t *call, void *arg)
                      call->err_message ? ": " : "", call->err_message ? call->err_message : "");
     }
     atomic_fetch_sub(&o->n_inflight, 1);
-    /* a sampled answer is shadowed, never before or instead of being published; under a backlog
-     * (requests waiting for the upstream, or half its calls in flight) the shadow is dropped */
-    int busy = sc_queue_len(o->upstream_q) > 0 ||
+    /* a sampled answer is shadowed, never before or instead of being published; under pressure
+     * (half of gemini.max_inflight in use, as many requests waiting for the upstream, or
+     * draining) the shadow is dropped */
+    int busy = sc_queue_len(o->upstream_q) >= (size_t)(o->max_inflight / 2) ||
                sc_gemini_inflight(o->gemini) >= o->max_inflight / 2 || drain_deadline(o) > 0;
     sc_gemini_call_t *shadow = call->status == SC_OK ? sc_optimizer_shadow_start(o->opt, it, busy)
                                                      : NULL;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_workload.sh - bench/workload.py: 2,000 requests that all keep the request contract
 # (DESIGN §4.1), unique ids, the mix as asked, ground truth for every id that agrees with the
-# requests, the same bytes for the same seed, and the subject selection (flag and router file).
+# requests (MT-Bench turns, long conversations and their planted facts included), the simulator's
+# truth table, the same bytes for the same seed, and the subject selection (flag and router file).
 # usage: tests/test_workload.sh [REPO]
 set -euo pipefail
 REPO=${1:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -15,7 +16,8 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 GEN="python3 $REPO/bench/workload.py"
 
-$GEN --seed 11 --requests 2000 --out "$W/a.jsonl" --truth "$W/a.truth.jsonl" --router /nonexistent
+$GEN --seed 11 --requests 2000 --out "$W/a.jsonl" --truth "$W/a.truth.jsonl" --router /nonexistent \
+  --sim-truth "$W/a.simtruth.jsonl"
 $GEN --seed 11 --requests 2000 --out "$W/b.jsonl" --truth "$W/b.truth.jsonl" --router /nonexistent
 $GEN --seed 12 --requests 2000 --out "$W/c.jsonl" --router /nonexistent
 cmp "$W/a.jsonl" "$W/b.jsonl"
@@ -107,12 +109,15 @@ by_id = {r["id"]: r for r in reqs}
 pos = {r["id"]: i for i, r in enumerate(reqs)}
 T = {t["id"]: t for t in truth}
 
-# the mix as asked (defaults): 25% repeats and pairs, 35% routing, 30% multi-turn, 10% other
+# the mix as asked (defaults): 25% repeats and pairs, 35% routing, 20% multi-turn, 5% MT-Bench,
+# 5% long conversations, 10% other
 kinds = collections.Counter(t["kind"] for t in truth)
 frac = lambda *ks: sum(kinds[k] for k in ks) / len(truth)  # noqa: E731
 for name, got, want in [("repeat bucket", frac("repeat", "cross-tenant", "pair-first", "reword"), 0.25),
                         ("routing", frac("routing"), 0.35),
-                        ("conversation", frac("conversation"), 0.30),
+                        ("conversation", frac("conversation"), 0.20),
+                        ("mtbench", frac("mtbench"), 0.05),
+                        ("longconv", frac("longconv"), 0.05),
                         ("other", frac("other"), 0.10)]:
     check(abs(got - want) <= 0.02, "%s: %.3f, asked %.2f" % (name, got, want))
 check(kinds["repeat"] > 100 and kinds["cross-tenant"] > 5, "too few repeats: %s" % kinds)
@@ -175,6 +180,49 @@ for cid, rs in convs.items():
               cur["messages"][len(prev["messages"])]["role"] == "model",
               "conversation %s does not grow" % cid)
         check(T[cur["id"]]["turn"] == T[prev["id"]]["turn"] + 1, "conversation turn numbers")
+
+# MT-Bench: both turns of a question, the second after the first in the same tenant, carrying the
+# first turn and a recorded answer; judge scores 1..10 for both models
+mt = collections.defaultdict(dict)
+for t in truth:
+    if t["kind"] == "mtbench":
+        check(1 <= t["weak_score"] <= 10 and 1 <= t["strong_score"] <= 10, "mtbench scores")
+        mt[t["question_id"]][t["turn"]] = t
+check(len(mt) >= 40 and all(set(v) == {1, 2} for v in mt.values()), "mtbench: both turns per question")
+for q, v in mt.items():
+    a, b = by_id[v[1]["id"]], by_id[v[2]["id"]]
+    check(pos[a["id"]] < pos[b["id"]] and a["tenant"] == b["tenant"], "mtbench turn order/tenant")
+    check(len(a["messages"]) == 1 and len(b["messages"]) == 3 and b["messages"][0] == a["messages"][0]
+          and b["messages"][1]["role"] == "model" and len(b["messages"][1]["content"]) > 20,
+          "mtbench turn 2 history")
+
+# long conversations: 5k-20k tokens of history behind a long system prompt; the fact planted once,
+# in the history only; the last question asks for it
+lc = [t for t in truth if t["kind"] == "longconv"]
+check(len(lc) >= 80, "too few long conversations")
+for t in lc:
+    r = by_id[t["id"]]
+    check(5000 <= t["history_tokens"] <= 20100, "longconv history size %d" % t["history_tokens"])
+    check(len(r["system"]) >= 4500 * 4, "longconv system prompt under 4,500 tokens")
+    hits = [i for i, m in enumerate(r["messages"]) if t["fact"] in m["content"]]
+    check(hits == [t["fact_turn"]] and t["fact_name"] in r["messages"][t["fact_turn"]]["content"],
+          "longconv planted fact")
+    check("ticket" in r["messages"][-1]["content"] and r["messages"][-1]["role"] == "user",
+          "longconv last question")
+
+# the simulator's truth table: every MMLU and MT-Bench last user turn once, rights as recorded
+st = [json.loads(x) for x in open(w + "/a.simtruth.jsonl", encoding="utf-8")]
+texts = {x["text"]: x["right"] for x in st}
+check(len(texts) == len(st), "simulator truth: a text twice")
+for t in truth:
+    r = by_id[t["id"]]
+    last = r["messages"][-1]["content"]
+    if t["kind"] == "routing":
+        check(texts.get(last) == {"lite": t["weak_correct"], "cheap": t["weak_correct"],
+                                  "strong": t["strong_correct"]}, "simulator truth (MMLU)")
+    if t["kind"] == "mtbench":
+        weak = t["weak_score"] >= t["strong_score"]
+        check(texts.get(last) == {"lite": weak, "cheap": weak, "strong": True}, "simulator truth (MT-Bench)")
 
 # no contaminated prompt
 bad_prompts = set()
