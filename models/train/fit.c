@@ -95,14 +95,16 @@ void tr_head_free(tr_head_t *h)
 typedef struct {
     float *p, *g, *m, *v; /* p borrowed (the head's), g/m/v owned */
     size_t n;
-    int decay; /* L2 on this block */
+    int decay;     /* L2 on this block */
+    size_t stride; /* > 0: element i weighs input i % stride (the signals' L2 is scaled) */
 } tr_param_t;
 
-static int param_init(tr_param_t *t, float *p, size_t n, int decay)
+static int param_init(tr_param_t *t, float *p, size_t n, int decay, size_t stride)
 {
     t->p = p;
     t->n = n;
     t->decay = decay;
+    t->stride = stride;
     t->g = calloc(n, sizeof(float));
     t->m = calloc(n, sizeof(float));
     t->v = calloc(n, sizeof(float));
@@ -116,12 +118,14 @@ static void param_free(tr_param_t *t)
     free(t->v);
 }
 
-static void adam_step(tr_param_t *t, float lr, float l2, int step)
+/* l2_sig: the L2 of a signal's weight (input >= SC_EMBED_DIM of a block with a stride) */
+static void adam_step(tr_param_t *t, float lr, float l2, float l2_sig, int step)
 {
     const float c1 = 1.0f - powf(TR_ADAM_B1, (float)step);
     const float c2 = 1.0f - powf(TR_ADAM_B2, (float)step);
     for (size_t i = 0; i < t->n; i++) {
-        float g = t->g[i] + (t->decay ? l2 * t->p[i] : 0.0f);
+        float l = t->stride && i % t->stride >= SC_EMBED_DIM ? l2_sig : l2;
+        float g = t->g[i] + (t->decay ? l * t->p[i] : 0.0f);
         t->m[i] = TR_ADAM_B1 * t->m[i] + (1.0f - TR_ADAM_B1) * g;
         t->v[i] = TR_ADAM_B2 * t->v[i] + (1.0f - TR_ADAM_B2) * g * g;
         t->p[i] -= lr * (t->m[i] / c1) / (sqrtf(t->v[i] / c2) + TR_ADAM_EPS);
@@ -134,6 +138,7 @@ sc_status_t tr_fit(const tr_cfg_t *c, const tr_data_t *ds, const float *X, const
                    const size_t *rows, size_t nrows, uint64_t seed, tr_head_t *out)
 {
     const float fam_w = c->fam_w > 0.0f ? c->fam_w : 1.0f;
+    const float l2_sig = c->l2 * (c->l2_sig > 0.0f ? c->l2_sig : 1.0f);
     const size_t F = SC_ROUTER_NFEATURES, H = (size_t)c->hidden;
     sc_status_t st = SC_ERR_NOMEM;
     tr_param_t pw1 = {0}, pb1 = {0}, pw2 = {0}, pb2 = {0};
@@ -156,8 +161,9 @@ sc_status_t tr_fit(const tr_cfg_t *c, const tr_data_t *ds, const float *X, const
         for (size_t j = 0; j < H; j++)
             out->w2[j] = sd2 * rng_normal(&rs);
     }
-    if (param_init(&pw2, out->w2, H ? H : F, 1) || param_init(&pb2, &out->b2, 1, 0) ||
-        (H && (param_init(&pw1, out->w1, H * F, 1) || param_init(&pb1, out->b1, H, 0))))
+    if (param_init(&pw2, out->w2, H ? H : F, 1, H ? 0 : F) ||
+        param_init(&pb2, &out->b2, 1, 0, 0) ||
+        (H && (param_init(&pw1, out->w1, H * F, 1, F) || param_init(&pb1, out->b1, H, 0, 0))))
         goto out;
     size_t npos = 0;
     for (size_t k = 0; k < nrows; k++)
@@ -165,7 +171,7 @@ sc_status_t tr_fit(const tr_cfg_t *c, const tr_data_t *ds, const float *X, const
     double ppos = nrows ? (double)npos / (double)nrows : 0.5;
     if (ppos <= 0.0 || ppos >= 1.0)
         ppos = 0.5;
-    const int balance = c->target != TR_TARGET_GAIN3;
+    const int balance = c->target != TR_TARGET_GAIN3 && c->target != TR_TARGET_SIGN;
     const float wpos = balance ? (float)(0.5 / ppos) : 1.0f;
     const float wneg = balance ? (float)(0.5 / (1.0 - ppos)) : 1.0f;
     for (size_t k = 0; k < nrows; k++)
@@ -223,11 +229,11 @@ sc_status_t tr_fit(const tr_cfg_t *c, const tr_data_t *ds, const float *X, const
             }
             const float lr = c->decay ? c->lr * (float)(1.0 - (double)step / total) : c->lr;
             step++;
-            adam_step(&pw2, lr, c->l2, step);
-            adam_step(&pb2, lr, c->l2, step);
+            adam_step(&pw2, lr, c->l2, l2_sig, step);
+            adam_step(&pb2, lr, c->l2, l2_sig, step);
             if (H) {
-                adam_step(&pw1, lr, c->l2, step);
-                adam_step(&pb1, lr, c->l2, step);
+                adam_step(&pw1, lr, c->l2, l2_sig, step);
+                adam_step(&pb1, lr, c->l2, l2_sig, step);
             }
         }
     }

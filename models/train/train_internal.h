@@ -73,7 +73,16 @@ typedef enum {
  * when the weak model failed (balanced); GAIN3 (strong − weak + 1) / 2 ∈ {0, ½, 1}, unweighted,
  * so prompts that the strong model gets wrong and the weak right push the score down: the score
  * is then (1 + the expected gain of the strong model's answer over the weak one's) / 2 */
-typedef enum { TR_TARGET_GAIN = 0, TR_TARGET_WEAK_WRONG, TR_TARGET_GAIN3, TR_NTARGETS } tr_target_t;
+/* SIGN (sign(strong − weak) + 1) / 2 ∈ {0, ½, 1}: GAIN3 for MMLU; for a graded family (MT-Bench)
+ * which model the judge preferred, not by how much, so its targets spread as MMLU's do (a judge
+ * gain / 9 stays near 0) */
+typedef enum {
+    TR_TARGET_GAIN = 0,
+    TR_TARGET_WEAK_WRONG,
+    TR_TARGET_GAIN3,
+    TR_TARGET_SIGN,
+    TR_NTARGETS
+} tr_target_t;
 
 typedef struct {
     const char *name;
@@ -87,6 +96,9 @@ typedef struct {
                 * average out the minibatch noise, which a strongly regularised head's small
                 * weights would otherwise drown in) */
     float fam_w; /* loss weight of an MT-Bench row against an MMLU row's 1 (0: 1) */
+    float l2_sig; /* L2 on the signals' weights as a multiple of l2 (0: 1): a weaker pull on the
+                   * dozen signals (length, structure, code / math / reasoning cues, which mean
+                   * the same in every family) than on the 384 embedding weights */
 } tr_cfg_t;
 
 typedef struct {
