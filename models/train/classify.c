@@ -28,7 +28,10 @@ static void classify_usage(FILE *f)
         "usage: scrimp classify [--router FILE] [--model DIR] [--tiers a,b,c] [--batch N]\n"
         "                       [--threads N] [--quality-target Q [--lite-share S]] < lines\n"
         "  one {\"i\":N,\"score\":S,\"tier\":\"T\"} per input line (default router %s);\n"
-        "  a prompt outside the router's domain gets the cheapest tier and \"in_domain\":false;\n"
+        "  a line is a prompt, {\"prompt\": P[, \"model\": M]}, or a scrimp request (its last\n"
+        "  user turn is scored; a pinned \"model\" is reported as pinned);\n"
+        "  a prompt outside the router's domain gets the strongest tier (as scrimp serve's\n"
+        "  default router.outside_tier) and \"in_domain\":false;\n"
         "  --quality-target: thresholds for that target (as serve's router.quality_target)\n"
         "  instead of the file's\n",
         TR_DEFAULT_OUT);
@@ -64,6 +67,13 @@ static int cl_prepare(cl_line_t *l, const char *buf, size_t len)
     l->pinned[0] = '\0';
     json_t *o = len && buf[0] == '{' ? json_loadb(buf, len, 0, NULL) : NULL;          /* new */
     const json_t *p = json_object_get(o, "prompt"), *m = json_object_get(o, "model"); /* borrowed */
+    const json_t *msgs = json_object_get(o, "messages");
+    for (size_t i = json_array_size(msgs); !p && i-- > 0;) { /* a request: its last user turn */
+        const json_t *t = json_array_get(msgs, i);
+        if (json_is_string(json_object_get(t, "role")) &&
+            strcmp(json_string_value(json_object_get(t, "role")), "user") == 0)
+            p = json_object_get(t, "content");
+    }
     if (json_is_string(p)) {
         l->len = json_string_length(p);
         l->text = malloc(l->len + 1);
@@ -212,10 +222,10 @@ int sc_classify_cli(int argc, char **argv)
             }
             float sc = scores[j];
             int inside = in_dom[j++];
-            /* outside the router's domain: the cheapest tier (serve's default outside_tier) */
+            /* outside the router's domain: the strongest tier (serve's default outside_tier) */
             json_t *s = json_string(inside   ? sc_router_tier(r, sc, ntiers ? tiers : NULL, ntiers)
-                                    : ntiers ? tiers[0]
-                                             : sc_router_tier(r, -INFINITY, NULL, 0));
+                                    : ntiers ? tiers[ntiers - 1]
+                                             : sc_router_tier(r, INFINITY, NULL, 0));
             char *q = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
             printf("{\"i\":%zu,\"score\":%.6f,\"tier\":%s%s}\n", line_no + k, (double)sc,
                    q ? q : "\"\"", inside ? "" : ",\"in_domain\":false");

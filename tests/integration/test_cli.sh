@@ -116,5 +116,21 @@ if [ "$rc" -ne 0 ] && grep -q "no-model" <<<"$out" && [ ! -e "$WORK/nomodel.json
   pass "backfill with a missing model: names it, leaves no output file"
 else fail "backfill with a missing model (rc=$rc, files: $(ls "$WORK" | tr '\n' ' ')): $(head -c 300 <<<"$out")"; fi
 
+# classify: a scrimp request is scored on its last user turn; a prompt outside the router's domain
+# (free-form: no answer options) gets the strong tier, as serve's default router.outside_tier
+python3 - >"$WORK/classify.in" <<'PY'
+import json
+q = "Find the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q.\nA. 0\nB. 4\nC. 2\nD. 6\nAnswer:"
+print(json.dumps({"id": "c1", "tenant": "t", "messages": [{"role": "user", "content": "hello"},
+                  {"role": "model", "content": "hi"}, {"role": "user", "content": q}]}))
+print("Tell me a story about a lighthouse keeper.")
+PY
+out=$("$SCRIMP" classify --router "$ROOT/models/router/router.json" --model "$ROOT/models/all-MiniLM-L6-v2" \
+      <"$WORK/classify.in" 2>"$WORK/classify.log") || true
+if [ "$(sed -n 1p <<<"$out" | grep -c in_domain)" -eq 0 ] &&
+   sed -n 2p <<<"$out" | grep -q '"tier":"pro","in_domain":false'; then
+  pass "classify: a request's last user turn is in the router's domain; a free-form prompt gets pro"
+else fail "classify: $out"; fi
+
 echo "$FAILS failures"
 [ "$FAILS" -eq 0 ]
