@@ -24,6 +24,7 @@ BACKLOG_S=3           # pacing: produce while fewer than this many seconds of wo
 BACKLOG_MIN=256       # ... but never hold the backlog below this many requests
 CHUNK=32              # requests per write to the producer
 TICK_S=0.05
+SIM_QUALITY="lite=0.35,cheap=0.6,strong=0.9,seed=1" # the simulator's defaults, spelled out
 while [ $# -gt 0 ]; do
   case $1 in
     --requests) N=$2; shift 2 ;;
@@ -89,7 +90,7 @@ done
 # ---- workload ----
 
 python3 "$ROOT/bench/workload.py" --seed "$SEED" --requests "$N" --out "$WORK/requests.jsonl" \
-  --truth "$WORK/truth.jsonl" 2>&1 | tee "$WORK/workload.txt"
+  --truth "$WORK/truth.jsonl" --sim-truth "$WORK/simtruth.jsonl" 2>&1 | tee "$WORK/workload.txt"
 N=$(grep -c . "$WORK/requests.jsonl")
 # keyed copy (id TAB request) in chunks of CHUNK lines for the paced producer
 python3 -c '
@@ -117,7 +118,12 @@ run_cfg() { # run_cfg NAME: fresh broker, simulator and serve; the workload; res
   mapfile -t a < <(cfg_args "$name")
   SC_PIDS=()
   sc_start_broker "$PARTITIONS"
-  sc_start_sim
+  # the simulator's quality mode: MMLU and MT-Bench prompts answered right or wrong per tier as
+  # RouteLLM recorded (the workload's truth table), other prompts by its difficulty rule; every
+  # generateContent body recorded, to check what reached the upstream
+  sc_start_bg sim "$SCRIMP" gemini-sim --quality "$SIM_QUALITY" --quality-truth "$WORK/simtruth.jsonl" \
+    --record "$d/sim_record.jsonl"
+  SIM_URL=$(sc_first_line sim)
   sc_start_bg "serve_$name" "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" \
     -X "gemini.base_url=$SIM_URL" -X metrics.listen=127.0.0.1:0 \
     -X "cache.path=$d/cache" -X "prune.path=$d/summaries" -X "router.shadow_path=$d/summaries.shadow" "${a[@]}"
@@ -223,6 +229,7 @@ echo "== all configurations ran in $((SECONDS - T_ALL)) s"
 
 MACHINE="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + uncommitted changes')"
+export SIM_QUALITY
 python3 - "$WORK" "$CONFIGS" "$OUTMD" "$OUTSVG" "$CMDLINE" "$MACHINE" "$COMMIT" "$(date -u '+%Y-%m-%d %H:%M UTC')" \
   "$(cat "$WORK/workload.txt")" "$SEED" "$N" "$PARTITIONS" <<'PY'
 import json, math, os, re, sys
@@ -231,6 +238,7 @@ work, configs, outmd, outsvg, cmdline, machine, commit, date, wl_line, seed, n_r
 configs = configs.split(",")
 n_req = int(n_req)
 HITS = ("cache-exact", "cache-semantic", "coalesced")
+SIM_Q = os.environ.get("SIM_QUALITY", "")
 LABEL = {"baseline": "baseline (all off)", "cache": "cache + coalesce only",
          "route": "routing + cascade only", "prune": "pruning only",
          "prompt_cache": "prompt cache only", "all": "all (defaults)"}
@@ -240,6 +248,54 @@ with open(os.path.join(work, "truth.jsonl"), encoding="utf-8") as f:
     for line in f:
         t = json.loads(line)
         truth[t["id"]] = t
+last_turn = {}
+with open(os.path.join(work, "requests.jsonl"), encoding="utf-8") as f:
+    for line in f:
+        r = json.loads(line)
+        last_turn[r["id"]] = r["messages"][-1]["content"]
+
+SUMMARY_PREFIX = "You maintain a running summary"
+CAPS = {"lite": 0.35, "cheap": 0.6, "strong": 0.9}
+for kv in os.environ.get("SIM_QUALITY", "").split(","):
+    k, _, v = kv.partition("=")
+    if k in CAPS and v:
+        CAPS[k] = float(v)
+SIM_TRUTH = {}
+with open(os.path.join(work, "simtruth.jsonl"), encoding="utf-8") as f:
+    for line in f:
+        x = json.loads(line)
+        SIM_TRUTH[" ".join(x["text"].lower().split())] = x["right"]
+
+
+def sim_difficulty(p):  # the simulator's (README, "Quality spec")
+    b = b" ".join(p.encode("utf-8").lower().split())
+    h = 0xcbf29ce484222325
+    for c in b:
+        h = ((h ^ c) * 0x100000001b3) % 2**64
+    return (h >> 11) / 2**53
+
+
+def sim_right(tier, text):
+    """Is tier's answer to a prompt whose last user turn is text right, in the simulator's world?"""
+    right = SIM_TRUTH.get(" ".join(text.lower().split()))
+    if right is not None and tier in right:
+        return bool(right[tier])
+    return CAPS[tier] >= sim_difficulty(text)
+
+
+def family(t):
+    """The task family a request is scored in: MMLU and MT-Bench (RouteLLM's recorded outcomes),
+    long conversations (the planted fact must reach the upstream), agent traffic (everything else
+    the LLM or the cache answered: conversations, JSON tasks, summaries, paraphrase questions)."""
+    k = t["kind"]
+    if k == "routing" or "strong_correct" in t:
+        return "MMLU"
+    if k == "mtbench":
+        return "MT-Bench"
+    if k == "longconv":
+        return "long conversations"
+    return "agent traffic"
+
 
 
 def pct(xs, q):
@@ -420,6 +476,56 @@ def analyse(name):
                 "ratio": correct / strong_all if strong_all else float("nan")}
     s["rq"] = routing_quality([i for i, t in truth.items() if t["kind"] == "routing"])
     s["rq_rep"] = routing_quality([i for i, t in truth.items() if "strong_correct" in t])
+
+    # -- quality per task family (every family the workload scores) --
+    # what reached the upstream: the planted facts found in main-call bodies (not summary calls)
+    reached = set()
+    rp = os.path.join(d, "sim_record.jsonl")
+    if os.path.exists(rp):
+        for line in open(rp, encoding="utf-8", errors="replace"):
+            if "INC-" not in line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            body = rec.get("body")
+            if isinstance(body, dict):
+                parts = (body.get("systemInstruction") or {}).get("parts") or [{}]
+                if str(parts[0].get("text", "")).startswith(SUMMARY_PREFIX):
+                    continue
+            reached.update(re.findall(r"INC-\d{6}", line))
+    fam = {}
+    for i, t in truth.items():
+        f = family(t)
+        if f is None:
+            continue
+        r = res.get(i)
+        model = (r or {}).get("model") or ""
+        ok = bool(r) and r.get("status") == "ok"
+        strong = "pro" in model
+        tier = "strong" if strong else "cheap" if "flash-lite" not in model else "lite"
+        if f == "MMLU":
+            got, best = (t["strong_correct"] if strong else t["weak_correct"]) if ok else 0, t["strong_correct"]
+        elif f == "MT-Bench":
+            got, best = (t["strong_score"] if strong else t["weak_score"]) if ok else 0, t["strong_score"]
+        else:  # agent traffic and long conversations: right in the simulator's world
+            last = last_turn.get(i, "")
+            got = ok and sim_right(tier, last)
+            best = sim_right("strong", last)
+            if f == "long conversations":
+                got = got and t["fact"] in reached
+        g = fam.setdefault(f, {"n": 0, "got": 0.0, "best": 0.0, "weak": 0, "cost": 0.0, "reached": 0})
+        g["n"] += 1
+        g["got"] += float(got)
+        g["best"] += float(best)
+        g["weak"] += ok and not strong
+        g["cost"] += (r or {}).get("cost_usd") or 0
+        if f == "long conversations":
+            g["reached"] += t["fact"] in reached
+    for g in fam.values():
+        g["ratio"] = g["got"] / g["best"] if g["best"] else float("nan")
+    s["fam"] = fam
     return s
 
 
@@ -569,6 +675,51 @@ for c in configs:
         q["weak_lost"], q2["ratio"], q2["n"]))
 w("")
 
+FAMS = ["MMLU", "MT-Bench", "long conversations", "agent traffic"]
+w("**(c) Quality per task family.** Each family scored on its own, against the same requests "
+  "answered by the strong tier (the all-strong quality), in the world the simulator runs in "
+  "(`gemini-sim --quality %s --quality-truth`): MMLU — RouteLLM's recorded right/wrong of "
+  "the weak (Mixtral-8x7B: flash-lite, flash) or strong (GPT-4: pro) model; MT-Bench — the mean "
+  "GPT-4 judge score (1–10) of the model that answered, over both turns of each question; long "
+  "conversations — right only when the planted ticket code reached the upstream in a main call "
+  "(from the simulator's `--record` of every body; a summary counts when the code is in the "
+  "summary the main call carried) and the answering tier is right by the simulator's rule; "
+  "agent traffic — the rest, right by the simulator's rule (difficulty vs the tier's "
+  "capability). A failed result scores 0. The shipped router was trained on MMLU only, so "
+  "MT-Bench, the long conversations and the agent traffic are families it never saw (its domain "
+  "check sends them to the strong tier unless a scope earns a cheaper one by shadow evaluation)." % SIM_Q)
+w("")
+w("| configuration | " + " | ".join("%s: n, quality ratio, weak-tier answers" % f for f in FAMS) + " |")
+w("|---|" + "---:|" * len(FAMS))
+for c in configs:
+    cells = []
+    for f in FAMS:
+        g = S[c].get("fam", {}).get(f)
+        cells.append("%d, **%.3f**, %d" % (g["n"], g["ratio"], g["weak"]) if g else "-")
+    w("| %s | %s |" % (LABEL.get(c, c), " | ".join(cells)))
+w("")
+if "baseline" in S and "fam" in S["baseline"]:
+    w("Cost per family, $ (and the saving against the same family in the all-off run):")
+    w("")
+    w("| configuration | " + " | ".join(FAMS) + " |")
+    w("|---|" + "---:|" * len(FAMS))
+    for c in configs:
+        cells = []
+        for f in FAMS:
+            g, b0 = S[c]["fam"].get(f), S["baseline"]["fam"].get(f)
+            cells.append("%s (%.1f%%)" % (money(g["cost"]), saving(g["cost"], b0["cost"])) if g and b0 else "-")
+        w("| %s | %s |" % (LABEL.get(c, c), " | ".join(cells)))
+    w("")
+if A and "long conversations" in A.get("fam", {}):
+    g = A["fam"]["long conversations"]
+    w("Long conversations in `all`: the planted fact reached the upstream in %d of %d." % (g["reached"], g["n"]))
+    w("")
+if A:
+    w("Shadow evaluation in `all`: %d shadow ledger lines (topics.shadow), $%s, counted in its cost "
+      "(%.2f%% of it)." % (A["shadow_n"], money(A["shadow_cost"]),
+                           100 * A["shadow_cost"] / A["cost"] if A["cost"] else 0))
+    w("")
+
 w("## Throughput and latency")
 w("")
 w("Requests/s = results ÷ (last result's broker timestamp − first workload message's timestamp), "
@@ -624,21 +775,27 @@ w("")
 w("## Acceptance")
 w("")
 if A:
-    sv_m, sv_l = saving(A["cost"], base_cost), saving(A["cost"], A["ledger_base"])
-    ok1 = sv_m >= 64 and sv_l >= 64
-    w("- **Total cost ≥ 64%% below the baseline: %s.** `all` costs $%s: %.1f%% below the measured "
-      "baseline run ($%s) and %.1f%% below its own ledger baseline ($%s)." % (
-          "met" if ok1 else ("met against one baseline only" if max(sv_m, sv_l) >= 64 else "not met"),
-          money(A["cost"]), sv_m, money(base_cost), sv_l, money(A["ledger_base"])))
+    sv_m = saving(A["cost"], base_cost)
+    w("- **Total cost ≥ 50%% below the measured all-strong baseline: %s.** `all` costs $%s "
+      "(shadow calls included): %.1f%% below the `baseline` run ($%s, every technique off: the "
+      "strong model, full context, no cache)." % ("met" if sv_m >= 50 else "not met",
+                                                   money(A["cost"]), sv_m, money(base_cost)))
+    fams = A.get("fam", {})
+    low = [f for f in FAMS if f in fams and not fams[f]["ratio"] >= 0.95]
+    w("- **Quality ≥ 0.95 × all-strong on every family separately: %s.** %s (table (c))." % (
+        "met" if fams and not low else "not met",
+        "; ".join("%s %.3f" % (f, fams[f]["ratio"]) for f in FAMS if f in fams)))
+    lg = 100.0 * (A["ledger_base"] / base_cost - 1) if base_cost else float("nan")
+    w("- **Ledger: Σ `baseline_cost_usd` of `all` within 5%% of the measured all-off cost: %s.** "
+      "%s against %s (%+.1f%%)." % ("met" if abs(lg) <= 5 else "not met", money(A["ledger_base"]),
+                                     money(base_cost), lg))
+    over = [r for r in A["res"].values() if (r.get("cost_usd") or 0) > (r.get("baseline_cost_usd") or 0) + 1e-12
+            and not (r.get("optimizations") or {}).get("promoted")]
+    w("- **No result costs more than its baseline unless promoted: %s.** %d such results." % (
+        "met" if not over else "not met", len(over)))
     wr = 100 * A["wrong_hits"] / A["hits"] if A["hits"] else 0
     w("- **Wrong cache hits ≤ 1%% of hits: %s.** %d wrong of %d hits (%.2f%%) by the rule in (a)." % (
         "met" if wr <= 1 else "not met", A["wrong_hits"], A["hits"], wr))
-    q = A["rq"]
-    w("- **Answer quality ≥ 95%% of all-strong: %s.** %d of %d MMLU prompts scored correct vs %d "
-      "all-strong: ratio %.3f; %d went to weak tiers, %d of them were prompts the weak model got "
-      "wrong (%d of those the strong model would have got right)." % (
-          "met" if q["ratio"] >= 0.95 else "not met", q["correct"], q["n"], q["strong"], q["ratio"],
-          q["weak_n"], q["weak_wrong"], q["weak_lost"]))
     cands = [(S[c]["rps"], c) for c in ("all", "cache") if c in S]
     best = max(cands)
     w("- **≥ 1,000 requests/s end to end, zero-delay simulator, cache on: %s.** `all` drained %d "

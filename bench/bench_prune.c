@@ -651,34 +651,49 @@ typedef struct {
     long pos_n[LONG_N_POS], pos_reached[LONG_N_POS];
 } long_sel_t;
 
-/* Embed every turn of req into vecs (n × SC_EMBED_DIM) and count its tokens (tok: one per turn,
- * *sys: the system prompt), adding the embedding time to *embed_s. 0, or -1 with a message. */
-static int embed_turns(sc_encoder_t *enc, const sc_request_t *req, float *vecs, long *tok,
-                       long *sys, double *embed_s)
+/* Embed the turns of req into vecs (n × SC_EMBED_DIM) as scrimp serve does (at most
+ * SC_PRUNE_EMBED_MAX of them, sc_prune_embed_select(); the others zero) and count its tokens (tok:
+ * one per turn, *sys: the system prompt), adding the embedding time to *embed_s and the turns
+ * embedded to *embedded. 0, or -1 with a message. */
+static int embed_turns(sc_encoder_t *enc, const sc_request_t *req, int keep_last, float *vecs,
+                       long *tok, long *sys, double *embed_s, long *embedded)
 {
-    size_t n = req->n_turns;
+    size_t n = req->n_turns, m = 0;
     const char **texts = malloc(n * sizeof(*texts));
     size_t *lens = malloc(n * sizeof(*lens));
+    unsigned char *pick = malloc(n);
+    float *out = malloc(n * SC_EMBED_DIM * sizeof(float));
     int rc = -1;
-    if (!texts || !lens || !vecs || !tok) {
+    if (!texts || !lens || !pick || !out || !vecs || !tok) {
         fprintf(stderr, "bench_prune: out of memory\n");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        texts[i] = req->turns[i].content;
-        lens[i] = req->turns[i].content_len;
-    }
+    sc_prune_embed_select(req, keep_last, SC_PRUNE_EMBED_MAX, pick);
+    for (size_t i = 0; i < n; i++)
+        if (pick[i]) {
+            texts[m] = req->turns[i].content;
+            lens[m++] = req->turns[i].content_len;
+        }
     int64_t t0 = sc_now_us();
-    if (sc_encoder_embed(enc, texts, lens, n, vecs) != SC_OK) {
+    if (sc_encoder_embed(enc, texts, lens, m, out) != SC_OK) {
         fprintf(stderr, "bench_prune: embed failed\n");
         goto out;
     }
     *embed_s += (double)(sc_now_us() - t0) / 1e6;
+    *embedded += (long)m;
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (pick[i])
+            memcpy(vecs + i * SC_EMBED_DIM, out + (k++) * SC_EMBED_DIM, SC_EMBED_DIM * sizeof(float));
+        else
+            memset(vecs + i * SC_EMBED_DIM, 0, SC_EMBED_DIM * sizeof(float));
+    }
     sc_prune_count(NULL, NULL, req, tok, sys);
     rc = 0;
 out:
     free(texts);
     free(lens);
+    free(pick);
+    free(out);
     return rc;
 }
 
@@ -691,7 +706,7 @@ static int run_long(sc_encoder_t *enc, int n_conv, unsigned long seed, long budg
     long_sel_t sel[LONG_N_SELECT];
     sc_limits_t lim;
     char err[512];
-    long total_turns = 0;
+    long total_turns = 0, embedded_turns = 0;
     double total_hist = 0, embed_s = 0;
     memset(sel, 0, sizeof sel);
     for (int s = 0; s < LONG_N_SELECT; s++)
@@ -734,7 +749,7 @@ static int run_long(sc_encoder_t *enc, int n_conv, unsigned long seed, long budg
         }
         float *vecs = malloc((size_t)n * SC_EMBED_DIM * sizeof(float));
         long *tok = malloc((size_t)n * sizeof(long)), st_sys = 0;
-        if (embed_turns(enc, req, vecs, tok, &st_sys, &embed_s) != 0)
+        if (embed_turns(enc, req, keep_last, vecs, tok, &st_sys, &embed_s, &embedded_turns) != 0)
             return 1;
         total_turns += n;
         /* what must reach the upstream: every identifier-like token of the planted fact */
@@ -817,8 +832,11 @@ static int run_long(sc_encoder_t *enc, int n_conv, unsigned long seed, long budg
         fprintf(w,
                 "- `prune.max_tokens` %ld (the history's budget), keep_last %d, summary reserve "
                 "%d%% counted as sent; embeddings: all-MiniLM-L6-v2 on the CPU, first %d "
-                "WordPiece tokens of each turn (%.1f s for %ld turns)\n",
-                budget, keep_last, SC_PRUNE_SUMMARY_RESERVE_PCT, max_tokens, embed_s, total_turns);
+                "WordPiece tokens of each turn, at most %d turns of a conversation as scrimp serve "
+                "embeds them (the query, the protected tail, the lexically most relevant; the "
+                "others ranked lexically): %ld of %ld turns, %.1f s\n",
+                budget, keep_last, SC_PRUNE_SUMMARY_RESERVE_PCT, max_tokens, SC_PRUNE_EMBED_MAX,
+                embedded_turns, total_turns, embed_s);
         fprintf(w, "- **fact reached** = every identifier-like token of the planted fact "
                    "(numbers, codes, names, dates) is in the contents sent, the summary not "
                    "counted (the planted turn kept, or its sentence carried verbatim); **history "
@@ -995,7 +1013,7 @@ int main(int argc, char **argv)
 
     sc_limits_t lim;
     sc_limits_default(&lim);
-    long total_turns = 0;
+    long total_turns = 0, embedded_turns = 0;
     double embed_s = 0, plan_s = 0;
     long plans = 0;
     for (int c = 0; c < n_conv; c++) {
@@ -1015,7 +1033,7 @@ int main(int argc, char **argv)
         float *vecs = malloc((size_t)n * SC_EMBED_DIM * sizeof(float));
         long *tok = malloc((size_t)n * sizeof(long));
         long sys_tok = 0;
-        if (embed_turns(enc, req, vecs, tok, &sys_tok, &embed_s) != 0)
+        if (embed_turns(enc, req, keep_last, vecs, tok, &sys_tok, &embed_s, &embedded_turns) != 0)
             return 1;
         total_turns += n;
         int b = bucket_of(n);
@@ -1120,9 +1138,11 @@ int main(int argc, char **argv)
                 "- budget %ld tokens, keep_last %d, summary reserve %d%% (%ld tokens, counted in "
                 "\"after\" for every pruned conversation); tokens by `sc_tokens_base` "
                 "(uncalibrated); embeddings: all-MiniLM-L6-v2 on the CPU, first %d WordPiece "
-                "tokens of each turn (%.1f s for %ld turns); planning %.2f ms per conversation\n\n",
+                "tokens of each turn, at most %d turns of a conversation (%ld of %ld turns, "
+                "%.1f s); planning %.2f ms per conversation\n\n",
                 budget, keep_last, SC_PRUNE_SUMMARY_RESERVE_PCT,
-                budget * SC_PRUNE_SUMMARY_RESERVE_PCT / 100, max_tokens, embed_s, total_turns,
+                budget * SC_PRUNE_SUMMARY_RESERVE_PCT / 100, max_tokens, SC_PRUNE_EMBED_MAX,
+                embedded_turns, total_turns, embed_s,
                 plans ? plan_s * 1e3 / (double)plans : 0.0);
         fprintf(w, "| selector | mean tokens before | mean tokens after | reduction | planted "
                    "turn kept |\n|---|---:|---:|---:|---:|\n");

@@ -348,6 +348,52 @@ static void test_lexical_only(void **state)
     sc_request_free(req);
 }
 
+/* A history longer than SC_PRUNE_EMBED_MAX embeds at most that many turns: the last user turn
+ * and the one before it, the protected tail, and the turns that share the last question's rare
+ * terms (the planted fact among them), not the rest; a short one embeds every turn. The plan with
+ * zero vectors for the others still keeps the fact's turn. */
+static void test_embed_select(void **state)
+{
+    (void)state;
+    enum { N = 201 };
+    const char *texts[N] = {NULL};
+    texts[40] = "For the record, the incident ticket is INC-204518, opened by Mei Lin this morning.";
+    texts[N - 1] = "What was the incident ticket I noted earlier, and who opened it?";
+    sc_request_t *req = make_req(N, texts, NULL);
+    unsigned char pick[N];
+    size_t m = sc_prune_embed_select(req, 3, SC_PRUNE_EMBED_MAX, pick);
+    assert_int_equal(m, SC_PRUNE_EMBED_MAX);
+    size_t set = 0;
+    for (size_t i = 0; i < N; i++)
+        set += pick[i];
+    assert_int_equal(set, m);
+    assert_true(pick[N - 1] && pick[N - 2] && pick[N - 3]); /* the last user turn, the tail */
+    assert_true(pick[40]);                                  /* the fact: "incident", "ticket" */
+    /* the plan, with zero vectors for the turns not embedded, keeps the fact's turn */
+    float *vecs = calloc((size_t)N * SC_PRUNE_DIM, sizeof *vecs);
+    assert_non_null(vecs);
+    for (size_t i = 0; i < N; i++) /* the question and the fact alike, the others not */
+        if (pick[i])
+            unit(vecs + i * SC_PRUNE_DIM, i == 40 || i == N - 1 ? 0 : 1 + (int)(i % 6),
+                 i == 40 ? 1 : -1, 0.5f);
+    long tok[N];
+    fill(tok, N, 60);
+    sc_prune_plan_t plan;
+    assert_int_equal(sc_prune_plan(req, tok, 0, vecs, 1500, 3, &plan), SC_OK);
+    assert_int_equal(plan.pruned, 1);
+    assert_true(plan.keep[40]);
+    sc_prune_plan_clear(&plan);
+    free(vecs);
+    sc_request_free(req);
+
+    const char *few[10] = {NULL};
+    req = make_req(9, few, NULL);
+    assert_int_equal(sc_prune_embed_select(req, 3, SC_PRUNE_EMBED_MAX, pick), 9);
+    for (size_t i = 0; i < 9; i++)
+        assert_true(pick[i]);
+    sc_request_free(req);
+}
+
 /* Even the protected part alone over budget: sent anyway, flagged. */
 static void test_over_budget(void **state)
 {
@@ -864,6 +910,7 @@ int main(void)
         cmocka_unit_test(test_relevance_floor),
         cmocka_unit_test(test_never_split),
         cmocka_unit_test(test_lexical_only),
+        cmocka_unit_test(test_embed_select),
         cmocka_unit_test(test_over_budget),
         cmocka_unit_test(test_body_roles_without_summary),
         cmocka_unit_test(test_summary_body),

@@ -326,6 +326,69 @@ static sc_status_t sc_prune_score(const sc_request_t *req, const float *vecs, si
     return SC_OK;
 }
 
+size_t sc_prune_embed_select(const sc_request_t *req, int keep_last, size_t max,
+                             unsigned char *embed)
+{
+    size_t n = req->n_turns, last_user = n, chosen = 0;
+    memset(embed, 1, n);
+    if (max >= n)
+        return n;
+    for (size_t i = n; i-- > 0;)
+        if (!sc_prune_is_model(&req->turns[i])) {
+            last_user = i;
+            break;
+        }
+    if (last_user == n)
+        return n;
+    size_t prot = n - (size_t)keep_last < last_user ? n - (size_t)keep_last : last_user;
+    if (keep_last > (int)n)
+        prot = 0;
+    sc_prune_rank_t *rank = malloc(n * sizeof *rank);
+    uint64_t *masks = calloc(n, sizeof *masks);
+    if (!rank || !masks) {
+        free(rank);
+        free(masks);
+        return n;
+    }
+    memset(embed, 0, n);
+    for (size_t i = prot; i < n; i++) /* the protected tail, the last user turn among it */
+        chosen += embed[i] = 1;
+    if (last_user > 0 && !embed[last_user - 1]) /* the query's second part */
+        chosen += embed[last_user - 1] = 1;
+    uint64_t terms[SC_PRUNE_MAX_QUERY_TERMS];
+    const sc_turn_t *lu = &req->turns[last_user];
+    int nq = sc_prune_query_terms(lu->content ? lu->content : "", lu->content ? lu->content_len : 0,
+                                  terms);
+    double idf[SC_PRUNE_MAX_QUERY_TERMS];
+    for (size_t i = 0; i < n; i++)
+        if (req->turns[i].content && nq > 0)
+            masks[i] = sc_prune_term_mask(req->turns[i].content, req->turns[i].content_len, terms, nq);
+    for (int k = 0; k < nq; k++) {
+        size_t df = 0;
+        for (size_t i = 0; i < n; i++)
+            df += (masks[i] >> k) & 1u;
+        idf[k] = log((double)(n + 1) / (double)(df + 1));
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < prot; i++) {
+        if (embed[i])
+            continue;
+        double sc = 0.0;
+        for (int k = 0; k < nq; k++)
+            if ((masks[i] >> k) & 1u)
+                sc += idf[k];
+        rank[m].idx = i;
+        rank[m].score = sc;
+        m++;
+    }
+    qsort(rank, m, sizeof *rank, sc_prune_rank_cmp);
+    for (size_t k = 0; k < m && chosen < max; k++)
+        chosen += embed[rank[k].idx] = 1;
+    free(rank);
+    free(masks);
+    return chosen;
+}
+
 /* The offset of token in text[0..len) (case-insensitive, not inside a longer alphanumeric run),
  * or len when absent. */
 static size_t sc_prune_find_token(const char *text, size_t len, const char *token)

@@ -49,6 +49,9 @@
 /* extra score of a middle turn holding identifier-like tokens of the last user turn (share of
  * those tokens it holds × this): above any cosine + overlap, so such a turn ranks first */
 #define SC_PRUNE_ID_WEIGHT 1.0
+/* the most turns of one conversation embedded for relevance; a longer history embeds the query,
+ * the protected tail and the lexically most relevant of the rest (sc_prune_embed_select) */
+#define SC_PRUNE_EMBED_MAX 96
 #define SC_PRUNE_MAX_IDS   16 /* identifier-like tokens of the last user turn that are checked */
 #define SC_PRUNE_ID_MAX    64 /* bytes of one identifier-like token (longer ones are skipped) */
 /* a checked token whose turn cannot fit is carried verbatim: the sentence around it, at most
@@ -152,6 +155,18 @@ typedef struct {
  * On SC_OK plan is filled (@remark the caller frees plan->keep with sc_prune_plan_clear()).
  * SC_ERR_INVALID_ARG on bad arguments (no turns, no user turn, budget <= 0), SC_ERR_NOMEM.
  */
+/*
+ * Which turns of req to embed for sc_prune_plan() when at most max may be (embedding every turn
+ * of a 20k-token history costs seconds on a CPU): the last user turn and the turn before it (the
+ * query), the last keep_last turns, then the middle turns that score best on the lexical part of
+ * the relevance (the query's rare terms, IDF over the conversation, as sc_prune_plan() weighs
+ * them; the later turn first on ties). embed: n_turns flags, each set to 1 (embed) or 0 (give it
+ * a zero vector: it is then ranked by its lexical relevance alone). Returns how many are set;
+ * max >= n_turns sets them all. SC_ERR_NOMEM is reported as every flag set.
+ */
+size_t sc_prune_embed_select(const sc_request_t *req, int keep_last, size_t max,
+                             unsigned char *embed);
+
 sc_status_t sc_prune_plan(const sc_request_t *req, const long *turn_tokens, long system_tokens,
                           const float *turn_vecs, long budget, int keep_last,
                           sc_prune_plan_t *plan);

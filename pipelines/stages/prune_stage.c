@@ -30,7 +30,8 @@ static int needs_prune(const sc_optimizer_t *o, const sc_item_t *it)
 }
 
 /* Plan the pruning of every long conversation in the batch (the turns of all of them embedded in
- * one encoder call), and pick up the stored summary; a missing one becomes a summary call. */
+ * one encoder call: at most SC_PRUNE_EMBED_MAX of one conversation, the others ranked lexically),
+ * and pick up the stored summary; a missing one becomes a summary call. */
 void sc_stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
 {
     if (!o->prune || !o->enc)
@@ -44,21 +45,33 @@ void sc_stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
         return;
     const char **texts = malloc(nturns * sizeof *texts);
     size_t *lens = malloc(nturns * sizeof *lens);
-    float *vecs = malloc(nturns * SC_EMBED_DIM * sizeof *vecs);
-    if (!texts || !lens || !vecs)
+    size_t *slot = malloc(nturns * sizeof *slot); /* turn → its row in the encoder's output */
+    unsigned char *embed = malloc(nturns);
+    float *vecs = calloc(nturns * SC_EMBED_DIM, sizeof *vecs);
+    float *out = malloc(nturns * SC_EMBED_DIM * sizeof *out);
+    if (!texts || !lens || !slot || !embed || !vecs || !out)
         goto out;
-    size_t at = 0;
+    size_t at = 0, nembed = 0;
     for (size_t i = 0; i < batch->n; i++) {
         sc_item_t *it = batch->items[i];
         if (!needs_prune(o, it))
             continue;
+        sc_prune_embed_select(it->req, o->keep_last, SC_PRUNE_EMBED_MAX, embed + at);
         for (size_t k = 0; k < it->req->n_turns; k++, at++) {
-            texts[at] = it->req->turns[k].content;
-            lens[at] = it->req->turns[k].content_len;
+            if (!embed[at])
+                continue;
+            slot[at] = nembed;
+            texts[nembed] = it->req->turns[k].content;
+            lens[nembed] = it->req->turns[k].content_len;
+            nembed++;
         }
     }
-    if (sc_encoder_embed(o->enc, texts, lens, nturns, vecs) != SC_OK)
+    if (sc_encoder_embed(o->enc, texts, lens, nembed, out) != SC_OK)
         goto out;
+    for (size_t t = 0; t < nturns; t++) /* a turn not embedded keeps a zero vector */
+        if (embed[t])
+            memcpy(vecs + t * SC_EMBED_DIM, out + slot[t] * SC_EMBED_DIM,
+                   SC_EMBED_DIM * sizeof *vecs);
     at = 0;
     for (size_t i = 0; i < batch->n; i++) {
         sc_item_t *it = batch->items[i];
@@ -98,5 +111,8 @@ void sc_stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
 out:
     free(texts);
     free(lens);
+    free(slot);
+    free(embed);
     free(vecs);
+    free(out);
 }
