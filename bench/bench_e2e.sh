@@ -21,7 +21,7 @@ PROGRESS_EVERY_S=5
 STALL_S=120           # give up on a configuration when no result came for this long
 PARTITION_BYTES=$((1024 * 1024))
 BACKLOG_S=3           # pacing: produce while fewer than this many seconds of work are unanswered
-BACKLOG_MIN=256       # ... but never hold the backlog below this many requests
+BACKLOG_MIN=128       # ... but never hold the backlog below this many requests
 CHUNK=32              # requests per write to the producer
 TICK_S=0.05
 SIM_QUALITY="lite=0.35,cheap=0.6,strong=0.9,seed=1" # the simulator's defaults, spelled out
@@ -75,6 +75,8 @@ cfg_args() { # cfg_args NAME: the -X switches of a configuration, one per line
     case " $on " in *" $k "*) v=true ;; esac
     printf '%s\n' -X "$k=$v"
   done
+  # the shadow evaluation belongs to routing: off in every other single-technique run
+  case " $on " in *" router.enabled "*) ;; *) printf '%s\n' -X router.shadow_rate=0 ;; esac
 }
 
 IFS=, read -r -a CFGS <<<"$CONFIGS"
@@ -577,11 +579,13 @@ w("- workload: `bench/workload.py --seed %s --requests %d` (all other flags at t
 w("- per configuration: a fresh `scrimp dev-broker` (%s partitions: librdkafka's mock cluster "
   "drops a partition's oldest messages beyond 5 MiB, so the workload is spread to ~1 MiB per "
   "partition), " % parts + "a fresh `scrimp gemini-sim` "
-  "(no faults, zero delay), `scrimp serve` with default settings except `kafka.bootstrap.servers`, "
-  "`gemini.base_url`, `metrics.listen=127.0.0.1:0`, a fresh `cache.path` and `prune.path`, and the "
+  "(no faults, zero delay; quality mode `--quality " + SIM_Q + "` with the workload's truth "
+  "table, and `--record`), `scrimp serve` with default settings except `kafka.bootstrap.servers`, "
+  "`gemini.base_url`, `metrics.listen=127.0.0.1:0`, a fresh `cache.path`, `prune.path` and "
+  "`router.shadow_path`, and the "
   "configuration's switches; one warm-up request (not counted) so the consumer group has joined "
   "before timing; then the workload produced by one `kcat -P` (messages keyed by id), paced in "
-  "chunks of 32 so that at most max(256 requests, 3 s of work at the result rate seen so far) is "
+  "chunks of 32 so that at most max(128 requests, 3 s of work at the result rate seen so far) is "
   "unanswered — the requests carry deadlines of 15–60 s, and a 3,000-request backlog in front of "
   "the CPU embedder would expire them (an earlier all-at-once run got DEADLINE_EXCEEDED results); "
   "the window grows with the rate, so a fast configuration is not held back; serve stopped with SIGTERM.")
@@ -723,7 +727,7 @@ if A:
 w("## Throughput and latency")
 w("")
 w("Requests/s = results ÷ (last result's broker timestamp − first workload message's timestamp), "
-  "with the paced producer keeping serve busy (a backlog of ≥ 256 requests or 3 s of work). `latency_ms` is "
+  "with the paced producer keeping serve busy (a backlog of ≥ 128 requests or 3 s of work). `latency_ms` is "
   "scrimp's own field (consumed → result built); produce→result is the result's timestamp minus "
   "its request's (it includes waiting in the backlog).")
 w("")

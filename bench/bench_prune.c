@@ -651,6 +651,9 @@ typedef struct {
     long pos_n[LONG_N_POS], pos_reached[LONG_N_POS];
 } long_sel_t;
 
+/* the tokens of a turn that are embedded: serve's SC_PRUNE_EMBED_TOKENS, or --max-tokens if fewer */
+#define PRUNE_TOKENS(m) ((m) < SC_PRUNE_EMBED_TOKENS ? (m) : SC_PRUNE_EMBED_TOKENS)
+
 /* Embed the turns of req into vecs (n × SC_EMBED_DIM) as scrimp serve does (at most
  * SC_PRUNE_EMBED_MAX of them, sc_prune_embed_select(); the others zero) and count its tokens (tok:
  * one per turn, *sys: the system prompt), adding the embedding time to *embed_s and the turns
@@ -675,7 +678,7 @@ static int embed_turns(sc_encoder_t *enc, const sc_request_t *req, int keep_last
             lens[m++] = req->turns[i].content_len;
         }
     int64_t t0 = sc_now_us();
-    if (sc_encoder_embed(enc, texts, lens, m, out) != SC_OK) {
+    if (sc_encoder_embed_max(enc, texts, lens, m, SC_PRUNE_EMBED_TOKENS, out) != SC_OK) {
         fprintf(stderr, "bench_prune: embed failed\n");
         goto out;
     }
@@ -835,7 +838,7 @@ static int run_long(sc_encoder_t *enc, int n_conv, unsigned long seed, long budg
                 "WordPiece tokens of each turn, at most %d turns of a conversation as scrimp serve "
                 "embeds them (the query, the protected tail, the lexically most relevant; the "
                 "others ranked lexically): %ld of %ld turns, %.1f s\n",
-                budget, keep_last, SC_PRUNE_SUMMARY_RESERVE_PCT, max_tokens, SC_PRUNE_EMBED_MAX,
+                budget, keep_last, SC_PRUNE_SUMMARY_RESERVE_PCT, PRUNE_TOKENS(max_tokens), SC_PRUNE_EMBED_MAX,
                 embedded_turns, total_turns, embed_s);
         fprintf(w, "- **fact reached** = every identifier-like token of the planted fact "
                    "(numbers, codes, names, dates) is in the contents sent, the summary not "
@@ -1141,7 +1144,7 @@ int main(int argc, char **argv)
                 "tokens of each turn, at most %d turns of a conversation (%ld of %ld turns, "
                 "%.1f s); planning %.2f ms per conversation\n\n",
                 budget, keep_last, SC_PRUNE_SUMMARY_RESERVE_PCT,
-                budget * SC_PRUNE_SUMMARY_RESERVE_PCT / 100, max_tokens, SC_PRUNE_EMBED_MAX,
+                budget * SC_PRUNE_SUMMARY_RESERVE_PCT / 100, PRUNE_TOKENS(max_tokens), SC_PRUNE_EMBED_MAX,
                 embedded_turns, total_turns, embed_s,
                 plans ? plan_s * 1e3 / (double)plans : 0.0);
         fprintf(w, "| selector | mean tokens before | mean tokens after | reduction | planted "

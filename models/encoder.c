@@ -225,7 +225,13 @@ static sc_status_t forward(sc_encoder_t *enc, const int32_t *ids, const int32_t 
 sc_status_t sc_encoder_embed(sc_encoder_t *enc, const char *const *texts, const size_t *lens,
                              size_t n, float *out)
 {
-    const int mt = enc->max_tokens;
+    return sc_encoder_embed_max(enc, texts, lens, n, 0, out);
+}
+
+sc_status_t sc_encoder_embed_max(sc_encoder_t *enc, const char *const *texts, const size_t *lens,
+                                 size_t n, int max_tokens, float *out)
+{
+    const int mt = max_tokens >= 2 && max_tokens < enc->max_tokens ? max_tokens : enc->max_tokens;
     for (size_t c = 0; c < n; c += (size_t)enc->max_batch) {
         int k = n - c < (size_t)enc->max_batch ? (int)(n - c) : enc->max_batch;
         int bad = 0;

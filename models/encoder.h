@@ -44,6 +44,12 @@ const sc_tokenizer_t *sc_encoder_tokenizer(const sc_encoder_t *enc);
 sc_status_t sc_encoder_embed(sc_encoder_t *enc, const char *const *texts, const size_t *lens,
                              size_t n, float *out);
 
+/* The same with each text cut to its first max_tokens WordPiece tokens ([CLS]/[SEP] included;
+ * 0, or more than the encoder's max_tokens: the encoder's): cheaper, for texts of which the start
+ * is enough (pruning's relevance of long conversation turns). */
+sc_status_t sc_encoder_embed_max(sc_encoder_t *enc, const char *const *texts, const size_t *lens,
+                                 size_t n, int max_tokens, float *out);
+
 /* The same from token ids: sequence i is ids[offsets[i] .. offsets[i+1]) ([CLS]…[SEP]). */
 sc_status_t sc_encoder_embed_ids(sc_encoder_t *enc, const int32_t *ids, const int32_t *offsets,
                                  size_t n, float *out);

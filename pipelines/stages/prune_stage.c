@@ -66,7 +66,7 @@ void sc_stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
             nembed++;
         }
     }
-    if (sc_encoder_embed(o->enc, texts, lens, nembed, out) != SC_OK)
+    if (sc_encoder_embed_max(o->enc, texts, lens, nembed, SC_PRUNE_EMBED_TOKENS, out) != SC_OK)
         goto out;
     for (size_t t = 0; t < nturns; t++) /* a turn not embedded keeps a zero vector */
         if (embed[t])
