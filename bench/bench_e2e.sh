@@ -285,6 +285,12 @@ def sim_right(tier, text):
     return CAPS[tier] >= sim_difficulty(text)
 
 
+def naive_tier(t):
+    """The tier the naive request goes to: strong for model auto, else the pinned model's."""
+    m = t.get("pinned") or ""
+    return "strong" if not m or "pro" in m else "lite" if "flash-lite" in m else "cheap"
+
+
 def family(t):
     """The task family a request is scored in: MMLU and MT-Bench (RouteLLM's recorded outcomes),
     long conversations (the planted fact must reach the upstream), agent traffic (everything else
@@ -507,14 +513,17 @@ def analyse(name):
         ok = bool(r) and r.get("status") == "ok"
         strong = "pro" in model
         tier = "strong" if strong else "cheap" if "flash-lite" not in model else "lite"
+        naive = naive_tier(t)  # the reference: the naive request's model (strong unless pinned)
         if f == "MMLU":
-            got, best = (t["strong_correct"] if strong else t["weak_correct"]) if ok else 0, t["strong_correct"]
+            got = (t["strong_correct"] if strong else t["weak_correct"]) if ok else 0
+            best = t["strong_correct"] if naive == "strong" else t["weak_correct"]
         elif f == "MT-Bench":
-            got, best = (t["strong_score"] if strong else t["weak_score"]) if ok else 0, t["strong_score"]
+            got = (t["strong_score"] if strong else t["weak_score"]) if ok else 0
+            best = t["strong_score"] if naive == "strong" else t["weak_score"]
         else:  # agent traffic and long conversations: right in the simulator's world
             last = last_turn.get(i, "")
             got = ok and sim_right(tier, last)
-            best = sim_right("strong", last)
+            best = sim_right(naive, last)
             if f == "long conversations":
                 got = got and t["fact"] in reached
         g = fam.setdefault(f, {"n": 0, "got": 0.0, "best": 0.0, "weak": 0, "cost": 0.0, "reached": 0})
@@ -681,7 +690,9 @@ w("")
 
 FAMS = ["MMLU", "MT-Bench", "long conversations", "agent traffic"]
 w("**(c) Quality per task family.** Each family scored on its own, against the same requests "
-  "answered by the strong tier (the all-strong quality), in the world the simulator runs in "
+  "as the naive request answers them (the all-strong quality: the strong tier for model `auto`; "
+  "a pinned request is never rerouted, so it counts with its pinned model on both sides), in "
+  "the world the simulator runs in "
   "(`gemini-sim --quality %s --quality-truth`): MMLU — RouteLLM's recorded right/wrong of "
   "the weak (Mixtral-8x7B: flash-lite, flash) or strong (GPT-4: pro) model; MT-Bench — the mean "
   "GPT-4 judge score (1–10) of the model that answered, over both turns of each question; long "

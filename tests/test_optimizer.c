@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "host/core/config.h"
 #include "pipelines/optimizer.h"
@@ -256,12 +257,69 @@ static void test_unread_not_embedded(void **state)
     sc_config_free(cfg);
 }
 
+/* A long conversation (120 turns of ~60 tokens, a conversation id) pinned to model. */
+static sc_batch_t *long_conversation(const sc_config_t *cfg, const char *model)
+{
+    json_t *msgs = json_array();
+    char text[512];
+    for (int i = 0; i < 120; i++) {
+        snprintf(text, sizeof text, "Turn %d of the incident review: the %s service restarted "
+                 "after the cache node %d ran out of memory, and the on-call engineer paged the "
+                 "storage team, who moved the shard to a larger host and raised the alert level "
+                 "for the next %d hours while the backlog drained.", i,
+                 i % 2 ? "billing" : "search", i * 7 % 13, i % 5 + 1);
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", i % 2 ? "model" : "user",
+                                              "content", text));
+    }
+    json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user", "content",
+                                          "Which shard was moved?"));
+    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", "long-1", "tenant", "acme",
+                            "conversation_id", "conv-1", "model", model, "messages", msgs);
+    char *js = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    sc_batch_t *b = calloc(1, sizeof *b);
+    b->items = calloc(1, sizeof *b->items);
+    sc_item_t *it = sc_item_new();
+    it->raw = js;
+    it->raw_len = strlen(js);
+    it->deadline_ms = INT64_MAX;
+    b->items[b->n++] = it;
+    sc_limits_t lim;
+    sc_limits_from_config(cfg, &lim);
+    sc_stage_parse(b, &lim);
+    assert_int_equal(it->state, SC_ITEM_FORWARD);
+    return b;
+}
+
+/* Pruning that needs a new summary goes ahead only where it saves more than the summary costs:
+ * on the strong model it does; on flash-lite (pinned) the request goes whole. */
+static void test_prune_only_when_it_pays(void **state)
+{
+    (void)state;
+    sc_config_t *cfg;
+    sc_optimizer_t *o = new_optimizer(&cfg, 0, 0);
+    sc_batch_t *b = long_conversation(cfg, "gemini-2.5-pro");
+    sc_optimizer_prepare(o, b);
+    assert_true(b->items[0]->pruned_tokens > 0);
+    assert_non_null(b->items[0]->summary_body);
+    free_batch(o, b, NULL, 0);
+    b = long_conversation(cfg, "gemini-2.5-flash-lite");
+    sc_optimizer_prepare(o, b);
+    assert_int_equal(b->items[0]->pruned_tokens, 0);
+    assert_null(b->items[0]->summary_body);
+    assert_int_equal(b->items[0]->plan.pruned, 0);
+    free_batch(o, b, NULL, 0);
+    sc_optimizer_free(o);
+    sc_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_hit_not_embedded),
         cmocka_unit_test(test_duplicates_embedded_once),
         cmocka_unit_test(test_unread_not_embedded),
+        cmocka_unit_test(test_prune_only_when_it_pays),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -29,6 +29,19 @@ static int needs_prune(const sc_optimizer_t *o, const sc_item_t *it)
     return it->est_prompt_tokens - sys > budget_for(o, it);
 }
 
+/* Does pruning it save more than a new summary costs? The saving: the left-out tokens at the
+ * answering model's input price; the summary: those tokens in and SC_PRUNE_SUMMARY_MAX_TOKENS out
+ * on the cheapest tier (its calls, stages/call.c). On a cheap pinned model it may not. */
+static int worth_a_summary(const sc_optimizer_t *o, const sc_item_t *it)
+{
+    if (!o->summaries || !it->req->conversation_id || o->batch_mode)
+        return 1; /* no summary call is made: dropping turns costs nothing */
+    sc_usage_t saved = {.prompt_tokens = it->plan.pruned_tokens};
+    sc_usage_t summary = {.prompt_tokens = it->plan.pruned_tokens,
+                          .output_tokens = SC_PRUNE_SUMMARY_MAX_TOKENS};
+    return sc_opt_cost_of(o, it->model, &saved, 0) > sc_opt_cost_of(o, o->tiers[0], &summary, 0);
+}
+
 /* Plan the pruning of every long conversation in the batch (the turns of all of them embedded in
  * one encoder call: at most SC_PRUNE_EMBED_MAX of one conversation, the others ranked lexically),
  * and pick up the stored summary; a missing one becomes a summary call. */
@@ -88,11 +101,18 @@ void sc_stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
         free(tt);
         if (st || !it->plan.pruned)
             continue;
-        it->pruned_tokens = it->plan.pruned_tokens;
         sc_summary_t sum = {0};
         int have = o->summaries && rq->conversation_id &&
                    sc_summary_store_lookup(o->summaries, rq->tenant, rq->conversation_id, rq->turns,
                                            rq->n_turns, &sum) == SC_OK;
+        if (!(have && sum.n_turns >= it->plan.summary_to) && !worth_a_summary(o, it)) {
+            /* a new summary would cost more than the pruning saves on this model: the request
+             * goes whole, as the naive one would */
+            sc_summary_clear(&sum);
+            sc_prune_plan_clear(&it->plan);
+            continue;
+        }
+        it->pruned_tokens = it->plan.pruned_tokens;
         if (have && sum.n_turns >= it->plan.summary_to) {
             size_t len;
             it->body_plain = sc_prune_body(rq, &it->plan, sum.text, &len);
