@@ -74,8 +74,9 @@ static inline test_resp_t test_http(const sc_gemini_sim_t *sim, const char *meth
 {
     test_resp_t r = {0};
     test_buf_t b = {0};
-    char url[512], hdr[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", sc_gemini_sim_port(sim), path);
+    char url[2048], hdr[256]; /* paths up to 1 KiB (a /sim/difficulty?text=… query) fit */
+    int un = snprintf(url, sizeof url, "http://127.0.0.1:%d%s", sc_gemini_sim_port(sim), path);
+    assert_true(un > 0 && (size_t)un < sizeof url);
     CURL *c = curl_easy_init();
     assert_non_null(c);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");

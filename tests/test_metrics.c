@@ -456,12 +456,16 @@ static void test_exposition_empty(void **state)
 /* ---- shadow evaluation ---- */
 
 /* How many times needle occurs in text. */
-static size_t t_count(const char *text, const char *needle)
+/* not inlined: gcc 12 at -O3 then sees a dangling pointer where there is none */
+__attribute__((noinline)) static size_t t_count(const char *text, const char *needle)
 {
     size_t n = 0;
-    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
+    for (size_t at = 0;; n++) {
+        const char *hit = strstr(text + at, needle);
+        if (!hit)
+            return n;
+        at = (size_t)(hit - text) + 1;
+    }
 }
 
 /* Shadow comparisons: their own families, and their cost in the ledger under source "shadow"
