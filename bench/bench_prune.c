@@ -185,8 +185,8 @@ static const char *const support_model[] = {
 };
 
 static const char *const sales_user[] = {
-    "We are evaluating your platform for a team of about %n people. What would the pricing look "
-    "like?",
+    ("We are evaluating your platform for a team of about %n people. What would the pricing look "
+     "like?"),
     "Do you offer a discount for annual billing compared to monthly?",
     "Our procurement team in %C needs a formal quote before %D.",
     "How does the Business plan differ from Enterprise in terms of support response times?",
@@ -201,8 +201,8 @@ static const char *const sales_model[] = {
     "Thanks for considering us for your team.",
     "For a team of that size the Business plan is usually the best fit.",
     "Annual billing comes with a %R discount compared to paying monthly.",
-    "The Enterprise plan adds a dedicated account manager and a one hour response time for "
-    "critical issues.",
+    ("The Enterprise plan adds a dedicated account manager and a one hour response time for "
+     "critical issues."),
     "A pilot with one department is a common way to start, and seats can be added at any time.",
     "We accept purchase orders for contracts above %A per year.",
     "If you do not renew, you can export all of your data for %n days after the contract ends.",
@@ -308,8 +308,8 @@ static const char *const ops_model[] = {
 static const char *const generic_model[] = {
     "Let me know if anything is unclear.",
     "I hope this helps; happy to go into more detail.",
-    "To summarise the options: we can try the quick fix first and fall back to the longer route if "
-    "needed.",
+    ("To summarise the options: we can try the quick fix first and fall back to the longer route if "
+     "needed."),
     "Please keep in mind that these numbers are estimates and may change.",
     "If you share a bit more context I can give a more precise answer.",
     "This is a common situation and there are a few ways to handle it.",
@@ -924,7 +924,7 @@ int main(int argc, char **argv)
             cmd[cl] = '\0';
         }
     }
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --flag value pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             usage();
@@ -948,7 +948,6 @@ int main(int argc, char **argv)
             n_long = atoi(v);
         else
             usage();
-        i++;
     }
     if (n_conv < 1 || budget < 1 || keep_last < 0 || max_tokens < 8)
         usage();

@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -279,9 +280,12 @@ __attribute__((target("avx2,f16c"))) void sc_to_f16(const float *x, size_t n, ui
 
 bool sc_f16_pick()
 {
+    // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports has no "f16c"; AVX2
+    // and FMA (whose checks include the OS's AVX state) from the builtin
+    unsigned a = 0, b = 0, c = 0, d = 0;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+           __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
 }
 #else
 #define SC_HAVE_F16 0
