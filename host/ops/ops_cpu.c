@@ -20,8 +20,14 @@
 #define OPS_LIBMVEC 1
 __m128 _ZGVbN4v_erff(__m128 x);
 __m128 _ZGVbN4v_expf(__m128 x);
-/* the attention loops are short dot products: an AVX2 clone, picked at load time */
+/* the attention loops are short dot products: an AVX2 clone, picked at load time (not under
+ * ThreadSanitizer: the clone's resolver runs at relocation, before the sanitizer's runtime is up,
+ * and crashes instrumented) */
+#if defined(__SANITIZE_THREAD__)
+#define OPS_CLONES
+#else
 #define OPS_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
 #else
 #define OPS_CLONES
 #endif
