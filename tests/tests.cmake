@@ -53,6 +53,10 @@ set_tests_properties(integration_policies PROPERTIES TIMEOUT 900)
 add_test(NAME integration_shadow
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_shadow.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_shadow PROPERTIES TIMEOUT 900)
+# The Gemini key in none of the files scrimp writes (logs, /metrics, topics, output, stores).
+add_test(NAME integration_secrets
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_secrets.sh $<TARGET_FILE:scrimp>)
+set_tests_properties(integration_secrets PROPERTIES TIMEOUT 600)
 add_test(NAME integration_cli
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cli.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_serve integration_cli integration_backfill PROPERTIES TIMEOUT 900)
