@@ -319,22 +319,15 @@ static void *forward_main(void *arg)
             }
         }
         o->nagain = 0;
-        for (size_t i = 0; i < o->nshadow_next; i++) { /* shadows and judges, last */
+        size_t nshadow = o->nshadow_next; /* shadows and judges, last */
+        o->nshadow_next = 0;
+        for (size_t i = 0; i < nshadow; i++) {
             sc_gemini_call_t *c = o->shadow_next[i];
             if (sc_gemini_submit(o->gemini, c) != SC_OK) {
-                c->status = SC_ERR_FULL;
-                char *line;
-                size_t len;
-                sc_gemini_call_t *next = sc_optimizer_shadow_done(o->opt, c, &line, &len);
-                shadow_publish(o, line, len);
-                if (next) { /* cannot happen for a failed call; be safe */
-                    next->status = SC_ERR_FULL;
-                    sc_optimizer_shadow_done(o->opt, next, &line, &len);
-                    free(line);
-                }
+                c->status = SC_ERR_FULL; /* counted as dropped; a failed call has no next */
+                shadow_done(o, c);
             }
         }
-        o->nshadow_next = 0;
     }
     return NULL;
 }

@@ -151,6 +151,23 @@ static void q_find_prompt(double lo, double hi, char *out, size_t outlen)
     fail_msg("no prompt with difficulty in [%g, %g)", lo, hi);
 }
 
+/* GET /sim/difficulty?text=... (new reference). */
+static json_t *q_difficulty(sc_gemini_sim_t *sim, const char *text)
+{
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    char *esc = curl_easy_escape(c, text, 0);
+    char path[1024];
+    snprintf(path, sizeof path, "/sim/difficulty?text=%s", esc);
+    curl_free(esc);
+    curl_easy_cleanup(c);
+    test_resp_t r = test_http(sim, "GET", path, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *doc = test_json(&r);
+    test_resp_free(&r);
+    return doc;
+}
+
 /* ---- tests ---- */
 
 static void test_difficulty_formula(void **state)
@@ -166,15 +183,7 @@ static void test_difficulty_formula(void **state)
         "Mixed   CASE\r\nand\vtabs\f.",
     };
     for (size_t i = 0; i < SC_ARRAY_LEN(texts); i++) {
-        CURL *c = curl_easy_init();
-        char *esc = curl_easy_escape(c, texts[i], 0);
-        char path[400];
-        snprintf(path, sizeof path, "/sim/difficulty?text=%s", esc);
-        curl_free(esc);
-        curl_easy_cleanup(c);
-        test_resp_t r = test_http(sim, "GET", path, NULL, NULL, 0);
-        assert_int_equal(r.status, 200);
-        json_t *doc = test_json(&r);
+        json_t *doc = q_difficulty(sim, texts[i]);
         double d = doc_difficulty(texts[i]);
         assert_true(json_real_value(json_object_get(doc, "difficulty")) == d);
         assert_true(sc_gemini_sim_difficulty(texts[i], strlen(texts[i])) == d);
@@ -192,7 +201,6 @@ static void test_difficulty_formula(void **state)
             assert_string_equal(json_string_value(json_object_get(doc, "right_answer")), x);
         }
         json_decref(doc);
-        test_resp_free(&r);
     }
     /* case and spacing do not change it; the words do */
     assert_true(doc_difficulty("What is 2 + 2?") == doc_difficulty("  what IS 2\n+ 2?"));
@@ -638,22 +646,6 @@ static void q_final_of(sc_gemini_sim_t *sim, const char *path, const char *promp
     q_final(a, x);
     free(a);
     free(body);
-}
-
-static json_t *q_difficulty(sc_gemini_sim_t *sim, const char *text)
-{
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    char *esc = curl_easy_escape(c, text, 0);
-    char path[1024];
-    snprintf(path, sizeof path, "/sim/difficulty?text=%s", esc);
-    curl_free(esc);
-    curl_easy_cleanup(c);
-    test_resp_t r = test_http(sim, "GET", path, NULL, NULL, 0);
-    assert_int_equal(r.status, 200);
-    json_t *doc = test_json(&r);
-    test_resp_free(&r);
-    return doc;
 }
 
 /* A prompt that capability makes right on strong and wrong on lite is listed the other way round:

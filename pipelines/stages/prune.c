@@ -257,16 +257,51 @@ static int sc_prune_rank_cmp(const void *a, const void *b)
     return x->idx < y->idx ? 1 : (x->idx > y->idx ? -1 : 0);
 }
 
+/* The lexical part of the relevance of turns [0, upto): the IDF (over the conversation's turns,
+ * so a word every turn uses weighs ~0 and a rare one ~log n) of each of the last user turn's
+ * terms the turn holds, summed into lex[0..upto); *idf_sum gets the query terms' total (0 when
+ * the last user turn has none: lex is then all 0). SC_ERR_NOMEM. */
+static sc_status_t sc_prune_lexical(const sc_request_t *req, size_t last_user, size_t upto,
+                                    double *lex, double *idf_sum)
+{
+    uint64_t terms[SC_PRUNE_MAX_QUERY_TERMS];
+    double idf[SC_PRUNE_MAX_QUERY_TERMS];
+    size_t n = req->n_turns;
+    const sc_turn_t *lu = &req->turns[last_user];
+    int nq = sc_prune_query_terms(lu->content ? lu->content : "", lu->content ? lu->content_len : 0,
+                                  terms);
+    *idf_sum = 0.0;
+    for (size_t i = 0; i < upto; i++)
+        lex[i] = 0.0;
+    if (nq == 0)
+        return SC_OK;
+    uint64_t *masks = calloc(n, sizeof(*masks));
+    if (!masks)
+        return SC_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (req->turns[i].content)
+            masks[i] =
+                sc_prune_term_mask(req->turns[i].content, req->turns[i].content_len, terms, nq);
+    for (int k = 0; k < nq; k++) {
+        size_t df = 0;
+        for (size_t i = 0; i < n; i++)
+            df += (masks[i] >> k) & 1u;
+        idf[k] = log((double)(n + 1) / (double)(df + 1));
+        *idf_sum += idf[k];
+    }
+    for (size_t i = 0; i < upto; i++)
+        for (int k = 0; k < nq; k++)
+            if ((masks[i] >> k) & 1u)
+                lex[i] += idf[k];
+    free(masks);
+    return SC_OK;
+}
+
 /* Relevance of middle turns [0, mid) into rank[0..mid): see sc_prune_plan(). */
 static sc_status_t sc_prune_score(const sc_request_t *req, const float *vecs, size_t last_user,
                                   size_t mid, const sc_prune_opts_t *o, sc_prune_rank_t *rank)
 {
     float q[SC_PRUNE_DIM];
-    uint64_t terms[SC_PRUNE_MAX_QUERY_TERMS];
-    uint64_t *masks = NULL;
-    double idf[SC_PRUNE_MAX_QUERY_TERMS], idf_sum = 0.0;
-    int nq = 0;
-    size_t n = req->n_turns;
 
     for (size_t i = 0; i < mid; i++) {
         rank[i].idx = i;
@@ -292,38 +327,15 @@ static sc_status_t sc_prune_score(const sc_request_t *req, const float *vecs, si
     }
     if (o->lexical_weight <= 0.0)
         return SC_OK;
-
-    const sc_turn_t *lu = &req->turns[last_user];
-    nq = sc_prune_query_terms(lu->content ? lu->content : "", lu->content ? lu->content_len : 0,
-                              terms);
-    if (nq == 0)
-        return SC_OK;
-    masks = calloc(n, sizeof(*masks));
-    if (!masks)
+    double *lex = malloc(mid * sizeof *lex), idf_sum = 0.0;
+    if (mid && !lex)
         return SC_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++)
-        if (req->turns[i].content)
-            masks[i] =
-                sc_prune_term_mask(req->turns[i].content, req->turns[i].content_len, terms, nq);
-    /* IDF over the conversation's turns: a term in every turn weighs ~0, a rare one ~log n */
-    for (int k = 0; k < nq; k++) {
-        size_t df = 0;
-        for (size_t i = 0; i < n; i++)
-            df += (masks[i] >> k) & 1u;
-        idf[k] = log((double)(n + 1) / (double)(df + 1));
-        idf_sum += idf[k];
-    }
-    if (idf_sum > 0.0) {
-        for (size_t i = 0; i < mid; i++) {
-            double s = 0.0;
-            for (int k = 0; k < nq; k++)
-                if ((masks[i] >> k) & 1u)
-                    s += idf[k];
-            rank[i].score += o->lexical_weight * s / idf_sum;
-        }
-    }
-    free(masks);
-    return SC_OK;
+    sc_status_t st = sc_prune_lexical(req, last_user, mid, lex, &idf_sum);
+    if (st == SC_OK && idf_sum > 0.0)
+        for (size_t i = 0; i < mid; i++)
+            rank[i].score += o->lexical_weight * lex[i] / idf_sum;
+    free(lex);
+    return st;
 }
 
 size_t sc_prune_embed_select(const sc_request_t *req, int keep_last, size_t max,
@@ -344,10 +356,10 @@ size_t sc_prune_embed_select(const sc_request_t *req, int keep_last, size_t max,
     if (keep_last > (int)n)
         prot = 0;
     sc_prune_rank_t *rank = malloc(n * sizeof *rank);
-    uint64_t *masks = calloc(n, sizeof *masks);
-    if (!rank || !masks) {
+    double *lex = malloc(n * sizeof *lex), idf_sum;
+    if (!rank || !lex || sc_prune_lexical(req, last_user, prot, lex, &idf_sum) != SC_OK) {
         free(rank);
-        free(masks);
+        free(lex);
         return n;
     }
     memset(embed, 0, n);
@@ -355,37 +367,19 @@ size_t sc_prune_embed_select(const sc_request_t *req, int keep_last, size_t max,
         chosen += embed[i] = 1;
     if (last_user > 0 && !embed[last_user - 1]) /* the query's second part */
         chosen += embed[last_user - 1] = 1;
-    uint64_t terms[SC_PRUNE_MAX_QUERY_TERMS];
-    const sc_turn_t *lu = &req->turns[last_user];
-    int nq = sc_prune_query_terms(lu->content ? lu->content : "", lu->content ? lu->content_len : 0,
-                                  terms);
-    double idf[SC_PRUNE_MAX_QUERY_TERMS];
-    for (size_t i = 0; i < n; i++)
-        if (req->turns[i].content && nq > 0)
-            masks[i] = sc_prune_term_mask(req->turns[i].content, req->turns[i].content_len, terms, nq);
-    for (int k = 0; k < nq; k++) {
-        size_t df = 0;
-        for (size_t i = 0; i < n; i++)
-            df += (masks[i] >> k) & 1u;
-        idf[k] = log((double)(n + 1) / (double)(df + 1));
-    }
     size_t m = 0;
     for (size_t i = 0; i < prot; i++) {
         if (embed[i])
             continue;
-        double sc = 0.0;
-        for (int k = 0; k < nq; k++)
-            if ((masks[i] >> k) & 1u)
-                sc += idf[k];
         rank[m].idx = i;
-        rank[m].score = sc;
+        rank[m].score = lex[i];
         m++;
     }
     qsort(rank, m, sizeof *rank, sc_prune_rank_cmp);
     for (size_t k = 0; k < m && chosen < max; k++)
         chosen += embed[rank[k].idx] = 1;
     free(rank);
-    free(masks);
+    free(lex);
     return chosen;
 }
 
