@@ -15,6 +15,7 @@
 #include "pipelines/cli.h"
 #include "pipelines/embed.h"
 #include "pipelines/online.h"
+#include "pipelines/pipeline.h"
 #include "pipelines/report.h"
 #include "models/train/train_router.h"
 
@@ -64,6 +65,9 @@ static void usage(FILE *out)
             "                                        fit the router head, APGR on held-out subjects\n"
             "  classify [--router FILE] [--model DIR] [--tiers a,b,c] < lines\n"
             "                                        one {\"i\",\"score\",\"tier\"} per line\n"
+            "  validate [-c FILE] [-X k=v]... < requests.jsonl\n"
+            "                                        check requests by the contract: \"ok ID\" or\n"
+            "                                        \"invalid ID: CODE reason\" per line\n"
             "  version\n"
             "\n"
             "Environment: GEMINI_API_KEY (the API key), SCRIMP_LOG (debug|info|warn|error).\n");
@@ -308,6 +312,45 @@ static int cmd_report(int argc, char **argv)
     return 0;
 }
 
+/* scrimp validate [-c FILE] [-X k=v]... < requests.jsonl: every line checked by the request
+ * contract (DESIGN §4.1, limits.* of the configuration) as serve would check it; one line out
+ * per line in: "ok ID" or "invalid ID: CODE reason". Exit 0 when every line is valid, 1 else. */
+static int cmd_validate(int argc, char **argv)
+{
+    sc_config_t *cfg;
+    int rc = load_config(argc, argv, &cfg);
+    if (rc)
+        return rc;
+    sc_limits_t lim;
+    sc_limits_from_config(cfg, &lim);
+    char *line = NULL, id[SC_ITEM_ID_MAX], err[MAIN_ERRBUF];
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0, bad = 0;
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        sc_request_t *req = NULL;
+        sc_status_t st = sc_request_parse(line, (size_t)n, &lim, &req, id, sizeof id, err,
+                                          sizeof err);
+        if (st == SC_OK) {
+            printf("ok %s\n", req->id);
+        } else {
+            bad++;
+            printf("invalid %s: %s %s\n", id[0] ? id : "(line)", sc_status_code(st), err);
+        }
+        sc_request_free(req);
+    }
+    free(line);
+    fflush(stdout);
+    fprintf(stderr, "scrimp validate: %ld lines, %ld invalid\n", lineno, bad);
+    sc_config_free(cfg);
+    return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -339,6 +382,8 @@ int main(int argc, char **argv)
         return sc_train_router_cli(argc, argv);
     if (strcmp(cmd, "classify") == 0)
         return sc_classify_cli(argc, argv);
+    if (strcmp(cmd, "validate") == 0)
+        return cmd_validate(argc, argv);
     if (strcmp(cmd, "version") == 0) {
         printf("scrimp %s\n", SCRIMP_VERSION);
         return 0;

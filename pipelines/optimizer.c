@@ -224,6 +224,16 @@ const sc_turn_t *sc_opt_last_turn(const sc_item_t *it)
     return &it->req->turns[it->req->n_turns - 1];
 }
 
+char *sc_opt_answer(const sc_item_t *it)
+{
+    const sc_gemini_call_t *c = it->call;
+    if (!c)
+        return NULL;
+    if (it->req->native) /* the whole candidates, as the ledger hands them on */
+        return c->candidates ? json_dumps(c->candidates, JSON_COMPACT) : NULL;
+    return c->text ? strdup(c->text) : NULL;
+}
+
 float sc_opt_dot(const float *a, const float *b)
 {
     float s = 0;
@@ -342,16 +352,21 @@ sc_item_t *sc_optimizer_finish(sc_optimizer_t *o, sc_item_t *it)
         long sent = it->est_prompt_tokens - it->pruned_tokens;
         if (sent > 0 && c->usage.prompt_tokens > 0 && !it->plan.pruned)
             sc_tokens_observe(o->tokens, it->model, sent, c->usage.prompt_tokens);
+        char *answer = sc_opt_answer(it); /* owned */
         if (o->cache && it->cache_store && c->finish_reason &&
-            strcmp(c->finish_reason, "STOP") == 0 && c->text) {
+            strcmp(c->finish_reason, "STOP") == 0 && answer) {
             const sc_turn_t *t = sc_opt_last_turn(it);
+            /* an answer to a tool-using or media request is found by the exact layer only: a
+             * look-alike (other arguments, another image) is no answer */
             sc_cache_query_t q = {.scope = it->scope, .tenant = it->req->tenant,
-                                  .text = t->content, .len = t->content_len, .vec = it->vec};
+                                  .text = t->content, .len = t->content_len,
+                                  .vec = sc_request_exact_only(it->req) ? NULL : it->vec};
             double cost = sc_opt_cost_of(o, it->model, &c->usage, it->batch);
-            if (sc_cache_insert(o->cache, &q, c->text, strlen(c->text), it->model, &c->usage,
-                                cost, NULL) != SC_OK)
+            if (sc_cache_insert(o->cache, &q, answer, strlen(answer), it->model, &c->usage, cost,
+                                NULL) != SC_OK)
                 sc_warn("cache.insert", "id=%s (the answer is not cached)", it->id);
         }
+        free(answer);
     }
     /* The naive request's thinking, for the ledger: the baseline model's own when it answered
      * (and then one more observation of it), else its mean in this scope. */
@@ -378,7 +393,7 @@ sc_item_t *sc_optimizer_finish(sc_optimizer_t *o, sc_item_t *it)
         sc_strlcpy(f->errmsg, it->errmsg, sizeof f->errmsg);
         sc_strlcpy(f->model, it->model, sizeof f->model);
         if (ok) {
-            f->shared_text = strdup(c->text ? c->text : "");
+            f->shared_text = sc_opt_answer(it);
             f->shared_usage = c->usage;
             sc_strlcpy(f->shared_model, it->model, sizeof f->shared_model);
             if (f->vec && it->vec)

@@ -900,6 +900,89 @@ static void test_store_open_error(void **state)
     assert_true(strlen(err) > 0);
 }
 
+/* ---- tool turns (Gemini's own request shape) ---- */
+
+/* Groups of (question, call, result, answer), then a last question whose call and result end the
+ * request: the API refuses a functionResponse without its functionCall just before it. */
+static void test_tool_turns(void **state)
+{
+    (void)state;
+    json_t *contents = json_array();
+    char q[160];
+    for (int g = 0; g < 8; g++) {
+        snprintf(q, sizeof q, "question %d about order %d and the shipping of parcel %d", g,
+                 1000 + g, 77 * g);
+        json_array_append_new(contents, json_pack("{s:s,s:[{s:s}]}", "role", "user", "parts",
+                                                  "text", q));
+        json_array_append_new(contents, json_pack("{s:s,s:[{s:{s:s,s:{s:i}}}]}", "role", "model",
+                                                  "parts", "functionCall", "name", "lookup_order",
+                                                  "args", "order", 1000 + g));
+        json_array_append_new(contents, json_pack("{s:s,s:[{s:{s:s,s:{s:s,s:i}}}]}", "role",
+                                                  "user", "parts", "functionResponse", "name",
+                                                  "lookup_order", "response", "status", "shipped",
+                                                  "order", 1000 + g));
+        if (g < 7)
+            json_array_append_new(contents, json_pack("{s:s,s:[{s:s}]}", "role", "model", "parts",
+                                                      "text", "It shipped yesterday."));
+    }
+    json_t *root = json_pack("{s:s,s:s,s:s,s:o,s:[{s:[{s:s}]}]}", "id", "tool-1", "tenant", "acme",
+                             "conversation_id", "c-tools", "contents", contents, "tools",
+                             "functionDeclarations", "name", "lookup_order");
+    char *s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    sc_request_t *req = NULL;
+    char id[64], err[ERRLEN];
+    if (sc_request_parse(s, strlen(s), NULL, &req, id, sizeof id, err, sizeof err) != SC_OK)
+        fail_msg("parse: %s", err);
+    free(s);
+    size_t n = req->n_turns;
+    assert_int_equal(n, 31);
+    long tok[MAXT];
+    fill(tok, n, 100);
+    for (long budget = 500; budget <= 2500; budget += 250) {
+        sc_prune_plan_t plan;
+        assert_int_equal(sc_prune_plan(req, tok, 0, NULL, budget, 1, &plan), SC_OK);
+        assert_true(plan.pruned);
+        /* the last question's chain is kept whole */
+        for (size_t i = n - 3; i < n; i++)
+            assert_true(plan.keep[i]);
+        /* a call and its result: both or neither */
+        for (size_t i = 1; i + 1 < n; i += 4)
+            if (plan.keep[i] != plan.keep[i + 1])
+                fail_msg("budget %ld: call %zu kept %d, its result %d", budget, i, plan.keep[i],
+                         plan.keep[i + 1]);
+        char *body = sc_prune_body(req, &plan, "the user asked about orders", NULL);
+        assert_non_null(body);
+        json_t *b = json_loads(body, 0, NULL);
+        json_t *cs = json_object_get(b, "contents");
+        for (size_t i = 0; i < json_array_size(cs); i++) {
+            json_t *parts = json_object_get(json_array_get(cs, i), "parts");
+            for (size_t k = 0; k < json_array_size(parts); k++) {
+                if (!json_object_get(json_array_get(parts, k), "functionResponse"))
+                    continue;
+                assert_true(i > 0);
+                json_t *prev = json_object_get(json_array_get(cs, i - 1), "parts");
+                int called = 0;
+                for (size_t m = 0; m < json_array_size(prev); m++)
+                    called |= json_object_get(json_array_get(prev, m), "functionCall") != NULL;
+                if (!called)
+                    fail_msg("budget %ld: content %zu answers a call that is not before it: %s",
+                             budget, i, body);
+            }
+        }
+        /* the summary input names the tools called, with what, and what came back */
+        char *sum = sc_prune_summary_body(req, &plan, NULL, 0, NULL);
+        assert_non_null(sum);
+        assert_non_null(strstr(sum, "[call lookup_order"));
+        assert_non_null(strstr(sum, "[result lookup_order"));
+        free(sum);
+        json_decref(b);
+        free(body);
+        sc_prune_plan_clear(&plan);
+    }
+    sc_request_free(req);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -923,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_summary_verbatim_instruction),
         cmocka_unit_test(test_summary_store),
         cmocka_unit_test(test_store_open_error),
+        cmocka_unit_test(test_tool_turns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,6 +46,22 @@ uint64_t sc_cache_scope(const sc_request_t *req, const char *tier)
     }
     const char *mime = req->response_mime_type;
     scope_field(&st, 'R', mime, mime ? strlen(mime) : 0);
+    /* Gemini's own shape: everything besides the contents that changes the answer (tools, tool
+     * config, schema, thinking, safety, every generation setting), and the media of the last
+     * turn by content hash (the earlier turns' are in their text below) */
+    if (req->native && req->n_turns) {
+        const char *g = req->native_scope;
+        scope_field(&st, 'G', g, g ? strlen(g) : 0);
+        const sc_turn_t *last = &req->turns[req->n_turns - 1];
+        const char *m = last->content;
+        while (m && (m = strstr(m, "[media ")) != NULL) {
+            const char *end = strchr(m, ']');
+            if (!end)
+                break;
+            scope_field(&st, 'X', m, (size_t)(end - m));
+            m = end;
+        }
+    }
     /* the earlier conversation: every turn before the last one (the embedded user turn) */
     size_t earlier = req->n_turns ? req->n_turns - 1 : 0;
     unsigned char nb[8];

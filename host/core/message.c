@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/core/genreq.h"
 #include "host/core/util.h"
 
 /* ---- limits and contract constants ---- */
@@ -463,6 +464,270 @@ static sc_status_t check_deadline(json_t *root, sc_request_t *req, char *errbuf,
     return SC_OK;
 }
 
+/* ---- Gemini's own request shape ---- */
+
+/* The fields of a scrimp request, and Gemini's request fields it may carry beside them (both
+ * spellings of each). */
+static const char *const scrimp_keys[] = {"id",          "tenant",   "user",       "agent",
+                                          "stage",       "conversation_id",        "system",
+                                          "messages",    "model",    "generation", "cache",
+                                          "deadline_ms", "priority", NULL};
+static const char *const gemini_keys[][2] = {
+    {"contents", "contents"},         {"systemInstruction", "system_instruction"},
+    {"tools", "tools"},               {"toolConfig", "tool_config"},
+    {"safetySettings", "safety_settings"}, {"generationConfig", "generation_config"}};
+
+/* Which of gemini_keys the top level holds (bit i), or -1 after a refused key. A request in the
+ * simple form keeps today's contract: other top-level keys are ignored (producers add their own
+ * metadata); one in Gemini's shape is new and strict: any other key is refused, so a misspelt
+ * Gemini field is never silently dropped. cachedContent is refused in both: scrimp manages the
+ * prompt caches. */
+static int top_level_keys(json_t *root, char *errbuf, size_t errlen)
+{
+    const char *key, *unknown = NULL;
+    json_t *v;
+    int bits = 0;
+    char kbuf[SC_ERR_KEY_MAX + 1];
+
+    json_object_foreach(root, key, v) {
+        int known = 0;
+        if (strcmp(key, "cachedContent") == 0 || strcmp(key, "cached_content") == 0) {
+            quote_key(kbuf, sizeof(kbuf), key);
+            set_err(errbuf, errlen,
+                    "field \"%s\": not taken (scrimp caches system instructions and tools itself: "
+                    "see prompt_cache.*)",
+                    kbuf);
+            return -1;
+        }
+        for (size_t i = 0; scrimp_keys[i] && !known; i++)
+            known = strcmp(key, scrimp_keys[i]) == 0;
+        for (size_t i = 0; i < SC_ARRAY_LEN(gemini_keys) && !known; i++)
+            if (strcmp(key, gemini_keys[i][0]) == 0 || strcmp(key, gemini_keys[i][1]) == 0) {
+                known = 1;
+                if (!json_is_null(v))
+                    bits |= 1 << i;
+            }
+        if (!known && !unknown)
+            unknown = key;
+    }
+    if (bits && unknown) {
+        quote_key(kbuf, sizeof(kbuf), unknown);
+        set_err(errbuf, errlen,
+                "field \"%s\": unknown field (a request in Gemini's shape takes id, tenant, user, "
+                "agent, stage, conversation_id, system, messages, model, generation, cache, "
+                "deadline_ms, priority, contents, systemInstruction, tools, toolConfig, "
+                "safetySettings, generationConfig)",
+                kbuf);
+        return -1;
+    }
+    return bits;
+}
+
+/* root's value of Gemini field i in either spelling (borrowed), and which spelling. */
+static json_t *gemini_field(json_t *root, size_t i, const char **name)
+{
+    json_t *v = get_field(root, gemini_keys[i][0]);
+    *name = gemini_keys[i][0];
+    if (!v) {
+        v = get_field(root, gemini_keys[i][1]);
+        *name = gemini_keys[i][1];
+    }
+    return v;
+}
+
+/* A text Content {"role"?, "parts":[{"text"}]}: new reference or NULL. */
+static json_t *text_content(const char *role, const char *text, size_t len)
+{
+    json_t *c = json_pack("{s:[{s:s%}]}", "parts", "text", text, len);
+    if (c && role && json_object_set_new(c, "role", json_string(role)) != 0) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int keep_text(sc_request_t *req, char *s)
+{
+    char **t = realloc(req->texts, (req->n_texts + 1) * sizeof(*t));
+    if (!t) {
+        free(s);
+        return -1;
+    }
+    req->texts = t;
+    req->texts[req->n_texts++] = s;
+    return 0;
+}
+
+/* A request with Gemini fields: gather them (the simple fields translated), check and normalise
+ * them (genreq.h), and make the text view. bits: top_level_keys(). */
+static sc_status_t check_native(json_t *root, int bits, const sc_limits_t *lim, sc_request_t *req,
+                                char *errbuf, size_t errlen)
+{
+    static const char *const pairs[][2] = {
+        {"messages", "contents"}, {"system", "systemInstruction"}, {"generation", "generationConfig"}};
+    json_t *gem = json_object(); /* new, released at out */
+    json_t *norm = NULL, *v, *contents, *gen, *c;
+    const char *name;
+    sc_status_t st = SC_ERR_INVALID;
+    size_t i, n;
+
+    if (!gem)
+        goto nomem;
+    for (i = 0; i < SC_ARRAY_LEN(pairs); i++) {
+        size_t gi = i == 0 ? 0 : i == 1 ? 1 : 5;
+        if (get_field(root, pairs[i][0]) && (bits & (1 << gi))) {
+            gemini_field(root, gi, &name);
+            set_err(errbuf, errlen, "field \"%s\": give %s or %s, not both", name, pairs[i][0],
+                    pairs[i][1]);
+            goto out;
+        }
+    }
+    for (i = 0; i < SC_ARRAY_LEN(gemini_keys); i++) {
+        if (!(bits & (1 << i)))
+            continue;
+        v = gemini_field(root, i, &name);
+        if (json_object_set(gem, name, v) != 0)
+            goto nomem;
+    }
+    if (get_field(root, "messages")) {
+        st = check_messages(root, lim, req, errbuf, errlen);
+        if (st)
+            goto out;
+        st = SC_ERR_INVALID;
+        json_t *arr = json_array();
+        if (!arr || json_object_set_new(gem, "contents", arr) != 0)
+            goto nomem;
+        for (i = 0; i < req->n_turns; i++) {
+            c = text_content(req->turns[i].role, req->turns[i].content, req->turns[i].content_len);
+            if (!c || json_array_append_new(arr, c) != 0)
+                goto nomem;
+        }
+        free(req->turns);
+        req->turns = NULL;
+        req->n_turns = 0;
+    }
+    if ((v = get_field(root, "system"))) {
+        if (!json_is_string(v)) {
+            set_err(errbuf, errlen, "field \"system\": must be a string");
+            goto out;
+        }
+        c = text_content(NULL, json_string_value(v), json_string_length(v));
+        if (!c || json_object_set_new(gem, "systemInstruction", c) != 0)
+            goto nomem;
+    }
+    if (get_field(root, "generation")) {
+        st = check_generation(root, req, errbuf, errlen);
+        if (st)
+            goto out;
+        st = SC_ERR_INVALID;
+        gen = json_object();
+        if (!gen || json_object_set_new(gem, "generationConfig", gen) != 0)
+            goto nomem;
+        if (req->has_temperature && json_object_set_new(gen, "temperature",
+                                                        json_real(req->temperature)))
+            goto nomem;
+        if (req->max_output_tokens > 0 &&
+            json_object_set_new(gen, "maxOutputTokens", json_integer(req->max_output_tokens)))
+            goto nomem;
+        if (req->response_mime_type &&
+            json_object_set_new(gen, "responseMimeType", json_string(req->response_mime_type)))
+            goto nomem;
+    }
+
+    st = sc_genreq_normalize(gem, SC_GENREQ_SCRIMP, &norm, errbuf, errlen);
+    if (st)
+        goto out;
+    st = SC_ERR_INVALID;
+    contents = json_object_get(norm, "contents");
+    n = json_array_size(contents);
+    if (n == 0) {
+        set_err(errbuf, errlen, "field \"contents\": required, with at least 1 entry");
+        goto out;
+    }
+    if (n > lim->max_messages) {
+        set_err(errbuf, errlen, "field \"contents\": %zu entries, more than the limit of %zu", n,
+                lim->max_messages);
+        goto out;
+    }
+    req->turns = calloc(n, sizeof(*req->turns));
+    if (!req->turns)
+        goto nomem;
+    req->n_turns = n;
+    json_array_foreach(contents, i, c) {
+        unsigned fl = 0;
+        size_t len = 0;
+        char *text = sc_genreq_render(c, &fl, &len);
+        json_t *role = json_object_get(c, "role");
+        if (!text || keep_text(req, text) != 0)
+            goto nomem;
+        req->parts |= fl;
+        req->turns[i].role = json_is_string(role) ? json_string_value(role) : "user";
+        req->turns[i].content = text;
+        req->turns[i].content_len = len;
+    }
+    if (strcmp(req->turns[n - 1].role, "user") != 0) {
+        set_err(errbuf, errlen,
+                "field \"contents[%zu].role\": the last content must be from \"user\"", n - 1);
+        goto out;
+    }
+    if (is_blank(req->turns[n - 1].content, req->turns[n - 1].content_len)) {
+        set_err(errbuf, errlen, "field \"contents[%zu]\": the last user content must not be empty",
+                n - 1);
+        goto out;
+    }
+    if ((v = json_object_get(norm, "systemInstruction"))) {
+        char *text = sc_genreq_render(v, NULL, NULL);
+        if (!text || keep_text(req, text) != 0)
+            goto nomem;
+        req->system = text;
+    }
+    gen = json_object_get(norm, "generationConfig");
+    req->has_temperature = 0;
+    if ((v = json_object_get(gen, "temperature"))) {
+        req->has_temperature = 1;
+        req->temperature = json_number_value(v);
+    }
+    v = json_object_get(gen, "maxOutputTokens");
+    req->max_output_tokens = v ? (long)json_integer_value(v) : 0;
+    v = json_object_get(gen, "responseMimeType");
+    req->response_mime_type = v ? json_string_value(v) : NULL;
+    {
+        json_t *tools = json_object_get(norm, "tools"), *t;
+        size_t k;
+        json_array_foreach(tools, k, t)
+            if (json_array_size(json_object_get(t, "functionDeclarations")) > 0)
+                req->has_tools = 1;
+    }
+    {
+        json_t *rest = json_copy(norm); /* new, shallow */
+        if (!rest)
+            goto nomem;
+        json_object_del(rest, "contents");
+        req->native_scope = sc_genreq_canonical(rest);
+        json_decref(rest);
+        if (!req->native_scope)
+            goto nomem;
+    }
+    req->native = norm;
+    norm = NULL;
+    st = SC_OK;
+    goto out;
+
+nomem:
+    set_err(errbuf, errlen, "out of memory");
+    st = SC_ERR_NOMEM;
+out:
+    json_decref(norm);
+    json_decref(gem);
+    return st;
+}
+
+int sc_request_exact_only(const sc_request_t *req)
+{
+    return req && (req->has_tools ||
+                   (req->parts & (SC_GENREQ_CALL | SC_GENREQ_RESPONSE | SC_GENREQ_MEDIA)));
+}
+
 /* ---- request ---- */
 
 static sc_status_t validate(json_t *root, const sc_limits_t *lim, sc_request_t *req, char *errbuf,
@@ -473,7 +738,7 @@ static sc_status_t validate(json_t *root, const sc_limits_t *lim, sc_request_t *
     static const sc_cache_mode_t cache_modes[] = {SC_CACHE_ON, SC_CACHE_EXACT, SC_CACHE_OFF};
     sc_status_t st;
     json_t *sys;
-    int idx;
+    int idx, bits;
 
     st = get_tag(root, "id", 1, lim->max_id_bytes, &req->id, errbuf, errlen);
     if (st)
@@ -495,23 +760,39 @@ static sc_status_t validate(json_t *root, const sc_limits_t *lim, sc_request_t *
     if (st)
         goto out;
 
-    sys = get_field(root, "system");
-    if (sys && !json_is_string(sys)) {
-        set_err(errbuf, errlen, "field \"system\": must be a string");
+    bits = top_level_keys(root, errbuf, errlen);
+    if (bits < 0) {
         st = SC_ERR_INVALID;
         goto out;
     }
-    req->system = sys ? json_string_value(sys) : NULL;
-
-    st = check_messages(root, lim, req, errbuf, errlen);
-    if (st)
-        goto out;
     st = check_model(root, &req->model, errbuf, errlen);
     if (st)
         goto out;
-    st = check_generation(root, req, errbuf, errlen);
-    if (st)
-        goto out;
+    if (bits) {
+        st = check_native(root, bits, lim, req, errbuf, errlen);
+        if (st)
+            goto out;
+        if (strcmp(req->model, "auto") != 0) {
+            st = sc_genreq_check_model(req->native, req->model, errbuf, errlen);
+            if (st)
+                goto out;
+        }
+    } else {
+        sys = get_field(root, "system");
+        if (sys && !json_is_string(sys)) {
+            set_err(errbuf, errlen, "field \"system\": must be a string");
+            st = SC_ERR_INVALID;
+            goto out;
+        }
+        req->system = sys ? json_string_value(sys) : NULL;
+
+        st = check_messages(root, lim, req, errbuf, errlen);
+        if (st)
+            goto out;
+        st = check_generation(root, req, errbuf, errlen);
+        if (st)
+            goto out;
+    }
 
     st = get_enum(root, "cache", caches, "\"on\", \"exact\" or \"off\"", &idx, errbuf, errlen);
     if (st)
@@ -594,10 +875,7 @@ sc_status_t sc_request_parse(const void *buf, size_t len, const sc_limits_t *lim
     *out = req;
     req = NULL;
 out:
-    if (req) {
-        free(req->turns);
-        free(req);
-    }
+    sc_request_free(req); /* root is not yet the request's */
     json_decref(root);
     return st;
 }
@@ -607,6 +885,11 @@ void sc_request_free(sc_request_t *req)
     if (!req)
         return;
     json_decref(req->root);
+    json_decref(req->native);
+    free(req->native_scope);
+    for (size_t i = 0; i < req->n_texts; i++)
+        free(req->texts[i]);
+    free(req->texts);
     free(req->turns);
     free(req);
 }
@@ -709,6 +992,8 @@ char *sc_result_to_json(const sc_result_t *res, size_t *len)
         SET(o, "model", json_str(res->model));
         SET(o, "source", json_str(res->source));
         SET(o, "finish_reason", json_str(res->finish_reason));
+        if (res->candidates) /* the whole answer: every part, function calls included */
+            SET(o, "candidates", json_deep_copy(res->candidates));
     } else {
         SET(o, "model", json_str(res->model));
         SET(o, "source", json_str(res->source));
@@ -725,6 +1010,8 @@ char *sc_result_to_json(const sc_result_t *res, size_t *len)
     SET(sub, "cached_tokens", json_integer(res->usage.cached_tokens));
     SET(sub, "output_tokens", json_integer(res->usage.output_tokens));
     SET(sub, "thought_tokens", json_integer(res->usage.thought_tokens));
+    if (res->usage_metadata) /* Gemini's own counts: details per modality, tool-use prompt */
+        SET(sub, "metadata", json_deep_copy(res->usage_metadata));
 
     SET(o, "cost_usd", json_num(res->cost_usd));
     SET(o, "baseline_cost_usd", json_num(res->baseline_cost_usd));

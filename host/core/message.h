@@ -46,7 +46,25 @@ typedef struct {
     sc_cache_mode_t cache;    /* default on */
     long deadline_ms;         /* 0 = unset (the configured default applies) */
     const char *priority;     /* NULL, "online" or "batch" */
+    /* Gemini's own request shape (DESIGN §4.1), checked and normalised to camelCase by
+     * host/core/genreq.h; NULL for the simple form. When set it holds "contents" (made from
+     * messages when the request gave those) and every other Gemini field the request gave
+     * ("systemInstruction" made from system). turns[] and system are then its text view
+     * (sc_genreq_render), and temperature / max_output_tokens / response_mime_type are read from
+     * its generationConfig. */
+    json_t *native;           /* owned */
+    unsigned parts;           /* SC_GENREQ_* bits over every turn (genreq.h); 0: text only */
+    int has_tools;            /* tools[].functionDeclarations declared */
+    char *native_scope;       /* owned canonical JSON of what, besides the contents, changes the
+                               * answer (systemInstruction, tools, toolConfig, safetySettings,
+                               * generationConfig); NULL for the simple form */
+    char **texts;             /* owned: the rendered strings turns[] and system point into */
+    size_t n_texts;
 } sc_request_t;
+
+/* 1 when the request's answers may come from the cache's exact layer only: it declares
+ * functions, or carries function calls, function results or media (a look-alike is no answer). */
+int sc_request_exact_only(const sc_request_t *req);
 
 /*
  * Parse and validate one request (DESIGN §4.1).
@@ -96,6 +114,10 @@ typedef struct {
     const char *prompt_cache; /* NULL: null */
     long latency_ms;
     int attempts;             /* upstream attempts made, retries included */
+    const json_t *candidates; /* ok only, borrowed: Gemini's candidates (every part), for a request
+                               * in Gemini's own shape; NULL: left out */
+    const json_t *usage_metadata; /* borrowed: Gemini's usageMetadata, as usage.metadata; NULL:
+                                   * left out */
     const char *error_code;   /* error only */
     const char *error_message;
 } sc_result_t;

@@ -84,6 +84,10 @@ typedef struct sc_gemini_call {
     char *response_id;    /* owned, may be NULL */
     char *block_reason;   /* promptFeedback.blockReason, owned, may be NULL */
     sc_usage_t usage;
+    json_t *candidates;   /* owned: the response's candidates as Gemini sent them (every part,
+                           * finish reason, safety ratings, citation and grounding metadata);
+                           * NULL when none */
+    json_t *usage_meta;   /* owned: its usageMetadata (token details per modality); NULL: none */
     char err_status[40];  /* Google status string of the last error, e.g. "RESOURCE_EXHAUSTED" */
     char *err_message;    /* owned, may be NULL */
     int64_t started_ms, finished_ms;
@@ -163,6 +167,13 @@ sc_status_t sc_gemini_call_sync(sc_gemini_t *g, sc_gemini_call_t *call);
 /* Fill call's out fields (text, finish_reason, usage, …) from a GenerateContentResponse object
  * (borrowed), as a Batch Mode result carries it. 0, or -1 when it is not a usable response. */
 int sc_gemini_response_from_json(sc_gemini_call_t *call, json_t *resp);
+
+/* The answer text of a candidate object (borrowed): its non-thought text parts, concatenated.
+ * @remark the caller frees with free(); "" when none; NULL on allocation failure. */
+char *sc_gemini_candidate_text(const json_t *candidate);
+
+/* 1 when any candidate of cands (an array, borrowed; NULL ok) holds a functionCall part. */
+int sc_gemini_has_function_call(const json_t *cands);
 
 /* A quick reachability check: open (and close) a connection to base_url within timeout_ms.
  * SC_OK or SC_ERR_UPSTREAM_TRANSPORT with the reason in errbuf. */

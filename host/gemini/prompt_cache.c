@@ -69,6 +69,7 @@ typedef struct {
     uint64_t hash; /* XXH3 of the prefix */
     char *prefix;  /* owned copy (the POST body needs it; acquire compares it) */
     size_t prefix_len;
+    bool fields;   /* the prefix is a JSON object of CachedContent fields, not system text */
     char name[SC_PROMPT_CACHE_NAME_MAX];
     long tokens;            /* usageMetadata.totalTokenCount of the cache */
     int64_t expire_wall_ms; /* the server's expireTime */
@@ -255,9 +256,17 @@ static void sc_pc_create(sc_prompt_cache_t *pc, sc_pc_entry_t *e)
     snprintf(ttl, sizeof ttl, "%lds", pc->o.ttl_s);
     snprintf(display, sizeof display, "scrimp-%016" PRIx64, e->hash);
     /* e->prefix is stable while busy: only this thread frees it */
-    json_t *req = json_pack("{s:s, s:s, s:{s:[{s:s%}]}, s:s}", "model", model, "displayName",
-                            display, "systemInstruction", "parts", "text", e->prefix, e->prefix_len,
-                            "ttl", ttl); /* new */
+    json_t *req = e->fields
+                      ? json_loadb(e->prefix, e->prefix_len, 0, NULL)
+                      : json_pack("{s:{s:[{s:s%}]}}", "systemInstruction", "parts", "text",
+                                  e->prefix, e->prefix_len); /* new */
+    if (json_is_object(req) &&
+        (json_object_set_new(req, "model", json_string(model)) ||
+         json_object_set_new(req, "displayName", json_string(display)) ||
+         json_object_set_new(req, "ttl", json_string(ttl)))) {
+        json_decref(req);
+        req = NULL;
+    }
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     long http = 0;
@@ -611,9 +620,9 @@ static sc_pc_entry_t *sc_pc_slot(sc_prompt_cache_t *pc)
     return victim;
 }
 
-sc_status_t sc_prompt_cache_acquire(sc_prompt_cache_t *pc, const char *model, const char *system,
-                                    size_t system_len, long est_tokens, char *name, size_t namelen,
-                                    double *storage_usd_charge)
+static sc_status_t sc_pc_acquire(sc_prompt_cache_t *pc, const char *model, const char *system,
+                                 size_t system_len, bool fields, long est_tokens, char *name,
+                                 size_t namelen, double *storage_usd_charge)
 {
     if (storage_usd_charge)
         *storage_usd_charge = 0.0;
@@ -637,7 +646,8 @@ sc_status_t sc_prompt_cache_acquire(sc_prompt_cache_t *pc, const char *model, co
     for (int i = 0; i < pc->o.max_caches && !e; i++) {
         sc_pc_entry_t *x = &pc->entries[i];
         if (x->state != SC_PC_FREE && x->hash == hash && x->prefix_len == system_len &&
-            strcmp(x->model, model) == 0 && memcmp(x->prefix, system, system_len) == 0)
+            x->fields == fields && strcmp(x->model, model) == 0 &&
+            memcmp(x->prefix, system, system_len) == 0)
             e = x;
     }
     if (!e) {
@@ -653,6 +663,7 @@ sc_status_t sc_prompt_cache_acquire(sc_prompt_cache_t *pc, const char *model, co
         e->hash = hash;
         e->prefix = copy;
         e->prefix_len = system_len;
+        e->fields = fields;
         e->storage_price = sc_pc_storage_price(pc->o.prices, model);
         e->state = SC_PC_PENDING;
         e->last_used_ms = now;
@@ -731,4 +742,27 @@ void sc_prompt_cache_stats(sc_prompt_cache_t *pc, sc_prompt_cache_stats_t *out)
         out->pending += s == SC_PC_PENDING || s == SC_PC_CREATING;
     }
     pthread_mutex_unlock(&pc->mu);
+}
+
+sc_status_t sc_prompt_cache_acquire(sc_prompt_cache_t *pc, const char *model, const char *system,
+                                    size_t system_len, long est_tokens, char *name, size_t namelen,
+                                    double *storage_usd_charge)
+{
+    return sc_pc_acquire(pc, model, system, system_len, false, est_tokens, name, namelen,
+                         storage_usd_charge);
+}
+
+sc_status_t sc_prompt_cache_acquire_fields(sc_prompt_cache_t *pc, const char *model,
+                                           const char *fields, size_t fields_len, long est_tokens,
+                                           char *name, size_t namelen, double *storage_usd_charge)
+{
+    json_t *doc = fields ? json_loadb(fields, fields_len, 0, NULL) : NULL; /* new */
+    int ok = json_is_object(doc);
+    json_decref(doc);
+    if (storage_usd_charge)
+        *storage_usd_charge = 0.0;
+    if (!ok)
+        return SC_ERR_INVALID_ARG;
+    return sc_pc_acquire(pc, model, fields, fields_len, true, est_tokens, name, namelen,
+                         storage_usd_charge);
 }

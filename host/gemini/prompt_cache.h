@@ -72,6 +72,15 @@ sc_status_t sc_prompt_cache_acquire(sc_prompt_cache_t *pc, const char *model, co
                                     size_t system_len, long est_tokens, char *name, size_t namelen,
                                     double *storage_usd_charge);
 
+/* sc_prompt_cache_acquire() for a request in Gemini's own shape: fields is a JSON object (of
+ * fields_len bytes, canonical so that equal prefixes are equal bytes) of the CachedContent fields
+ * the cache holds: systemInstruction, tools, toolConfig (the API refuses those beside
+ * cachedContent, so they all move into the cache). SC_ERR_INVALID_ARG when fields is not a JSON
+ * object; otherwise the same answers. */
+sc_status_t sc_prompt_cache_acquire_fields(sc_prompt_cache_t *pc, const char *model,
+                                           const char *fields, size_t fields_len, long est_tokens,
+                                           char *name, size_t namelen, double *storage_usd_charge);
+
 /* generateContent answered 404 for name (the cache expired or was deleted elsewhere): forget
  * it, so the next acquire for its prefix schedules a new one. Unknown names are ignored. */
 void sc_prompt_cache_forget(sc_prompt_cache_t *pc, const char *name);

@@ -55,6 +55,9 @@ void sc_gemini_call_clear_out(sc_gemini_call_t *call)
     free(call->response_id);
     free(call->block_reason);
     free(call->err_message);
+    json_decref(call->candidates);
+    json_decref(call->usage_meta);
+    call->candidates = call->usage_meta = NULL;
     call->text = call->finish_reason = call->model_version = NULL;
     call->response_id = call->block_reason = call->err_message = NULL;
     call->status = SC_OK;
@@ -146,6 +149,30 @@ static char *sc_gemini_body_build(const sc_request_t *req, json_t *contents,
 
     if (!root || !req || !contents)
         goto out;
+    if (req->native) {
+        /* Gemini's own shape: every field as the request gave it (normalised), these contents;
+         * beside a cachedContent the cache holds the system instruction, tools and tool config
+         * (a 400 otherwise, gemini-api.md §1.4) */
+        const char *key;
+        json_t *v;
+        json_object_foreach(req->native, key, v) {
+            if (strcmp(key, "contents") == 0)
+                continue;
+            if (cache_name && (strcmp(key, "systemInstruction") == 0 || strcmp(key, "tools") == 0 ||
+                               strcmp(key, "toolConfig") == 0))
+                continue;
+            if (json_object_set(root, key, v) != 0)
+                goto out;
+        }
+        if (cache_name && json_object_set_new(root, "cachedContent", json_string(cache_name)) != 0)
+            goto out;
+        if (json_object_set_new(root, "contents", contents) != 0) {
+            contents = NULL;
+            goto out;
+        }
+        contents = NULL;
+        goto dump;
+    }
     if (cache_name) {
         if (json_object_set_new(root, "cachedContent", json_string(cache_name)) != 0)
             goto out;
@@ -179,6 +206,7 @@ static char *sc_gemini_body_build(const sc_request_t *req, json_t *contents,
         gen = NULL;
     }
 
+dump:
     out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(15));
     if (out && len)
         *len = strlen(out);
@@ -198,6 +226,8 @@ char *sc_gemini_body_with_contents(const sc_request_t *req, json_t *contents, si
 /* req's turns as a contents array. @return a new reference, or NULL on allocation failure. */
 static json_t *sc_gemini_turns(const sc_request_t *req)
 {
+    if (req->native) /* a new reference to the request's own contents */
+        return json_incref(json_object_get(req->native, "contents"));
     json_t *contents = json_array(); /* new */
     if (!contents)
         return NULL;

@@ -80,12 +80,51 @@ static long sc_gemini_json_long(json_t *obj, const char *key) /* obj borrowed */
     return json_is_integer(v) ? (long)json_integer_value(v) : 0;
 }
 
+char *sc_gemini_candidate_text(const json_t *cand)
+{
+    json_t *parts = json_object_get(json_object_get(cand, "content"), "parts"), *part;
+    size_t total = 0, off = 0, i;
+    char *text;
+
+    json_array_foreach(parts, i, part) {
+        json_t *t = json_object_get(part, "text");
+        if (json_is_true(json_object_get(part, "thought")) || !json_is_string(t))
+            continue;
+        total += json_string_length(t);
+    }
+    text = malloc(total + 1);
+    if (!text)
+        return NULL;
+    json_array_foreach(parts, i, part) {
+        json_t *t = json_object_get(part, "text");
+        if (json_is_true(json_object_get(part, "thought")) || !json_is_string(t))
+            continue;
+        memcpy(text + off, json_string_value(t), json_string_length(t));
+        off += json_string_length(t);
+    }
+    text[off] = '\0';
+    return text;
+}
+
+int sc_gemini_has_function_call(const json_t *cands)
+{
+    size_t i, j;
+    json_t *c, *p;
+    json_array_foreach(cands, i, c) {
+        json_t *parts = json_object_get(json_object_get(c, "content"), "parts");
+        json_array_foreach(parts, j, p)
+            if (json_object_get(p, "functionCall"))
+                return 1;
+    }
+    return 0;
+}
+
 /* Fill the call's outputs from a GenerateContentResponse object (borrowed). 0, or -1 when it is
  * not a usable response. */
 int sc_gemini_response_from_json(sc_gemini_call_t *call, json_t *root)
 {
     int rc = -1;
-    json_t *cands, *cand, *parts, *usage, *fb; /* borrowed from root */
+    json_t *cands, *cand, *usage, *fb; /* borrowed from root */
     char *text = NULL;
 
     if (!json_is_object(root))
@@ -100,28 +139,9 @@ int sc_gemini_response_from_json(sc_gemini_call_t *call, json_t *root)
     if (!cand && !json_is_string(json_object_get(fb, "blockReason")))
         goto out; /* neither an answer nor a block: not a response we understand */
 
-    parts = cand ? json_object_get(json_object_get(cand, "content"), "parts") : NULL;
-    {
-        size_t total = 0, off = 0, i;
-        json_t *part;
-        json_array_foreach(parts, i, part) {
-            json_t *t = json_object_get(part, "text");
-            if (json_is_true(json_object_get(part, "thought")) || !json_is_string(t))
-                continue;
-            total += json_string_length(t);
-        }
-        text = malloc(total + 1);
-        if (!text)
-            goto out;
-        json_array_foreach(parts, i, part) {
-            json_t *t = json_object_get(part, "text");
-            if (json_is_true(json_object_get(part, "thought")) || !json_is_string(t))
-                continue;
-            memcpy(text + off, json_string_value(t), json_string_length(t));
-            off += json_string_length(t);
-        }
-        text[off] = '\0';
-    }
+    text = cand ? sc_gemini_candidate_text(cand) : strdup("");
+    if (!text)
+        goto out;
 
     free(call->text);
     call->text = text;
@@ -139,6 +159,10 @@ int sc_gemini_response_from_json(sc_gemini_call_t *call, json_t *root)
     call->usage.cached_tokens = sc_gemini_json_long(usage, "cachedContentTokenCount");
     call->usage.output_tokens = sc_gemini_json_long(usage, "candidatesTokenCount");
     call->usage.thought_tokens = sc_gemini_json_long(usage, "thoughtsTokenCount");
+    json_decref(call->candidates);
+    call->candidates = json_is_array(cands) ? json_incref(cands) : NULL;
+    json_decref(call->usage_meta);
+    call->usage_meta = json_is_object(usage) ? json_incref(usage) : NULL;
     call->err_status[0] = '\0';
     free(call->err_message);
     call->err_message = NULL;

@@ -30,8 +30,10 @@ static void lookup(sc_optimizer_t *o, sc_batch_t *batch, unsigned layers)
         q[n] = (sc_cache_query_t){.scope = it->scope, .tenant = it->req->tenant,
                                   .text = sc_opt_last_turn(it)->content,
                                   .len = sc_opt_last_turn(it)->content_len,
-                                  .vec = semantic && it->req->cache == SC_CACHE_ON ? it->vec
-                                                                                 : NULL};
+                                  .vec = semantic && it->req->cache == SC_CACHE_ON &&
+                                                 !sc_request_exact_only(it->req)
+                                             ? it->vec
+                                             : NULL};
         who[n++] = it;
     }
     if (sc_cache_lookup_layers(o->cache, q, n, layers, res) != SC_OK)

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "host/core/genreq.h"
 #include "host/core/util.h"
 #include "pipelines/stages/stages.h"
 
@@ -16,12 +17,37 @@ static char *with_prompt_cache(const char *body, const char *name, size_t *len)
 {
     json_t *doc = json_loads(body, 0, NULL); /* new */
     char *out = NULL;
+    if (json_is_object(doc)) { /* the cache holds them: a 400 beside cachedContent */
+        json_object_del(doc, "tools");
+        json_object_del(doc, "toolConfig");
+    }
     if (json_is_object(doc) && json_object_del(doc, "systemInstruction") == 0 &&
         json_object_set_new(doc, "cachedContent", json_string(name)) == 0)
         out = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     if (out)
         *len = strlen(out);
+    return out;
+}
+
+/* The prefix a request in Gemini's own shape caches: its systemInstruction, tools and
+ * toolConfig as canonical JSON. @remark the caller frees with free(); NULL when it has no system
+ * instruction (the cache would hold tools alone: not worth it) or on allocation failure. */
+static char *native_prefix(const sc_request_t *req)
+{
+    static const char *const keys[] = {"systemInstruction", "tools", "toolConfig"};
+    json_t *f = json_object(); /* new */
+    char *out = NULL;
+    if (!f || !json_object_get(req->native, "systemInstruction"))
+        goto out;
+    for (size_t i = 0; i < SC_ARRAY_LEN(keys); i++) {
+        json_t *v = json_object_get(req->native, keys[i]);
+        if (v && json_object_set(f, keys[i], v) != 0)
+            goto out;
+    }
+    out = sc_genreq_canonical(f);
+out:
+    json_decref(f);
     return out;
 }
 
@@ -39,9 +65,22 @@ char *sc_opt_main_body(sc_optimizer_t *o, sc_item_t *it, size_t *len)
     if (o->pcache && it->req->system && !it->promoted) {
         double charge = 0;
         long est = sc_tokens_estimate(o->tokens, it->model, it->req->system, strlen(it->req->system));
-        if (sc_prompt_cache_acquire(o->pcache, it->model, it->req->system, strlen(it->req->system),
-                                    est, it->prompt_cache, sizeof it->prompt_cache,
-                                    &charge) == SC_OK) {
+        sc_status_t got;
+        if (it->req->native) {
+            char *prefix = native_prefix(it->req);
+            if (prefix) /* tools count too, at about the same characters per token */
+                est += (long)(strlen(prefix) - strlen(it->req->system)) / SC_CHARS_PER_TOKEN;
+            got = prefix ? sc_prompt_cache_acquire_fields(o->pcache, it->model, prefix,
+                                                          strlen(prefix), est, it->prompt_cache,
+                                                          sizeof it->prompt_cache, &charge)
+                         : SC_ERR_INVALID;
+            free(prefix);
+        } else {
+            got = sc_prompt_cache_acquire(o->pcache, it->model, it->req->system,
+                                          strlen(it->req->system), est, it->prompt_cache,
+                                          sizeof it->prompt_cache, &charge);
+        }
+        if (got == SC_OK) {
             char *b = with_prompt_cache(it->body_plain, it->prompt_cache, len);
             if (b) {
                 it->storage_usd += charge;

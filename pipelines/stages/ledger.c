@@ -14,6 +14,7 @@
  * default ledger.strong_thought_tokens before any call of it. A cache hit or a coalesced answer
  * costs nothing and saves its whole baseline. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "host/core/log.h"
@@ -141,6 +142,27 @@ char *sc_stage_ledger(const sc_item_t *it, const sc_config_t *cfg, sc_metrics_t 
         r.savings.prompt_cache_usd = -it->storage_usd;
         r.usage = it->extra_usage;
     }
+    /* a request in Gemini's own shape gets the whole candidate: the call's, or the one the
+     * cache or the coalescing leader shared (stored as the candidates' JSON) */
+    json_t *shared = NULL; /* new, released below */
+    char *shared_text = NULL;
+    if (r.ok && it->req->native) {
+        if (it->source && it->shared_text) {
+            shared = json_loads(it->shared_text, 0, NULL);
+            if (json_is_array(shared)) {
+                r.candidates = shared;
+                shared_text = sc_gemini_candidate_text(json_array_get(shared, 0));
+                r.text = shared_text ? shared_text : "";
+            }
+        } else if (call) {
+            r.candidates = call->candidates;
+        }
+    }
+    if (call && !it->source)
+        r.usage_metadata = call->usage_meta;
     sc_metrics_observe_result(metrics, &r);
-    return sc_result_to_json(&r, len);
+    char *out = sc_result_to_json(&r, len);
+    json_decref(shared);
+    free(shared_text);
+    return out;
 }

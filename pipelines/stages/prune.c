@@ -489,6 +489,28 @@ static long sc_prune_tok(const long *turn_tokens, size_t i)
     return turn_tokens[i] > 0 ? turn_tokens[i] : 0;
 }
 
+/* 1 when turn i of a request in Gemini's own shape holds a part with key (e.g. "functionCall"). */
+static int sc_prune_turn_has(const sc_request_t *req, size_t i, const char *key)
+{
+    json_t *c = req->native ? json_array_get(json_object_get(req->native, "contents"), i) : NULL;
+    json_t *parts = json_object_get(c, "parts"), *p; /* borrowed */
+    size_t k;
+    json_array_foreach(parts, k, p)
+        if (json_object_get(p, key))
+            return 1;
+    return 0;
+}
+
+/* Tool turns: a functionCall and the functionResponse that answers it are kept or dropped
+ * together (the API refuses a response without its call). */
+static void sc_prune_keep_tool_pairs(const sc_request_t *req, sc_prune_plan_t *plan)
+{
+    for (size_t i = 0; req->native && i + 1 < req->n_turns; i++)
+        if (plan->keep[i] != plan->keep[i + 1] && sc_prune_turn_has(req, i, "functionCall") &&
+            sc_prune_turn_has(req, i + 1, "functionResponse"))
+            plan->keep[i] = plan->keep[i + 1] = 1;
+}
+
 sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens, long system_tokens,
                                const float *turn_vecs, long budget, int keep_last,
                                const sc_prune_opts_t *opts, sc_prune_plan_t *plan)
@@ -538,6 +560,16 @@ sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens,
     prot = (size_t)keep_last < n ? n - (size_t)keep_last : 0;
     if (prot > last_user)
         prot = last_user;
+    /* the current tool chain (from the last user question on: calls and their results) is what
+     * the last turn depends on: kept whole */
+    if (req->native) {
+        size_t q = last_user;
+        while (q > 0 && (sc_prune_is_model(&req->turns[q]) ||
+                         sc_prune_turn_has(req, q, "functionResponse")))
+            q--;
+        if (prot > q)
+            prot = q;
+    }
     plan->protected_from = prot;
     /* the budget is the history's: the system prompt is sent whole and accounted for apart */
     if (plan->history_tokens <= budget)
@@ -683,6 +715,7 @@ sc_status_t sc_prune_plan_opts(const sc_request_t *req, const long *turn_tokens,
         plan->n_recent++;
     }
 
+    sc_prune_keep_tool_pairs(req, plan);
     plan->kept_history_tokens = plan->carry_len ? (long)(plan->carry_len + 3) / 4 : 0;
     plan->n_kept = plan->n_dropped = 0;
     for (i = 0; i < n; i++) {
@@ -728,6 +761,79 @@ static int sc_prune_append(json_t *contents, const char *role, const char *text,
     return c && json_array_append_new(contents, c) == 0 ? 0 : -1;
 }
 
+/* sc_prune_body() for a request in Gemini's own shape: the summary and carried excerpts as a
+ * first user text turn, then the kept Content objects as they were (every part), consecutive
+ * turns of one role merged into one Content. */
+static char *sc_prune_body_native(const sc_request_t *req, const sc_prune_plan_t *plan,
+                                  const char *summary, size_t *len)
+{
+    json_t *src = json_object_get(req->native, "contents"); /* borrowed */
+    json_t *contents = json_array();                        /* new; stolen below */
+    json_t *last = NULL;                                    /* borrowed from contents */
+    char *head = NULL;
+    size_t hlen = 0, sum_len = summary ? strlen(summary) : 0;
+    size_t first = 0;
+
+    if (!contents)
+        return NULL;
+    while (first < req->n_turns && !plan->keep[first])
+        first++;
+    /* the first user turn: summary, carried excerpts, or the omission note before a model turn */
+    head = malloc(sizeof(SC_PRUNE_SUMMARY_PREFIX) + sum_len + sizeof(SC_PRUNE_SEP) +
+                  plan->carry_len + sizeof(SC_PRUNE_OMITTED_TEXT) + 1);
+    if (!head)
+        goto fail;
+    if (sum_len) {
+        memcpy(head, SC_PRUNE_SUMMARY_PREFIX, strlen(SC_PRUNE_SUMMARY_PREFIX));
+        hlen = strlen(SC_PRUNE_SUMMARY_PREFIX);
+        memcpy(head + hlen, summary, sum_len);
+        hlen += sum_len;
+    }
+    if (plan->carry && plan->carry_len) {
+        if (hlen) {
+            memcpy(head + hlen, SC_PRUNE_SEP, strlen(SC_PRUNE_SEP));
+            hlen += strlen(SC_PRUNE_SEP);
+        }
+        memcpy(head + hlen, plan->carry, plan->carry_len);
+        hlen += plan->carry_len;
+    }
+    if (!hlen && first < req->n_turns && sc_prune_is_model(&req->turns[first])) {
+        memcpy(head, SC_PRUNE_OMITTED_TEXT, strlen(SC_PRUNE_OMITTED_TEXT));
+        hlen = strlen(SC_PRUNE_OMITTED_TEXT);
+    }
+    if (hlen) {
+        if (sc_prune_append(contents, "user", head, hlen) != 0)
+            goto fail;
+        last = json_array_get(contents, 0);
+    }
+    for (size_t i = first; i < req->n_turns; i++) {
+        const char *role = sc_prune_is_model(&req->turns[i]) ? "model" : "user";
+        json_t *c = json_array_get(src, i);
+        if (!plan->keep[i])
+            continue;
+        json_t *lr = json_object_get(last, "role");
+        if (last && json_is_string(lr) && strcmp(json_string_value(lr), role) == 0) {
+            if (json_array_extend(json_object_get(last, "parts"), json_object_get(c, "parts")))
+                goto fail;
+            continue;
+        }
+        json_t *copy = json_deep_copy(c); /* new; stolen by the array */
+        if (!copy || json_object_set_new(copy, "role", json_string(role)) != 0 ||
+            json_array_append_new(contents, copy) != 0) {
+            json_decref(copy);
+            goto fail;
+        }
+        last = copy;
+    }
+    free(head);
+    return sc_gemini_body_with_contents(req, contents, len);
+
+fail:
+    free(head);
+    json_decref(contents);
+    return NULL;
+}
+
 char *sc_prune_body(const sc_request_t *req, const sc_prune_plan_t *plan, const char *summary,
                     size_t *len)
 {
@@ -741,6 +847,8 @@ char *sc_prune_body(const sc_request_t *req, const sc_prune_plan_t *plan, const 
         return NULL;
     if (!plan->pruned || !plan->keep || plan->n_turns != req->n_turns)
         return sc_gemini_body_from_request(req, len);
+    if (req->native)
+        return sc_prune_body_native(req, plan, summary, len);
 
     /* one scratch buffer, sized for everything: merged groups are written into it in turn */
     cap = sizeof(SC_PRUNE_SUMMARY_PREFIX) + sum_len + sizeof(SC_PRUNE_OMITTED_TEXT) + 1 +

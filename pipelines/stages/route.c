@@ -1,9 +1,11 @@
 /* route.c - stage: the model of every forwarded request: the pinned one, or a tier chosen on
  * evidence: the router's score inside its training domain (one router call for the batch), the
  * scope's shadow evaluation (stages/shadow.c), else the strong tier, as the naive request. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/core/genreq.h"
 #include "host/core/util.h"
 #include "pipelines/stages/stages.h"
 
@@ -92,6 +94,34 @@ static void apply_evidence(sc_optimizer_t *o, sc_item_t *it)
         set_tier(o, it, strong, "below-target");
 }
 
+/* A request in Gemini's own shape whose settings the chosen tier's model refuses (thinking off
+ * on a model that always thinks, a budget on one that cannot think) goes to the nearest tier
+ * that takes them, stronger first; when none does it ends INVALID_REQUEST, as the API would
+ * answer it. */
+static void fit_settings(sc_optimizer_t *o, sc_item_t *it)
+{
+    char why[SC_ITEM_ERR_MAX - 64]; /* room for the sentence around it */
+    int t = it->tier < 0 ? OPT_NTIERS - 1 : it->tier;
+    if (!it->req->native || sc_genreq_check_model(it->req->native, it->model, why, sizeof why) == SC_OK)
+        return;
+    for (int d = 1; d < OPT_NTIERS; d++) {
+        int up = t + d, down = t - d;
+        if (up < OPT_NTIERS &&
+            sc_genreq_check_model(it->req->native, o->tiers[up], NULL, 0) == SC_OK) {
+            set_tier(o, it, up, it->route_basis);
+            return;
+        }
+        if (down >= 0 &&
+            sc_genreq_check_model(it->req->native, o->tiers[down], NULL, 0) == SC_OK) {
+            set_tier(o, it, down, it->route_basis);
+            return;
+        }
+    }
+    it->state = SC_ITEM_DONE;
+    it->error = SC_ERR_INVALID;
+    snprintf(it->errmsg, sizeof it->errmsg, "no model tier takes these settings: %s", why);
+}
+
 void sc_stage_route(sc_optimizer_t *o, sc_batch_t *batch)
 {
     size_t n = 0;
@@ -113,6 +143,8 @@ void sc_stage_route(sc_optimizer_t *o, sc_batch_t *batch)
     if (n > 0)
         score_batch(o, batch, n);
     for (size_t i = 0; i < batch->n; i++)
-        if (routed(batch->items[i]))
+        if (routed(batch->items[i])) {
             apply_evidence(o, batch->items[i]);
+            fit_settings(o, batch->items[i]);
+        }
 }

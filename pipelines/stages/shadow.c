@@ -35,7 +35,10 @@ struct sc_shadow_job {
     char *answer;                      /* owned: the published answer */
     char *prompt;                      /* owned: the last user turn, for the judge */
     size_t prompt_len;
-    char *reference, *candidate;       /* borrowed from answer / the shadow call's text */
+    int native;                        /* the request is in Gemini's own shape */
+    int answer_calls;                  /* the published answer is function calls (answer: JSON) */
+    char *shadow_answer;               /* owned: the shadow call's answer in comparable form */
+    char *reference, *candidate;       /* borrowed from answer / shadow_answer */
     sc_usage_t usage, judge_usage;
     double cost_usd;
     sc_gemini_call_t *call;            /* the call in flight (owned by the client meanwhile) */
@@ -49,6 +52,7 @@ static void job_free(shadow_job_t *j)
     if (!j)
         return;
     free(j->answer);
+    free(j->shadow_answer);
     free(j->prompt);
     sc_gemini_call_free(j->shadow_call);
     free(j);
@@ -123,13 +127,45 @@ static double next_unit(sc_optimizer_t *o)
     return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
 }
 
+/* An answer as the comparison reads it: the text; or, when the first candidate of a request in
+ * Gemini's own shape calls functions, the calls as canonical JSON
+ * {"functionCalls":[{"name":…,"args":{…}},…]} (*calls = 1). @remark the caller frees with
+ * free(); NULL when there is no answer. */
+static char *comparable(int native, const sc_gemini_call_t *c, int *calls)
+{
+    *calls = 0;
+    json_t *cand = native ? json_array_get(c->candidates, 0) : NULL;
+    json_t *parts = json_object_get(json_object_get(cand, "content"), "parts"), *p;
+    json_t *list = NULL; /* new */
+    size_t i;
+    json_array_foreach(parts, i, p) {
+        json_t *fc = json_object_get(p, "functionCall");
+        if (!fc)
+            continue;
+        if (!list && !(list = json_array()))
+            return NULL;
+        json_t *args = json_object_get(fc, "args");
+        json_array_append_new(list, json_pack("{s:O?,s:o}", "name", json_object_get(fc, "name"),
+                                              "args", args ? json_incref(args) : json_object()));
+    }
+    if (list) {
+        json_t *doc = json_pack("{s:o}", "functionCalls", list); /* new; list stolen */
+        char *out = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(doc);
+        *calls = 1;
+        return out;
+    }
+    return c->text && c->text[0] ? strdup(c->text) : NULL;
+}
+
 static int shadowable(const sc_optimizer_t *o, const sc_item_t *it)
 {
     const sc_gemini_call_t *c = it->call;
+    int has_answer = c && c->status == SC_OK &&
+                     ((c->text && c->text[0]) || (it->req && it->req->native && c->candidates));
     return o->agreement && o->shadow_rate > 0.0 && o->quality_target > 0.0 && it->req &&
-           it->tier >= 0 && !it->source && !it->promoted && !it->batch && it->body_plain && c &&
-           c->status == SC_OK && c->text && c->text[0] && c->finish_reason &&
-           strcmp(c->finish_reason, "STOP") == 0;
+           it->tier >= 0 && !it->source && !it->promoted && !it->batch && it->body_plain &&
+           has_answer && c->finish_reason && strcmp(c->finish_reason, "STOP") == 0;
 }
 
 /* The thought tokens one call of model is expected to bill in the item's scope. */
@@ -270,7 +306,8 @@ sc_gemini_call_t *sc_optimizer_shadow_start(sc_optimizer_t *o, const sc_item_t *
     j->json = rq->response_mime_type && strcmp(rq->response_mime_type, "application/json") == 0;
     sc_strlcpy(j->answered_by, it->model, sizeof j->answered_by);
     sc_strlcpy(j->shadow_model, o->tiers[shadow_is_strong ? strong : tier], sizeof j->shadow_model);
-    j->answer = strdup(it->call->text);
+    j->native = rq->native != NULL;
+    j->answer = comparable(j->native, it->call, &j->answer_calls);
     j->prompt = malloc(last->content_len + 1);
     if (!j->answer || !j->prompt) {
         job_free(j);
@@ -398,15 +435,25 @@ sc_gemini_call_t *sc_optimizer_shadow_done(sc_optimizer_t *o, sc_gemini_call_t *
     }
     j->usage = call->usage;
     j->shadow_call = call;
-    if (call->status != SC_OK || !call->text || !call->text[0]) {
+    int shadow_calls = 0;
+    j->shadow_answer = call->status == SC_OK ? comparable(j->native, call, &shadow_calls) : NULL;
+    if (!j->shadow_answer) {
         job_finish(o, j, NULL, -1, call->status == SC_ERR_FULL ? "dropped" : "failed", line,
                    len);
         return NULL;
     }
-    j->reference = j->shadow_is_strong ? call->text : j->answer;
-    j->candidate = j->shadow_is_strong ? j->answer : call->text;
+    j->reference = j->shadow_is_strong ? j->shadow_answer : j->answer;
+    j->candidate = j->shadow_is_strong ? j->answer : j->shadow_answer;
     const char *kind = NULL;
-    sc_compare_t cmp = sc_answers_compare(j->reference, j->candidate, j->json, &kind);
+    sc_compare_t cmp;
+    if (j->answer_calls != shadow_calls) { /* one called a tool, the other did not */
+        cmp = SC_COMPARE_DIFFERENT;
+        kind = "function-call";
+    } else {
+        cmp = sc_answers_compare(j->reference, j->candidate, j->json || shadow_calls, &kind);
+        if (shadow_calls)
+            kind = "function-call";
+    }
     if (cmp != SC_COMPARE_UNCHECKABLE) {
         job_finish(o, j, kind, cmp == SC_COMPARE_SAME,
                    cmp == SC_COMPARE_SAME ? "agree" : "disagree", line, len);

@@ -120,6 +120,10 @@ void sc_optimizer_shadow_free_all(sc_optimizer_t *o);
 double sc_opt_cost_of(const sc_optimizer_t *o, const char *model, const sc_usage_t *u, int batch);
 /* optimizer.c: the last turn of the item's request (borrowed). */
 const sc_turn_t *sc_opt_last_turn(const sc_item_t *it);
+/* What the cache stores and a coalesced follower shares of an item's answer: the text, or for a
+ * request in Gemini's own shape the candidates' JSON. @remark the caller frees with free(); NULL
+ * when there is none. */
+char *sc_opt_answer(const sc_item_t *it);
 /* optimizer.c: the dot product of two SC_EMBED_DIM vectors (cosine: they are normalised). */
 float sc_opt_dot(const float *a, const float *b);
 /* optimizer.c: the item is DONE with error st and message why. */

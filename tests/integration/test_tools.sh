@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# test_tools.sh - agent traffic in Gemini's own request shape through scrimp serve, every technique
+# on (cache, coalescing, routing, cascade, pruning with summaries, prompt caching of the system
+# instruction and tools, shadow evaluation), against the simulator (which answers a declared
+# function with a functionCall and a functionResponse with text about it).
+#   wave 1: 240 first turns, each asking for the weather in a different city: every result holds
+#           the function call with its arguments (the city asked for);
+#   wave 2: 120 look-alikes (same words, another city) and 60 exact repeats of wave 1: a
+#           look-alike is never answered with another city's call (never from the semantic
+#           layer), a repeat comes from the exact layer with the same call;
+#   wave 3: the 240 second turns (call -> functionResponse -> final answer): the answer uses
+#           what the tool returned;
+#   wave 4: 24 long tool conversations (30 earlier rounds, pruned to a small budget);
+# and every body the simulator received: no functionResponse without its functionCall just
+# before it.
+set -euo pipefail
+SCRIMP=${1:?usage: test_tools.sh path/to/scrimp}
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+WORK=$(mktemp -d /tmp/scrimp-it-tools.XXXXXX)
+. "$ROOT/scripts/lib.sh"
+trap 'sc_stop_all; echo "work dir: $WORK"' EXIT
+export GEMINI_API_KEY=tools-key
+
+python3 "$ROOT/tests/integration/tools_traffic.py" make "$WORK"
+
+sc_start_broker 2
+sc_start_bg sim "$SCRIMP" gemini-sim --cache-min-tokens 64 --record "$WORK/bodies.jsonl"
+SIM_URL=$(sc_first_line sim)
+sc_start_bg serve "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL" \
+  -X "metrics.listen=127.0.0.1:0" -X "cache.path=$WORK/cache" -X "prune.path=$WORK/summaries" \
+  -X "router.shadow_path=$WORK/shadow" -X router.shadow_rate=0.2 -X router.shadow_seed=3 \
+  -X prune.max_tokens=600 -X prune.keep_last=1 \
+  -X prompt_cache.min_tokens=64 -X prompt_cache.min_tokens_pro=64 \
+  -X kafka.session.timeout.ms=6000 -X kafka.heartbeat.interval.ms=500
+
+# One wave after the other: wave 2 needs wave 1's answers in the cache, wave 3 its calls.
+total=0
+for w in 1 2 3 4; do
+  if [ "$w" = 3 ]; then
+    python3 "$ROOT/tests/integration/tools_traffic.py" second "$WORK"
+  fi
+  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -l "$WORK/wave$w.jsonl"
+  total=$((total + $(wc -l <"$WORK/wave$w.jsonl"))); start=$SECONDS; n=0
+  while [ $((SECONDS - start)) -lt 180 ]; do
+    sc_consume scrimp.results "$WORK/results.jsonl"
+    n=$(sc_count_ids "$WORK/results.jsonl")
+    [ "$n" -ge "$total" ] && break
+    sleep 0.3
+  done
+  [ "$n" -ge "$total" ] || { echo "FAIL: wave $w: $n of $total results"; tail -20 "$WORK/serve.log"; exit 1; }
+  echo "wave $w: $n results"
+done
+sc_consume scrimp.dlq "$WORK/dlq.jsonl"
+sc_stop "$PID_serve"
+sc_stop "$PID_sim"
+
+python3 "$ROOT/tests/integration/tools_traffic.py" check "$WORK"
