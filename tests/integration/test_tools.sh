@@ -5,9 +5,10 @@
 # function with a functionCall and a functionResponse with text about it).
 #   wave 1: 240 first turns, each asking for the weather in a different city: every result holds
 #           the function call with its arguments (the city asked for);
-#   wave 2: 120 look-alikes (same words, another city) and 60 exact repeats of wave 1: a
-#           look-alike is never answered with another city's call (never from the semantic
-#           layer), a repeat comes from the exact layer with the same call;
+#   wave 2: 240 look-alikes (wave 1's questions in other words, which the simulator answers with
+#           other arguments, at least 100 of them) and 60 exact repeats: a look-alike is never
+#           answered with another request's call (never from the semantic layer), a repeat comes
+#           from the exact layer with the same call;
 #   wave 3: the 240 second turns (call -> functionResponse -> final answer): the answer uses
 #           what the tool returned;
 #   wave 4: 24 long tool conversations (30 earlier rounds, pruned to a small budget);
@@ -26,6 +27,7 @@ python3 "$ROOT/tests/integration/tools_traffic.py" make "$WORK"
 sc_start_broker 2
 sc_start_bg sim "$SCRIMP" gemini-sim --cache-min-tokens 64 --record "$WORK/bodies.jsonl"
 SIM_URL=$(sc_first_line sim)
+echo "$SIM_URL" >"$WORK/sim_url"
 sc_start_bg serve "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL" \
   -X "metrics.listen=127.0.0.1:0" -X "cache.path=$WORK/cache" -X "prune.path=$WORK/summaries" \
   -X "router.shadow_path=$WORK/shadow" -X router.shadow_rate=0.2 -X router.shadow_seed=3 \
@@ -52,6 +54,6 @@ for w in 1 2 3 4; do
 done
 sc_consume scrimp.dlq "$WORK/dlq.jsonl"
 sc_stop "$PID_serve"
-sc_stop "$PID_sim"
 
+# (the simulator stays up: the check asks it directly what a look-alike's call would be)
 python3 "$ROOT/tests/integration/tools_traffic.py" check "$WORK"
