@@ -179,8 +179,7 @@ static const char *const req_camel __attribute__((unused)) =
     "\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"" USER_TEXT "\"}]},"
     "{\"role\":\"model\",\"parts\":[{\"text\":\"" MODEL_TEXT "\"}]},"
     "{\"role\":\"user\",\"parts\":[{\"text\":\"" USER2_TEXT "\"}]}],"
-    "\"generationConfig\":{\"temperature\":0.2,\"maxOutputTokens\":1024,"
-    "\"unknownKnob\":true}}";
+    "\"generationConfig\":{\"temperature\":0.2,\"maxOutputTokens\":1024}}";
 
 static inline json_int_t test_usage(json_t *doc, const char *field)
 {

@@ -1,6 +1,6 @@
 /* test_gemini_sim_batches.c - the simulator's Batch Mode on loopback, driven with libcurl: the
- * lifecycle and its states, both spellings, request errors, injected failures, list, cancel,
- * delete, duplicate keys, rejected creates and a full table. */
+ * lifecycle and its states, both spellings, request errors, the API's request rules, injected
+ * failures, list, cancel, delete, duplicate keys, rejected creates and a full table. */
 #include "tests/gemini_sim_test_util.h"
 
 /* ---- Batch Mode ---- */
@@ -304,6 +304,59 @@ static void test_batch_request_errors(void **state)
     assert_string_equal(pattern[0], pattern[1]);
     assert_non_null(strchr(pattern[0], 'x'));
     assert_non_null(strchr(pattern[0], '.'));
+}
+
+/* Inline requests follow generateContent's rules: an unknown field or a thinking budget out of
+ * the model's range is that request's 400 entry; snake_case, schemas and tools are honoured. */
+static void test_batch_api_rules(void **state)
+{
+    (void)state;
+    sc_gemini_sim_t *sim = test_start_batch(NULL, BATCH_QUICK_MS, BATCH_QUICK_MS);
+    const char *body =
+        "{\"batch\":{\"inputConfig\":{\"requests\":{\"requests\":["
+        "{\"request\":{\"contents\":[{\"parts\":[{\"text\":\"x\"}]}],\"generationConfig\":"
+        "{\"topPp\":1}},\"metadata\":{\"key\":\"unknown\"}},"
+        "{\"request\":{\"contents\":[{\"parts\":[{\"text\":\"x\"}]}],\"generationConfig\":"
+        "{\"thinkingConfig\":{\"thinkingBudget\":30000}}},\"metadata\":{\"key\":\"budget\"}},"
+        "{\"request\":{\"contents\":[{\"parts\":[{\"text\":\"A city\"}]}],\"generation_config\":"
+        "{\"response_mime_type\":\"application/json\",\"response_schema\":{\"type\":\"OBJECT\","
+        "\"properties\":{\"city\":{\"type\":\"STRING\"}},\"required\":[\"city\"]}}},"
+        "\"metadata\":{\"key\":\"schema\"}},"
+        "{\"request\":{\"contents\":[{\"parts\":[{\"text\":\"What is the weather in Oslo?\"}]}],"
+        "\"tools\":[{\"function_declarations\":[{\"name\":\"get_weather\",\"parameters\":"
+        "{\"type\":\"OBJECT\",\"properties\":{\"city\":{\"type\":\"STRING\"}}}}]}]},"
+        "\"metadata\":{\"key\":\"call\"}}]}}}}";
+    json_t *op = test_batch_create(sim, body);
+    char name[128], seen[16];
+    sc_strlcpy(name, json_string_value(json_object_get(op, "name")), sizeof name);
+    json_decref(op);
+    op = test_batch_wait(sim, name, seen, sizeof seen);
+    assert_string_equal(test_stat(op, "failedRequestCount"), "2");
+    json_t *list = json_object_get(
+        json_object_get(json_object_get(op, "response"), "inlinedResponses"), "inlinedResponses");
+    const char *needles[2] = {"Invalid JSON payload received. field \"generationConfig.topPp\"",
+                              "thinkingBudget"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *err = json_object_get(json_array_get(list, i), "error");
+        assert_int_equal(json_integer_value(json_object_get(err, "code")), 400);
+        assert_non_null(strstr(json_string_value(json_object_get(err, "message")), needles[i]));
+    }
+    json_t *resp = json_object_get(json_array_get(list, 2), "response");
+    json_t *inst = json_loads(test_text(resp), 0, NULL);
+    assert_true(json_is_string(json_object_get(inst, "city")));
+    json_decref(inst);
+    resp = json_object_get(json_array_get(list, 3), "response");
+    json_t *part = json_array_get(
+        json_object_get(
+            json_object_get(json_array_get(json_object_get(resp, "candidates"), 0), "content"),
+            "parts"),
+        0);
+    json_t *call = json_object_get(part, "functionCall");
+    assert_string_equal(json_string_value(json_object_get(call, "name")), "get_weather");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(call, "args"), "city")),
+                        "Oslo");
+    json_decref(op);
+    sc_gemini_sim_stop(sim);
 }
 
 static const char *const batch_one =
@@ -665,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_batch_lifecycle),
         cmocka_unit_test(test_batch_snake_case),
         cmocka_unit_test(test_batch_request_errors),
+        cmocka_unit_test(test_batch_api_rules),
         cmocka_unit_test(test_batch_fail_expire),
         cmocka_unit_test(test_batch_job_state_prefix),
         cmocka_unit_test(test_batch_list_cancel_delete),

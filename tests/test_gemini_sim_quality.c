@@ -897,9 +897,11 @@ static void test_record(void **state)
     test_resp_t r = test_post(sim, GEN_FLASH, "this is {not json");
     assert_int_equal(r.status, 400);
     test_resp_free(&r);
-    r = test_post(sim, "/v1beta/models/gemini-2.5-flash:countTokens", b1); /* not recorded */
+    char *b3 = q_body(NULL, "First question?", false); /* countTokens takes no systemInstruction */
+    r = test_post(sim, "/v1beta/models/gemini-2.5-flash:countTokens", b3); /* not recorded */
     assert_int_equal(r.status, 200);
     test_resp_free(&r);
+    free(b3);
     sc_gemini_sim_stop(sim); /* the file is read after the run */
 
     json_t *lines = q_record_lines(path);

@@ -35,6 +35,8 @@ sc_unit_test(test_optimizer)
 sc_unit_test(test_agreement)
 sc_unit_test(test_verdict)
 sc_unit_test(test_shadow)
+sc_unit_test(test_jschema)
+sc_unit_test(test_genreq)
 
 # The benchmark workload generator (bench/workload.py, Python standard library only).
 add_test(NAME test_workload
@@ -57,6 +59,14 @@ set_tests_properties(integration_shadow PROPERTIES TIMEOUT 900)
 add_test(NAME integration_secrets
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_secrets.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_secrets PROPERTIES TIMEOUT 600)
+# Google's SDK (google-genai) drives the simulator: every call kind, errors as APIError.
+add_test(NAME integration_sdk
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_sdk.sh $<TARGET_FILE:scrimp>)
+set_tests_properties(integration_sdk PROPERTIES TIMEOUT 600)
+# Agent traffic in Gemini's own shape: tool calls through every technique, look-alikes, pruning.
+add_test(NAME integration_tools
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_tools.sh $<TARGET_FILE:scrimp>)
+set_tests_properties(integration_tools PROPERTIES TIMEOUT 900)
 add_test(NAME integration_cli
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cli.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_serve integration_cli integration_backfill PROPERTIES TIMEOUT 900)

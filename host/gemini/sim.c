@@ -1,7 +1,7 @@
 /* sim.c - the Gemini REST simulator's server (sim.h): the model table, shared helpers and error
  * replies, the key check, counters (GET /sim/stats), routing, dispatch, body accumulation, start
- * and stop. The endpoint families live in sim_generate.c, sim_batches.c, sim_caches.c,
- * sim_faults.c and sim_quality.c (gemini-api.md §0, §10). */
+ * and stop. The endpoint families live in sim_generate.c (with sim_tools.c), sim_models.c,
+ * sim_batches.c, sim_caches.c, sim_faults.c and sim_quality.c (gemini-api.md §0, §10). */
 #include "host/gemini/sim.h"
 
 #include <arpa/inet.h>
@@ -35,6 +35,8 @@
 #define SC_SIM_CONNECTION_LIMIT     1024u
 #define SC_SIM_CONNECTION_TIMEOUT_S 60u
 #define SC_SIM_MSG_MAX              1024 /* longest error message */
+#define SC_SIM_URL_MAX              1024 /* longest path served under /v1 as under /v1beta */
+#define SC_SIM_V1_PREFIX            "/v1/"
 
 /* Batch Mode (§5) and context caching (§4) defaults */
 #define SC_SIM_BATCH_PENDING_MS_DEFAULT 200u
@@ -51,11 +53,16 @@
 
 /* The models the simulator serves; SC_SIM_MODEL_COUNT entries (sim_internal.h). */
 const sc_sim_model_t sc_sim_models[] = {
-    {"gemini-2.5-pro", true, true, false, SC_SIM_CACHE_MIN_PRO},
-    {"gemini-2.5-flash", true, true, true, SC_SIM_CACHE_MIN_FLASH},
-    {"gemini-2.5-flash-lite", true, false, true, SC_SIM_CACHE_MIN_FLASH},
-    {"gemini-2.0-flash", false, false, true, SC_SIM_CACHE_MIN_FLASH},
-    {"gemini-2.0-flash-lite", false, false, true, SC_SIM_CACHE_MIN_FLASH},
+    {"gemini-2.5-pro", true, true, false, SC_SIM_CACHE_MIN_PRO, "Gemini 2.5 Pro", "2.5", 1.0, 0.95,
+     64},
+    {"gemini-2.5-flash", true, true, true, SC_SIM_CACHE_MIN_FLASH, "Gemini 2.5 Flash", "001", 1.0,
+     0.95, 64},
+    {"gemini-2.5-flash-lite", true, false, true, SC_SIM_CACHE_MIN_FLASH, "Gemini 2.5 Flash-Lite",
+     "001", 1.0, 0.95, 64},
+    {"gemini-2.0-flash", false, false, true, SC_SIM_CACHE_MIN_FLASH, "Gemini 2.0 Flash", "2.0", 1.0,
+     0.95, 40},
+    {"gemini-2.0-flash-lite", false, false, true, SC_SIM_CACHE_MIN_FLASH, "Gemini 2.0 Flash-Lite",
+     "2.0", 1.0, 0.95, 40},
 };
 _Static_assert(SC_ARRAY_LEN(sc_sim_models) == SC_SIM_MODEL_COUNT,
                "SC_SIM_MODEL_COUNT must match sc_sim_models");
@@ -320,10 +327,19 @@ typedef struct {
     sc_sim_handler_fn fn;
 } sc_sim_route_t;
 
-/* New endpoints (streamGenerateContent) are one row each. */
+/* New endpoints are one row each. */
 static const sc_sim_route_t sc_sim_routes[] = {
     {"POST", SC_SIM_MATCH_ID_VERB, "/v1beta/models/", "generateContent", true, false,
      "generate_content", sc_sim_generate},
+    {"POST", SC_SIM_MATCH_ID_VERB, "/v1beta/models/", "streamGenerateContent", true, false,
+     "stream_generate_content", sc_sim_stream_generate},
+    {"GET", SC_SIM_MATCH_EXACT, "/v1beta/models", NULL, true, false, "models_list",
+     sc_sim_models_list},
+    {"GET", SC_SIM_MATCH_ID, "/v1beta/models/", NULL, true, false, "model_get", sc_sim_model_get},
+    {"POST", SC_SIM_MATCH_ID_VERB, "/v1beta/models/", "embedContent", true, false, "embed_content",
+     sc_sim_embed},
+    {"POST", SC_SIM_MATCH_ID_VERB, "/v1beta/models/", "batchEmbedContents", true, false,
+     "batch_embed_contents", sc_sim_batch_embed},
     {"POST", SC_SIM_MATCH_ID_VERB, "/v1beta/models/", "countTokens", true, false, "count_tokens",
      sc_sim_count_tokens},
     {"POST", SC_SIM_MATCH_ID_VERB, "/v1beta/models/", "batchGenerateContent", true, false,
@@ -390,7 +406,8 @@ static enum MHD_Result sc_sim_send(struct MHD_Connection *conn, sc_sim_reply_t *
     }
     if (!resp)
         return MHD_NO;
-    enum MHD_Result ret = MHD_add_response_header(resp, "Content-Type", "application/json");
+    enum MHD_Result ret = MHD_add_response_header(
+        resp, "Content-Type", r->body && r->ctype ? r->ctype : "application/json");
     if (ret == MHD_YES)
         ret = MHD_queue_response(conn, r->code, resp);
     MHD_destroy_response(resp);
@@ -400,10 +417,16 @@ static enum MHD_Result sc_sim_send(struct MHD_Connection *conn, sc_sim_reply_t *
 static enum MHD_Result sc_sim_dispatch(sc_gemini_sim_t *sim, struct MHD_Connection *conn,
                                        const char *url, const char *method, sc_sim_conn_t *st)
 {
-    char id[SC_SIM_ID_MAX];
+    char id[SC_SIM_ID_MAX], alias[SC_SIM_URL_MAX];
     const sc_sim_route_t *rt = NULL;
+    const char *route_url = url;
+    /* /v1/... is served as /v1beta/...: google-genai 3.x calls v1 unless told otherwise */
+    if (strncmp(url, SC_SIM_V1_PREFIX, strlen(SC_SIM_V1_PREFIX)) == 0 &&
+        (size_t)snprintf(alias, sizeof alias, "/v1beta/%s", url + strlen(SC_SIM_V1_PREFIX)) <
+            sizeof alias)
+        route_url = alias;
     for (size_t i = 0; i < SC_ARRAY_LEN(sc_sim_routes) && !rt; i++)
-        if (sc_sim_route_match(&sc_sim_routes[i], method, url, id, sizeof id))
+        if (sc_sim_route_match(&sc_sim_routes[i], method, route_url, id, sizeof id))
             rt = &sc_sim_routes[i];
 
     sc_sim_reply_t reply = {0};

@@ -36,6 +36,7 @@ typedef struct {
 #define SC_GEMINI_SIM_CACHE_MIN_TOKENS_MAX 1048576u   /* 1M tokens: the largest context */
 #define SC_GEMINI_SIM_TRUTH_LINES_MAX      1000000u   /* entries of a truth file */
 #define SC_GEMINI_SIM_TRUTH_TEXT_MAX       1048576u   /* bytes of one truth text (1 MiB) */
+#define SC_GEMINI_SIM_EMBED_DIMS           768u       /* values of an embedding by default */
 
 /*
  * Fault spec: comma-separated key=value pairs, e.g.
@@ -131,14 +132,81 @@ typedef struct {
  * file).
  *
  * Record (opts.record): the file is created or truncated at start (failing that, start fails);
- * every generateContent call that reaches its handler (past the key check and the body size
- * limit; whatever it is answered, injected faults included) appends one line
+ * every generateContent or streamGenerateContent call that reaches its handler (past the key
+ * check and the body size limit; whatever it is answered, injected faults included) appends one
+ * line
  *   {"model":"<the {model} of the path>","body":<the request body>}
  * "body" is the body itself when it is JSON (as sent, its line breaks, which JSON allows only
  * outside strings, turned into spaces), else the raw body as a JSON string (when it is not UTF-8
  * either, its bytes above 0x7f become '?'). Each line is written whole under a mutex and
- * flushed. Batch Mode's inline requests (batchGenerateContent) are not recorded; the simulator
- * has no streamGenerateContent.
+ * flushed. Batch Mode's inline requests (batchGenerateContent) are not recorded.
+ */
+/*
+ * Routes (gemini-api.md §0; every /v1beta path is served under /v1 as well, the version
+ * google-genai 3.x calls unless told otherwise): models/{model}:generateContent,
+ * :streamGenerateContent, :countTokens, :batchGenerateContent, :embedContent,
+ * :batchEmbedContents; GET models and models/{model}; batches and cachedContents (§4, §5);
+ * /sim/stats and /sim/difficulty (no key).
+ *
+ * The API's rules. Every generateContent and streamGenerateContent body, countTokens'
+ * generateContentRequest (whose "model" is required; the plain form takes only "contents"), every
+ * inline request of a batch and the contents, systemInstruction, tools and toolConfig of a
+ * cachedContents create are checked by sc_genreq_normalize (host/core/genreq.h) and, for the
+ * model of the path, sc_genreq_check_model (thinking: no budget or includeThoughts on the 2.0
+ * models, no budget 0 on 2.5-pro, budgets within each model's range). A failure is a 400
+ * INVALID_ARGUMENT whose message is genreq's reason, after "Invalid JSON payload received. " for
+ * an unknown field (a batch request: its error entry). The answer is computed from the normalised
+ * copy, so a snake_case body is answered exactly as its camelCase twin. Other top-level names of
+ * countTokens, embedContent, batchEmbedContents and cachedContents bodies: the API's 400
+ * 'Invalid JSON payload received. Unknown name "x": Cannot find field.'.
+ *
+ * generationConfig. candidateCount (1..8): that many candidates, index 0..n-1; the first is the
+ * answer without candidateCount, the others variants seeded by the last user turn and their index;
+ * candidatesTokenCount sums them, thoughtsTokenCount is the request's. responseSchema (Gemini
+ * Schema) or responseJsonSchema (JSON Schema), with responseMimeType application/json (or
+ * text/x.enum for responseSchema): the text is sc_jschema_instance of the schema seeded by the
+ * candidate's seed, compact JSON (text/x.enum: a string instance as it is). stopSequences: the
+ * text is cut before the first occurrence of any (finishReason STOP), then maxOutputTokens cuts
+ * (MAX_TOKENS). thinkingConfig.includeThoughts on a request that thinks: a first part
+ * {"text": <a short summary>, "thought": true} in each candidate, not counted as candidates.
+ * With the quality mode on, the first candidate is the quality mode's text (a schema is not
+ * followed there).
+ *
+ * Function calling. With tools[].functionDeclarations and toolConfig.functionCallingConfig.mode
+ * not NONE, when the last content is a user turn of text without functionResponse parts (mode
+ * ANY: whatever it is), each candidate is one part {"functionCall": {"name", "args"}}
+ * (finishReason STOP): the declaration (with mode ANY or VALIDATED and allowedFunctionNames, only
+ * among those) whose name and description share the most words (3+ letters, a few stop words
+ * left out, names split at '_' and camelCase) with the last user text, the first on a tie; args
+ * sc_jschema_instance of its parameters (or parametersJsonSchema) seeded by that text, with the
+ * first 'quoted' word of the text, else its first capitalised word that does not open a sentence
+ * (with the capitalised words after it: "New York"), put into the first string property where the
+ * args stay valid. When the last user turn holds functionResponse parts the answer is text:
+ * "Simulated answer from M using the function results: NAME returned {compact response}; ..."
+ * and words seeded by the results. allowedFunctionNames outside mode ANY or VALIDATED, or naming
+ * no declaration, duplicate or malformed declarations, and a functionResponse that answers no
+ * functionCall of its name in the model turn right before it: 400 INVALID_ARGUMENT. A cache's
+ * tools and toolConfig are those of the requests through it.
+ *
+ * streamGenerateContent: generateContent's validation, faults and answer, as chunks: each text in
+ * 2..4 pieces (fewer when shorter; never inside a UTF-8 sequence), the thought summary in the
+ * first chunk, a function call whole in the last; finishReason and the whole usageMetadata only
+ * on the last chunk, the others {promptTokenCount, totalTokenCount} of the prompt alone;
+ * modelVersion and responseId on every chunk. With ?alt=sse the body is "data: <chunk>\r\n\r\n"
+ * per chunk (Content-Type text/event-stream), else one JSON array of the chunks. Errors come
+ * before any chunk, as JSON error bodies.
+ *
+ * Models and embeddings. GET models (pageSize, pageToken: the index of the next model) lists the
+ * Model resources of the five generation models (supportedGenerationMethods generateContent,
+ * countTokens, createCachedContent, batchGenerateContent; "thinking" whether the model can think)
+ * and of gemini-embedding-001 and text-embedding-004 (embedContent, batchEmbedContents); GET
+ * models/{model} one of them; an unknown model is a 404 NOT_FOUND. embedContent and
+ * batchEmbedContents (at most 100 requests, each naming the model of the path) answer, for the
+ * text parts of each content joined by "\n", the unit vector of SC_GEMINI_SIM_EMBED_DIMS (or
+ * outputDimensionality, at most 3072 for gemini-embedding-001 and 768 for text-embedding-004)
+ * Gaussian values drawn from splitmix64 seeded by its FNV-1a 64, normalised: the same text gives
+ * the same vector, a shorter one is a longer one's prefix rescaled. A generation model does not
+ * embed (400 INVALID_ARGUMENT).
  */
 sc_status_t sc_gemini_sim_start(const sc_gemini_sim_opts_t *opts, sc_gemini_sim_t **out,
                                 char *errbuf, size_t errlen);

@@ -353,16 +353,20 @@ static bool sc_sim_batch_parse_items(const sc_gemini_sim_t *sim, const json_t *r
         }
         it->metadata = json_incref(md);
         json_t *req = json_object_get(entry, "request");
+        json_t *norm = NULL; /* new: the request normalised by the API's rules */
         sc_sim_reply_t vr = {0};
         bool valid;
         if (!json_is_object(req)) {
             sc_sim_reply_invalid(&vr, "* InlinedRequest.request: request is not specified");
             valid = false;
         } else {
-            valid = sc_sim_parse_gen(req, true, &it->g, &vr);
+            norm = sc_sim_normalize(req, sc_sim_models[b->model_index].name, &vr);
+            valid = norm && sc_sim_parse_gen(norm, true, &it->g, &vr);
         }
-        if (valid && sim->quality.on)
-            it->request = json_incref(req); /* the quality mode reads its text at output time */
+        /* the quality mode, schemas, stop sequences and tools read the request at output time */
+        if (valid && (sim->quality.on || SC_SIM_GEN_NEEDS_REQUEST(&it->g)))
+            it->request = json_incref(norm);
+        json_decref(norm);
         if (!valid) {
             it->error = sc_sim_reply_to_status(&vr);
             free(vr.body);

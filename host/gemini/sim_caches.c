@@ -30,6 +30,8 @@ void sc_sim_cache_free(sc_sim_cache_t *cc)
     if (!cc)
         return;
     free(cc->display_name);
+    json_decref(cc->tools);
+    json_decref(cc->tool_config);
     free(cc);
 }
 
@@ -218,13 +220,58 @@ static size_t sc_sim_utf8_chars(const char *s)
     return n;
 }
 
+/* The fields of a create body that a GenerateContentRequest also has, validated by its rules for
+ * model (either spelling in body, borrowed). @return the normalised object (a new reference), or
+ * NULL with the 400 in r. */
+static json_t *sc_sim_cache_fields(const json_t *body, const char *model, sc_sim_reply_t *r)
+{
+    static const char *const fields[][2] = {{"contents", "contents"},
+                                            {"systemInstruction", "system_instruction"},
+                                            {"tools", "tools"},
+                                            {"toolConfig", "tool_config"}};
+    json_t *obj = json_object(), *norm = NULL;
+    bool ok = obj != NULL;
+    for (size_t i = 0; ok && i < SC_ARRAY_LEN(fields); i++) {
+        json_t *v = sc_sim_get2(body, fields[i][0], fields[i][1]);
+        if (v)
+            ok = json_object_set(obj, fields[i][0], v) == 0;
+    }
+    if (ok)
+        norm = sc_sim_normalize(obj, model, r);
+    else
+        sc_sim_reply_error(r, 500, "INTERNAL", NULL, "out of memory");
+    json_decref(obj);
+    return norm;
+}
+
 /* POST /v1beta/cachedContents: the body is the CachedContent itself (§4.2). */
 void sc_sim_cache_create(sc_sim_call_t *c, sc_sim_reply_t *r)
 {
+    /* the fields of a CachedContent, in both spellings (output-only ones are ignored) */
+    static const char *const keys[] = {"name",
+                                       "model",
+                                       "displayName",
+                                       "display_name",
+                                       "contents",
+                                       "systemInstruction",
+                                       "system_instruction",
+                                       "tools",
+                                       "toolConfig",
+                                       "tool_config",
+                                       "ttl",
+                                       "expireTime",
+                                       "expire_time",
+                                       "createTime",
+                                       "create_time",
+                                       "updateTime",
+                                       "update_time",
+                                       "usageMetadata",
+                                       "usage_metadata"};
     sc_gemini_sim_t *sim = c->sim;
     sc_sim_cache_t *cc = NULL; /* owned until it enters the table */
+    json_t *norm = NULL;
     json_t *root = sc_sim_parse_body(c, r);
-    if (!root)
+    if (!root || !sc_sim_known_keys(root, keys, SC_ARRAY_LEN(keys), "cached_content", r))
         goto out;
     json_t *model = json_object_get(root, "model");
     const char *ms = json_string_value(model);
@@ -250,9 +297,13 @@ void sc_sim_cache_create(sc_sim_call_t *c, sc_sim_reply_t *r)
                              SC_SIM_CACHE_DISPLAY_NAME_MAX);
         goto out;
     }
+    norm = sc_sim_cache_fields(root, ms + 7, r);
+    if (!norm)
+        goto out;
     sc_sim_gen_req_t g;
     memset(&g, 0, sizeof g);
-    if (!sc_sim_parse_contents(root, false, &g, r) || !sc_sim_parse_system(root, &g, r))
+    if (!sc_sim_parse_contents(norm, false, &g, r) || !sc_sim_parse_system(norm, &g, r) ||
+        !sc_sim_parse_tools(norm, true, &g, r))
         goto out;
     int64_t now = sc_sim_wall_ns();
     int64_t expire = now + (int64_t)SC_SIM_CACHE_TTL_DEFAULT_S * SC_SIM_NS_PER_S;
@@ -275,6 +326,8 @@ void sc_sim_cache_create(sc_sim_call_t *c, sc_sim_reply_t *r)
         sc_sim_reply_error(r, 500, "INTERNAL", NULL, "out of memory");
         goto out;
     }
+    cc->tools = json_incref(json_object_get(norm, "tools"));
+    cc->tool_config = json_incref(json_object_get(norm, "toolConfig"));
     cc->model_index = model_index;
     cc->tokens = tokens;
     cc->create_ns = cc->update_ns = now;
@@ -305,6 +358,7 @@ void sc_sim_cache_create(sc_sim_call_t *c, sc_sim_reply_t *r)
     pthread_mutex_unlock(&sim->cache_mu);
 out:
     sc_sim_cache_free(cc);
+    json_decref(norm);
     json_decref(root);
 }
 
@@ -442,13 +496,14 @@ void sc_sim_cache_delete(sc_sim_call_t *c, sc_sim_reply_t *r)
 /* ---- use by generateContent ---- */
 
 /* generateContent with "cachedContent": no systemInstruction/tools/toolConfig beside it (§1.4),
- * a live cache of the URL's model; the cache's tokens become g->cached_tokens (§4.4).
+ * a live cache of the URL's model; the cache's tokens become g->cached_tokens (§4.4) and its tools
+ * and toolConfig (copies) those of norm, so that function calling is decided on them.
  * @return false with the error in r. */
-bool sc_sim_cache_use(sc_gemini_sim_t *sim, const json_t *root, const json_t *cached,
-                      size_t model_index, sc_sim_gen_req_t *g, sc_sim_reply_t *r)
+bool sc_sim_cache_use(sc_gemini_sim_t *sim, json_t *norm, const json_t *cached, size_t model_index,
+                      sc_sim_gen_req_t *g, sc_sim_reply_t *r)
 {
-    if (sc_sim_get2(root, "systemInstruction", "system_instruction") ||
-        json_object_get(root, "tools") || sc_sim_get2(root, "toolConfig", "tool_config")) {
+    if (sc_sim_get2(norm, "systemInstruction", "system_instruction") ||
+        json_object_get(norm, "tools") || sc_sim_get2(norm, "toolConfig", "tool_config")) {
         sc_sim_reply_invalid(r, "CachedContent can not be used with GenerateContent request "
                                 "setting system_instruction, tools or tool_config.\n\nProposed "
                                 "fix: move those values to CachedContent from GenerateContent "
@@ -463,7 +518,7 @@ bool sc_sim_cache_use(sc_gemini_sim_t *sim, const json_t *root, const json_t *ca
         return false;
     }
     const char *id = name + plen;
-    bool ok = false;
+    bool ok = false, tools = false;
     pthread_mutex_lock(&sim->cache_mu);
     sc_sim_cache_sweep(sim, sc_sim_wall_ns());
     sc_sim_cache_t *cc = sc_sim_cache_find(sim, id, NULL);
@@ -476,8 +531,14 @@ bool sc_sim_cache_use(sc_gemini_sim_t *sim, const json_t *root, const json_t *ca
                              sc_sim_models[model_index].name, sc_sim_models[cc->model_index].name);
     else {
         g->cached_tokens = cc->tokens;
-        ok = true;
+        /* deep copies: the cache may be deleted while this request still reads them */
+        ok = (!cc->tools || json_object_set_new(norm, "tools", json_deep_copy(cc->tools)) == 0) &&
+             (!cc->tool_config ||
+              json_object_set_new(norm, "toolConfig", json_deep_copy(cc->tool_config)) == 0);
+        tools = cc->tools || cc->tool_config;
+        if (!ok)
+            sc_sim_reply_error(r, 500, "INTERNAL", NULL, "out of memory");
     }
     pthread_mutex_unlock(&sim->cache_mu);
-    return ok;
+    return ok && (!tools || sc_sim_parse_tools(norm, false, g, r));
 }

@@ -1,10 +1,13 @@
-/* sim_generate.c - the simulator's generateContent and countTokens (gemini-api.md §1, §3):
- * request parsing and validation (contents, parts, systemInstruction, generationConfig), the
- * deterministic answers, thinking tokens, the GenerateContentResponse and the --record lines. */
+/* sim_generate.c - the simulator's generateContent, streamGenerateContent and countTokens
+ * (gemini-api.md §1-§3): request parsing and validation by the API's rules (host/core/genreq.h,
+ * then contents, parts, function-call histories, generationConfig), the deterministic answers
+ * (candidates, stop sequences, thought summaries), the stream's chunks and the --record lines.
+ * Structured output and function calling are in sim_tools.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -14,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "host/core/genreq.h"
+#include "host/core/jschema.h"
 #include "host/core/log.h"
 #include "host/core/util.h"
 #include "host/gemini/sim_internal.h"
@@ -27,9 +32,14 @@
 #define SC_SIM_TEXT_MAX          4096 /* holds SC_SIM_WORDS_MAX words plus the header */
 #define SC_SIM_THOUGHTS_MIN      64
 #define SC_SIM_THOUGHTS_MAX      1024
+#define SC_SIM_THOUGHT_WORDS     3 /* words a thought summary weighs */
 #define SC_SIM_RESPONSE_ID_MAX   32
+#define SC_SIM_STOP_MAX          5 /* stopSequences (§1.1) */
+#define SC_SIM_CHUNKS_MIN        2 /* streamGenerateContent splits a text into 2..4 chunks */
+#define SC_SIM_CHUNKS_MAX        4
 
-#define SC_SIM_REFUSAL "I'm sorry, but I can't help with that request."
+#define SC_SIM_REFUSAL       "I'm sorry, but I can't help with that request."
+#define SC_SIM_UNKNOWN_FIELD "unknown field" /* how genreq names an unknown field */
 
 static const char *const sc_sim_words[] = {
     "amber",   "basil",   "cedar",   "delta",   "ember",   "fjord",   "garnet", "harbor",
@@ -49,7 +59,7 @@ static const char *const sc_sim_mime_types[] = {
 /* ---- request parsing (§1.1, §3) ---- */
 
 /* An integer given as a JSON integer, an integral real, or a decimal string (proto3 JSON). */
-static bool sc_sim_json_int(const json_t *v, long long *out)
+bool sc_sim_json_int(const json_t *v, long long *out)
 {
     if (json_is_integer(v)) {
         *out = json_integer_value(v);
@@ -94,7 +104,40 @@ json_t *sc_sim_parse_body(const sc_sim_call_t *c, sc_sim_reply_t *r)
     return root;
 }
 
-/* Sum the text of a Content's parts into *chars; hash it into *hash when hash is set.
+/* obj (borrowed) checked by the API's rules for model and normalised to camelCase: genreq's
+ * reason becomes the 400's message, after "Invalid JSON payload received. " for an unknown field
+ * as the API words it. @return a new reference, or NULL with the error in r. */
+json_t *sc_sim_normalize(const json_t *obj, const char *model, sc_sim_reply_t *r)
+{
+    char err[SC_SIM_ERR_MAX] = "";
+    json_t *norm = NULL; /* new, from sc_genreq_normalize */
+    sc_status_t st = sc_genreq_normalize(obj, SC_GENREQ_API, &norm, err, sizeof err);
+    if (st == SC_OK)
+        st = sc_genreq_check_model(norm, model, err, sizeof err);
+    if (st == SC_OK)
+        return norm;
+    json_decref(norm);
+    if (st == SC_ERR_NOMEM)
+        sc_sim_reply_error(r, 500, "INTERNAL", NULL, "out of memory");
+    else if (strstr(err, SC_SIM_UNKNOWN_FIELD))
+        sc_sim_reply_invalid(r, "Invalid JSON payload received. %s", err);
+    else
+        sc_sim_reply_invalid(r, "%s", err[0] ? err : "Request contains an invalid argument.");
+    return NULL;
+}
+
+/* Bytes of v serialized compactly (how a functionCall, a functionResponse or a tool counts as
+ * prompt text); 0 when out of memory. */
+size_t sc_sim_json_chars(const json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t n = s ? strlen(s) : 0;
+    free(s);
+    return n;
+}
+
+/* Sum the text of a Content's parts into *chars (functionCall and functionResponse parts by their
+ * JSON); hash the text parts into *hash when hash is set.
  * @return false with a 400 in r when the Content is not a valid shape. */
 static bool sc_sim_parse_parts(const json_t *content, const char *where, size_t *chars,
                                uint64_t *hash, sc_sim_reply_t *r)
@@ -116,6 +159,10 @@ static bool sc_sim_parse_parts(const json_t *content, const char *where, size_t 
                                  where, i);
             return false;
         }
+        json_t *call = json_object_get(part, "functionCall");
+        json_t *resp = json_object_get(part, "functionResponse");
+        if (call || resp)
+            *chars += sc_sim_json_chars(call ? call : resp);
         json_t *text = json_object_get(part, "text");
         if (!text)
             continue; /* inlineData, fileData...: not counted */
@@ -134,8 +181,55 @@ static bool sc_sim_parse_parts(const json_t *content, const char *where, size_t 
     return true;
 }
 
+/* Does prev (a Content, borrowed; NULL for none) hold a functionCall part named name? Only a
+ * model turn calls functions. */
+static bool sc_sim_called(const json_t *prev, const char *name)
+{
+    const char *role = json_string_value(json_object_get(prev, "role"));
+    if (!name || !role || strcmp(role, "model") != 0)
+        return false;
+    size_t i;
+    json_t *part;
+    json_array_foreach(json_object_get(prev, "parts"), i, part)
+    {
+        const char *n =
+            json_string_value(json_object_get(json_object_get(part, "functionCall"), "name"));
+        if (n && strcmp(n, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Every functionResponse part of contents[index] answers a functionCall of the same name in the
+ * model turn just before it, as the API demands. @return false with a 400 in r. */
+static bool sc_sim_check_responses(const json_t *content, const json_t *prev, size_t index,
+                                   sc_sim_reply_t *r)
+{
+    size_t i;
+    json_t *part;
+    json_array_foreach(json_object_get(content, "parts"), i, part)
+    {
+        json_t *fr = json_object_get(part, "functionResponse");
+        if (!fr)
+            continue;
+        const char *name = json_string_value(json_object_get(fr, "name"));
+        if (sc_sim_called(prev, name))
+            continue;
+        sc_sim_reply_invalid(r,
+                             "Please ensure that function response turn comes immediately after "
+                             "a function call turn: contents[%zu].parts[%zu].functionResponse "
+                             "\"%.*s\" follows no functionCall of that name (function response "
+                             "parts must follow function call parts of the model turn before "
+                             "them).",
+                             index, i, SC_SIM_FN_NAME_MAX, name ? name : "");
+        return false;
+    }
+    return true;
+}
+
 static bool sc_sim_parse_config(const json_t *root, sc_sim_gen_req_t *g, sc_sim_reply_t *r)
 {
+    g->candidates = 1;
     json_t *cfg = sc_sim_get2(root, "generationConfig", "generation_config");
     if (!cfg)
         return true;
@@ -169,6 +263,33 @@ static bool sc_sim_parse_config(const json_t *root, sc_sim_gen_req_t *g, sc_sim_
         }
         g->max_output = v; /* 0 is the proto3 default: unset */
     }
+    json_t *cc = json_object_get(cfg, "candidateCount");
+    if (cc) {
+        long long v = 0;
+        if (!sc_sim_json_int(cc, &v) || v < 0 || v > SC_SIM_CANDIDATES_MAX) {
+            sc_sim_reply_invalid(r,
+                                 "* GenerateContentRequest.generation_config.candidate_count: "
+                                 "candidate_count must be in the range [1, %d].",
+                                 SC_SIM_CANDIDATES_MAX);
+            return false;
+        }
+        g->candidates = v > 0 ? (unsigned)v : 1; /* 0 is the proto3 default: one */
+    }
+    json_t *stop = json_object_get(cfg, "stopSequences");
+    if (stop) {
+        size_t i;
+        json_t *s;
+        bool ok = json_is_array(stop) && json_array_size(stop) <= SC_SIM_STOP_MAX;
+        json_array_foreach(stop, i, s) ok = ok && json_is_string(s) && json_string_length(s) > 0;
+        if (!ok) {
+            sc_sim_reply_invalid(r,
+                                 "* GenerateContentRequest.generation_config.stop_sequences: at "
+                                 "most %d stop sequences, each a non-empty string.",
+                                 SC_SIM_STOP_MAX);
+            return false;
+        }
+        g->stop = json_array_size(stop) > 0;
+    }
     json_t *mime = sc_sim_get2(cfg, "responseMimeType", "response_mime_type");
     if (mime) {
         bool ok = false;
@@ -182,6 +303,27 @@ static bool sc_sim_parse_config(const json_t *root, sc_sim_gen_req_t *g, sc_sim_
             return false;
         }
         g->json_mime = strcmp(json_string_value(mime), "application/json") == 0;
+        g->enum_mime = strcmp(json_string_value(mime), "text/x.enum") == 0;
+    }
+    sc_jschema_dialect_t d;
+    const char *path;
+    const json_t *schema = sc_sim_response_schema(cfg, &d, &path);
+    if (schema) {
+        if (json_object_get(cfg, "responseSchema") && json_object_get(cfg, "responseJsonSchema")) {
+            sc_sim_reply_invalid(r, "* GenerateContentRequest.generation_config: response_schema "
+                                    "and response_json_schema cannot both be set.");
+            return false;
+        }
+        if (!g->json_mime && !(g->enum_mime && d == SC_JSCHEMA_OPENAPI)) {
+            sc_sim_reply_invalid(r, "* GenerateContentRequest.generation_config.response_mime_"
+                                    "type: When response_schema is set, response_mime_type must "
+                                    "be one of the following: [application/json, text/x.enum]. "
+                                    "(response_json_schema needs application/json.)");
+            return false;
+        }
+        if (!sc_sim_check_schema(schema, d, path, r))
+            return false;
+        g->schema = true;
     }
     json_t *tc = sc_sim_get2(cfg, "thinkingConfig", "thinking_config");
     if (tc) {
@@ -201,6 +343,7 @@ static bool sc_sim_parse_config(const json_t *root, sc_sim_gen_req_t *g, sc_sim_
             g->have_budget = true;
             g->budget = b;
         }
+        g->include_thoughts = json_is_true(json_object_get(tc, "includeThoughts"));
     }
     return true;
 }
@@ -218,7 +361,7 @@ bool sc_sim_parse_contents(const json_t *root, bool required, sc_sim_gen_req_t *
         return false;
     }
     size_t i;
-    json_t *content;
+    json_t *content, *prev = NULL;
     json_array_foreach(contents, i, content)
     {
         char where[64];
@@ -240,8 +383,11 @@ bool sc_sim_parse_contents(const json_t *root, bool required, sc_sim_gen_req_t *
         uint64_t h = SC_SIM_FNV_OFFSET;
         if (!sc_sim_parse_parts(content, where, &g->prompt_chars, &h, r))
             return false;
+        if (!sc_sim_check_responses(content, prev, i, r))
+            return false;
         if (user)
             g->last_user_hash = h;
+        prev = content;
     }
     return true;
 }
@@ -261,18 +407,21 @@ bool sc_sim_parse_system(const json_t *root, sc_sim_gen_req_t *g, sc_sim_reply_t
     return sc_sim_parse_parts(sys, "system_instruction", &g->prompt_chars, NULL, r);
 }
 
-/* Validate a GenerateContentRequest-shaped object. with_system: count systemInstruction (a
- * countTokens body with plain contents does not carry one). @return false with a 400 in r. */
-bool sc_sim_parse_gen(const json_t *root, bool with_system, sc_sim_gen_req_t *g,
-                      sc_sim_reply_t *r)
+/* Validate a normalised GenerateContentRequest. with_system: count systemInstruction and tools
+ * (a countTokens body with plain contents, or a request through a cache, does not carry its
+ * own). @return false with a 400 in r. */
+bool sc_sim_parse_gen(const json_t *root, bool with_system, sc_sim_gen_req_t *g, sc_sim_reply_t *r)
 {
     memset(g, 0, sizeof *g);
     g->last_user_hash = SC_SIM_FNV_OFFSET;
+    g->candidates = 1;
     if (!sc_sim_parse_contents(root, true, g, r))
         return false;
     if (with_system && !sc_sim_parse_system(root, g, r))
         return false;
-    return sc_sim_parse_config(root, g, r);
+    if (!sc_sim_parse_config(root, g, r))
+        return false;
+    return sc_sim_parse_tools(root, with_system, g, r);
 }
 
 /* ---- --record (sim.h, "Record") ---- */
@@ -344,7 +493,7 @@ out:
     free(raw);
 }
 
-/* ---- generateContent ---- */
+/* ---- answers ---- */
 
 static void sc_sim_response_id(sc_gemini_sim_t *sim, char *out, size_t outlen)
 {
@@ -361,21 +510,52 @@ static void sc_sim_response_id(sc_gemini_sim_t *sim, char *out, size_t outlen)
     out[o] = '\0';
 }
 
-/* Append to a bounded text buffer; silently stops at the bound. */
-static void sc_sim_append(char *buf, size_t cap, size_t *len, const char *s)
+/* The largest n' <= n that does not cut a UTF-8 sequence of s in two. */
+size_t sc_sim_utf8_floor(const char *s, size_t n)
+{
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* Append to a bounded text buffer; silently stops at the bound (never inside a UTF-8 sequence). */
+void sc_sim_append(char *buf, size_t cap, size_t *len, const char *s)
 {
     size_t n = strlen(s);
     if (*len + n >= cap)
-        n = cap - 1 - *len;
+        n = sc_sim_utf8_floor(s, cap - 1 - *len);
     memcpy(buf + *len, s, n);
     *len += n;
     buf[*len] = '\0';
 }
 
-/* The deterministic answer for (model, last user turn). Writes text into buf (cap bytes). */
-static size_t sc_sim_answer(const char *model, const sc_sim_gen_req_t *g, char *buf, size_t cap)
+/* Append n words of the answer vocabulary drawn from the splitmix64 stream *state, each after a
+ * space. */
+void sc_sim_append_words(char *buf, size_t cap, size_t *len, uint64_t *state, size_t n)
 {
-    uint64_t state = g->last_user_hash;
+    for (size_t i = 0; i < n; i++) {
+        sc_sim_append(buf, cap, len, " ");
+        sc_sim_append(buf, cap, len,
+                      sc_sim_words[sc_sim_splitmix64(state) % SC_ARRAY_LEN(sc_sim_words)]);
+    }
+}
+
+/* The seed of candidate index's answer: the last user turn's hash itself for the first, so that a
+ * request without candidateCount is answered as it always was. */
+uint64_t sc_sim_variant(uint64_t h, unsigned index)
+{
+    if (index == 0)
+        return h;
+    uint64_t s = h ^ ((uint64_t)index * 0x63616e6469646174ull); /* "candidat" */
+    return sc_sim_splitmix64(&s);
+}
+
+/* The deterministic answer for (model, last user turn), from the word stream of seed. Writes
+ * text into buf (cap bytes). */
+static size_t sc_sim_answer(const char *model, const sc_sim_gen_req_t *g, uint64_t seed, char *buf,
+                            size_t cap)
+{
+    uint64_t state = seed;
     size_t words = SC_SIM_WORDS_MIN +
                    (size_t)(sc_sim_splitmix64(&state) % (SC_SIM_WORDS_MAX - SC_SIM_WORDS_MIN + 1));
     char head[SC_SIM_ID_MAX + 96];
@@ -418,41 +598,147 @@ static size_t sc_sim_thoughts(const sc_sim_model_t *m, const sc_sim_gen_req_t *g
     return t;
 }
 
-static void sc_sim_sleep_ms(unsigned ms)
+/* The thought summary part of includeThoughts. @return a new reference or NULL. */
+static json_t *sc_sim_thought_part(const char *model, uint64_t seed)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    uint64_t state = seed ^ 0x73756d6d617279ull; /* "summary" */
+    const char *w[SC_SIM_THOUGHT_WORDS];
+    for (size_t i = 0; i < SC_SIM_THOUGHT_WORDS; i++)
+        w[i] = sc_sim_words[sc_sim_splitmix64(&state) % SC_ARRAY_LEN(sc_sim_words)];
+    char text[SC_SIM_ID_MAX + 128];
+    snprintf(text, sizeof text,
+             "**Weighing the question**\n\nSimulated thought summary from %s: weighing %s, %s "
+             "and %s before answering.",
+             model, w[0], w[1], w[2]);
+    return json_pack("{s:s, s:b}", "text", text, "thought", 1);
 }
 
-/* The GenerateContentResponse for a validated request: the deterministic answer, usage and a
- * fresh responseId. Shared by generateContent and Batch Mode.
- * @return a new reference, or NULL when out of memory. */
-json_t *sc_sim_gen_doc(sc_gemini_sim_t *sim, const sc_sim_model_t *m,
-                       const sc_sim_gen_req_t *g, const json_t *req)
+/* Cut text (len bytes, NUL-terminated, writable) at the first occurrence of any stop sequence of
+ * generationConfig. @return the new length. */
+static size_t sc_sim_apply_stop(const json_t *req, char *text, size_t len)
+{
+    json_t *stops = json_object_get(json_object_get(req, "generationConfig"), "stopSequences");
+    size_t cut = len, i;
+    json_t *s;
+    json_array_foreach(stops, i, s)
+    {
+        const char *hit = json_is_string(s) && json_string_length(s) > 0
+                              ? strstr(text, json_string_value(s))
+                              : NULL;
+        if (hit && (size_t)(hit - text) < cut)
+            cut = (size_t)(hit - text);
+    }
+    text[cut] = '\0';
+    return cut;
+}
+
+/* ---- the GenerateContentResponse ---- */
+
+/* The text of candidate index before stop sequences and maxOutputTokens: the words after
+ * function results, the quality mode's text (the first candidate only), an instance of the
+ * response schema, or the plain answer. @return malloc'd (*len bytes), or NULL when out of
+ * memory. */
+static char *sc_sim_candidate_text(sc_gemini_sim_t *sim, const sc_sim_model_t *m,
+                                   const sc_sim_gen_req_t *g, const json_t *req, unsigned index,
+                                   size_t *len)
 {
     char plain[SC_SIM_TEXT_MAX];
-    char *qtext = NULL; /* owned: the quality mode's text, freed at the end */
-    size_t len = sc_sim_answer(m->name, g, plain, sizeof plain);
-    char *text = plain;
-    if (sim->quality.on && req) {
-        qtext = sc_sim_quality_text(sim, m, g, req, plain, len, &len);
-        if (!qtext)
-            return NULL;
-        text = qtext;
+    char *out = NULL;
+    uint64_t seed = sc_sim_variant(g->last_user_hash, index);
+    if (g->tool_result && req) {
+        out = sc_sim_tool_result_text(m->name, g, req, index);
+    } else if (sim->quality.on && req && index == 0) {
+        size_t n = sc_sim_answer(m->name, g, seed, plain, sizeof plain);
+        return sc_sim_quality_text(sim, m, g, req, plain, n, len);
+    } else if (g->schema && req) {
+        out = sc_sim_schema_text(g, req, seed);
+    } else {
+        size_t n = sc_sim_answer(m->name, g, seed, plain, sizeof plain);
+        out = malloc(n + 1);
+        if (out)
+            memcpy(out, plain, n + 1);
     }
+    if (out)
+        *len = strlen(out);
+    return out;
+}
+
+/* Candidate index of the answer: a thought summary first when thought is set, then the function
+ * call for decl (borrowed; NULL: a text answer) or the text, cut by stop sequences (STOP) and
+ * maxOutputTokens (MAX_TOKENS). *tokens gets its visible tokens.
+ * @return a new reference, or NULL when out of memory. */
+static json_t *sc_sim_candidate(sc_gemini_sim_t *sim, const sc_sim_model_t *m,
+                                const sc_sim_gen_req_t *g, const json_t *req, unsigned index,
+                                const json_t *decl, const char *user, bool thought, size_t *tokens)
+{
+    json_t *parts = json_array();
+    char *text = NULL; /* owned */
     const char *finish = "STOP";
-    if (g->max_output > 0 && len > (size_t)g->max_output * SC_SIM_CHARS_PER_TOKEN) {
-        len = (size_t)g->max_output * SC_SIM_CHARS_PER_TOKEN;
-        text[len] = '\0';
-        finish = "MAX_TOKENS";
+    uint64_t seed = sc_sim_variant(g->last_user_hash, index);
+    bool ok = parts != NULL;
+    *tokens = 0;
+    if (ok && thought)
+        ok = json_array_append_new(parts, sc_sim_thought_part(m->name, seed)) == 0;
+    if (ok && decl) {
+        json_t *call = sc_sim_call_part(decl, user, seed); /* new or NULL */
+        *tokens = call ? sc_sim_tokens(sc_sim_json_chars(call)) : 0;
+        ok = json_array_append_new(parts, call) == 0;
+    } else if (ok) {
+        size_t len = 0;
+        text = sc_sim_candidate_text(sim, m, g, req, index, &len);
+        ok = text != NULL;
+        if (ok && g->stop && req)
+            len = sc_sim_apply_stop(req, text, len);
+        size_t cap = (size_t)g->max_output * SC_SIM_CHARS_PER_TOKEN;
+        if (ok && g->max_output > 0 && len > cap) {
+            len = sc_sim_utf8_floor(text, cap);
+            text[len] = '\0';
+            finish = "MAX_TOKENS";
+        }
+        *tokens = sc_sim_tokens(len);
+        ok = ok && json_array_append_new(parts, json_pack("{s:s#}", "text", text, (int)len)) == 0;
     }
+    json_t *cand = NULL;
+    if (ok) /* "o" steals parts even when json_pack fails */
+        cand = json_pack("{s:{s:s, s:o}, s:s, s:i}", "content", "role", "model", "parts", parts,
+                         "finishReason", finish, "index", (int)index);
+    else
+        json_decref(parts);
+    free(text);
+    return cand;
+}
+
+/* The GenerateContentResponse for a validated request: candidateCount deterministic answers,
+ * usage and a fresh responseId. Shared by generateContent, streamGenerateContent and Batch Mode.
+ * req: the normalised request (borrowed), or NULL for a plain answer.
+ * @return a new reference, or NULL when out of memory. */
+json_t *sc_sim_gen_doc(sc_gemini_sim_t *sim, const sc_sim_model_t *m, const sc_sim_gen_req_t *g,
+                       const json_t *req)
+{
+    json_t *cands = json_array(), *doc = NULL;
+    char *user = NULL; /* owned: the last user text, for a function call */
+    const json_t *decl = NULL;
+    size_t thoughts = sc_sim_thoughts(m, g), cand = 0;
+    unsigned n = g->candidates ? g->candidates : 1;
+    bool ok = cands != NULL;
+    if (ok && g->calls && req) {
+        user = sc_sim_last_user_text(req);
+        ok = user != NULL;
+        decl = ok ? sc_sim_pick_function(req, user) : NULL;
+    }
+    for (unsigned i = 0; ok && i < n; i++) {
+        size_t t = 0;
+        json_t *c = sc_sim_candidate(sim, m, g, req, i, decl, user,
+                                     g->include_thoughts && thoughts > 0, &t);
+        ok = json_array_append_new(cands, c) == 0;
+        cand += t;
+    }
+    if (!ok)
+        goto out;
     size_t prompt = sc_sim_tokens(g->prompt_chars);
     if (prompt < 1)
         prompt = 1;
     prompt += g->cached_tokens; /* promptTokenCount includes the cached prefix (§4.4) */
-    size_t cand = sc_sim_tokens(len);
-    size_t thoughts = sc_sim_thoughts(m, g);
     char rid[SC_SIM_RESPONSE_ID_MAX];
     sc_sim_response_id(sim, rid, sizeof rid);
 
@@ -475,97 +761,369 @@ json_t *sc_sim_gen_doc(sc_gemini_sim_t *sim, const sc_sim_model_t *m,
         json_decref(usage);
         usage = NULL;
     }
-    /* "o" steals usage even when json_pack fails; NULL usage makes it fail */
-    json_t *doc = json_pack("{s:[{s:{s:s, s:[{s:s#}]}, s:s, s:i}], s:o, s:s, s:s}", "candidates",
-                            "content", "role", "model", "parts", "text", text, (int)len,
-                            "finishReason", finish, "index", 0, "usageMetadata", usage,
-                            "modelVersion", m->name, "responseId", rid);
-    free(qtext);
+    /* "o" steals cands and usage even when json_pack fails; NULL usage makes it fail */
+    doc = json_pack("{s:o, s:o, s:s, s:s}", "candidates", cands, "usageMetadata", usage,
+                    "modelVersion", m->name, "responseId", rid);
+    cands = NULL;
+out:
+    json_decref(cands);
+    free(user);
     return doc;
 }
 
-void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
+/* ---- generateContent and streamGenerateContent ---- */
+
+static void sc_sim_sleep_ms(unsigned ms)
 {
-    json_t *root = NULL, *doc = NULL;
-    size_t model_index = 0;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* The first text part of the first candidate that is not a thought (borrowed), or NULL. */
+static json_t *sc_sim_answer_part(json_t *doc)
+{
+    json_t *cand = json_array_get(json_object_get(doc, "candidates"), 0);
+    size_t i;
+    json_t *part;
+    json_array_foreach(json_object_get(json_object_get(cand, "content"), "parts"), i, part)
+    {
+        if (json_is_string(json_object_get(part, "text")) &&
+            !json_is_true(json_object_get(part, "thought")))
+            return part;
+    }
+    return NULL;
+}
+
+/* Everything generateContent and streamGenerateContent share (method names the call in the
+ * 404): the record line, the model, the validation by the API's rules on the normalised body, a
+ * cache, the injected faults. @return the GenerateContentResponse (a new reference) with *fault
+ * SC_SIM_F_NONE or SC_SIM_F_MALFORMED, or NULL with the reply in r. */
+static json_t *sc_sim_generate_doc(sc_sim_call_t *c, sc_sim_reply_t *r, const char *method,
+                                   size_t *model_index, size_t *cached_tokens, int *fault)
+{
+    json_t *root = NULL, *norm = NULL, *doc = NULL;
+    *fault = SC_SIM_F_NONE;
     sc_sim_record(c->sim, c);
-    const sc_sim_model_t *m = sc_sim_model_find(c->id, &model_index);
+    const sc_sim_model_t *m = sc_sim_model_find(c->id, model_index);
     if (!m) {
         sc_sim_reply_error(r, 404, "NOT_FOUND", NULL,
                            "models/%s is not found for API version v1beta, or is not supported "
-                           "for generateContent. Call ListModels to see the list of available "
-                           "models and their supported methods.",
-                           c->id);
+                           "for %s. Call ListModels to see the list of available models and "
+                           "their supported methods.",
+                           c->id, method);
         goto out;
     }
-    atomic_fetch_add(&c->sim->generate_by_model[model_index], 1);
+    atomic_fetch_add(&c->sim->generate_by_model[*model_index], 1);
     root = sc_sim_parse_body(c, r);
     if (!root)
         goto out;
-    json_t *cached = sc_sim_get2(root, "cachedContent", "cached_content");
-    sc_sim_gen_req_t g;
-    if (!sc_sim_parse_gen(root, cached == NULL, &g, r))
+    norm = sc_sim_normalize(root, c->id, r);
+    if (!norm)
         goto out;
-    if (cached && !sc_sim_cache_use(c->sim, root, cached, model_index, &g, r))
+    json_t *cached = json_object_get(norm, "cachedContent"); /* borrowed */
+    sc_sim_gen_req_t g;
+    if (!sc_sim_parse_gen(norm, cached == NULL, &g, r))
+        goto out;
+    if (cached && !sc_sim_cache_use(c->sim, norm, cached, *model_index, &g, r))
         goto out;
 
     bool delay = false;
     uint64_t body_hash = sc_sim_fnv(SC_SIM_FNV_OFFSET, c->id, strlen(c->id) + 1);
     body_hash = sc_sim_fnv(body_hash, c->body, c->body_len);
-    int fault = sc_sim_fault_draw(c->sim, body_hash, &delay);
+    int f = sc_sim_fault_draw(c->sim, body_hash, &delay);
     if (delay)
         sc_sim_sleep_ms(c->sim->faults.delay_ms);
-    if (fault == SC_SIM_F_429 || fault == SC_SIM_F_500 || fault == SC_SIM_F_503) {
-        sc_sim_reply_fault(c->sim, fault, m->name, r);
+    if (f == SC_SIM_F_429 || f == SC_SIM_F_500 || f == SC_SIM_F_503) {
+        sc_sim_reply_fault(c->sim, f, m->name, r);
         goto out;
     }
-
-    doc = sc_sim_gen_doc(c->sim, m, &g, root);
-    if (doc && sc_sim_refuses(c->sim, m)) {
-        json_t *part = json_array_get(json_object_get(json_object_get(json_array_get(
-                                                          json_object_get(doc, "candidates"), 0),
-                                                          "content"),
-                                                      "parts"),
-                                      0); /* borrowed */
+    doc = sc_sim_gen_doc(c->sim, m, &g, norm);
+    if (!doc) {
+        sc_sim_reply_error(r, 500, "INTERNAL", NULL, "out of memory");
+        goto out;
+    }
+    json_t *part = sc_sim_answer_part(doc); /* borrowed */
+    if (part && !g.calls && sc_sim_refuses(c->sim, m)) {
         json_object_set_new(part, "text", json_string(SC_SIM_REFUSAL));
         atomic_fetch_add(&c->sim->refusals, 1);
     }
-    if (fault == SC_SIM_F_MALFORMED) {
-        /* 200 with the body cut in half: what a proxy dropping the connection looks like. */
-        sc_sim_reply_json(r, 200, doc);
-        doc = NULL;
-        if (r->body)
-            r->len /= 2;
-        r->fault = sc_sim_fault_names[fault];
-        goto out;
-    }
-    {
-        json_t *u = json_object_get(doc, "usageMetadata"); /* borrowed */
-        static const char *const keys[4] = {"promptTokenCount", "cachedContentTokenCount",
-                                            "candidatesTokenCount", "thoughtsTokenCount"};
-        for (int k = 0; k < 4; k++)
-            atomic_fetch_add(&c->sim->billed_tokens[model_index][k],
-                             (uint64_t)json_integer_value(json_object_get(u, keys[k])));
-    }
-    sc_sim_reply_json(r, 200, doc);
-    doc = NULL;
-    if (g.cached_tokens > 0) {
-        pthread_mutex_lock(&c->sim->cache_mu);
-        c->sim->cached_tokens_served += g.cached_tokens;
-        pthread_mutex_unlock(&c->sim->cache_mu);
-    }
+    *fault = f;
+    *cached_tokens = g.cached_tokens;
 out:
-    json_decref(doc);
+    json_decref(norm);
     json_decref(root);
+    return doc;
+}
+
+/* Count an answer given whole (not the malformed fault) in billed_tokens and
+ * cached_tokens_served. */
+static void sc_sim_bill(sc_gemini_sim_t *sim, size_t model_index, const json_t *doc,
+                        size_t cached_tokens)
+{
+    json_t *u = json_object_get(doc, "usageMetadata"); /* borrowed */
+    static const char *const keys[4] = {"promptTokenCount", "cachedContentTokenCount",
+                                        "candidatesTokenCount", "thoughtsTokenCount"};
+    for (int k = 0; k < 4; k++)
+        atomic_fetch_add(&sim->billed_tokens[model_index][k],
+                         (uint64_t)json_integer_value(json_object_get(u, keys[k])));
+    if (cached_tokens > 0) {
+        pthread_mutex_lock(&sim->cache_mu);
+        sim->cached_tokens_served += cached_tokens;
+        pthread_mutex_unlock(&sim->cache_mu);
+    }
+}
+
+/* The malformed fault: 200 with the body cut in half, what a proxy dropping the connection looks
+ * like. */
+static void sc_sim_cut(sc_sim_reply_t *r)
+{
+    if (r->body)
+        r->len /= 2;
+    r->fault = sc_sim_fault_names[SC_SIM_F_MALFORMED];
+}
+
+void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
+{
+    size_t model_index = 0, cached_tokens = 0;
+    int fault = SC_SIM_F_NONE;
+    json_t *doc =
+        sc_sim_generate_doc(c, r, "generateContent", &model_index, &cached_tokens, &fault);
+    if (!doc)
+        return;
+    if (fault != SC_SIM_F_MALFORMED)
+        sc_sim_bill(c->sim, model_index, doc, cached_tokens);
+    sc_sim_reply_json(r, 200, doc);
+    if (fault == SC_SIM_F_MALFORMED)
+        sc_sim_cut(r);
+}
+
+/* Piece j of k of s (len bytes): [*from, *to), never inside a UTF-8 sequence. */
+static void sc_sim_piece(const char *s, size_t len, size_t k, size_t j, size_t *from, size_t *to)
+{
+    *from = j == 0 ? 0 : sc_sim_utf8_floor(s, len * j / k);
+    *to = j + 1 == k ? len : sc_sim_utf8_floor(s, len * (j + 1) / k);
+}
+
+/* The parts of candidate cand (borrowed) in chunk j of k: the thought summary in the first, a
+ * piece of each text, function calls in the last. @return a new reference or NULL. */
+static json_t *sc_sim_chunk_parts(const json_t *cand, size_t k, size_t j)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *part;
+    bool ok = out != NULL;
+    json_array_foreach(json_object_get(json_object_get(cand, "content"), "parts"), i, part)
+    {
+        json_t *text = json_object_get(part, "text");
+        if (!ok)
+            break;
+        if (json_is_true(json_object_get(part, "thought"))) {
+            if (j == 0)
+                ok = json_array_append(out, part) == 0;
+        } else if (json_is_string(text)) {
+            size_t from, to;
+            const char *s = json_string_value(text);
+            sc_sim_piece(s, json_string_length(text), k, j, &from, &to);
+            ok = json_array_append_new(
+                     out, json_pack("{s:s#}", "text", s + from, (int)(to - from))) == 0;
+        } else if (j + 1 == k) {
+            ok = json_array_append(out, part) == 0;
+        }
+    }
+    if (ok && json_array_size(out) == 0)
+        ok = json_array_append_new(out, json_pack("{s:s}", "text", "")) == 0;
+    if (!ok) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* doc (borrowed) as the chunks of a stream (§2): the texts in SC_SIM_CHUNKS_MIN..MAX pieces
+ * (fewer when too short; a function call in one chunk, after one holding the thought summary),
+ * finishReason and the whole usageMetadata only on the last chunk, the others carrying the prompt
+ * count; modelVersion and responseId on every one. @return a new array reference or NULL. */
+static json_t *sc_sim_stream_chunks(const json_t *doc)
+{
+    json_t *cands = json_object_get(doc, "candidates"),
+           *usage = json_object_get(doc, "usageMetadata");
+    size_t longest = 0, i, p;
+    bool calls = false, thought = false;
+    uint64_t h = SC_SIM_FNV_OFFSET;
+    json_t *cand, *part;
+    json_array_foreach(cands, i, cand)
+    {
+        json_array_foreach(json_object_get(json_object_get(cand, "content"), "parts"), p, part)
+        {
+            json_t *text = json_object_get(part, "text");
+            if (json_is_true(json_object_get(part, "thought")))
+                thought = true;
+            else if (json_is_string(text)) {
+                h = sc_sim_fnv(h, json_string_value(text), json_string_length(text));
+                if (json_string_length(text) > longest)
+                    longest = json_string_length(text);
+            } else
+                calls = true;
+        }
+    }
+    size_t k;
+    if (calls) {
+        k = thought ? 2 : 1;
+    } else {
+        k = SC_SIM_CHUNKS_MIN +
+            (size_t)(sc_sim_splitmix64(&h) % (SC_SIM_CHUNKS_MAX - SC_SIM_CHUNKS_MIN + 1));
+        if (k > longest)
+            k = longest > 0 ? longest : 1;
+    }
+    json_int_t prompt = json_integer_value(json_object_get(usage, "promptTokenCount"));
+    json_t *chunks = json_array();
+    bool ok = chunks != NULL;
+    for (size_t j = 0; ok && j < k; j++) {
+        bool last = j + 1 == k;
+        json_t *list = json_array();
+        ok = list != NULL;
+        json_array_foreach(cands, i, cand)
+        {
+            json_t *parts = ok ? sc_sim_chunk_parts(cand, k, j) : NULL; /* new or NULL */
+            json_t *c = parts ? json_pack("{s:{s:o, s:s}, s:O}", "content", "parts", parts, "role",
+                                          "model", "index", json_object_get(cand, "index"))
+                              : NULL;
+            if (c && last)
+                ok = json_object_set(c, "finishReason", json_object_get(cand, "finishReason")) == 0;
+            ok = ok && json_array_append_new(list, c) == 0;
+        }
+        json_t *u =
+            last ? json_incref(usage)
+                 : json_pack("{s:I, s:I}", "promptTokenCount", prompt, "totalTokenCount", prompt);
+        /* "o" steals list and u even when json_pack fails */
+        json_t *chunk = json_pack("{s:o, s:o, s:O, s:O}", "candidates", list, "usageMetadata", u,
+                                  "modelVersion", json_object_get(doc, "modelVersion"),
+                                  "responseId", json_object_get(doc, "responseId"));
+        ok = ok && json_array_append_new(chunks, chunk) == 0;
+    }
+    if (!ok) {
+        json_decref(chunks);
+        return NULL;
+    }
+    return chunks;
+}
+
+/* The body of a stream: each chunk as "data: <json>\r\n\r\n" (sse), else one JSON array of them.
+ * @return malloc'd (*len bytes; the caller frees), or NULL when out of memory. */
+static char *sc_sim_stream_body(const json_t *chunks, bool sse, size_t *len)
+{
+    size_t n = json_array_size(chunks), total = 2, i;
+    char **dumps = calloc(n ? n : 1, sizeof *dumps);
+    char *out = NULL;
+    if (!dumps)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        dumps[i] = json_dumps(json_array_get(chunks, i), JSON_COMPACT);
+        if (!dumps[i])
+            goto out;
+        total += strlen(dumps[i]) + 10; /* "data: " and "\r\n\r\n", or ",\r\n" */
+    }
+    out = malloc(total + 1);
+    if (!out)
+        goto out;
+    size_t o = 0;
+    if (!sse)
+        out[o++] = '[';
+    for (i = 0; i < n; i++) {
+        size_t dl = strlen(dumps[i]);
+        if (sse) {
+            memcpy(out + o, "data: ", 6);
+            o += 6;
+        } else if (i > 0) {
+            memcpy(out + o, ",\r\n", 3);
+            o += 3;
+        }
+        memcpy(out + o, dumps[i], dl);
+        o += dl;
+        if (sse) {
+            memcpy(out + o, "\r\n\r\n", 4);
+            o += 4;
+        }
+    }
+    if (!sse)
+        out[o++] = ']';
+    out[o] = '\0';
+    *len = o;
+out:
+    for (i = 0; i < n; i++)
+        free(dumps[i]);
+    free(dumps);
+    return out;
+}
+
+/* POST /v1beta/models/{model}:streamGenerateContent[?alt=sse] (§2): generateContent's
+ * validation and answer, sent as chunks. */
+void sc_sim_stream_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
+{
+    size_t model_index = 0, cached_tokens = 0, len = 0;
+    int fault = SC_SIM_F_NONE;
+    json_t *doc =
+        sc_sim_generate_doc(c, r, "streamGenerateContent", &model_index, &cached_tokens, &fault);
+    if (!doc)
+        return;
+    const char *alt = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "alt");
+    bool sse = alt && strcmp(alt, "sse") == 0;
+    json_t *chunks = sc_sim_stream_chunks(doc);
+    char *body = chunks ? sc_sim_stream_body(chunks, sse, &len) : NULL;
+    json_decref(chunks);
+    if (!body) {
+        json_decref(doc);
+        sc_sim_reply_error(r, 500, "INTERNAL", NULL, "out of memory");
+        return;
+    }
+    if (fault != SC_SIM_F_MALFORMED)
+        sc_sim_bill(c->sim, model_index, doc, cached_tokens);
+    json_decref(doc);
+    free(r->body);
+    r->code = 200;
+    r->body = body;
+    r->len = len;
+    r->ctype = sse ? "text/event-stream" : NULL;
+    if (fault == SC_SIM_F_MALFORMED)
+        sc_sim_cut(r);
 }
 
 /* ---- countTokens ---- */
 
+/* Every key of body (borrowed) is one of the n names; where (may be "") names body in the 400 that
+ * names the first other key, as the API words it. @return false with the 400 in r. */
+bool sc_sim_known_keys(const json_t *body, const char *const *names, size_t n, const char *where,
+                       sc_sim_reply_t *r)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)body, key, val)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(key, names[i]) == 0;
+        if (!ok) {
+            sc_sim_reply_invalid(r,
+                                 "Invalid JSON payload received. Unknown name \"%.64s\"%s%s%s: "
+                                 "Cannot find field.",
+                                 key, where[0] ? " at '" : "", where, where[0] ? "'" : "");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* POST /v1beta/models/{model}:countTokens (§3): plain contents, or a whole request wrapped in
+ * generateContentRequest (its model required), validated as generateContent validates. */
 void sc_sim_count_tokens(sc_sim_call_t *c, sc_sim_reply_t *r)
 {
-    json_t *root = NULL;
+    static const char *const keys[] = {"contents", "generateContentRequest",
+                                       "generate_content_request", "model"};
+    json_t *root = NULL, *obj = NULL, *norm = NULL;
+    size_t model_index = 0;
     atomic_fetch_add(&c->sim->count_tokens, 1);
-    if (!sc_sim_model_find(c->id, NULL)) {
+    if (!sc_sim_model_find(c->id, &model_index)) {
         sc_sim_reply_error(r, 404, "NOT_FOUND", NULL,
                            "models/%s is not found for API version v1beta, or is not supported "
                            "for countTokens. Call ListModels to see the list of available "
@@ -574,10 +1132,11 @@ void sc_sim_count_tokens(sc_sim_call_t *c, sc_sim_reply_t *r)
         goto out;
     }
     root = sc_sim_parse_body(c, r);
-    if (!root)
+    if (!root || !sc_sim_known_keys(root, keys, SC_ARRAY_LEN(keys), "", r))
         goto out;
     json_t *wrapped = sc_sim_get2(root, "generateContentRequest", "generate_content_request");
-    if (wrapped && json_object_get(root, "contents")) {
+    json_t *contents = json_object_get(root, "contents");
+    if (wrapped && contents) {
         sc_sim_reply_invalid(r, "contents and generateContentRequest are mutually exclusive.");
         goto out;
     }
@@ -586,17 +1145,40 @@ void sc_sim_count_tokens(sc_sim_call_t *c, sc_sim_reply_t *r)
                                 "object.");
         goto out;
     }
+    if (wrapped && !json_is_string(json_object_get(wrapped, "model"))) {
+        sc_sim_reply_invalid(r, "* CountTokensRequest.generate_content_request.model: model is "
+                                "required (\"models/...\").");
+        goto out;
+    }
+    obj = wrapped    ? json_incref(wrapped)
+          : contents ? json_pack("{s:O}", "contents", contents)
+                     : json_object();
+    norm = obj ? sc_sim_normalize(obj, c->id, r) : NULL;
+    if (!obj)
+        sc_sim_reply_error(r, 500, "INTERNAL", NULL, "out of memory");
+    if (!norm)
+        goto out;
+    json_t *cached = json_object_get(norm, "cachedContent"); /* borrowed */
     sc_sim_gen_req_t g;
-    if (!sc_sim_parse_gen(wrapped ? wrapped : root, wrapped != NULL, &g, r))
+    if (!sc_sim_parse_gen(norm, wrapped != NULL && !cached, &g, r))
+        goto out;
+    if (cached && !sc_sim_cache_use(c->sim, norm, cached, model_index, &g, r))
         goto out;
     size_t n = sc_sim_tokens(g.prompt_chars);
     if (n < 1)
         n = 1;
-    sc_sim_reply_json(r, 200,
-                      json_pack("{s:I, s:[{s:s, s:I}]}", "totalTokens", (json_int_t)n,
-                                "promptTokensDetails", "modality", "TEXT", "tokenCount",
-                                (json_int_t)n));
+    json_t *doc =
+        json_pack("{s:I, s:[{s:s, s:I}]}", "totalTokens", (json_int_t)(n + g.cached_tokens),
+                  "promptTokensDetails", "modality", "TEXT", "tokenCount", (json_int_t)n);
+    if (doc && g.cached_tokens > 0 &&
+        json_object_set_new(doc, "cachedContentTokenCount",
+                            json_integer((json_int_t)g.cached_tokens)) != 0) {
+        json_decref(doc);
+        doc = NULL;
+    }
+    sc_sim_reply_json(r, 200, doc);
 out:
+    json_decref(norm);
+    json_decref(obj);
     json_decref(root);
 }
-

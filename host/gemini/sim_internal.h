@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "host/core/jschema.h"
 #include "host/core/status.h"
 #include "host/gemini/sim.h"
 
@@ -26,6 +27,9 @@
 #define SC_SIM_BATCH_ID_LEN    32    /* characters of the {id} in batches/{id} */
 #define SC_SIM_BATCH_NAME_MAX  (SC_SIM_BATCH_ID_LEN + 16)
 #define SC_SIM_CACHE_MAX       1024u /* cachedContents held at once; beyond: 429 */
+#define SC_SIM_CANDIDATES_MAX  8     /* generationConfig.candidateCount, 1..8 */
+#define SC_SIM_ERR_MAX         512   /* a validation message from host/core (genreq, jschema) */
+#define SC_SIM_FN_NAME_MAX     128   /* FunctionDeclaration.name, bytes */
 
 #define SC_SIM_MSG_500                                                                             \
     "An internal error has occurred. Please retry or report in "                                   \
@@ -42,12 +46,31 @@ typedef struct {
     bool thinks_by_default; /* thinks when no budget is given */
     bool can_disable;       /* thinkingBudget 0 turns thinking off */
     unsigned cache_min;     /* smallest cachedContents, tokens, unless the opts override it */
+    /* the Model resource (GET /v1beta/models) */
+    const char *display_name;
+    const char *version;
+    double temperature, top_p; /* the defaults */
+    int top_k;
 } sc_sim_model_t;
 
 #define SC_SIM_MODEL_COUNT ((size_t)5) /* entries of sc_sim_models */
 
 /* The model table (sim.c). */
 extern const sc_sim_model_t sc_sim_models[];
+
+/* An embedding model: embedContent and batchEmbedContents only. */
+typedef struct {
+    const char *name;
+    const char *display_name;
+    const char *version;
+    unsigned dims_max; /* largest outputDimensionality */
+} sc_sim_embed_model_t;
+
+#define SC_SIM_EMBED_MODEL_COUNT ((size_t)2) /* entries of sc_sim_embed_models */
+#define SC_SIM_EMBED_DIMS        SC_GEMINI_SIM_EMBED_DIMS
+
+/* The embedding model table (sim.c). */
+extern const sc_sim_embed_model_t sc_sim_embed_models[];
 
 /* ---- faults ---- */
 
@@ -118,23 +141,36 @@ typedef enum {
     SC_SIM_BS_EXPIRED,
 } sc_sim_batch_state_t;
 
-/* What the simulator takes from a GenerateContentRequest. */
+/* What the simulator takes from a GenerateContentRequest (a normalised one: camelCase only). */
 typedef struct {
-    size_t prompt_chars;     /* bytes of text in systemInstruction (if counted) and contents */
+    size_t prompt_chars;     /* bytes of text in systemInstruction (if counted) and contents, and
+                              * of the JSON of functionCall/functionResponse parts and tools */
     uint64_t last_user_hash; /* FNV of the text of the last user turn */
     long long max_output;    /* 0 = unset */
     bool have_budget;
     long long budget;
     bool json_mime;
-    size_t cached_tokens; /* tokens of the cachedContent the request uses; 0 = none */
+    bool enum_mime;        /* text/x.enum */
+    bool include_thoughts; /* thinkingConfig.includeThoughts */
+    unsigned candidates;   /* candidateCount, 1..SC_SIM_CANDIDATES_MAX */
+    bool schema;           /* responseSchema or responseJsonSchema: answers are instances */
+    bool stop;             /* stopSequences given */
+    bool calls;            /* function calling: the answer is a functionCall part */
+    bool tool_result;      /* the last user turn holds functionResponse parts */
+    size_t cached_tokens;  /* tokens of the cachedContent the request uses; 0 = none */
 } sc_sim_gen_req_t;
+
+/* Whether the answer to g reads the request itself (schema, stop sequences, tools), so that a
+ * batch keeps it. */
+#define SC_SIM_GEN_NEEDS_REQUEST(g) ((g)->schema || (g)->stop || (g)->calls || (g)->tool_result)
 
 /* One request of a batch, validated at creation. */
 typedef struct {
     sc_sim_gen_req_t g;
     json_t *metadata; /* owned reference to the echoed metadata object, or NULL */
     json_t *error;    /* owned reference to the error Status when the request fails, or NULL */
-    json_t *request;  /* owned reference to the request, kept only in quality mode, or NULL */
+    json_t *request;  /* owned reference to the normalised request, kept in quality mode and when
+                       * SC_SIM_GEN_NEEDS_REQUEST, or NULL */
 } sc_sim_batch_item_t;
 
 /* A batch. Owned by the sim's table; every field is guarded by batch_mu. */
@@ -154,9 +190,10 @@ typedef struct {
     json_t *output; /* owned GenerateContentBatchOutput, built at the first terminal read */
 } sc_sim_batch_t;
 
-/* A cachedContents resource (§4.1). Only counts are kept: contents and systemInstruction are
- * input-only and never echoed, and the answer depends on the request's last user turn. Owned by
- * the sim's table; guarded by cache_mu. */
+/* A cachedContents resource (§4.1). Of contents and systemInstruction only counts are kept: they
+ * are input-only and never echoed, and the answer depends on the request's last user turn. Its
+ * tools and toolConfig are kept, normalised: a request through the cache calls its functions.
+ * Owned by the sim's table; guarded by cache_mu. */
 typedef struct {
     char id[SC_SIM_BATCH_ID_LEN + 1]; /* same id scheme as batches */
     uint64_t seq;                     /* creation order, from 1; the list's page token */
@@ -164,6 +201,8 @@ typedef struct {
     char *display_name; /* owned, NULL when none was given */
     size_t tokens;      /* usageMetadata.totalTokenCount */
     int64_t create_ns, update_ns, expire_ns; /* CLOCK_REALTIME */
+    json_t *tools;                           /* owned reference, or NULL */
+    json_t *tool_config;                     /* owned reference, or NULL */
 } sc_sim_cache_t;
 
 /* A slot of the key set behind duplicate_batch_keys: the hash of a metadata.key and the batch
@@ -253,6 +292,7 @@ typedef struct {
     char *body; /* owned, malloc'd; NULL means "out of memory" and becomes a fixed 500 */
     size_t len;
     const char *fault; /* name of an injected fault, for the log; NULL if none */
+    const char *ctype; /* Content-Type (static); NULL: application/json */
 } sc_sim_reply_t;
 
 typedef void (*sc_sim_handler_fn)(sc_sim_call_t *call, sc_sim_reply_t *reply);
@@ -284,27 +324,87 @@ void sc_sim_reply_error(sc_sim_reply_t *r, unsigned code, const char *status, js
 void sc_sim_reply_invalid(sc_sim_reply_t *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* ---- sim_generate.c: request parsing, generateContent, countTokens ---- */
+/* ---- sim_generate.c: request parsing, answers, generateContent, streamGenerateContent,
+ * countTokens ---- */
 
 /* Append the line of sim.h ("Record") for call c to sim->record; nothing without --record. A
  * failed write is logged, the request is answered anyway. */
 void sc_sim_record(sc_gemini_sim_t *sim, const sc_sim_call_t *c);
+/* An integer given as a JSON integer, an integral real, or a decimal string (proto3 JSON). */
+bool sc_sim_json_int(const json_t *v, long long *out);
+/* Every key of body (borrowed) is one of the n names; where (may be "") names body in the 400 that
+ * names the first other key, as the API words it. @return false with the 400 in r. */
+bool sc_sim_known_keys(const json_t *body, const char *const *names, size_t n, const char *where,
+                       sc_sim_reply_t *r);
 /* @return a new reference to the body's top-level object, or NULL with a 400 in r. */
 json_t *sc_sim_parse_body(const sc_sim_call_t *c, sc_sim_reply_t *r);
-/* Validate a contents array and add its text to g. @return false with a 400 in r. */
+/* obj (borrowed, a GenerateContentRequest's fields) checked by the API's rules for model
+ * (host/core/genreq.h) and normalised to camelCase. @return a new reference, or NULL with the
+ * 400 in r (its message genreq's, after "Invalid JSON payload received. " for an unknown field). */
+json_t *sc_sim_normalize(const json_t *obj, const char *model, sc_sim_reply_t *r);
+/* Validate a contents array and add its text to g; a functionResponse must follow a functionCall
+ * of its name in the model turn before it. @return false with a 400 in r. */
 bool sc_sim_parse_contents(const json_t *root, bool required, sc_sim_gen_req_t *g,
                            sc_sim_reply_t *r);
 /* Add the text of systemInstruction (optional) to g. @return false with a 400 in r. */
 bool sc_sim_parse_system(const json_t *root, sc_sim_gen_req_t *g, sc_sim_reply_t *r);
-/* Validate a GenerateContentRequest-shaped object into g. @return false with a 400 in r. */
-bool sc_sim_parse_gen(const json_t *root, bool with_system, sc_sim_gen_req_t *g,
-                      sc_sim_reply_t *r);
-/* The GenerateContentResponse for a validated request. req: the request itself (borrowed; the
- * quality mode reads its text), or NULL. @return a new reference, or NULL when out of memory. */
+/* Validate a normalised GenerateContentRequest into g. @return false with a 400 in r. */
+bool sc_sim_parse_gen(const json_t *root, bool with_system, sc_sim_gen_req_t *g, sc_sim_reply_t *r);
+/* The GenerateContentResponse for a validated request. req: the normalised request itself
+ * (borrowed; the quality mode, schemas, stop sequences and tools read it), or NULL.
+ * @return a new reference, or NULL when out of memory. */
 json_t *sc_sim_gen_doc(sc_gemini_sim_t *sim, const sc_sim_model_t *m, const sc_sim_gen_req_t *g,
                        const json_t *req);
+/* Bytes of v serialized compactly; 0 when out of memory. */
+size_t sc_sim_json_chars(const json_t *v);
+/* The largest n' <= n that does not cut a UTF-8 sequence of s (longer than n) in two. */
+size_t sc_sim_utf8_floor(const char *s, size_t n);
+/* Append s to buf (cap bytes, *len used); stops at the bound, never inside a UTF-8 sequence. */
+void sc_sim_append(char *buf, size_t cap, size_t *len, const char *s);
+/* Append n words of the answer vocabulary drawn from the stream *state, each after a space. */
+void sc_sim_append_words(char *buf, size_t cap, size_t *len, uint64_t *state, size_t n);
+/* The seed of candidate index's answer to a last user turn of hash h (h itself for the first). */
+uint64_t sc_sim_variant(uint64_t h, unsigned index);
 void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_stream_generate(sc_sim_call_t *c, sc_sim_reply_t *r);
 void sc_sim_count_tokens(sc_sim_call_t *c, sc_sim_reply_t *r);
+
+/* ---- sim_tools.c: structured output and function calling ---- */
+
+/* The response schema of generationConfig cfg (borrowed), its dialect and its path for errors.
+ * @return borrowed, or NULL when there is none. */
+const json_t *sc_sim_response_schema(const json_t *cfg, sc_jschema_dialect_t *d, const char **path);
+/* Check that schema (borrowed) is one of the dialect that some value satisfies.
+ * @return false with a 400 in r. */
+bool sc_sim_check_schema(const json_t *schema, sc_jschema_dialect_t d, const char *path,
+                         sc_sim_reply_t *r);
+/* Validate tools[].functionDeclarations and toolConfig of norm (normalised, borrowed) and decide
+ * g->calls and g->tool_result from its last content; count: add the tools' JSON to the prompt.
+ * @return false with a 400 in r. */
+bool sc_sim_parse_tools(const json_t *norm, bool count, sc_sim_gen_req_t *g, sc_sim_reply_t *r);
+/* An instance of req's response schema seeded by seed, as the answer text.
+ * @return malloc'd (the caller frees), or NULL. */
+char *sc_sim_schema_text(const sc_sim_gen_req_t *g, const json_t *req, uint64_t seed);
+/* The text parts of req's last content when it is a user turn, joined by "\n".
+ * @return malloc'd (the caller frees), "" when none; NULL when out of memory. */
+char *sc_sim_last_user_text(const json_t *req);
+/* The declaration a function call of req answers with (sim.h, "Function calling").
+ * @return borrowed from req, or NULL. */
+const json_t *sc_sim_pick_function(const json_t *req, const char *user);
+/* The functionCall part for decl (borrowed). @return a new reference, or NULL. */
+json_t *sc_sim_call_part(const json_t *decl, const char *user, uint64_t seed);
+/* The answer text after function results (candidate index). @return malloc'd, or NULL. */
+char *sc_sim_tool_result_text(const char *model, const sc_sim_gen_req_t *g, const json_t *req,
+                              unsigned index);
+
+/* ---- sim_models.c: the Model resources and the embedding models ---- */
+
+/* The embedding model called name. @return borrowed, or NULL. */
+const sc_sim_embed_model_t *sc_sim_embed_model_find(const char *name);
+void sc_sim_models_list(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_model_get(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_embed(sc_sim_call_t *c, sc_sim_reply_t *r);
+void sc_sim_batch_embed(sc_sim_call_t *c, sc_sim_reply_t *r);
 
 /* ---- sim_faults.c: the spec, the draws, the replies ---- */
 
@@ -379,10 +479,11 @@ void sc_sim_cache_free(sc_sim_cache_t *cc);
 double sc_sim_cache_storage(const sc_sim_cache_t *cc, int64_t until_ns);
 /* Drop the caches expired at now_ns (cache_mu held). */
 void sc_sim_cache_sweep(sc_gemini_sim_t *sim, int64_t now_ns);
-/* generateContent with "cachedContent": check it and set g->cached_tokens.
+/* generateContent with "cachedContent" (norm: the normalised request): check it, set
+ * g->cached_tokens, and give norm the cache's tools and toolConfig (then decided again).
  * @return false with the error in r. */
-bool sc_sim_cache_use(sc_gemini_sim_t *sim, const json_t *root, const json_t *cached,
-                      size_t model_index, sc_sim_gen_req_t *g, sc_sim_reply_t *r);
+bool sc_sim_cache_use(sc_gemini_sim_t *sim, json_t *norm, const json_t *cached, size_t model_index,
+                      sc_sim_gen_req_t *g, sc_sim_reply_t *r);
 void sc_sim_cache_create(sc_sim_call_t *c, sc_sim_reply_t *r);
 void sc_sim_cache_get(sc_sim_call_t *c, sc_sim_reply_t *r);
 void sc_sim_cache_list(sc_sim_call_t *c, sc_sim_reply_t *r);

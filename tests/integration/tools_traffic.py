@@ -5,6 +5,7 @@
   second WORK  wave 3 from wave 1's results: each conversation's call, then the tool's result
   check WORK   the assertions over results.jsonl, dlq.jsonl and the simulator's bodies.jsonl
 """
+import copy
 import json
 import sys
 
@@ -48,9 +49,22 @@ def first_turn(rid, name):
     return {"id": rid, "tenant": "travel", "agent": "desk", "stage": "weather",
             "systemInstruction": {"parts": [{"text": SYSTEM}]},
             "contents": [{"role": "user", "parts": [{"text": question(name)}]}],
-            "tools": TOOLS,
+            "tools": copy.deepcopy(TOOLS),
             "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
             "generationConfig": {"temperature": 0.0, "maxOutputTokens": 256}}
+
+
+BAD = [
+    ("contents[0].parts[0].inline_dat",
+     lambda r: r["contents"][0]["parts"][0].update({"inline_dat": {}})),
+    ("generationConfig.topP", lambda r: r["generationConfig"].update({"topP": "high"})),
+    ("tools[0].functionDeclarations[0].parameters.properties.city.typ",
+     lambda r: r["tools"][0]["functionDeclarations"][0]["parameters"]["properties"].update(
+         {"city": {"typ": "STRING"}})),
+    ("toolConfig.functionCallingConfig.mode",
+     lambda r: r["toolConfig"]["functionCallingConfig"].update({"mode": "SOMETIMES"})),
+    ("tool_cofig", lambda r: r.update({"tool_cofig": {}})),
+]
 
 
 def temp_of(name):
@@ -99,7 +113,14 @@ def make(work):
         r["stage"] = "history"  # a scope of its own: no shadow evidence moves it off strong
         r["contents"] = contents
         w4.append(r)
-    write(f"{work}/wave1.jsonl", w1)
+    # invalid fields, each a dead letter naming its path
+    bad = []
+    for k, (path, mutate) in enumerate(BAD):
+        r = first_turn(f"bad-{k}", city(k))
+        mutate(r)
+        bad.append(r)
+    write(f"{work}/wave1.jsonl", w1 + bad)
+    write(f"{work}/batch_in.jsonl", [first_turn(f"batch-{k:02d}", city(k, "b")) for k in range(20)])
     write(f"{work}/wave2.jsonl", w2)
     write(f"{work}/wave4.jsonl", w4)
 
@@ -160,8 +181,12 @@ def check(work):
         if not cond:
             fails.append(what)
 
-    dlq = [json.loads(l) for l in open(f"{work}/dlq.jsonl")] if open(f"{work}/dlq.jsonl").read() else []
-    ok(not dlq, f"{len(dlq)} dead letters" + (f": {dlq[0]['error']}" if dlq else ""))
+    dlq = [json.loads(l) for l in open(f"{work}/dlq.jsonl") if l.strip()]
+    named = sum(1 for k, (path, _) in enumerate(BAD)
+                if any(d.get("id") == f"bad-{k}" and d["error"]["code"] == "INVALID_REQUEST" and
+                       f'field "{path}"' in d["error"]["message"] for d in dlq))
+    ok(len(dlq) == len(BAD) and named == len(BAD),
+       f"{len(dlq)} dead letters, {named} of {len(BAD)} invalid fields named by path (INVALID_REQUEST)")
     errs = [r for r in res.values() if r["status"] != "ok"]
     ok(not errs, f"{len(res)} results, {len(errs)} errors" + (f": {errs[0]['error']}" if errs else ""))
 
@@ -237,6 +262,12 @@ def check(work):
     ok(bodies > 0 and responses > 0 and orphans == 0,
        f"{bodies} forwarded bodies, {responses} function responses, {orphans} without their call")
     ok(cached > 0, f"{cached} bodies used a prompt cache holding the system instruction and tools")
+    # 6. Batch Mode: the same requests inline, the whole candidate back
+    out = [json.loads(l) for l in open(f"{work}/batch_out.jsonl")]
+    good = sum(1 for r in out if r.get("status") == "ok" and calls_of(r) and
+               calls_of(r)[0].get("args", {}).get("city") == city(int(r["id"][6:]), "b"))
+    ok(len(out) == 20 and good == 20,
+       f"backfill --mode batch: {good} of {len(out)} tool requests answered with their call")
     sys.exit(1 if fails else 0)
 
 
