@@ -44,7 +44,10 @@ typedef struct {
  * 429/500/503/malformed: the share of generateContent requests answered that way;
  * delay: share delayed by delay_ms; seed: the PRNG seed; retry_delay: RetryInfo.retryDelay on
  * 429s; max_per_request=N: one request body is failed at most N times (default 2), so faults are
- * transient as real ones are. Unknown keys or rates outside 0..1 are an error.
+ * transient as real ones are. refuse=RATE: the share of the cheaper models' answers (not
+ * "-pro") that are bad in a way a cascade must catch: a text answer becomes a refusal, a
+ * schema-bound answer "[]", a function call names an undeclared function (every other one) or
+ * gets arguments of the wrong type. Unknown keys or rates outside 0..1 are an error.
  * Batch Mode keys, all decided at batch creation with the same seeded PRNG:
  *   batch_error=RATE   share of the requests in a batch answered with an error entry (500
  *                      INTERNAL) instead of a response;

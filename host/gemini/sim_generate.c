@@ -781,6 +781,40 @@ static void sc_sim_sleep_ms(unsigned ms)
 }
 
 /* The first text part of the first candidate that is not a thought (borrowed), or NULL. */
+/* The refuse fault (a cheaper model's bad answer, the kind a cascade must catch): a text answer
+ * becomes a refusal, a schema-bound one "[]" (no instance of an object schema), a function call
+ * names an undeclared function (every other draw) or gets arguments of the wrong type (every
+ * value an array). */
+static void sc_sim_spoil(json_t *doc, json_t *text_part, const sc_sim_gen_req_t *g)
+{
+    static unsigned flip;
+    if (!g->calls) {
+        json_object_set_new(text_part, "text", json_string(g->schema ? "[]" : SC_SIM_REFUSAL));
+        return;
+    }
+    json_t *cand = json_array_get(json_object_get(doc, "candidates"), 0);
+    size_t i;
+    json_t *part;
+    json_array_foreach(json_object_get(json_object_get(cand, "content"), "parts"), i, part)
+    {
+        json_t *fc = json_object_get(part, "functionCall");
+        if (!fc)
+            continue;
+        json_t *args = json_object_get(fc, "args");
+        if ((__atomic_fetch_add(&flip, 1u, __ATOMIC_RELAXED) & 1u) || json_object_size(args) == 0) {
+            const char *name = json_string_value(json_object_get(fc, "name"));
+            char bad[160];
+            snprintf(bad, sizeof bad, "%s_unlisted", name ? name : "f");
+            json_object_set_new(fc, "name", json_string(bad));
+        } else {
+            const char *key;
+            json_t *v;
+            json_object_foreach(args, key, v)
+                json_object_set_new(args, key, json_array());
+        }
+    }
+}
+
 static json_t *sc_sim_answer_part(json_t *doc)
 {
     json_t *cand = json_array_get(json_object_get(doc, "candidates"), 0);
@@ -844,8 +878,8 @@ static json_t *sc_sim_generate_doc(sc_sim_call_t *c, sc_sim_reply_t *r, const ch
         goto out;
     }
     json_t *part = sc_sim_answer_part(doc); /* borrowed */
-    if (part && !g.calls && sc_sim_refuses(c->sim, m)) {
-        json_object_set_new(part, "text", json_string(SC_SIM_REFUSAL));
+    if ((part || g.calls) && sc_sim_refuses(c->sim, m)) {
+        sc_sim_spoil(doc, part, &g);
         atomic_fetch_add(&c->sim->refusals, 1);
     }
     *fault = f;

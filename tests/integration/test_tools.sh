@@ -13,7 +13,7 @@
 #           what the tool returned;
 #   wave 4: 24 long tool conversations (30 earlier rounds, pruned to a small budget);
 # invalid fields end as dead letters naming their path; tool requests go through Batch Mode
-# (backfill --mode batch) with their calls; and every body the simulator received: no functionResponse without its functionCall just
+# (backfill --mode batch) with their calls; a cheap bad call or schema answer is promoted; and every body the simulator received: no functionResponse without its functionCall just
 # before it.
 set -euo pipefail
 SCRIMP=${1:?usage: test_tools.sh path/to/scrimp}
@@ -61,6 +61,15 @@ sc_stop "$PID_serve"
   -X "gemini.base_url=$SIM_URL" -X "cache.path=$WORK/cache-b" -X "prune.path=$WORK/summaries-b" \
   -X "router.shadow_path=$WORK/shadow-b" -X backfill.poll_initial_ms=100 >"$WORK/backfill.log" 2>&1 \
   || { echo "FAIL: backfill --mode batch"; tail -5 "$WORK/backfill.log"; exit 1; }
+
+# The cascade: on a simulator whose cheaper models spoil every answer, with every prompt sent
+# to the cheapest tier first
+sc_start_bg sim2 "$SCRIMP" gemini-sim --faults "refuse=1,seed=4"
+SIM2_URL=$(sc_first_line sim2)
+"$SCRIMP" backfill "$WORK/cascade_in.jsonl" -o "$WORK/cascade_out.jsonl" \
+  -X "gemini.base_url=$SIM2_URL" -X "cache.path=$WORK/cache-c" -X "prune.path=$WORK/summaries-c" \
+  -X "router.shadow_path=$WORK/shadow-c" -X router.outside_tier=lite -X router.shadow_rate=0 \
+  >"$WORK/cascade.log" 2>&1 || { echo "FAIL: backfill (cascade)"; tail -5 "$WORK/cascade.log"; exit 1; }
 
 # (the simulator stays up: the check asks it directly what a look-alike's call would be)
 python3 "$ROOT/tests/integration/tools_traffic.py" check "$WORK"

@@ -54,6 +54,9 @@ def first_turn(rid, name):
             "generationConfig": {"temperature": 0.0, "maxOutputTokens": 256}}
 
 
+SCHEMA = {"type": "OBJECT", "properties": {"city": {"type": "STRING"}, "temp_c": {"type": "INTEGER"}},
+          "required": ["city", "temp_c"]}
+
 BAD = [
     ("contents[0].parts[0].inline_dat",
      lambda r: r["contents"][0]["parts"][0].update({"inline_dat": {}})),
@@ -121,6 +124,16 @@ def make(work):
         bad.append(r)
     write(f"{work}/wave1.jsonl", w1 + bad)
     write(f"{work}/batch_in.jsonl", [first_turn(f"batch-{k:02d}", city(k, "b")) for k in range(20)])
+    # the cascade: tool calls and schema-bound answers on the cheapest tier, which the second
+    # simulator spoils (undeclared function, wrong argument types, no instance of the schema)
+    casc = [first_turn(f"casc-call-{k:02d}", city(k, "c")) for k in range(20)]
+    for k in range(20):
+        r = first_turn(f"casc-json-{k:02d}", city(k, "j"))
+        del r["tools"], r["toolConfig"]
+        r["generationConfig"].update({"responseMimeType": "application/json",
+                                      "responseSchema": SCHEMA})
+        casc.append(r)
+    write(f"{work}/cascade_in.jsonl", casc)
     write(f"{work}/wave2.jsonl", w2)
     write(f"{work}/wave4.jsonl", w4)
 
@@ -268,6 +281,24 @@ def check(work):
                calls_of(r)[0].get("args", {}).get("city") == city(int(r["id"][6:]), "b"))
     ok(len(out) == 20 and good == 20,
        f"backfill --mode batch: {good} of {len(out)} tool requests answered with their call")
+    # 7. the cascade: every spoiled cheap answer promoted, the strong answer valid
+    out = {r["id"]: r for r in (json.loads(l) for l in open(f"{work}/cascade_out.jsonl"))}
+    calls_ok = sum(1 for k in range(20)
+                   if (r := out.get(f"casc-call-{k:02d}", {})).get("optimizations", {}).get("promoted")
+                   and calls_of(r) and calls_of(r)[0]["name"] == "get_weather"
+                   and isinstance(calls_of(r)[0].get("args", {}).get("city"), str))
+    json_ok = 0
+    for k in range(20):
+        r = out.get(f"casc-json-{k:02d}", {})
+        try:
+            v = json.loads(r.get("text", ""))
+        except ValueError:
+            continue
+        json_ok += bool(r.get("optimizations", {}).get("promoted")) and isinstance(v, dict) and \
+            isinstance(v.get("city"), str) and isinstance(v.get("temp_c"), int)
+    ok(calls_ok == 20 and json_ok == 20,
+       f"cascade: {calls_ok} of 20 bad function calls and {json_ok} of 20 answers outside the "
+       f"schema promoted, each answered validly by a stronger tier")
     sys.exit(1 if fails else 0)
 
 
