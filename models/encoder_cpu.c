@@ -194,6 +194,9 @@ sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_encoder_cpu
         snprintf(errbuf, errlen, "CPU encoder: out of memory");
         return SC_ERR_NOMEM;
     }
+    const char *omp = getenv("OMP_NUM_THREADS"); /* the OpenMP convention, when set */
+    if (threads == 0 && omp && atoi(omp) >= 1)
+        threads = atoi(omp) > ENC_CPU_MAX_THREADS ? ENC_CPU_MAX_THREADS : atoi(omp);
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n < 1 ? 1 : n > ENC_CPU_MAX_THREADS ? ENC_CPU_MAX_THREADS : (int)n;

@@ -31,9 +31,11 @@ sc_first_line() {
   echo "$name printed nothing within ${timeout}s" >&2; return 1
 }
 
-# sc_start_broker [PARTITIONS]: sets BOOTSTRAP.
+# sc_start_broker [PARTITIONS]: sets BOOTSTRAP. SCRIMP_BROKER_BIN (default: the scrimp under
+# test) runs the broker: a ThreadSanitizer run takes it from an uninstrumented build, since the
+# mock cluster's own threads are librdkafka's, not scrimp's.
 sc_start_broker() {
-  sc_start_bg broker "$SCRIMP" dev-broker --partitions "${1:-4}"
+  sc_start_bg broker "${SCRIMP_BROKER_BIN:-$SCRIMP}" dev-broker --partitions "${1:-4}"
   BOOTSTRAP=$(sc_first_line broker) || return 1
 }
 
