@@ -423,18 +423,13 @@ static sc_status_t read_output(bf_t *b, char *errbuf, size_t errlen)
     return SC_OK;
 }
 
-/* Batches the journal says were created (or may have been) and did not finish: poll them to the
- * end instead of creating them again. */
-static sc_status_t adopt_batches(bf_t *b, char *errbuf, size_t errlen)
+json_t *sc_backfill_journal_open(FILE *f)
 {
-    FILE *f = fopen(b->state_path, "r");
-    if (!f)
-        return SC_OK;
-    json_t *open = json_object(); /* display -> {model, lines, name?}; new */
+    json_t *open = json_object(); /* display -> {model, keys, name?}; new */
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    while ((len = getline(&line, &cap, f)) > 0) {
+    while (open && (len = getline(&line, &cap, f)) > 0) {
         json_t *ev = json_loadb(line, (size_t)len, 0, NULL); /* new; a torn last line: NULL */
         const char *kind = json_string_value(json_object_get(ev, "ev"));
         const char *display = json_string_value(json_object_get(ev, "display"));
@@ -447,7 +442,20 @@ static sc_status_t adopt_batches(bf_t *b, char *errbuf, size_t errlen)
         json_decref(ev);
     }
     free(line);
+    return open;
+}
+
+/* Batches the journal says were created (or may have been) and did not finish: poll them to the
+ * end instead of creating them again. */
+static sc_status_t adopt_batches(bf_t *b, char *errbuf, size_t errlen)
+{
+    FILE *f = fopen(b->state_path, "r");
+    if (!f)
+        return SC_OK;
+    json_t *open = sc_backfill_journal_open(f); /* new */
     fclose(f);
+    if (!open)
+        return SC_ERR_NOMEM;
 
     sc_status_t st = SC_OK;
     const char *display;

@@ -4,6 +4,9 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
 
 #include "host/core/config.h"
 #include "host/core/status.h"
@@ -23,6 +26,15 @@ typedef struct {
  */
 sc_status_t sc_backfill_run(const sc_config_t *cfg, const sc_backfill_opts_t *opts,
                             volatile sig_atomic_t *running, char *errbuf, size_t errlen);
+
+/*
+ * The batches a journal (OUT.state, read from f: one JSON event per line, a torn last line
+ * skipped) says were created, or may have been, and did not finish: a new object mapping each
+ * display name to its "creating" event ({"model", "keys", ...}) with "name" added once the
+ * journal says "created". Lines that are not such events are skipped. NULL on allocation failure.
+ * @remark the caller releases the result with json_decref().
+ */
+json_t *sc_backfill_journal_open(FILE *f);
 
 /* `scrimp backfill …` argument parsing around sc_backfill_run(); returns the exit status. */
 int sc_backfill_cli(int argc, char **argv, volatile sig_atomic_t *running);

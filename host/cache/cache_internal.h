@@ -57,6 +57,33 @@ typedef struct {
     uint64_t id, scope;
 } sc_idscope_t;
 
+/* ---- the saved index (index.scx) ----
+ * header, then per hnsw/ivf partition: sc_ix_part_t, n_dead int64 ids (HNSW: removed ids still in
+ * the graph), the FAISS index (faiss_write_index). Native byte order: the file is this machine's.
+ * It describes the store whose meta holds store_id and index_gen == gen, with these parameters;
+ * payload_hash (XXH3-64 of everything after the header) and header_hash catch a torn or corrupt
+ * file before FAISS reads it. Flat partitions are not saved: they are cheaper to build. */
+#define SC_CACHE_IX_MAGIC 0x49584353u         /* "SCXI" */
+#define SC_CACHE_IX_VERSION 1u
+
+typedef struct {
+    uint32_t magic, version;
+    unsigned char store_id[SC_CACHE_STORE_ID_LEN];
+    uint64_t gen;
+    char kind[16];
+    uint32_t dim, hnsw_m, hnsw_ef_construction, ivf_nlist;
+    uint64_t ann_min;
+    uint64_t n_parts;
+    uint64_t payload_len, payload_hash;
+    uint64_t header_hash; /* XXH3-64 of the bytes before it */
+} sc_ix_hdr_t;
+
+typedef struct {
+    uint64_t scope;
+    uint32_t kind, nlist; /* sc_part_kind_t; IVF lists */
+    uint64_t live, n_dead;
+} sc_ix_part_t;
+
 /* ---- small hash tables (linear probing) ---- */
 
 typedef enum { SC_PART_FLAT = 0, SC_PART_HNSW, SC_PART_IVF } sc_part_kind_t;
@@ -210,6 +237,10 @@ void sc_cache_gpu_init(sc_cache_t *c);
 int sc_cache_persist_on(const sc_cache_t *c);
 void sc_cache_ix_path(const sc_cache_t *c, const char *name, char *out, size_t len);
 sc_status_t sc_cache_index_save(sc_cache_t *c, const char *trigger);
+/* The header this cache writes for generation gen (no counts, no hashes), and the checksum of a
+ * header (XXH3-64 of the bytes before header_hash): what a file must carry to be read. */
+void sc_cache_ix_stamp(const sc_cache_t *c, uint64_t gen, sc_ix_hdr_t *h);
+uint64_t sc_cache_ix_header_hash(const sc_ix_hdr_t *h);
 /* @remark the caller clears *parts with sc_cache_pmap_clear(). */
 int sc_cache_ix_read(sc_cache_t *c, uint64_t gen, sc_pmap_t *parts);
 int sc_cache_ix_matches(const sc_pmap_t *parts, const sc_row_t *rows, size_t n);

@@ -22,36 +22,10 @@
 #include "host/core/log.h"
 #include "host/core/util.h"
 
-#define SC_CACHE_IX_MAGIC 0x49584353u         /* "SCXI" */
-#define SC_CACHE_IX_VERSION 1u
 #define SC_CACHE_IX_DEAD_MAX (1ull << 32)     /* bounds for a partition record */
 #define SC_CACHE_IO_CHUNK (1u << 20)
 
-/* ---- the saved index (index.scx) ----
- * header, then per hnsw/ivf partition: sc_ix_part_t, n_dead int64 ids (HNSW: removed ids still in
- * the graph), the FAISS index (faiss_write_index). Native byte order: the file is this machine's.
- * It describes the store whose meta holds store_id and index_gen == gen, with these parameters;
- * payload_hash (XXH3-64 of everything after the header) and header_hash catch a torn or corrupt
- * file before FAISS reads it. Flat partitions are not saved: they are cheaper to build. */
-typedef struct {
-    uint32_t magic, version;
-    unsigned char store_id[SC_CACHE_STORE_ID_LEN];
-    uint64_t gen;
-    char kind[16];
-    uint32_t dim, hnsw_m, hnsw_ef_construction, ivf_nlist;
-    uint64_t ann_min;
-    uint64_t n_parts;
-    uint64_t payload_len, payload_hash;
-    uint64_t header_hash; /* XXH3-64 of the bytes before it */
-} sc_ix_hdr_t;
-
-typedef struct {
-    uint64_t scope;
-    uint32_t kind, nlist; /* sc_part_kind_t; IVF lists */
-    uint64_t live, n_dead;
-} sc_ix_part_t;
-
-/* ---- saving ---- */
+/* ---- saving (the layout of index.scx: cache_internal.h) ---- */
 
 /* Saving and loading apply to CPU hnsw/ivf partitions only: flat ones (and the GPU index) are
  * about as fast to build from the store as to read. */
@@ -67,7 +41,7 @@ void sc_cache_ix_path(const sc_cache_t *c, const char *name, char *out, size_t l
 }
 
 /* The header this cache writes for generation gen (no counts, no hashes). */
-static void ix_stamp(const sc_cache_t *c, uint64_t gen, sc_ix_hdr_t *h)
+void sc_cache_ix_stamp(const sc_cache_t *c, uint64_t gen, sc_ix_hdr_t *h)
 {
     memset(h, 0, sizeof(*h));
     h->magic = SC_CACHE_IX_MAGIC;
@@ -82,7 +56,7 @@ static void ix_stamp(const sc_cache_t *c, uint64_t gen, sc_ix_hdr_t *h)
     h->ann_min = c->opts.ann_min;
 }
 
-static uint64_t ix_header_hash(const sc_ix_hdr_t *h)
+uint64_t sc_cache_ix_header_hash(const sc_ix_hdr_t *h)
 {
     return XXH3_64bits(h, offsetof(sc_ix_hdr_t, header_hash));
 }
@@ -133,7 +107,7 @@ static sc_status_t ix_write(sc_cache_t *c, uint64_t gen, uint64_t *bytes, size_t
         return SC_OK;
     }
     sc_ix_hdr_t h;
-    ix_stamp(c, gen, &h);
+    sc_cache_ix_stamp(c, gen, &h);
     h.n_parts = n;
     const char *op = "open";
     off_t end = 0;
@@ -172,7 +146,7 @@ static sc_status_t ix_write(sc_cache_t *c, uint64_t gen, uint64_t *bytes, size_t
     op = "hash";
     if (fseeko(f, (off_t)sizeof(h), SEEK_SET) || ix_hash(f, h.payload_len, &h.payload_hash))
         goto fail;
-    h.header_hash = ix_header_hash(&h);
+    h.header_hash = sc_cache_ix_header_hash(&h);
     op = "write";
     if (fseeko(f, 0, SEEK_SET) || fwrite(&h, sizeof(h), 1, f) != 1 || fflush(f))
         goto fail;
@@ -282,11 +256,11 @@ int sc_cache_ix_read(sc_cache_t *c, uint64_t gen, sc_pmap_t *parts)
         bad = "truncated header";
         goto out;
     }
-    if (h.magic != SC_CACHE_IX_MAGIC || h.header_hash != ix_header_hash(&h)) {
+    if (h.magic != SC_CACHE_IX_MAGIC || h.header_hash != sc_cache_ix_header_hash(&h)) {
         bad = "bad header";
         goto out;
     }
-    ix_stamp(c, gen, &want);
+    sc_cache_ix_stamp(c, gen, &want);
     if (h.version != want.version || memcmp(h.store_id, want.store_id, sizeof(h.store_id)) ||
         h.gen != want.gen || memcmp(h.kind, want.kind, sizeof(h.kind)) || h.dim != want.dim ||
         h.hnsw_m != want.hnsw_m || h.hnsw_ef_construction != want.hnsw_ef_construction ||

@@ -17,6 +17,11 @@
 #define SC_JSCHEMA_KW_MAX       32   /* keywords of the larger dialect table */
 #define SC_JSCHEMA_COUNT_DIGITS 18   /* digits of an int64 count sent as a string (fits in int64) */
 #define SC_JSCHEMA_PATTERN_MAX  1024 /* bytes of a pattern, after translation, that is compiled */
+/* what regcomp may be given (pattern_cost_ok), about 10 MB and 30 ms at most: the nodes it
+ * builds, its epsilon-closure work, repetitions nested over something that can match "" */
+#define SC_JSCHEMA_PATTERN_COST_MAX       16384u
+#define SC_JSCHEMA_PATTERN_CLOSURE_MAX    4000000u
+#define SC_JSCHEMA_PATTERN_EMPTY_REPS_MAX 1u
 /* subschemas applied in one chain: $ref, allOf, anyOf and oneOf hops do not nest the instance,
  * so a chain may be longer than the instance is deep */
 #define SC_JSCHEMA_APPLY_MAX      (4 * SC_JSCHEMA_DEPTH_MAX)
@@ -416,13 +421,171 @@ static int regex_posix(const char *src, char *dst, size_t cap)
     return 0;
 }
 
+/* a + b and a * b, held at SC_JSCHEMA_PATTERN_COST_MAX + 1 (past the bound is all that counts) */
+static size_t cost_add(size_t a, size_t b)
+{
+    return a + b > SC_JSCHEMA_PATTERN_COST_MAX ? SC_JSCHEMA_PATTERN_COST_MAX + 1 : a + b;
+}
+
+static size_t cost_mul(size_t a, size_t b)
+{
+    return b && a > SC_JSCHEMA_PATTERN_COST_MAX / b ? SC_JSCHEMA_PATTERN_COST_MAX + 1 : a * b;
+}
+
+/* The end of the bracket expression at p (at its '['): past its ']', or at the NUL. */
+static const char *bracket_end(const char *p)
+{
+    const char *q = p + 1;
+    if (*q == '^')
+        q++;
+    if (*q == ']')
+        q++; /* a leading ']' is a member */
+    while (*q && *q != ']') {
+        if (q[0] == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+            const char *e = strchr(q + 2, q[1]);
+            q = e && e[1] == ']' ? e + 2 : q + 1;
+        } else {
+            q++;
+        }
+    }
+    return *q ? q + 1 : q;
+}
+
+/* A unit of a pattern (an atom, a group, with its repetitions) or the sequence of a group. */
+typedef struct {
+    size_t cost;   /* nodes regcomp builds for it */
+    int empty;     /* it can match "" */
+    unsigned reps; /* repetitions nested over something that can match "" */
+    size_t run;    /* a sequence: the nodes of its last units that all can match "" */
+} sc_rxcost_t;
+
+/* The closure work of a run of units that can match "": regcomp's epsilon closure of each of
+ * their nodes holds the nodes after it, so the work is about the square of the run. 0 past the
+ * bound. */
+static int rxcost_flush(sc_rxcost_t *s, size_t *closure)
+{
+    *closure += s->run * s->run; /* run <= SC_JSCHEMA_PATTERN_COST_MAX + 1: no overflow */
+    s->run = 0;
+    return *closure <= SC_JSCHEMA_PATTERN_CLOSURE_MAX;
+}
+
+/* Add the pending unit u (when there is one) to the sequence s. 0 past a bound. */
+static int rxcost_commit(sc_rxcost_t *s, sc_rxcost_t *u, int *have, size_t *closure)
+{
+    if (!*have)
+        return 1;
+    *have = 0;
+    s->cost = cost_add(s->cost, u->cost);
+    s->empty = s->empty && u->empty;
+    s->reps = u->reps > s->reps ? u->reps : s->reps;
+    if (u->empty) {
+        s->run = cost_add(s->run, u->cost);
+        return 1;
+    }
+    return rxcost_flush(s, closure);
+}
+
+/* Apply a repetition of `copies` copies (0: '?' or '*', which wrap without copying; '+' is 2)
+ * that may match "" (may_skip) to the unit u. */
+static void rxcost_repeat(sc_rxcost_t *u, size_t copies, int may_skip)
+{
+    if (u->empty)
+        u->reps++;
+    u->cost = cost_add(copies ? cost_mul(u->cost, copies) : u->cost, 1);
+    u->empty = u->empty || may_skip;
+}
+
+/* Whether regcomp can compile posix (an ERE from regex_posix) in bounded memory and time. glibc
+ * copies a repeated unit (once more for '+', m times for {n,m}, n + 1 for {n,}), so nested
+ * repetitions multiply ("((a+)+)+…" of 1 KB takes gigabytes): at most SC_JSCHEMA_PATTERN_COST_MAX
+ * nodes. Its epsilon closures grow with the square of a run of what can match "" (".{0,5000}"
+ * takes a second) and much faster when such a thing is repeated again ("a??????+++++",
+ * "((a?|b?)+){40}" take minutes): at most SC_JSCHEMA_PATTERN_CLOSURE_MAX, and at most
+ * SC_JSCHEMA_PATTERN_EMPTY_REPS_MAX repetitions nested over something that can match "". */
+static int pattern_cost_ok(const char *p)
+{
+    sc_rxcost_t seq[SC_JSCHEMA_PATTERN_MAX / 2 + 1]; /* the enclosing groups' sequences */
+    int alt_empty[SC_JSCHEMA_PATTERN_MAX / 2 + 1];    /* an earlier alternative can match "" */
+    sc_rxcost_t cur = {0, 1, 0, 0}, unit = {0, 0, 0, 0};
+    int have = 0, alt = 0;
+    size_t depth = 0, closure = 0;
+    while (*p) {
+        if (*p == '(') {
+            if (!rxcost_commit(&cur, &unit, &have, &closure) || depth == SC_ARRAY_LEN(seq))
+                return 0;
+            seq[depth] = cur;
+            alt_empty[depth++] = alt;
+            cur = (sc_rxcost_t){0, 1, 0, 0};
+            alt = 0;
+            p++;
+        } else if (*p == ')' && depth > 0) {
+            if (!rxcost_commit(&cur, &unit, &have, &closure) || !rxcost_flush(&cur, &closure))
+                return 0;
+            unit = (sc_rxcost_t){cost_add(cur.cost, 1), cur.empty || alt, cur.reps, 0};
+            have = 1;
+            cur = seq[--depth];
+            alt = alt_empty[depth];
+            p++;
+        } else if (*p == '|') {
+            if (!rxcost_commit(&cur, &unit, &have, &closure) || !rxcost_flush(&cur, &closure))
+                return 0;
+            alt = alt || cur.empty;
+            cur.cost = cost_add(cur.cost, 1);
+            cur.empty = 1;
+            p++;
+        } else if (have && (*p == '*' || *p == '?' || *p == '+')) {
+            rxcost_repeat(&unit, *p == '+' ? 2 : 0, *p != '+');
+            p++;
+        } else if (have && *p == '{' && p[1] >= '0' && p[1] <= '9') {
+            size_t n = 0, m = 0;
+            int comma = 0, mdigits = 0;
+            for (p++; *p >= '0' && *p <= '9'; p++)
+                n = cost_add(cost_mul(n, 10), (size_t)(*p - '0'));
+            if (*p == ',') {
+                comma = 1;
+                for (p++; *p >= '0' && *p <= '9'; p++, mdigits = 1)
+                    m = cost_add(cost_mul(m, 10), (size_t)(*p - '0'));
+            }
+            if (*p == '}')
+                p++;
+            size_t copies = comma ? (mdigits ? m : cost_add(n, 1)) : n;
+            rxcost_repeat(&unit, copies ? copies : 1, n == 0);
+        } else {
+            if (!rxcost_commit(&cur, &unit, &have, &closure))
+                return 0;
+            /* an atom: a character, '.', an escape, a bracket expression; an anchor matches "" */
+            unit = (sc_rxcost_t){1, *p == '^' || *p == '$', 0, 0};
+            have = 1;
+            if (*p == '\\' && p[1])
+                p += 2;
+            else if (*p == '[')
+                p = bracket_end(p);
+            else
+                p++;
+        }
+        if (have && (unit.reps > SC_JSCHEMA_PATTERN_EMPTY_REPS_MAX ||
+                     unit.cost > SC_JSCHEMA_PATTERN_COST_MAX))
+            return 0;
+    }
+    if (!rxcost_commit(&cur, &unit, &have, &closure) || !rxcost_flush(&cur, &closure))
+        return 0;
+    while (depth > 0) { /* an unclosed group: regcomp built its copies before it saw the end */
+        cur.cost = cost_add(seq[--depth].cost, cur.cost);
+        cur.reps = seq[depth].reps > cur.reps ? seq[depth].reps : cur.reps;
+    }
+    return cur.cost <= SC_JSCHEMA_PATTERN_COST_MAX && cur.reps <= SC_JSCHEMA_PATTERN_EMPTY_REPS_MAX;
+}
+
 /* 1: pattern compiled into rx (the caller regfrees it), posix (SC_JSCHEMA_PATTERN_MAX bytes,
- * may be NULL) holding the translation; 0: the pattern is skipped. */
+ * may be NULL) holding the translation; 0: the pattern is skipped (malformed, too long, or too
+ * costly to compile: pattern_cost_ok). */
 static int pattern_compile(const char *pattern, regex_t *rx, char *posix)
 {
     char local[SC_JSCHEMA_PATTERN_MAX];
     char *buf = posix ? posix : local;
     if (regex_posix(pattern, buf, SC_JSCHEMA_PATTERN_MAX) != 0)
+        return 0;
+    if (!pattern_cost_ok(buf))
         return 0;
     return regcomp(rx, buf, REG_EXTENDED | REG_NOSUB) == 0;
 }

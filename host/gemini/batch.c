@@ -297,6 +297,31 @@ static int item_error_retryable(long code, const char *status)
            code == 14;
 }
 
+sc_gemini_call_t *sc_batch_parse_result(json_t *r, const char **key)
+{
+    *key = json_string_value(json_object_get(json_object_get(r, "metadata"), "key"));
+    if (!*key)
+        return NULL; /* every request was sent with a key: one without cannot be matched */
+    sc_gemini_call_t *call = sc_gemini_call_new("batch", NULL, 0);
+    if (!call)
+        return NULL;
+    call->attempts = 1;
+    json_t *resp = json_object_get(r, "response"), *err = json_object_get(r, "error");
+    if (resp && sc_gemini_response_from_json(call, resp) == 0) {
+        call->status = SC_OK;
+    } else {
+        long code = (long)json_integer_value(json_object_get(err, "code"));
+        const char *s = json_string_value(json_object_get(err, "status"));
+        const char *m = json_string_value(json_object_get(err, "message"));
+        call->http_status = code;
+        call->status = !err || item_error_retryable(code, s) ? SC_ERR_UPSTREAM_RETRYABLE
+                                                             : SC_ERR_UPSTREAM_REJECTED;
+        sc_strlcpy(call->err_status, s ? s : "", sizeof call->err_status);
+        call->err_message = strdup(m ? m : (err ? "batch item failed" : "unparseable response"));
+    }
+    return call;
+}
+
 static void deliver_results(json_t *op, sc_batch_result_cb cb, void *arg)
 {
     json_t *out = json_object_get(op, "response");
@@ -306,28 +331,27 @@ static void deliver_results(json_t *op, sc_batch_result_cb cb, void *arg)
     size_t i;
     json_t *r;
     json_array_foreach(list, i, r) {
-        const char *key = json_string_value(json_object_get(json_object_get(r, "metadata"), "key"));
-        if (!key)
-            continue; /* every request was sent with a key: one without cannot be matched */
-        sc_gemini_call_t *call = sc_gemini_call_new("batch", NULL, 0);
-        if (!call)
-            continue;
-        call->attempts = 1;
-        json_t *resp = json_object_get(r, "response"), *err = json_object_get(r, "error");
-        if (resp && sc_gemini_response_from_json(call, resp) == 0) {
-            call->status = SC_OK;
-        } else {
-            long code = (long)json_integer_value(json_object_get(err, "code"));
-            const char *s = json_string_value(json_object_get(err, "status"));
-            const char *m = json_string_value(json_object_get(err, "message"));
-            call->http_status = code;
-            call->status = !err || item_error_retryable(code, s) ? SC_ERR_UPSTREAM_RETRYABLE
-                                                                 : SC_ERR_UPSTREAM_REJECTED;
-            sc_strlcpy(call->err_status, s ? s : "", sizeof call->err_status);
-            call->err_message = strdup(m ? m : (err ? "batch item failed" : "unparseable response"));
-        }
-        cb(key, call, arg);
+        const char *key = NULL;
+        sc_gemini_call_t *call = sc_batch_parse_result(r, &key);
+        if (call)
+            cb(key, call, arg);
     }
+}
+
+sc_status_t sc_batch_parse_operation(const char *body, size_t len, sc_batch_status_t *st,
+                                     sc_batch_result_cb cb, void *arg)
+{
+    json_t *op = json_loadb(body ? body : "", body ? len : 0, 0, NULL); /* new */
+    sc_status_t rc = SC_ERR_UPSTREAM_BAD_RESPONSE;
+    if (!json_is_object(op))
+        goto out;
+    read_status(op, st);
+    if (st->done && cb && st->state == SC_BATCH_SUCCEEDED)
+        deliver_results(op, cb, arg);
+    rc = SC_OK;
+out:
+    json_decref(op);
+    return rc;
 }
 
 sc_status_t sc_batch_get(sc_batch_client_t *c, const char *name, sc_batch_status_t *st,
@@ -339,16 +363,10 @@ sc_status_t sc_batch_get(sc_batch_client_t *c, const char *name, sc_batch_status
     sc_status_t rc = request(c, "GET", path, NULL, 0, &http, errbuf, errlen);
     if (rc)
         return rc;
-    json_t *op = json_loadb(c->resp, c->resp_len, 0, NULL); /* new */
-    if (!json_is_object(op)) {
+    rc = sc_batch_parse_operation(c->resp, c->resp_len, st, cb, arg);
+    if (rc)
         snprintf(errbuf, errlen, "GET %s: the response is not JSON", name);
-        return SC_ERR_UPSTREAM_BAD_RESPONSE;
-    }
-    read_status(op, st);
-    if (st->done && cb && st->state == SC_BATCH_SUCCEEDED)
-        deliver_results(op, cb, arg);
-    json_decref(op);
-    return SC_OK;
+    return rc;
 }
 
 /* ---- list / find, cancel, delete ---- */

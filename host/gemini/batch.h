@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "host/gemini/gemini.h"
 #include "host/core/status.h"
 
@@ -69,6 +71,18 @@ typedef void (*sc_batch_result_cb)(const char *key, sc_gemini_call_t *call, void
 /* GET batches/{id}. When done with results, each is passed to cb (cb may be NULL). */
 sc_status_t sc_batch_get(sc_batch_client_t *c, const char *name, sc_batch_status_t *st,
                          sc_batch_result_cb cb, void *arg, char *errbuf, size_t errlen);
+
+/* The body of GET batches/{id} (len bytes; a batch Operation) into *st; when it is done and
+ * SUCCEEDED, each of its inlined results is passed to cb (cb may be NULL). SC_OK, or
+ * SC_ERR_UPSTREAM_BAD_RESPONSE when the body is not a JSON object. */
+sc_status_t sc_batch_parse_operation(const char *body, size_t len, sc_batch_status_t *st,
+                                     sc_batch_result_cb cb, void *arg);
+
+/* One result of a batch, r (borrowed): an element of inlinedResponses, {"metadata": {"key"},
+ * "response" | "error"}. *key gets its key (borrowed from r). NULL when it has no key (it cannot
+ * be matched) or on allocation failure. @remark the caller frees the call with
+ * sc_gemini_call_free(). */
+sc_gemini_call_t *sc_batch_parse_result(json_t *r, const char **key);
 
 /* Find a batch by display name among the listed ones: SC_OK with name filled, SC_ERR_NOT_FOUND. */
 sc_status_t sc_batch_find(sc_batch_client_t *c, const char *display_name, char *name,
