@@ -210,16 +210,9 @@ static const gr_field_t f_gencfg[] = {
 };
 static const gr_msg_t m_gencfg = GR_MSG(f_gencfg, rule_gencfg);
 
-static const gr_field_t f_req_scrimp[] = {
-    {"contents", F_MSG, GR_REPEATED, &m_content, NULL},
-    {"systemInstruction", F_MSG, 0, &m_content, NULL},
-    {"tools", F_MSG, GR_REPEATED, &m_tool, NULL},
-    {"toolConfig", F_MSG, 0, &m_toolcfg, NULL},
-    {"safetySettings", F_MSG, GR_REPEATED, &m_safety, NULL},
-    {"generationConfig", F_MSG, 0, &m_gencfg, NULL},
-};
-static const gr_msg_t m_req_scrimp = GR_MSG(f_req_scrimp, rule_request);
-static const gr_field_t f_req_api[] = {
+/* A request's fields: scrimp's requests take all but the last two (scrimp decides the model and
+ * the prompt cache); a whole generateContent body takes them all. */
+static const gr_field_t f_req[] = {
     {"contents", F_MSG, GR_REPEATED, &m_content, NULL},
     {"systemInstruction", F_MSG, 0, &m_content, NULL},
     {"tools", F_MSG, GR_REPEATED, &m_tool, NULL},
@@ -229,7 +222,10 @@ static const gr_field_t f_req_api[] = {
     {"cachedContent", F_STRING, 0, NULL, NULL},
     {"model", F_STRING, 0, NULL, NULL},
 };
-static const gr_msg_t m_req_api = GR_MSG(f_req_api, rule_request);
+#define GR_API_ONLY_FIELDS 2
+static const gr_msg_t m_req_scrimp = {f_req, SC_ARRAY_LEN(f_req) - GR_API_ONLY_FIELDS,
+                                      rule_request};
+static const gr_msg_t m_req_api = GR_MSG(f_req, rule_request);
 
 /* ---- paths and errors ---- */
 
