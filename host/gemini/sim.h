@@ -142,7 +142,10 @@ typedef struct {
  * "body" is the body itself when it is JSON (as sent, its line breaks, which JSON allows only
  * outside strings, turned into spaces), else the raw body as a JSON string (when it is not UTF-8
  * either, its bytes above 0x7f become '?'). Each line is written whole under a mutex and
- * flushed. Batch Mode's inline requests (batchGenerateContent) are not recorded.
+ * flushed. Batch Mode's inline requests (batchGenerateContent) are not recorded as bodies; each
+ * batch created appends instead
+ *   {"batch":"batches/<id>","model":"<model>","keys":[<metadata.key of each request, or null>]}
+ * so a test can count every request paid in a batch by its key.
  */
 /*
  * Routes (gemini-api.md §0; every /v1beta path is served under /v1 as well, the version

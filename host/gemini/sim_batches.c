@@ -410,10 +410,33 @@ static bool sc_sim_batch_draw(sc_gemini_sim_t *sim, sc_sim_batch_t *b)
     return ok;
 }
 
+/* The record's line of a created batch (sim.h, "Record"): its name, model and the metadata.key of
+ * each request (null for a request without one), in order. NULL when out of memory. */
+static char *sc_sim_batch_record_line(const sc_sim_batch_t *b)
+{
+    json_t *keys = json_array();
+    for (size_t i = 0; keys && i < b->n; i++) {
+        json_t *k = json_object_get(b->items[i].metadata, "key");
+        if (json_array_append(keys, json_is_string(k) ? k : json_null()) != 0) {
+            json_decref(keys);
+            keys = NULL;
+        }
+    }
+    char name[80];
+    snprintf(name, sizeof name, "batches/%s", b->id);
+    json_t *line = keys ? json_pack("{s:s, s:s, s:o}", "batch", name, "model",
+                                    sc_sim_models[b->model_index].name, "keys", keys)
+                        : NULL;
+    char *s = line ? json_dumps(line, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(line);
+    return s;
+}
+
 /* POST /v1beta/models/{model}:batchGenerateContent with inline requests (§5.2). */
 void sc_sim_batch_create(sc_sim_call_t *c, sc_sim_reply_t *r)
 {
     json_t *root = NULL;
+    char *rec = NULL; /* the record's line for the batch, written once batch_mu is released */
     sc_sim_batch_t *b = NULL; /* owned until it enters the table */
     size_t model_index = 0;
     if (!sc_sim_model_find(c->id, &model_index)) {
@@ -518,11 +541,16 @@ void sc_sim_batch_create(sc_sim_call_t *c, sc_sim_reply_t *r)
         sim->batches_created++;
         sim->batch_requests += n;
         sc_sim_keys_note(sim, b);
+        if (sim->record)
+            rec = sc_sim_batch_record_line(b);
         sc_sim_reply_json(r, 200, sc_sim_batch_doc(sim, b, b->create_mono_ms));
         b = NULL; /* the table owns it */
     }
     pthread_mutex_unlock(&sim->batch_mu);
+    if (rec)
+        sc_sim_record_line(sim, rec);
 out:
+    free(rec);
     sc_sim_batch_free(b);
     json_decref(root);
 }

@@ -493,6 +493,18 @@ out:
     free(raw);
 }
 
+void sc_sim_record_line(sc_gemini_sim_t *sim, const char *line)
+{
+    if (!sim->record)
+        return;
+    pthread_mutex_lock(&sim->record_mu);
+    bool ok = fputs(line, sim->record) != EOF && fputc('\n', sim->record) != EOF;
+    ok = fflush(sim->record) == 0 && ok;
+    pthread_mutex_unlock(&sim->record_mu);
+    if (!ok)
+        sc_warn("sim.record", "error=write_failed");
+}
+
 /* ---- answers ---- */
 
 static void sc_sim_response_id(sc_gemini_sim_t *sim, char *out, size_t outlen)

@@ -330,6 +330,9 @@ void sc_sim_reply_invalid(sc_sim_reply_t *r, const char *fmt, ...)
 /* Append the line of sim.h ("Record") for call c to sim->record; nothing without --record. A
  * failed write is logged, the request is answered anyway. */
 void sc_sim_record(sc_gemini_sim_t *sim, const sc_sim_call_t *c);
+/* Append one whole line (no newline in it) to sim->record under record_mu; nothing without
+ * --record. */
+void sc_sim_record_line(sc_gemini_sim_t *sim, const char *line);
 /* An integer given as a JSON integer, an integral real, or a decimal string (proto3 JSON). */
 bool sc_sim_json_int(const json_t *v, long long *out);
 /* Every key of body (borrowed) is one of the n names; where (may be "") names body in the 400 that

@@ -59,7 +59,8 @@ grep -q "ok " "$WORK/online.summary" || true
 sc_stop "$PID_sim"
 
 # 2. Batch Mode, killed mid-run with SIGKILL, then resumed.
-sc_start_bg sim2 "$SCRIMP" gemini-sim --batch-pending-ms 300 --batch-running-ms 1200
+sc_start_bg sim2 "$SCRIMP" gemini-sim --batch-pending-ms 300 --batch-running-ms 1200 \
+  --record "$WORK/sim2.record"
 SIM2=$(sc_first_line sim2)
 BATCH=(--mode batch "${COMMON[@]}" -X "gemini.base_url=$SIM2" -X backfill.batch_max_requests=150
        -X "cache.path=$WORK/c2" -X "prune.path=$WORK/s2" -X "router.shadow_path=$WORK/s2.shadow"
@@ -81,19 +82,36 @@ grep -q -- "--resume" "$WORK/norerun.log" && echo "ok   a second run without --r
 "$SCRIMP" backfill "$IN" -o "$WORK/batch.jsonl" --resume "${BATCH[@]}" >"$WORK/batch2.summary" 2>"$WORK/batch2.log"
 check "$WORK/batch.jsonl" "batch mode after kill -9 and --resume" batch
 curl -sf "$SIM2/sim/stats" >"$WORK/sim2.json"
-python3 - "$WORK/sim2.json" "$WORK/batch.jsonl.state" "$WORK/batch.jsonl" <<'PY'
-import json, sys
+python3 - "$WORK/sim2.json" "$WORK/batch.jsonl.state" "$WORK/batch.jsonl" "$WORK/sim2.record" <<'PY'
+import collections, json, sys
 s = json.load(open(sys.argv[1]))
 ev = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 created = {e["name"] for e in ev if e["ev"] == "created"}
 out = [json.loads(l) for l in open(sys.argv[3], encoding="utf-8")]
-paid = sum(1 for r in out if r["status"] == "ok" and r.get("source", "llm") == "llm")
-ok = (s["duplicate_batch_keys"] == 0 and s["batches_created"] == len(created)
-      and s["batch_requests"] == paid)
-print(("ok   " if ok else "FAIL ") + f"no batch created twice: simulator saw {s['batches_created']} "
-      f"creations, the journal names {len(created)} batches, duplicate keys {s['duplicate_batch_keys']}; "
-      f"{s['batch_requests']} requests paid in batches for {paid} answers from the model")
-sys.exit(0 if ok else 1)
+answered = {"L%d" % r["line"] for r in out if r["status"] == "ok" and r.get("source", "llm") == "llm"}
+# every request the simulator was sent in a batch, by its key (the input line): each is paid once
+batches = [json.loads(l) for l in open(sys.argv[4]) if l.startswith('{"batch"')]
+paid = collections.Counter(k for b in batches for k in b["keys"])
+twice = sorted(k for k, n in paid.items() if n > 1)
+unanswered = sorted(set(paid) - answered)
+missing = sorted(answered - set(paid))
+fails = []
+if s["batches_created"] != len(created) or len(batches) != len(created):
+    fails.append(f"the simulator saw {s['batches_created']} creations ({len(batches)} recorded), "
+                 f"the journal names {len(created)} batches")
+if twice:
+    fails.append(f"{len(twice)} request ids paid in more than one batch: {twice[:5]}")
+if unanswered:
+    fails.append(f"{len(unanswered)} request ids paid in a batch with no answer from it: {unanswered[:5]}")
+if missing:
+    fails.append(f"{len(missing)} answers from the model whose id no batch carried: {missing[:5]}")
+if s["duplicate_batch_keys"] != 0:
+    fails.append(f"the simulator counted {s['duplicate_batch_keys']} duplicate keys")
+print(("FAIL " if fails else "ok   ") + "no request paid twice: " +
+      ("; ".join(fails) if fails else
+       f"{len(created)} batches, {sum(paid.values())} request ids paid, each once, "
+       f"for {len(answered)} answers from the model"))
+sys.exit(1 if fails else 0)
 PY
 grep -q "event=batch.adopt" "$WORK/batch2.log" && echo "ok   the resumed run adopted the batches in flight"
 sc_stop "$PID_sim2"
