@@ -165,6 +165,13 @@ static int parse_port(const char *s, int *port)
     return 0;
 }
 
+static volatile sig_atomic_t broker_want; /* dev-broker: 1 down, 2 up, 0 nothing asked */
+
+static void on_broker_signal(int sig)
+{
+    broker_want = sig == SIGUSR1 ? 1 : 2;
+}
+
 static void wait_for_signal(void)
 {
     while (running)
@@ -197,7 +204,22 @@ static int cmd_dev_broker(int argc, char **argv)
     }
     printf("%s\n", sc_dev_broker_bootstrap(b));
     fflush(stdout);
-    wait_for_signal();
+    /* SIGUSR1 takes the broker down, SIGUSR2 brings it back (the mock cluster's own fault
+     * injection), so tests can show that nothing is lost across a broker outage. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_broker_signal;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+    while (running) {
+        pause();
+        sig_atomic_t want = broker_want;
+        if (want) {
+            broker_want = 0;
+            if (sc_dev_broker_set_down(b, want == 1, err, sizeof err) != SC_OK)
+                sc_error("broker.fault", "%s", err);
+        }
+    }
     sc_info("broker.stop", "bootstrap=%s", sc_dev_broker_bootstrap(b));
     sc_dev_broker_stop(b);
     return 0;

@@ -15,6 +15,7 @@ typedef struct {
     int64_t *off;
     unsigned char *done;
     size_t cap, head, len;
+    int64_t acked; /* next offset after everything acknowledged here, 0 for none; kept by reset */
 } ring_t;
 
 struct sc_offsets {
@@ -25,6 +26,12 @@ struct sc_offsets {
     size_t nparts;
     uint64_t epoch;
     size_t pending;
+    /* The rings of the epoch before the last reset: their messages' results may still be
+     * delivered after it (a broker outage holds them back), and each one still moves the
+     * partition's acked offset, though it is no longer stored for commit. */
+    ring_t *retired; /* owned, nretired */
+    size_t nretired;
+    uint64_t retired_epoch;
 };
 
 sc_status_t sc_offsets_new(rd_kafka_t *consumer, const char *topic, sc_offsets_t **out)
@@ -55,6 +62,9 @@ void sc_offsets_free(sc_offsets_t *o)
     for (size_t i = 0; i < o->nparts; i++)
         ring_clear(&o->parts[i]);
     free(o->parts);
+    for (size_t i = 0; i < o->nretired; i++)
+        ring_clear(&o->retired[i]);
+    free(o->retired);
     free(o->topic);
     pthread_mutex_destroy(&o->lock);
     free(o);
@@ -112,13 +122,11 @@ out:
     return epoch;
 }
 
-int64_t sc_offsets_done(sc_offsets_t *o, int32_t partition, int64_t offset, uint64_t epoch)
+/* Mark offset done in r; returns the end of the contiguous done prefix it popped (the next offset
+ * to consume), or -1 when the prefix did not move (offset unknown, already done, or behind an open
+ * one). */
+static int64_t ring_done(ring_t *r, int64_t offset)
 {
-    int64_t stored = -1;
-    pthread_mutex_lock(&o->lock);
-    if (epoch != o->epoch || partition < 0 || (size_t)partition >= o->nparts)
-        goto out;
-    ring_t *r = &o->parts[partition];
     /* binary search: offsets in the ring are increasing */
     size_t lo = 0, hi = r->len;
     while (lo < hi) {
@@ -130,18 +138,46 @@ int64_t sc_offsets_done(sc_offsets_t *o, int32_t partition, int64_t offset, uint
     }
     if (lo == r->len || r->off[(r->head + lo) % r->cap] != offset ||
         r->done[(r->head + lo) % r->cap])
-        goto out;
+        return -2; /* not a message of this ring, or acknowledged twice */
     r->done[(r->head + lo) % r->cap] = 1;
-    o->pending--;
     int64_t last = -1;
     while (r->len > 0 && r->done[r->head]) {
         last = r->off[r->head];
         r->head = (r->head + 1) % r->cap;
         r->len--;
     }
-    if (last < 0)
+    return last < 0 ? -1 : last + 1;
+}
+
+int64_t sc_offsets_done(sc_offsets_t *o, int32_t partition, int64_t offset, uint64_t epoch)
+{
+    int64_t stored = -1;
+    pthread_mutex_lock(&o->lock);
+    if (partition < 0)
         goto out;
-    stored = last + 1;
+    if (epoch != o->epoch) {
+        /* a message of the epoch before the last reset: its result is published, so what this
+         * process acknowledged moves on, but nothing is stored for a partition it may not own */
+        if (epoch == o->retired_epoch && (size_t)partition < o->nretired &&
+            (size_t)partition < o->nparts) {
+            int64_t next = ring_done(&o->retired[partition], offset);
+            if (next > o->parts[partition].acked)
+                o->parts[partition].acked = next;
+        }
+        goto out;
+    }
+    if ((size_t)partition >= o->nparts)
+        goto out;
+    ring_t *r = &o->parts[partition];
+    int64_t next = ring_done(r, offset);
+    if (next == -2)
+        goto out;
+    o->pending--;
+    if (next < 0)
+        goto out;
+    stored = next;
+    if (stored > r->acked)
+        r->acked = stored;
     if (o->consumer) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, o->topic, partition)->offset = stored;
@@ -159,11 +195,40 @@ out:
 void sc_offsets_reset(sc_offsets_t *o)
 {
     pthread_mutex_lock(&o->lock);
-    for (size_t i = 0; i < o->nparts; i++)
-        ring_clear(&o->parts[i]);
+    /* the current rings retire (the older retired ones go); fresh ones keep the acked offsets */
+    ring_t *fresh = o->nparts ? calloc(o->nparts, sizeof *fresh) : NULL;
+    for (size_t i = 0; i < o->nretired; i++)
+        ring_clear(&o->retired[i]);
+    free(o->retired);
+    o->retired = NULL;
+    o->nretired = 0;
+    if (fresh) {
+        for (size_t i = 0; i < o->nparts; i++)
+            fresh[i].acked = o->parts[i].acked;
+        o->retired = o->parts;
+        o->nretired = o->nparts;
+        o->parts = fresh;
+    } else { /* out of memory (or nothing tracked): keep only the acked offsets */
+        for (size_t i = 0; i < o->nparts; i++) {
+            int64_t acked = o->parts[i].acked;
+            ring_clear(&o->parts[i]);
+            o->parts[i].acked = acked;
+        }
+    }
+    o->retired_epoch = o->epoch;
     o->pending = 0;
     o->epoch++;
     pthread_mutex_unlock(&o->lock);
+}
+
+int64_t sc_offsets_acked(sc_offsets_t *o, int32_t partition)
+{
+    int64_t acked = -1;
+    pthread_mutex_lock(&o->lock);
+    if (partition >= 0 && (size_t)partition < o->nparts && o->parts[partition].acked > 0)
+        acked = o->parts[partition].acked;
+    pthread_mutex_unlock(&o->lock);
+    return acked;
 }
 
 size_t sc_offsets_pending(sc_offsets_t *o)

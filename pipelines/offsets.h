@@ -28,6 +28,11 @@ int64_t sc_offsets_done(sc_offsets_t *o, int32_t partition, int64_t offset, uint
 /* Forget everything (on a rebalance): later sc_offsets_done() calls of older epochs are ignored. */
 void sc_offsets_reset(sc_offsets_t *o);
 
+/* The offset after the last one of partition whose message, and every earlier one this process
+ * consumed there, was acknowledged (published): where this process may go on after the partition
+ * comes back to it, whatever resets came between. -1 when it acknowledged nothing there. */
+int64_t sc_offsets_acked(sc_offsets_t *o, int32_t partition);
+
 /* Messages recorded and not yet acknowledged. */
 size_t sc_offsets_pending(sc_offsets_t *o);
 

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #define ONLINE_PUBLISH_BATCH 512     /* items taken off the publish queue at once */
 #define ONLINE_FORWARD_BATCH 256     /* items taken off the upstream queue at once */
 #define ONLINE_STATS_EVERY_MS 10000  /* period of the serve.stats log line */
+#define ONLINE_COMMITTED_TIMEOUT_MS 5000 /* bound on asking the group for its committed offsets */
 
 typedef struct {
     const sc_config_t *cfg;
@@ -71,6 +73,57 @@ static int past_drain(online_t *o)
     return d > 0 && sc_now_ms() > d;
 }
 
+/* A partition that comes back to this process (the group lost it when the broker was out of
+ * reach past the session timeout, say) goes on after what this process already published there,
+ * when the group's committed offset is behind that: everything before it has its result on the
+ * results topic, so consuming it again would publish every one a second time. Never behind the
+ * committed offset, which another owner may have moved on meanwhile. Sets the offsets in parts,
+ * for rd_kafka_assign(). */
+static void resume_acked(online_t *o, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    bool any = false;
+    for (int i = 0; i < parts->cnt && !any; i++)
+        any = sc_offsets_acked(o->offsets, parts->elems[i].partition) >= 0;
+    if (!any)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_committed(rk, parts, ONLINE_COMMITTED_TIMEOUT_MS);
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t acked = sc_offsets_acked(o->offsets, p->partition);
+        if (acked < 0)
+            continue;
+        if (err || p->err) {
+            /* no committed offset known: the group's own rules decide (re-delivery, no loss) */
+            sc_warn("kafka.resume", "partition=%d acked=%lld committed=unknown err=\"%s\"",
+                    p->partition, (long long)acked, rd_kafka_err2str(err ? err : p->err));
+            p->offset = RD_KAFKA_OFFSET_INVALID;
+            continue;
+        }
+        if (p->offset >= 0 && p->offset >= acked)
+            continue; /* the commit is at or past what we published: start there */
+        sc_info("kafka.resume", "partition=%d committed=%lld acked=%lld", p->partition,
+                (long long)p->offset, (long long)acked);
+        p->offset = acked;
+    }
+}
+
+/* Store the resumed offsets for the next commit, so the group's offset catches up at once. */
+static void store_resumed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
+        if (p->offset < 0)
+            continue;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->offset;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk, l);
+        if (err)
+            sc_warn("kafka.resume", "partition=%d offset=%lld store_err=\"%s\"", p->partition,
+                    (long long)p->offset, rd_kafka_err2str(err));
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -80,7 +133,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     sc_offsets_reset(o->offsets);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         sc_info("kafka.assign", "partitions=%d", parts->cnt);
+        resume_acked(o, rk, parts);
         rd_kafka_assign(rk, parts);
+        store_resumed(rk, parts);
     } else {
         sc_info("kafka.revoke", "partitions=%d", parts->cnt);
         rd_kafka_assign(rk, NULL);

@@ -222,6 +222,20 @@ const char *sc_dev_broker_bootstrap(const sc_dev_broker_t *b)
     return b->bootstrap;
 }
 
+sc_status_t sc_dev_broker_set_down(sc_dev_broker_t *b, bool down, char *errbuf, size_t errlen)
+{
+    /* the cluster has one broker, id 1 */
+    rd_kafka_resp_err_t err = down ? rd_kafka_mock_broker_set_down(b->mcluster, 1)
+                                   : rd_kafka_mock_broker_set_up(b->mcluster, 1);
+    if (err) {
+        snprintf(errbuf, errlen, "cannot take the broker %s: %s", down ? "down" : "up",
+                 rd_kafka_err2str(err));
+        return SC_ERR_KAFKA;
+    }
+    sc_info(down ? "broker.down" : "broker.up", "bootstrap=%s", b->bootstrap);
+    return SC_OK;
+}
+
 void sc_dev_broker_stop(sc_dev_broker_t *b)
 {
     if (!b)

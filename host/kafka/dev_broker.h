@@ -3,6 +3,7 @@
 #ifndef SC_DEV_BROKER_H
 #define SC_DEV_BROKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "host/core/status.h"
@@ -17,6 +18,9 @@ sc_status_t sc_dev_broker_start(int port, int partitions, const char *const *top
                                 sc_dev_broker_t **out, char *errbuf, size_t errlen);
 /* "127.0.0.1:PORT", borrowed. */
 const char *sc_dev_broker_bootstrap(const sc_dev_broker_t *b);
+/* Take the broker down (every connection closed, new ones refused) or bring it back up:
+ * librdkafka's mock fault injection (rd_kafka_mock_broker_set_down/up). Logged either way. */
+sc_status_t sc_dev_broker_set_down(sc_dev_broker_t *b, bool down, char *errbuf, size_t errlen);
 void sc_dev_broker_stop(sc_dev_broker_t *b); /* NULL ok */
 
 #endif
