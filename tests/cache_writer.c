@@ -63,6 +63,10 @@ static int cw_write(const char *dir, uint64_t start)
         fprintf(stderr, "cache_writer: %s\n", err);
         return 1;
     }
+    /* CW_CHECKPOINT_EVERY=1 in the environment: a checkpoint after every insert, so that the
+     * writer spends most of its time in one and a kill at a random moment lands inside it */
+    const char *every_env = getenv("CW_CHECKPOINT_EVERY");
+    uint64_t every = every_env && atoi(every_env) > 0 ? (uint64_t)atoi(every_env) : CW_CHECKPOINT_EVERY;
     for (uint64_t seq = start; seq < start + CW_MAX_INSERTS; seq++) {
         char text[64], resp[64], tenant[16];
         float v[CW_DIM];
@@ -80,7 +84,7 @@ static int cw_write(const char *dir, uint64_t start)
         }
         printf("%llu %llu\n", (unsigned long long)id, (unsigned long long)seq);
         fflush(stdout); /* acknowledged only once durable and printed */
-        if (o.checkpoint_s && (seq - start) % CW_CHECKPOINT_EVERY == CW_CHECKPOINT_EVERY - 1 &&
+        if (o.checkpoint_s && (seq - start) % every == every - 1 &&
             sc_cache_checkpoint(c)) { /* more often than the timer: the kill lands after one */
             fprintf(stderr, "cache_writer: checkpoint failed\n");
             sc_cache_close(c);

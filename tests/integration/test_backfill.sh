@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_backfill.sh - `scrimp backfill` against the simulator: online mode through a 429 storm and
 # 500 bursts; Batch Mode killed with SIGKILL mid-run and resumed (every input line gets exactly one
-# output line, no batch is created twice, no request key is submitted twice); batches that fail,
+# output line, no batch is created twice, no request id is paid twice, also when the resumed runs
+# are killed again at random moments); batches that fail,
 # expire or carry per-request errors are retried; malformed lines become error lines; batch
 # results are priced at half.
 set -euo pipefail
@@ -79,6 +80,21 @@ if "$SCRIMP" backfill "$IN" -o "$WORK/batch.jsonl" "${BATCH[@]}" >/dev/null 2>"$
   echo "FAIL a second run without --resume must refuse to touch the output"; exit 1
 fi
 grep -q -- "--resume" "$WORK/norerun.log" && echo "ok   a second run without --resume refuses and says why"
+# SIGKILL at random points of the submission: each resumed run is killed again at a random moment
+# (creating a batch, journaling it, polling, writing results), then the last one runs to the end
+for round in 1 2 3; do
+  ms=$((RANDOM % 6000))
+  "$SCRIMP" backfill "$IN" -o "$WORK/batch.jsonl" --resume "${BATCH[@]}" >/dev/null 2>"$WORK/batchk$round.log" &
+  BF=$!
+  for _ in $(seq 1 2400); do # until the run is at its batches (after the model and the window)
+    grep -q "event=batch\." "$WORK/batchk$round.log" 2>/dev/null && break
+    kill -0 $BF 2>/dev/null || break
+    sleep 0.05
+  done
+  sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+  kill -KILL $BF 2>/dev/null || true; wait $BF 2>/dev/null || true
+  echo "     resumed run $round killed $ms ms into its batches: $(grep -c '"ev":"created"' "$WORK/batch.jsonl.state") batches journaled, $(wc -l <"$WORK/batch.jsonl") lines written"
+done
 "$SCRIMP" backfill "$IN" -o "$WORK/batch.jsonl" --resume "${BATCH[@]}" >"$WORK/batch2.summary" 2>"$WORK/batch2.log"
 check "$WORK/batch.jsonl" "batch mode after kill -9 and --resume" batch
 curl -sf "$SIM2/sim/stats" >"$WORK/sim2.json"
@@ -113,7 +129,7 @@ print(("FAIL " if fails else "ok   ") + "no request paid twice: " +
        f"for {len(answered)} answers from the model"))
 sys.exit(1 if fails else 0)
 PY
-grep -q "event=batch.adopt" "$WORK/batch2.log" && echo "ok   the resumed run adopted the batches in flight"
+cat "$WORK"/batchk*.log "$WORK/batch2.log" | grep -q "event=batch.adopt" && echo "ok   the resumed runs adopted the batches in flight"
 sc_stop "$PID_sim2"
 
 # 3. Batches that fail, expire or hold per-request errors are retried until every line is done.

@@ -18,20 +18,22 @@ WAIT_S=60         # bound on the wait for them
 pass() { echo "ok   $1"; }
 fail() { echo "FAIL $1"; FAILS=$((FAILS + 1)); }
 
-# run_and_kill ROUND FIRST_SEQ: start a writer, wait for MIN_ACKS more acknowledged lines, kill -9.
+# run_and_kill ROUND FIRST_SEQ [MIN [EXTRA_MS]]: start a writer, wait for MIN (default MIN_ACKS)
+# more acknowledged lines and EXTRA_MS more milliseconds, kill -9.
 run_and_kill() {
-  local round=$1 first=$2 before after deadline
+  local round=$1 first=$2 min=${3:-$MIN_ACKS} extra_ms=${4:-0} before after deadline
   before=$(cat "$WORK"/acks.* 2>/dev/null | wc -l)
   "$WRITER" write "$WORK/store" "$first" >"$WORK/acks.$round" 2>"$WORK/writer.$round.err" &
   WPID=$!
   deadline=$((SECONDS + WAIT_S))
   while :; do
     after=$(cat "$WORK"/acks.* | wc -l)
-    [ "$after" -ge $((before + MIN_ACKS)) ] && break
+    [ "$after" -ge $((before + min)) ] && break
     if ! kill -0 "$WPID" 2>/dev/null; then fail "round $round: writer died: $(cat "$WORK/writer.$round.err")"; return; fi
     [ "$SECONDS" -ge "$deadline" ] && { fail "round $round: only $((after - before)) acks in ${WAIT_S}s"; break; }
     sleep 0.05
   done
+  [ "$extra_ms" -gt 0 ] && sleep "$(printf '0.%03d' "$extra_ms")"
   kill -9 "$WPID"
   wait "$WPID" 2>/dev/null
   WPID=
@@ -61,6 +63,14 @@ if [ "${CW_INDEX:-}" = hnsw ]; then
   else
     fail "round 3: the index saved at the clean close was not loaded"
   fi
+  # SIGKILL at random points of a checkpoint: the writer checkpoints after every insert, so it is
+  # inside one (writing index.scx) most of the time, and each kill lands at a random moment
+  for round in 4 5 6 7 8; do
+    ms=$((RANDOM % 900 + 50))
+    echo "     round $round: kill $ms ms after 20 more acks, a checkpoint after every insert"
+    CW_CHECKPOINT_EVERY=1 run_and_kill "$round" $((round * 1000000)) 20 "$ms"
+    verify "$round"
+  done
 fi
 
 # the admin tool reads an acknowledged entry, in full
