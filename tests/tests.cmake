@@ -48,11 +48,11 @@ add_test(NAME integration_serve
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_serve.sh $<TARGET_FILE:scrimp>)
 add_test(NAME integration_backfill
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_backfill.sh $<TARGET_FILE:scrimp>)
-add_test(NAME integration_policies
 # The broker down past the session timeout and back up: one result per request, offsets committed.
 add_test(NAME integration_broker_outage
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_broker_outage.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_broker_outage PROPERTIES TIMEOUT 300)
+add_test(NAME integration_policies
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_policies.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_policies PROPERTIES TIMEOUT 900)
 # Shadow evaluation: an easy agent earns a cheaper tier, a hard one stays on strong (simulator quality mode).
