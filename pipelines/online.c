@@ -51,6 +51,7 @@ typedef struct {
     atomic_llong drain_deadline_ms; /* 0 while running */
     atomic_int fatal;
     atomic_llong n_consumed, n_ok, n_error, n_dead, n_inflight;
+    atomic_llong n_skipped; /* consumed again after a rebalance, published already: skipped */
     sc_metrics_t *metrics;
     sc_metrics_server_t *metrics_srv;
     sc_optimizer_t *opt;
@@ -521,7 +522,7 @@ static void *compute_main(void *arg)
 
 /* ---- consumer: poll, micro-batch, hand on ---- */
 
-static sc_item_t *item_from_message(online_t *o, const rd_kafka_message_t *m)
+static sc_item_t *item_from_message(const rd_kafka_message_t *m, uint64_t epoch)
 {
     sc_item_t *it = sc_item_new();
     if (!it)
@@ -537,17 +538,17 @@ static sc_item_t *item_from_message(online_t *o, const rd_kafka_message_t *m)
     it->partition = m->partition;
     it->offset = m->offset;
     it->consumed_ms = sc_now_ms();
-    it->epoch = sc_offsets_add(o->offsets, m->partition, m->offset);
+    it->epoch = epoch;
     return it;
 }
 
 static void log_stats(online_t *o)
 {
     sc_info("serve.stats", "consumed=%lld ok=%lld error=%lld dead_letters=%lld inflight=%lld "
-            "unacked=%zu", (long long)atomic_load(&o->n_consumed),
+            "unacked=%zu skipped_published=%lld", (long long)atomic_load(&o->n_consumed),
             (long long)atomic_load(&o->n_ok), (long long)atomic_load(&o->n_error),
             (long long)atomic_load(&o->n_dead), (long long)atomic_load(&o->n_inflight),
-            sc_offsets_pending(o->offsets));
+            sc_offsets_pending(o->offsets), (long long)atomic_load(&o->n_skipped));
 }
 
 /* Fill one micro-batch: up to batch.max_messages, or batch.max_wait_ms after the first. */
@@ -578,7 +579,16 @@ static sc_batch_t *consume_batch(online_t *o)
             rd_kafka_message_destroy(m);
             continue;
         }
-        sc_item_t *it = item_from_message(o, m);
+        sc_offsets_seen_t seen;
+        uint64_t epoch = sc_offsets_add(o->offsets, m->partition, m->offset, &seen);
+        if (seen != SC_OFFSETS_NEW) {
+            /* its partition came back to this process, which published (or is publishing) this
+             * one before: a second result would be a duplicate */
+            atomic_fetch_add(&o->n_skipped, 1);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        sc_item_t *it = item_from_message(m, epoch);
         rd_kafka_message_destroy(m);
         if (!it) {
             sc_error("consume.nomem", "stopping: out of memory");

@@ -58,7 +58,10 @@ with open(sys.argv[1], encoding="utf-8") as rec, open(sys.argv[2], "w", encoding
     for line in rec:
         if not line.strip():
             continue
-        body = json.loads(line)["body"]
+        rec_line = json.loads(line)
+        if "body" not in rec_line:
+            continue  # a created batch's line (its keys), not a generateContent body
+        body = rec_line["body"]
         n += 1
         if not isinstance(body, dict):
             sys.exit(f"recorded body {n} is not a JSON object: {str(body)[:200]}")
