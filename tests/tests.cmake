@@ -16,6 +16,7 @@ sc_unit_test(test_gemini_sim)
 sc_unit_test(test_gemini_sim_batches)
 sc_unit_test(test_gemini_sim_caches)
 sc_unit_test(test_gemini_sim_quality)
+sc_unit_test(test_gemini_sim_faults)
 sc_unit_test(test_gemini)
 sc_unit_test(test_prompt_cache)
 sc_unit_test(test_tokenizer)
@@ -74,6 +75,11 @@ set_tests_properties(integration_tools PROPERTIES TIMEOUT 900)
 add_test(NAME integration_cli
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cli.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_serve integration_cli integration_backfill PROPERTIES TIMEOUT 900)
+# The upstream resets connections, truncates bodies and answers past deadlines (simulator faults
+# reset, truncate, delay): backfill online and serve lose nothing, and every error names its cause.
+add_test(NAME integration_upstream_faults
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_upstream_faults.sh $<TARGET_FILE:scrimp>)
+set_tests_properties(integration_upstream_faults PROPERTIES TIMEOUT 300)
 
 # A real Prometheus (Debian's package) scrapes a running scrimp serve; its query API must return
 # the number of results published.

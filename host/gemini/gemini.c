@@ -29,6 +29,8 @@
 #define SC_GEMINI_LOGMSG_MAX 160                       /* error text quoted in a log line */
 #define SC_GEMINI_INFLIGHT_LIMIT 65536                 /* upper bound accepted for max_inflight */
 #define SC_GEMINI_ATTEMPTS_LIMIT 100                   /* upper bound accepted for max_attempts */
+#define SC_GEMINI_CAUSE_MAX (CURL_ERROR_SIZE + 128)    /* a failed attempt's cause, in words */
+#define SC_GEMINI_FINAL_MAX (SC_GEMINI_CAUSE_MAX + 160) /* the cause with how the call ended */
 
 #define SC_GEMINI_DEFAULT_CONNECT_MS 5000L
 #define SC_GEMINI_DEFAULT_REQUEST_MS 60000L
@@ -125,6 +127,54 @@ static int sc_gemini_curl_retryable(CURLcode rc)
     default:
         return 1;
     }
+}
+
+/* The cause of a failed transfer (p->easy not yet reset) into buf, in words a reader of the
+ * result understands, with curl's own message: a connection closed or reset before any answer,
+ * a body cut short (how much of it came), an attempt out of time. */
+static void sc_gemini_transport_cause(const sc_gem_priv_t *p, CURLcode rc, char *buf, size_t len)
+{
+    const char *msg = p->curl_err[0] ? p->curl_err : curl_easy_strerror(rc);
+    curl_off_t got = -1, want = -1;
+
+    switch (rc) {
+    case CURLE_GOT_NOTHING:
+        snprintf(buf, len, "connection reset / empty reply (%s)", msg);
+        break;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+        snprintf(buf, len, "connection reset / broken (%s)", msg);
+        break;
+    case CURLE_PARTIAL_FILE:
+        curl_easy_getinfo(p->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+        curl_easy_getinfo(p->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &want);
+        if (got >= 0 && want >= 0)
+            snprintf(buf, len, "body truncated: got %lld of %lld bytes (%s)", (long long)got,
+                     (long long)want, msg);
+        else
+            snprintf(buf, len, "body truncated (%s)", msg);
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        snprintf(buf, len, "attempt timed out (%s)", msg);
+        break;
+    default:
+        snprintf(buf, len, "%s", msg);
+        break;
+    }
+}
+
+/* Put how the call ended (what) before the last attempt's error in err_message, so that a
+ * deadline names both: "deadline passed during attempt 2; last error: body truncated: …". */
+void sc_gemini_err_ended(sc_gemini_call_t *call, const char *what)
+{
+    char msg[SC_GEMINI_FINAL_MAX], status[sizeof(call->err_status)];
+
+    sc_strlcpy(status, call->err_status, sizeof(status)); /* set_err copies into err_status */
+    if (call->err_message && call->err_message[0])
+        snprintf(msg, sizeof(msg), "%s; last error: %s", what, call->err_message);
+    else
+        snprintf(msg, sizeof(msg), "%s", what);
+    sc_gemini_set_err(call, status, msg);
 }
 
 /* ---- client ---- */
@@ -442,14 +492,23 @@ static void sc_gemini_retry_or_fail(sc_gemini_t *g, sc_gem_priv_t *p, sc_gem_fai
     if (delay < 0)
         delay = sc_gemini_retry_delay(g, call->attempts, -1);
     if (call->deadline_ms > 0 && now + delay >= call->deadline_ms) {
+        char what[SC_GEMINI_LOGMSG_MAX];
+        snprintf(what, sizeof(what),
+                 "deadline too close for attempt %d (retry in %ld ms, %lld ms left)",
+                 call->attempts + 1, delay, (long long)(call->deadline_ms - now));
+        sc_gemini_err_ended(call, what);
         sc_gemini_finish(g, p, SC_ERR_DEADLINE);
         return;
     }
     p->due_ms = now + delay;
     p->state = SC_GEM_WAITING;
-    sc_debug("gemini.retry", "model=%s http=%ld status=%s attempt=%d delay_ms=%ld", call->model,
-             call->http_status, call->err_status[0] ? call->err_status : "-", call->attempts,
-             delay);
+    {
+        char msg[SC_GEMINI_LOGMSG_MAX];
+        sc_gemini_log_value(msg, sizeof(msg), call->err_message);
+        sc_debug("gemini.retry", "model=%s http=%ld status=%s attempt=%d delay_ms=%ld cause=\"%s\"",
+                 call->model, call->http_status, call->err_status[0] ? call->err_status : "-",
+                 call->attempts, delay, msg);
+    }
 }
 
 /* ---- attempts ---- */
@@ -495,6 +554,9 @@ void sc_gemini_start_attempt(sc_gemini_t *g, sc_gem_priv_t *p)
     if (call->deadline_ms > 0) {
         int64_t left = call->deadline_ms - now;
         if (left < SC_GEMINI_MIN_ATTEMPT_MS) {
+            char what[SC_GEMINI_LOGMSG_MAX];
+            snprintf(what, sizeof(what), "deadline passed before attempt %d", call->attempts + 1);
+            sc_gemini_err_ended(call, what);
             sc_gemini_finish(g, p, SC_ERR_DEADLINE);
             return;
         }
@@ -563,8 +625,11 @@ static void sc_gemini_attempt_done(sc_gemini_t *g, sc_gem_priv_t *p, CURLcode rc
     int64_t now = sc_now_ms();
     long http = 0;
     CURL *e = p->easy;
+    char cause[SC_GEMINI_CAUSE_MAX] = "";
 
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
+    if (rc != CURLE_OK) /* before the handle goes back to the pool */
+        sc_gemini_transport_cause(p, rc, cause, sizeof(cause));
     curl_multi_remove_handle(g->multi, e);
     sc_gemini_easy_put(g, e);
     p->easy = NULL;
@@ -583,11 +648,16 @@ static void sc_gemini_attempt_done(sc_gemini_t *g, sc_gem_priv_t *p, CURLcode rc
         sc_gemini_finish(g, p, SC_ERR_UPSTREAM_BAD_RESPONSE);
         return;
     }
+    /* Any transfer error, an empty reply or a body cut short (curl checks Content-Length and
+     * the chunked framing) included, is decided here: a partial body is never parsed, even when
+     * a prefix of it happens to be JSON. */
     if (rc != CURLE_OK) {
-        const char *msg = p->curl_err[0] ? p->curl_err : curl_easy_strerror(rc);
         call->http_status = 0;
-        sc_gemini_set_err(call, "", msg);
+        sc_gemini_set_err(call, "", cause);
         if (call->deadline_ms > 0 && sc_now_ms() >= call->deadline_ms) {
+            char what[SC_GEMINI_LOGMSG_MAX];
+            snprintf(what, sizeof(what), "deadline passed during attempt %d", call->attempts);
+            sc_gemini_err_ended(call, what);
             sc_gemini_finish(g, p, SC_ERR_DEADLINE);
             return;
         }
@@ -644,9 +714,7 @@ static long sc_gemini_run_timers(sc_gemini_t *g)
             w = (long)(p->due_ms - now);
         } else if (p->state == SC_GEM_QUEUED && p->call->deadline_ms > 0) {
             if (p->call->deadline_ms - now < SC_GEMINI_MIN_ATTEMPT_MS) {
-                if (!p->call->err_message)
-                    sc_gemini_set_err(p->call, "", "deadline passed while waiting for the "
-                                                   "model's rate limit, pause or breaker");
+                sc_gemini_err_ended(p->call, sc_gemini_hold_reason(p->model, p, now));
                 sc_gemini_finish(g, p, SC_ERR_DEADLINE);
                 continue;
             }

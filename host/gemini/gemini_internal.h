@@ -117,6 +117,8 @@ void sc_gemini_dequeue(sc_gem_priv_t *p);
 void sc_gemini_finish(sc_gemini_t *g, sc_gem_priv_t *p, sc_status_t st);
 /* Start one attempt on the multi handle; on failure the call is finished. */
 void sc_gemini_start_attempt(sc_gemini_t *g, sc_gem_priv_t *p);
+/* err_message = what, then "; last error: " and the previous err_message when there is one. */
+void sc_gemini_err_ended(sc_gemini_call_t *call, const char *what);
 
 /* ---- request.c: call objects ---- */
 
@@ -153,5 +155,8 @@ sc_gem_model_t *sc_gemini_model_get(sc_gemini_t *g, const char *name, int create
 long sc_gemini_dispatch(sc_gemini_t *g, sc_gem_model_t *m, int64_t now);
 /* Queue a call behind its model's limits and start what may start. */
 void sc_gemini_admit(sc_gemini_t *g, sc_gem_priv_t *p, int64_t now);
+/* Why the queued call p of m had not started when its deadline came (the breaker, a 429 pause,
+ * the limits, or none of them: the time went before), as the start of its error message. */
+const char *sc_gemini_hold_reason(sc_gem_model_t *m, const sc_gem_priv_t *p, int64_t now);
 
 #endif /* SC_GEMINI_INTERNAL_H */

@@ -300,6 +300,21 @@ static long sc_gemini_gate(sc_gem_model_t *m, const sc_gem_priv_t *p, int64_t no
     return sc_gemini_bucket_wait(&m->tok, (double)p->call->est_tokens, now);
 }
 
+const char *sc_gemini_hold_reason(sc_gem_model_t *m, const sc_gem_priv_t *p, int64_t now)
+{
+    if (m->br_state != SC_GEM_BREAKER_CLOSED)
+        return "deadline passed while the model's circuit breaker was open (consecutive 5xx or "
+               "transport failures)";
+    if (now < m->pause_until_ms)
+        return "deadline passed while the model was paused after a 429";
+    if ((m->cfg.max_concurrency > 0 && m->n_running >= m->cfg.max_concurrency) ||
+        sc_gemini_bucket_wait(&m->req, 1.0, now) > 0 ||
+        sc_gemini_bucket_wait(&m->tok, (double)p->call->est_tokens, now) > 0)
+        return "deadline passed while waiting for the model's rate or concurrency limit";
+    return p->call->attempts > 0 ? "deadline passed before the next attempt could start"
+                                 : "deadline passed before the first attempt could start";
+}
+
 /* Start the calls at the head of m's FIFO that may go. Returns ms until the head may go or its
  * deadline passes (-1: only an attempt ending can unblock it, or the FIFO is empty). */
 long sc_gemini_dispatch(sc_gemini_t *g, sc_gem_model_t *m, int64_t now)
@@ -312,9 +327,7 @@ long sc_gemini_dispatch(sc_gemini_t *g, sc_gem_model_t *m, int64_t now)
     while ((p = m->q_head) != NULL) {
         call = p->call;
         if (call->deadline_ms > 0 && call->deadline_ms - now < SC_GEMINI_MIN_ATTEMPT_MS) {
-            if (!call->err_message)
-                sc_gemini_set_err(call, "", "deadline passed while waiting for the model's "
-                                            "rate limit, pause or breaker");
+            sc_gemini_err_ended(call, sc_gemini_hold_reason(m, p, now));
             sc_gemini_finish(g, p, SC_ERR_DEADLINE);
             continue;
         }

@@ -37,6 +37,7 @@
 #define SC_SIM_MSG_MAX              1024 /* longest error message */
 #define SC_SIM_URL_MAX              1024 /* longest path served under /v1 as under /v1beta */
 #define SC_SIM_V1_PREFIX            "/v1/"
+#define SC_SIM_CUT_BLOCK            4096 /* MHD's read size for a body the truncate fault cuts */
 
 /* Batch Mode (§5) and context caching (§4) defaults */
 #define SC_SIM_BATCH_PENDING_MS_DEFAULT 200u
@@ -393,12 +394,67 @@ static bool sc_sim_route_match(const sc_sim_route_t *rt, const char *method, con
     return true;
 }
 
+/* ---- sending (the reset and truncate faults break it on purpose) ---- */
+
+/* A body that stops halfway: MHD's reader state for SC_SIM_SEND_CUT. */
+typedef struct {
+    char *body; /* owned */
+    size_t len; /* what Content-Length announces */
+    size_t cut; /* bytes sent before the connection is closed, < len */
+} sc_sim_cut_body_t;
+
+static ssize_t sc_sim_cut_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    const sc_sim_cut_body_t *cb = cls;
+    if (pos >= cb->cut) /* MHD closes the connection: the client sees fewer bytes than promised */
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = cb->cut - (size_t)pos;
+    if (n > max)
+        n = max;
+    memcpy(buf, cb->body + pos, n);
+    return (ssize_t)n;
+}
+
+static void sc_sim_cut_free(void *cls)
+{
+    sc_sim_cut_body_t *cb = cls;
+    if (cb) {
+        free(cb->body);
+        free(cb);
+    }
+}
+
+/* A response of r->len bytes of which only the first half is ever sent. r->body moves into it.
+ * @return NULL when out of memory (r->body is still r's then). */
+static struct MHD_Response *sc_sim_cut_response(sc_sim_reply_t *r)
+{
+    sc_sim_cut_body_t *cb = calloc(1, sizeof *cb); /* freed by MHD through sc_sim_cut_free */
+    if (!cb)
+        return NULL;
+    cb->body = r->body;
+    cb->len = r->len;
+    cb->cut = r->len / 2;
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        (uint64_t)cb->len, SC_SIM_CUT_BLOCK, sc_sim_cut_read, cb, sc_sim_cut_free);
+    if (!resp) {
+        free(cb);
+        return NULL;
+    }
+    r->body = NULL;
+    return resp;
+}
+
 static enum MHD_Result sc_sim_send(struct MHD_Connection *conn, sc_sim_reply_t *r)
 {
     static const char oom[] = "{\"error\":{\"code\":500,\"message\":\"out of memory\","
                               "\"status\":\"INTERNAL\",\"details\":[]}}";
     struct MHD_Response *resp;
-    if (r->body)
+    const char *ctype = r->body && r->ctype ? r->ctype : "application/json";
+    if (r->send == SC_SIM_SEND_NOTHING)
+        return MHD_NO; /* MHD closes the connection without a response */
+    if (r->body && r->send == SC_SIM_SEND_CUT && r->len > 0)
+        resp = sc_sim_cut_response(r);
+    else if (r->body)
         resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_COPY);
     else {
         r->code = 500;
@@ -406,8 +462,7 @@ static enum MHD_Result sc_sim_send(struct MHD_Connection *conn, sc_sim_reply_t *
     }
     if (!resp)
         return MHD_NO;
-    enum MHD_Result ret = MHD_add_response_header(
-        resp, "Content-Type", r->body && r->ctype ? r->ctype : "application/json");
+    enum MHD_Result ret = MHD_add_response_header(resp, "Content-Type", ctype);
     if (ret == MHD_YES)
         ret = MHD_queue_response(conn, r->code, resp);
     MHD_destroy_response(resp);
@@ -445,7 +500,8 @@ static enum MHD_Result sc_sim_dispatch(sc_gemini_sim_t *sim, struct MHD_Connecti
         rt->fn(&call, &reply);
 
     enum MHD_Result ret = sc_sim_send(conn, &reply);
-    if (counted && reply.code < SC_SIM_HTTP_CODES)
+    /* a connection closed without a response answered nothing: no status to count */
+    if (counted && reply.send != SC_SIM_SEND_NOTHING && reply.code < SC_SIM_HTTP_CODES)
         atomic_fetch_add(&sim->by_status[reply.code], 1);
     sc_debug("sim.request", "route=%s model=%s status=%u fault=%s bytes_in=%zu",
              rt ? rt->name : "none", id[0] ? id : "-", reply.code,

@@ -44,7 +44,17 @@ typedef struct {
  * 429/500/503/malformed: the share of generateContent requests answered that way;
  * delay: share delayed by delay_ms; seed: the PRNG seed; retry_delay: RetryInfo.retryDelay on
  * 429s; max_per_request=N: one request body is failed at most N times (default 2), so faults are
- * transient as real ones are. refuse=RATE: the share of the cheaper models' answers (not
+ * transient as real ones are. Two faults break the connection instead of answering an error:
+ *   reset=RATE     share of generateContent and streamGenerateContent requests whose connection
+ *                  is closed without any HTTP response (a client sees an empty reply, curl's
+ *                  CURLE_GOT_NOTHING); no status is counted in "responses", nothing is billed;
+ *   truncate=RATE  share answered 200 with the Content-Length of the whole answer of which only
+ *                  the first half (floor) is sent before the connection is closed (curl's
+ *                  CURLE_PARTIAL_FILE); counted as a 200 in "responses", not billed.
+ * (malformed, by contrast, sends half the body with a Content-Length that matches it: the HTTP
+ * exchange is whole and only the JSON is cut.) 429, 500, 503, malformed, reset and truncate are
+ * one draw of the seeded PRNG over their summed shares (at most 1), all capped by
+ * max_per_request and counted by kind in /sim/stats "faults". refuse=RATE: the share of the cheaper models' answers (not
  * "-pro") that are bad in a way a cascade must catch: a text answer becomes a refusal, a
  * schema-bound answer "[]", a function call names an undeclared function (every other one) or
  * gets arguments of the wrong type. Unknown keys or rates outside 0..1 are an error.

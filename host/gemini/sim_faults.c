@@ -30,8 +30,8 @@
     "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."
 #define SC_SIM_MSG_503 "The model is overloaded. Please try again later."
 
-const char *const sc_sim_fault_names[SC_SIM_F_COUNT] = {"429", "500", "503", "malformed",
-                                                        "delay"};
+const char *const sc_sim_fault_names[SC_SIM_F_COUNT] = {"429",   "500",      "503",  "malformed",
+                                                        "reset", "truncate", "delay"};
 
 /* ---- fault injection ---- */
 
@@ -46,7 +46,8 @@ bool sc_sim_refuses(sc_gemini_sim_t *sim, const sc_sim_model_t *m)
     return r;
 }
 
-/* Decide the fate of one generateContent. @return a failing sc_sim_fault_t or SC_SIM_F_NONE;
+/* Decide the fate of one generateContent (429, 500, 503, malformed, reset or truncate, all from
+ * one draw over their summed shares). @return a failing sc_sim_fault_t or SC_SIM_F_NONE;
  * *delay says whether to sleep first. Both draws happen for every request so that a seed gives
  * the same sequence whatever the outcomes. */
 int sc_sim_fault_draw(sc_gemini_sim_t *sim, uint64_t body_hash, bool *delay)
@@ -254,7 +255,8 @@ sc_status_t sc_sim_faults_parse(const char *spec, sc_sim_faults_t *f, char *errb
     for (int k = SC_SIM_F_429; k < SC_SIM_F_DELAY; k++)
         sum += f->share[k];
     if (sum > 1.0 + 1e-9) {
-        sc_sim_errf(errbuf, errlen, "fault spec: 429+500+503+malformed shares sum to %g, above 1",
+        sc_sim_errf(errbuf, errlen,
+                    "fault spec: 429+500+503+malformed+reset+truncate shares sum to %g, above 1",
                     sum);
         st = SC_ERR_INVALID_ARG;
         goto out;

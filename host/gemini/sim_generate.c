@@ -844,7 +844,8 @@ static json_t *sc_sim_answer_part(json_t *doc)
 /* Everything generateContent and streamGenerateContent share (method names the call in the
  * 404): the record line, the model, the validation by the API's rules on the normalised body, a
  * cache, the injected faults. @return the GenerateContentResponse (a new reference) with *fault
- * SC_SIM_F_NONE or SC_SIM_F_MALFORMED, or NULL with the reply in r. */
+ * SC_SIM_F_NONE, SC_SIM_F_MALFORMED or SC_SIM_F_TRUNCATE, or NULL with the reply in r (the reset
+ * fault: r->send SC_SIM_SEND_NOTHING). */
 static json_t *sc_sim_generate_doc(sc_sim_call_t *c, sc_sim_reply_t *r, const char *method,
                                    size_t *model_index, size_t *cached_tokens, int *fault)
 {
@@ -884,6 +885,11 @@ static json_t *sc_sim_generate_doc(sc_sim_call_t *c, sc_sim_reply_t *r, const ch
         sc_sim_reply_fault(c->sim, f, m->name, r);
         goto out;
     }
+    if (f == SC_SIM_F_RESET) { /* nothing is computed, nothing billed: no answer left */
+        r->fault = sc_sim_fault_names[f];
+        r->send = SC_SIM_SEND_NOTHING;
+        goto out;
+    }
     doc = sc_sim_gen_doc(c->sim, m, &g, norm);
     if (!doc) {
         sc_sim_reply_error(r, 500, "INTERNAL", NULL, "out of memory");
@@ -902,7 +908,7 @@ out:
     return doc;
 }
 
-/* Count an answer given whole (not the malformed fault) in billed_tokens and
+/* Count an answer given whole (not the malformed or truncate fault) in billed_tokens and
  * cached_tokens_served. */
 static void sc_sim_bill(sc_gemini_sim_t *sim, size_t model_index, const json_t *doc,
                         size_t cached_tokens)
@@ -920,13 +926,27 @@ static void sc_sim_bill(sc_gemini_sim_t *sim, size_t model_index, const json_t *
     }
 }
 
-/* The malformed fault: 200 with the body cut in half, what a proxy dropping the connection looks
- * like. */
-static void sc_sim_cut(sc_sim_reply_t *r)
+/* The answer spoilt by fault (SC_SIM_F_NONE: left whole). malformed: 200 with the body cut in
+ * half and a Content-Length that matches the cut, what a proxy that buffered half an answer looks
+ * like; truncate: 200 with the whole answer's Content-Length, half of the body, then the
+ * connection closed, what an upstream dropping the connection mid-answer looks like. */
+static void sc_sim_cut(sc_sim_reply_t *r, int fault)
 {
-    if (r->body)
-        r->len /= 2;
-    r->fault = sc_sim_fault_names[SC_SIM_F_MALFORMED];
+    if (fault == SC_SIM_F_MALFORMED) {
+        if (r->body)
+            r->len /= 2;
+    } else if (fault == SC_SIM_F_TRUNCATE) {
+        r->send = SC_SIM_SEND_CUT;
+    } else {
+        return;
+    }
+    r->fault = sc_sim_fault_names[fault];
+}
+
+/* Whether the client gets the answer whole, so that it is billed. */
+static bool sc_sim_whole(int fault)
+{
+    return fault != SC_SIM_F_MALFORMED && fault != SC_SIM_F_TRUNCATE;
 }
 
 void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
@@ -937,11 +957,10 @@ void sc_sim_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
         sc_sim_generate_doc(c, r, "generateContent", &model_index, &cached_tokens, &fault);
     if (!doc)
         return;
-    if (fault != SC_SIM_F_MALFORMED)
+    if (sc_sim_whole(fault))
         sc_sim_bill(c->sim, model_index, doc, cached_tokens);
     sc_sim_reply_json(r, 200, doc);
-    if (fault == SC_SIM_F_MALFORMED)
-        sc_sim_cut(r);
+    sc_sim_cut(r, fault);
 }
 
 /* Piece j of k of s (len bytes): [*from, *to), never inside a UTF-8 sequence. */
@@ -1123,7 +1142,7 @@ void sc_sim_stream_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
         sc_sim_reply_error(r, 500, "INTERNAL", NULL, "out of memory");
         return;
     }
-    if (fault != SC_SIM_F_MALFORMED)
+    if (sc_sim_whole(fault))
         sc_sim_bill(c->sim, model_index, doc, cached_tokens);
     json_decref(doc);
     free(r->body);
@@ -1131,8 +1150,7 @@ void sc_sim_stream_generate(sc_sim_call_t *c, sc_sim_reply_t *r)
     r->body = body;
     r->len = len;
     r->ctype = sse ? "text/event-stream" : NULL;
-    if (fault == SC_SIM_F_MALFORMED)
-        sc_sim_cut(r);
+    sc_sim_cut(r, fault);
 }
 
 /* ---- countTokens ---- */

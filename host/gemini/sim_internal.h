@@ -79,7 +79,9 @@ typedef enum {
     SC_SIM_F_500,
     SC_SIM_F_503,
     SC_SIM_F_MALFORMED,
-    SC_SIM_F_DELAY, /* drawn on its own and not capped: a delay does not fail the request */
+    SC_SIM_F_RESET,    /* the connection closed without any HTTP response */
+    SC_SIM_F_TRUNCATE, /* 200 with the whole answer's Content-Length, the body cut short */
+    SC_SIM_F_DELAY,    /* drawn on its own and not capped: a delay does not fail the request */
     SC_SIM_F_COUNT,
 } sc_sim_fault_t;
 
@@ -89,7 +91,7 @@ typedef enum {
 extern const char *const sc_sim_fault_names[SC_SIM_F_COUNT];
 
 typedef struct {
-    double share[SC_SIM_F_COUNT]; /* each 0..1; the failing four sum to at most 1 */
+    double share[SC_SIM_F_COUNT]; /* each 0..1; the failing ones (all but delay) sum to at most 1 */
     unsigned delay_ms;
     uint64_t seed;
     unsigned max_per_request; /* 0: no cap */
@@ -286,6 +288,14 @@ typedef struct {
     size_t body_len;
 } sc_sim_call_t;
 
+/* How a reply leaves the server: whole, or broken as the reset and truncate faults break it. */
+typedef enum {
+    SC_SIM_SEND_WHOLE = 0,
+    SC_SIM_SEND_NOTHING, /* the connection is closed before any byte of a response */
+    SC_SIM_SEND_CUT,     /* status, headers and a Content-Length of len, then len / 2 bytes of
+                          * the body, then the connection is closed */
+} sc_sim_send_t;
+
 /* What a route handler produces. */
 typedef struct {
     unsigned code;
@@ -293,6 +303,7 @@ typedef struct {
     size_t len;
     const char *fault; /* name of an injected fault, for the log; NULL if none */
     const char *ctype; /* Content-Type (static); NULL: application/json */
+    sc_sim_send_t send;
 } sc_sim_reply_t;
 
 typedef void (*sc_sim_handler_fn)(sc_sim_call_t *call, sc_sim_reply_t *reply);
