@@ -58,11 +58,16 @@ typedef struct {
     sc_item_t **again;       /* online mode: items whose next call waits to be submitted */
     size_t nagain, capagain;
     int interrupted;
+    int werr;                /* the first failed write to OUT or OUT.state (an errno): stops */
+    const char *werr_path;   /* the file it failed on */
+    long long n_wfail_after; /* writes that failed after it (answers drained, journal events) */
 } bf_t;
 
+/* Stopped by a signal, or by a write that failed: nothing more goes upstream, what is in flight
+ * is drained (and written when it can be); the rest waits for --resume. */
 static int bf_stop(bf_t *b)
 {
-    return !*b->running;
+    return !*b->running || b->werr;
 }
 
 /* ---- output and journal ---- */
@@ -73,10 +78,57 @@ static int write_all(int fd, const char *buf, size_t len)
         ssize_t w = write(fd, buf, len);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w == 0)
+            errno = EIO; /* no progress and no reason: not to be retried forever */
         if (w <= 0)
             return -1;
         buf += w;
         len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The first write that fails stops the run (bf_stop) and is its error; later ones are counted. */
+static void write_failed(bf_t *b, const char *path, int err)
+{
+    if (b->werr) {
+        b->n_wfail_after++;
+        return;
+    }
+    b->werr = err ? err : EIO;
+    b->werr_path = path;
+    sc_error("backfill.write", "path=%s error=\"%s\" note=\"stopping: nothing more is sent; "
+             "every line written is whole, run again with --resume once there is room\"", path,
+             strerror(b->werr));
+}
+
+/* Append one whole line (buf ends with its newline) in one write. When it fails part way (a
+ * full disk lets a write through up to the last free block) the file is cut back to where the
+ * line began: a torn line followed by the next one would read as one corrupt line. */
+static int append_line(bf_t *b, int fd, const char *path, const char *buf, size_t len)
+{
+    off_t at = lseek(fd, 0, SEEK_END); /* O_APPEND: where this write lands */
+    if (at >= 0 && write_all(fd, buf, len) == 0)
+        return 0;
+    int err = errno;
+    if (at >= 0 && ftruncate(fd, at) != 0) /* a shrink needs no room: not expected to fail */
+        sc_error("backfill.write", "path=%s error=\"cannot cut the torn line: %s\" "
+                 "note=\"--resume cuts it\"", path, strerror(errno));
+    write_failed(b, path, err);
+    errno = err;
+    return -1;
+}
+
+/* Output and journal durable (both: the journal refers to results in the output). */
+static int sync_files(bf_t *b)
+{
+    if (fdatasync(b->out_fd) != 0) {
+        write_failed(b, b->opts->out_path, errno);
+        return -1;
+    }
+    if (b->state_fd >= 0 && fdatasync(b->state_fd) != 0) {
+        write_failed(b, b->state_path, errno);
+        return -1;
     }
     return 0;
 }
@@ -123,7 +175,8 @@ static int emit(bf_t *b, long long line, const char *obj, size_t len)
     memcpy(buf, head, (size_t)hl);
     memcpy(buf + hl, obj + 1, len - 1); /* the object without its '{' */
     buf[(size_t)hl + len - 1] = '\n';
-    int rc = write_all(b->out_fd, buf, (size_t)hl + len); /* one write: no torn lines on a crash */
+    /* one write: no torn lines on a crash; none left behind by a full disk */
+    int rc = append_line(b, b->out_fd, b->opts->out_path, buf, (size_t)hl + len);
     free(buf);
     if (rc)
         return -1;
@@ -137,6 +190,8 @@ static int emit_item(bf_t *b, sc_item_t *it)
 {
     size_t len = 0;
     char *json;
+    int ok = 0;
+    double cost = 0, baseline = 0, saved_batch = 0;
     if (it->state != SC_ITEM_INVALID) { /* store the answer; write the lines that share it */
         sc_item_t *f = sc_optimizer_finish(b->opt, it);
         while (f) { /* followers left the window when they were coalesced: they end here */
@@ -154,22 +209,32 @@ static int emit_item(bf_t *b, sc_item_t *it)
         r.error_code = sc_status_code(it->error);
         r.error_message = it->errmsg;
         json = sc_result_to_json(&r, &len);
-        b->n_malformed++;
     } else {
         json = sc_stage_ledger(it, b->cfg, NULL, &len);
         json_t *r = json ? json_loadb(json, len, 0, NULL) : NULL; /* new: read the ledger back */
-        int ok = r && strcmp(json_string_value(json_object_get(r, "status")), "ok") == 0;
-        ok ? b->n_ok++ : b->n_err++;
-        b->cost += json_number_value(json_object_get(r, "cost_usd"));
-        b->baseline += json_number_value(json_object_get(r, "baseline_cost_usd"));
-        b->saved_batch +=
+        ok = r && strcmp(json_string_value(json_object_get(r, "status")), "ok") == 0;
+        cost = json_number_value(json_object_get(r, "cost_usd"));
+        baseline = json_number_value(json_object_get(r, "baseline_cost_usd"));
+        saved_batch =
             json_number_value(json_object_get(json_object_get(r, "savings"), "batch_usd"));
         json_decref(r);
     }
-    if (!json)
+    if (!json) {
+        errno = ENOMEM;
         return -1;
+    }
+    long long before = b->n_done;
     int rc = emit(b, (long long)it->offset, json, len);
     free(json);
+    if (b->n_done > before) { /* the summary counts the lines the output holds */
+        if (it->state == SC_ITEM_INVALID)
+            b->n_malformed++;
+        else
+            ok ? b->n_ok++ : b->n_err++;
+        b->cost += cost;
+        b->baseline += baseline;
+        b->saved_batch += saved_batch;
+    }
     return rc;
 }
 
@@ -181,12 +246,13 @@ static int journal(bf_t *b, json_t *ev /* stolen */)
         return -1;
     size_t len = strlen(s);
     s[len] = '\n';
-    int rc = write_all(b->state_fd, s, len + 1);
+    int rc = append_line(b, b->state_fd, b->state_path, s, len + 1);
     free(s);
-    b->journaled++;
+    if (rc == 0)
+        b->journaled++;
     /* Durable before the next step: the output first (results it refers to), then the journal. */
     if (rc == 0)
-        rc = fdatasync(b->out_fd) | fdatasync(b->state_fd);
+        rc = sync_files(b);
     return rc;
 }
 
@@ -296,7 +362,7 @@ static void online_done(sc_gemini_call_t *call, void *arg)
     if (call->status != SC_OK)
         snprintf(it->errmsg, sizeof it->errmsg, "%s%s%s", sc_strerror(call->status),
                  call->err_message ? ": " : "", call->err_message ? call->err_message : "");
-    if (emit_item(b, it) != 0)
+    if (emit_item(b, it) != 0 && !b->werr) /* a failed write said so itself */
         sc_error("backfill.write", "line=%lld: %s", (long long)it->offset, strerror(errno));
 }
 
@@ -341,7 +407,7 @@ static void bf_key(const sc_item_t *it, char *buf, size_t len)
 static void bf_batch_done(sc_item_t *it, void *arg)
 {
     bf_t *b = arg;
-    if (emit_item(b, it) != 0)
+    if (emit_item(b, it) != 0 && !b->werr) /* a failed write said so itself */
         sc_error("backfill.write", "line=%lld: %s", (long long)it->offset, strerror(errno));
     sc_item_free(it);
 }
@@ -390,21 +456,27 @@ static sc_status_t forward_batch(bf_t *b, sc_batch_t *batch, char *errbuf, size_
 static sc_status_t read_output(bf_t *b, char *errbuf, size_t errlen)
 {
     FILE *f = fopen(b->opts->out_path, "r");
-    if (!f)
-        return errno == ENOENT ? SC_OK : SC_ERR_IO;
+    if (!f) {
+        if (errno == ENOENT)
+            return SC_OK;
+        snprintf(errbuf, errlen, "%s: %s", b->opts->out_path, strerror(errno));
+        return SC_ERR_IO;
+    }
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     off_t good = 0;
+    long long at = 0;
     while ((len = getline(&line, &cap, f)) > 0) {
+        at++;
         if (line[len - 1] != '\n')
             break; /* torn: dropped below */
         json_t *r = json_loadb(line, (size_t)len, 0, NULL); /* new */
         json_int_t n = json_integer_value(json_object_get(r, "line"));
         json_decref(r);
         if (n < 1 || n > b->n_lines) {
-            snprintf(errbuf, errlen, "%s: line %lld is not an output of this input",
-                     b->opts->out_path, (long long)(good ? n : 0));
+            snprintf(errbuf, errlen, "%s: output line %lld is not a result of this input (no "
+                     "\"line\" from 1 to %lld)", b->opts->out_path, at, b->n_lines);
             free(line);
             fclose(f);
             return SC_ERR_INVALID;
@@ -416,10 +488,50 @@ static sc_status_t read_output(bf_t *b, char *errbuf, size_t errlen)
         }
         good += len;
     }
+    int rerr = ferror(f) ? errno : 0;
     free(line);
     fclose(f);
-    if (truncate(b->opts->out_path, good) != 0)
+    if (rerr) {
+        snprintf(errbuf, errlen, "%s: %s", b->opts->out_path, strerror(rerr));
         return SC_ERR_IO;
+    }
+    if (truncate(b->opts->out_path, good) != 0) {
+        snprintf(errbuf, errlen, "%s: cannot cut the torn last line: %s", b->opts->out_path,
+                 strerror(errno));
+        return SC_ERR_IO;
+    }
+    return SC_OK;
+}
+
+/* Cut a journal's torn last event (a crash in the middle of its write): the next event appended
+ * would otherwise be read as part of it, and lost with it. */
+static sc_status_t cut_journal_tail(bf_t *b, char *errbuf, size_t errlen)
+{
+    FILE *f = fopen(b->state_path, "r");
+    if (!f) {
+        if (errno == ENOENT)
+            return SC_OK;
+        snprintf(errbuf, errlen, "%s: %s", b->state_path, strerror(errno));
+        return SC_ERR_IO;
+    }
+    off_t good = 0, total = 0;
+    int ch;
+    while ((ch = getc(f)) != EOF) {
+        total++;
+        if (ch == '\n')
+            good = total;
+    }
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    if (rerr) {
+        snprintf(errbuf, errlen, "%s: %s", b->state_path, strerror(rerr));
+        return SC_ERR_IO;
+    }
+    if (good < total && truncate(b->state_path, good) != 0) {
+        snprintf(errbuf, errlen, "%s: cannot cut the torn last event: %s", b->state_path,
+                 strerror(errno));
+        return SC_ERR_IO;
+    }
     return SC_OK;
 }
 
@@ -555,6 +667,8 @@ static sc_status_t open_files(bf_t *b, char *errbuf, size_t errlen)
         return SC_ERR_NOMEM;
     if (b->opts->resume) {
         sc_status_t st = read_output(b, errbuf, errlen);
+        if (!st)
+            st = cut_journal_tail(b, errbuf, errlen);
         if (st)
             return st;
     }
@@ -653,7 +767,7 @@ sc_status_t sc_backfill_run(const sc_config_t *cfg, const sc_backfill_opts_t *op
         batch.n = 0;
         if (st)
             goto out;
-        fdatasync(b.out_fd);
+        sync_files(&b); /* a failure stops the loop (bf_stop) */
     }
     if (bf_stop(&b) || b.interrupted)
         st = SC_ERR_CLOSED;
@@ -667,11 +781,13 @@ out:
     b.opt = NULL;
     free(b.again);
     if (b.out_fd >= 0) {
-        fdatasync(b.out_fd);
-        close(b.out_fd);
+        if (!b.werr)
+            sync_files(&b);
+        if (close(b.out_fd) != 0)
+            write_failed(&b, opts->out_path, errno);
     }
-    if (b.state_fd >= 0)
-        close(b.state_fd);
+    if (b.state_fd >= 0 && close(b.state_fd) != 0)
+        write_failed(&b, b.state_path, errno);
     if (st && b.created_files && b.n_done == 0 && b.journaled <= 1) {
         /* failed before its first line: leave nothing behind for the next run to refuse */
         unlink(b.opts->out_path);
@@ -681,7 +797,12 @@ out:
         progress(&b, 1);
         summary(&b);
     }
-    if (st == SC_ERR_CLOSED)
+    if (b.werr) { /* the cause, whatever it stopped on the way */
+        snprintf(errbuf, errlen, "%s: %s (%lld of %lld lines written, each one whole%s; make "
+                 "room and run again with --resume to finish)", b.werr_path, strerror(b.werr),
+                 b.n_done, b.n_lines, b.n_wfail_after ? ", later writes failed too" : "");
+        st = SC_ERR_IO;
+    } else if (st == SC_ERR_CLOSED)
         snprintf(errbuf, errlen, "interrupted with %lld of %lld lines done; run again with "
                  "--resume to finish (nothing is submitted twice)", b.n_done, b.n_lines);
     else if (!st && b.n_done != b.n_lines) {

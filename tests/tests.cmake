@@ -100,6 +100,12 @@ add_test(NAME integration_cache_crash_hnsw
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_cache_crash.sh $<TARGET_FILE:cache_writer>)
 set_tests_properties(integration_cache_crash_hnsw PROPERTIES TIMEOUT 300
   ENVIRONMENT "CW_INDEX=hnsw")
+# A full disk (a small tmpfs the test mounts: root or CAP_SYS_ADMIN, else skipped) under the
+# backfill output and journal, the cache store and index.scx, the summary and shadow stores: every
+# failure reported with its cause, nothing acknowledged lost once there is room again.
+add_test(NAME integration_diskfull
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_diskfull.sh $<TARGET_FILE:scrimp>)
+set_tests_properties(integration_diskfull PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
 
 # Dependencies point one way (pipelines → models → host → kernels; host subsystems → host/core and
 # the allow-list at the top of the script; nothing includes bench/ or tests/).

@@ -14,6 +14,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "host/cache/lmdb_env.h"
 #include "host/core/log.h"
 #include "host/core/util.h"
 
@@ -33,6 +34,7 @@
 /* open addressing at most half full; a power of two so that a mask picks the slot */
 #define SC_AGREEMENT_SLOTS     (2 * SC_AGREEMENT_MAX_ENTRIES)
 #define SC_AGREEMENT_FIRST_CAP 64 /* entry pointers allocated at first; doubled up to the max */
+#define SC_AGREEMENT_PATH_MAX  4096
 
 /* The four names of an estimate, joined, and their hash: what add, get and load look up by. */
 typedef struct {
@@ -61,6 +63,7 @@ struct sc_agreement {
     sc_agreement_entry_t **entries; /* [0, n_entries) owned; cap allocated */
     size_t n_entries, cap;
     uint32_t *slots; /* SC_AGREEMENT_SLOTS; 0 empty, else an index into entries + 1 */
+    char path[SC_AGREEMENT_PATH_MAX]; /* for the log: a failed write names its store */
 };
 
 /* ---- keys and the table ---- */
@@ -241,14 +244,18 @@ static sc_status_t sc_agreement_put(sc_agreement_t *a, const sc_agreement_entry_
     key.mv_size = sizeof(e->lkey);
     val.mv_data = v;
     val.mv_size = sc_agreement_encode(v, e, est);
-    if (mdb_txn_begin(a->env, NULL, 0, &txn) != 0)
-        return SC_ERR_IO;
-    rc = mdb_put(txn, a->dbi, &key, &val, 0);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return SC_ERR_IO;
+    if ((rc = mdb_txn_begin(a->env, NULL, 0, &txn)) == 0) {
+        rc = mdb_put(txn, a->dbi, &key, &val, 0);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn); /* synchronous: durable once it returns */
+        else
+            mdb_txn_abort(txn);
     }
-    return mdb_txn_commit(txn) == 0 ? SC_OK : SC_ERR_IO; /* synchronous: durable once it returns */
+    if (rc == 0)
+        return SC_OK;
+    /* the record on disk is the last one written (LMDB commits whole or not at all) */
+    sc_error("agreement_store", "op=put path=%s error=\"%s\"", a->path, mdb_strerror(rc));
+    return SC_ERR_IO;
 }
 
 /* Every stored record into the table; records that do not parse, and any beyond
@@ -352,6 +359,7 @@ sc_status_t sc_agreement_open(const char *path, double window, sc_agreement_t **
     }
     if (!path || !*path)
         goto out; /* memory only */
+    sc_strlcpy(a->path, path, sizeof(a->path));
 
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
         snprintf(errbuf, errlen, "agreement store %s: mkdir: %s", path, strerror(errno));
@@ -361,7 +369,7 @@ sc_status_t sc_agreement_open(const char *path, double window, sc_agreement_t **
     if ((rc = mdb_env_create(&a->env)) != 0 ||
         (rc = mdb_env_set_mapsize(a->env, SC_AGREEMENT_DEFAULT_MAP)) != 0 ||
         /* NOTLS: read transactions are not tied to threads (the pipeline's workers share it) */
-        (rc = mdb_env_open(a->env, path, MDB_NOTLS, 0600)) != 0 ||
+        (rc = sc_lmdb_env_open(a->env, path, MDB_NOTLS, 0600)) != 0 ||
         (rc = mdb_txn_begin(a->env, NULL, 0, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, NULL, 0, &a->dbi)) != 0)
         goto lmdb_fail;
@@ -532,7 +540,9 @@ long sc_agreement_purge_tenant(sc_agreement_t *a, const char *tenant)
         goto out;
 
     if (a->env) {
-        if (mdb_txn_begin(a->env, NULL, 0, &txn) != 0) {
+        if ((rc = mdb_txn_begin(a->env, NULL, 0, &txn)) != 0) {
+            sc_error("agreement_store", "op=purge path=%s error=\"%s\"", a->path,
+                     mdb_strerror(rc));
             removed = -1;
             goto out;
         }
@@ -545,12 +555,13 @@ long sc_agreement_purge_tenant(sc_agreement_t *a, const char *tenant)
                     rc = 0;
             }
         }
-        if (rc != 0) {
+        if (rc != 0)
             mdb_txn_abort(txn);
-            removed = -1;
-            goto out;
-        }
-        if (mdb_txn_commit(txn) != 0) {
+        else
+            rc = mdb_txn_commit(txn);
+        if (rc != 0) {
+            sc_error("agreement_store", "op=purge path=%s error=\"%s\"", a->path,
+                     mdb_strerror(rc));
             removed = -1;
             goto out;
         }

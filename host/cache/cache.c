@@ -20,6 +20,7 @@
 
 #include "host/cache/cache_internal.h"
 #include "host/cache/gpu_flat.h"
+#include "host/cache/lmdb_env.h"
 #include "host/core/log.h"
 #include "host/core/util.h"
 
@@ -147,7 +148,7 @@ sc_status_t sc_cache_open(const sc_cache_opts_t *opts, sc_cache_t **out, char *e
     if ((rc = mdb_env_create(&c->env)) || (rc = mdb_env_set_maxdbs(c->env, 8)) ||
         (rc = mdb_env_set_maxreaders(c->env, SC_CACHE_MAX_READERS)) ||
         (rc = mdb_env_set_mapsize(c->env, (size_t)map)) ||
-        (rc = mdb_env_open(c->env, c->path, MDB_NOTLS, 0664))) {
+        (rc = sc_lmdb_env_open(c->env, c->path, MDB_NOTLS, 0664))) {
         snprintf(errbuf, errlen, "cache: cannot open LMDB at %s: %s", c->path, mdb_strerror(rc));
         st = SC_ERR_IO;
         goto out;
@@ -307,10 +308,15 @@ sc_status_t sc_cache_insert_many(sc_cache_t *c, const sc_cache_item_t *items, si
     if (st)
         goto out;
     /* durable from here on */
-    st = sc_cache_mdb_status(sc_cache_wtxn_commit(c, txn), "insert_commit");
+    int rc = sc_cache_wtxn_commit(c, txn);
+    st = sc_cache_mdb_status(rc, "insert_commit");
     txn = NULL;
     if (st) {
         c->removed.n = 0; /* nothing was deleted */
+        /* a full disk shows here (LMDB writes its pages at commit): the store stays as it was,
+         * and the caller's answers do not depend on it */
+        sc_error("cache_insert", "path=%s entries=%zu result=not_stored error=\"%s\"", c->path,
+                 n, mdb_strerror(rc));
         goto out;
     }
     c->next_id = first + n;

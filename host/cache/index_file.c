@@ -112,6 +112,7 @@ static sc_status_t ix_write(sc_cache_t *c, uint64_t gen, uint64_t *bytes, size_t
     const char *op = "open";
     off_t end = 0;
     int rc;
+    errno = 0; /* what fails below says why through errno; none from before */
     FILE *f = fopen(tmp, "w+b");
     if (!f)
         goto fail;
@@ -135,8 +136,11 @@ static sc_status_t ix_write(sc_cache_t *c, uint64_t gen, uint64_t *bytes, size_t
             if (p->dead.slot[j] && fwrite(&p->dead.slot[j], sizeof(int64_t), 1, f) != 1)
                 goto fail;
         if (faiss_write_index(p->ix, f)) {
+            int e = errno; /* the write FAISS saw fail (a full disk, say) */
             const char *m = faiss_get_last_error();
-            snprintf(err, sizeof(err), "faiss: %s", m ? m : "unknown");
+            int said = e && m && strstr(m, strerror(e)); /* newer FAISS words it itself */
+            snprintf(err, sizeof(err), "faiss: %s%s%s", m ? m : "unknown", e && !said ? "; " : "",
+                     e && !said ? strerror(e) : "");
             goto fail;
         }
     }
@@ -172,10 +176,11 @@ static sc_status_t ix_write(sc_cache_t *c, uint64_t gen, uint64_t *bytes, size_t
 fail:
     if (!err[0])
         snprintf(err, sizeof(err), "%s", errno ? strerror(errno) : "short write");
-    sc_warn("cache_index_save", "op=%s path=%s error=\"%s\"", op, tmp, err);
+    sc_warn("cache_index_save", "result=failed op=%s path=%s error=\"%s\" note=\"%s is left as "
+            "it was\"", op, tmp, err, SC_CACHE_IX_FILE);
     if (f)
         fclose(f);
-    unlink(tmp);
+    unlink(tmp); /* never renamed: a torn file is never the saved index */
     return SC_ERR_IO;
 }
 

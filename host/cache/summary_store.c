@@ -11,13 +11,19 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "host/cache/lmdb_env.h"
+#include "host/core/log.h"
+#include "host/core/util.h"
+
 #define SC_SUMMARY_MAGIC   0x4d535353u /* "SSSM" */
 #define SC_SUMMARY_VERSION 1u
 #define SC_SUMMARY_HEADER  32 /* magic u32, version u32, n_turns u64, hash u64, len u64 */
+#define SC_SUMMARY_PATH_MAX 4096
 
 struct sc_summary_store {
     MDB_env *env;
     MDB_dbi dbi;
+    char path[SC_SUMMARY_PATH_MAX]; /* for the log: a failed write names its store */
 };
 
 void sc_summary_clear(sc_summary_t *s)
@@ -68,12 +74,13 @@ sc_status_t sc_summary_store_open(const char *path, size_t map_bytes, sc_summary
         snprintf(errbuf, errlen, "summary store: out of memory");
         return SC_ERR_NOMEM;
     }
+    sc_strlcpy(s->path, path, sizeof(s->path));
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto lmdb_fail;
     if ((rc = mdb_env_set_mapsize(s->env, map_bytes ? map_bytes : SC_SUMMARY_DEFAULT_MAP)) != 0)
         goto lmdb_fail;
     /* NOTLS: read transactions are not tied to threads (the pipeline's workers share the env) */
-    if ((rc = mdb_env_open(s->env, path, MDB_NOTLS, 0600)) != 0)
+    if ((rc = sc_lmdb_env_open(s->env, path, MDB_NOTLS, 0600)) != 0)
         goto lmdb_fail;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
         goto lmdb_fail;
@@ -148,8 +155,8 @@ sc_status_t sc_summary_store_put(sc_summary_store_t *st, const char *tenant,
         return SC_ERR_INVALID_ARG;
     key.mv_data = kbuf;
     key.mv_size = klen;
-    if (mdb_txn_begin(st->env, NULL, 0, &txn) != 0)
-        return SC_ERR_IO;
+    if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
+        goto out;
     val.mv_size = SC_SUMMARY_HEADER + text_len;
     val.mv_data = NULL;
     rc = mdb_put(txn, st->dbi, &key, &val, MDB_RESERVE); /* write in place, no extra copy */
@@ -168,9 +175,12 @@ sc_status_t sc_summary_store_put(sc_summary_store_t *st, const char *tenant,
     }
     if (txn)
         mdb_txn_abort(txn);
-    if (rc == MDB_MAP_FULL)
-        return SC_ERR_FULL;
-    return rc == 0 ? SC_OK : SC_ERR_IO;
+out:
+    if (rc == 0)
+        return SC_OK;
+    /* the store is as it was (LMDB commits whole or not at all); the caller goes on without */
+    sc_error("summary_store", "op=put path=%s error=\"%s\"", st->path, mdb_strerror(rc));
+    return rc == MDB_MAP_FULL ? SC_ERR_FULL : SC_ERR_IO;
 }
 
 sc_status_t sc_summary_store_get(sc_summary_store_t *st, const char *tenant,
@@ -259,12 +269,17 @@ sc_status_t sc_summary_store_del(sc_summary_store_t *st, const char *tenant,
         return SC_ERR_INVALID_ARG;
     key.mv_data = kbuf;
     key.mv_size = klen;
-    if (mdb_txn_begin(st->env, NULL, 0, &txn) != 0)
-        return SC_ERR_IO;
+    if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
+        goto out;
     rc = mdb_del(txn, st->dbi, &key, NULL);
     if (rc != 0 && rc != MDB_NOTFOUND) {
         mdb_txn_abort(txn);
-        return SC_ERR_IO;
+        goto out;
     }
-    return mdb_txn_commit(txn) == 0 ? SC_OK : SC_ERR_IO;
+    rc = mdb_txn_commit(txn);
+out:
+    if (rc == 0)
+        return SC_OK;
+    sc_error("summary_store", "op=del path=%s error=\"%s\"", st->path, mdb_strerror(rc));
+    return SC_ERR_IO;
 }
