@@ -16,7 +16,7 @@ rc=0
 "$ROOT/scripts/test" --sanitize -R '^integration_backfill$' --repeat "until-fail:$N" >"$LOG" 2>&1 || rc=$?
 secs=$(( $(date +%s) - start ))
 passed=$(grep -c "integration_backfill .*Passed" "$LOG" || true)
-failed=$(grep -c "integration_backfill .*Failed\|\*\*\*Failed\|Timeout" "$LOG" || true)
+failed=$(grep -c "integration_backfill .*\*\*\*\(Failed\|Timeout\)" "$LOG" || true)
 {
   echo "# The backfill test, $N times in a row under ASan + UBSan"
   echo
@@ -34,6 +34,14 @@ failed=$(grep -c "integration_backfill .*Failed\|\*\*\*Failed\|Timeout" "$LOG" |
   echo '```'
   grep -E "tests passed|Total Test time|Failed|Passed" "$LOG" | tail -n 6
   echo '```'
+  if [ "$rc" -ne 0 ]; then
+    echo
+    echo "What the failed run said (its work dir is kept):"
+    echo
+    echo '```'
+    grep -E "^(FAIL|ok  |work dir)" "$LOG" | tail -n 20
+    echo '```'
+  fi
 } >"$OUTMD"
 cat "$OUTMD"
 exit "$rc"

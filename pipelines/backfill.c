@@ -599,6 +599,10 @@ static sc_status_t adopt_batches(bf_t *b, char *errbuf, size_t errlen)
         rewind(b->in);
         if (only && want && batch.items) {
             read_window(b, &batch, want, &at, only);
+            /* paid in that batch: a killed run may have stored the answer in the cache before
+             * it wrote the line, but the line is the batch's answer, at the batch's cost */
+            for (size_t k = 0; k < batch.n; k++)
+                batch.items[k]->adopted = 1;
             stages(b, &batch);
             size_t n = 0; /* the lines that still go upstream (not malformed) */
             for (size_t k = 0; k < batch.n; k++)

@@ -49,6 +49,8 @@ typedef struct sc_item {
     /* cache and coalescing (pipelines/stages/cache.c, coalesce.c) */
     uint64_t scope;          /* cache scope; 0: not cacheable */
     int cache_store;         /* store the answer when it is ok and finished with STOP */
+    int adopted;             /* carried by a Batch Mode batch created before a crash: its answer
+                              * (paid) comes from that batch, never from the cache or a leader */
     const char *source;      /* NULL = "llm"; "cache-exact", "cache-semantic", "coalesced" */
     double similarity;       /* of a cache hit; -1: none */
     char *shared_text;       /* owned: the answer taken from the cache or the coalescing leader */

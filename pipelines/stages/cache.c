@@ -13,7 +13,8 @@ static void lookup(sc_optimizer_t *o, sc_batch_t *batch, unsigned layers)
 {
     size_t n = 0;
     for (size_t i = 0; i < batch->n; i++)
-        n += batch->items[i]->state == SC_ITEM_FORWARD && batch->items[i]->scope;
+        n += batch->items[i]->state == SC_ITEM_FORWARD && batch->items[i]->scope &&
+             !batch->items[i]->adopted;
     if (!o->cache || n == 0)
         return;
     const int semantic = (layers & SC_CACHE_LAYER_SEMANTIC) != 0;
@@ -25,7 +26,7 @@ static void lookup(sc_optimizer_t *o, sc_batch_t *batch, unsigned layers)
     n = 0;
     for (size_t i = 0; i < batch->n; i++) {
         sc_item_t *it = batch->items[i];
-        if (it->state != SC_ITEM_FORWARD || !it->scope)
+        if (it->state != SC_ITEM_FORWARD || !it->scope || it->adopted)
             continue;
         q[n] = (sc_cache_query_t){.scope = it->scope, .tenant = it->req->tenant,
                                   .text = sc_opt_last_turn(it)->content,

@@ -34,7 +34,7 @@ void sc_stage_coalesce(sc_optimizer_t *o, sc_batch_t *batch)
         if (it->state == SC_ITEM_FORWARD && it->scope) {
             uint64_t h = norm_hash(it);
             const sc_turn_t *lt = sc_opt_last_turn(it);
-            for (size_t k = 0; k < o->nleaders && !lead; k++) {
+            for (size_t k = 0; k < o->nleaders && !lead && !it->adopted; k++) {
                 sc_item_t *l = o->leaders[k];
                 if (l->scope != it->scope)
                     continue;
