@@ -27,8 +27,12 @@ awk -v secs="$SECS" -v date="$DATE" -v build="$BUILD" '$1 ~ /^[a-z_]+$/ && $2 ~ 
 # the earlier rows of harnesses this run did not cover (rows of the 9-column table only)
 : >"$WORK/old.rows"
 if [ -f "$OUTMD" ]; then
+  # (a table of the 7-column form, before rows carried their date, gets the date of its header)
   awk -F'|' 'NR == FNR { split($2, a, " "); seen[a[1]] = 1; next }
-             /^\| [a-z_]+ \| [0-9]+ \|/ && NF == 11 { split($2, a, " "); if (!(a[1] in seen)) print }' \
+             /^- date: / { legacy = substr($0, 9) }
+             /^\| [a-z_]+ \| [0-9]+ \|/ && NF == 11 { split($2, a, " "); if (!(a[1] in seen)) print }
+             /^\| [a-z_]+ \| [0-9]+ \|/ && NF == 9 { split($2, a, " ");
+               if (!(a[1] in seen)) print $0 " " legacy " | - |" }' \
     "$WORK/new.rows" "$OUTMD" >"$WORK/old.rows"
 fi
 
