@@ -22,6 +22,7 @@
 #include "host/core/queue.h"
 #include "host/core/util.h"
 #include "pipelines/batcher.h"
+#include "pipelines/changelog.h"
 #include "pipelines/offsets.h"
 #include "pipelines/optimizer.h"
 #include "pipelines/pipeline.h"
@@ -54,6 +55,7 @@ typedef struct {
     atomic_llong n_skipped; /* consumed again after a rebalance, published already: skipped */
     sc_metrics_t *metrics;
     sc_metrics_server_t *metrics_srv;
+    sc_changelog_t *changelog; /* cache.changelog: the cache shared with the other replicas */
     sc_optimizer_t *opt;
     sc_item_t **again;      /* forward thread only: items whose next call waits to be submitted */
     size_t nagain, capagain;
@@ -150,9 +152,10 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
     online_t *o = opaque;
     sc_item_t *it = m->_private;
-    if (!it) { /* a shadow ledger line: its loss costs no request, but is said */
+    if (!it) { /* a shadow ledger line or a changelog record: its loss costs no request, but is said */
         if (m->err)
-            sc_warn("shadow.publish_failed", "err=\"%s\"", rd_kafka_err2str(m->err));
+            sc_warn("publish.side_failed", "topic=%s err=\"%s\"", rd_kafka_topic_name(m->rkt),
+                    rd_kafka_err2str(m->err));
         return;
     }
     if (m->err) {
@@ -693,6 +696,13 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
     if ((st = sc_kafka_check(o.producer, cfg, need, SC_ARRAY_LEN(need) - !shadowing, errbuf,
                              errlen)))
         goto out;
+    /* the changelog: restored before the first request is consumed, then kept applied */
+    if (sc_config_bool(cfg, "cache.changelog") && sc_optimizer_cache(o.opt)) {
+        if ((st = sc_changelog_open(cfg, sc_optimizer_cache(o.opt), o.producer, &o.changelog,
+                                    errbuf, errlen)))
+            goto out;
+        sc_optimizer_on_store(o.opt, sc_changelog_publish, o.changelog);
+    }
 
     rd_kafka_conf_t *cconf = sc_kafka_conf_new(cfg, 1, errbuf, errlen);
     if (!cconf) {
@@ -775,6 +785,7 @@ out:
         rd_kafka_consumer_close(o.consumer); /* commits the stored offsets */
         rd_kafka_destroy(o.consumer);
     }
+    sc_changelog_close(o.changelog); /* its records are flushed with the results */
     if (o.producer)
         rd_kafka_destroy(o.producer);
     sc_gemini_free(o.gemini);

@@ -328,6 +328,18 @@ static void remove_leader(sc_optimizer_t *o, sc_item_t *it)
         }
 }
 
+sc_cache_t *sc_optimizer_cache(sc_optimizer_t *o)
+{
+    return o->cache;
+}
+
+void sc_optimizer_on_store(sc_optimizer_t *o, void (*fn)(void *ud, const sc_cache_item_t *stored),
+                           void *ud)
+{
+    o->on_store = fn;
+    o->on_store_ud = ud;
+}
+
 void sc_optimizer_forget(sc_optimizer_t *o, sc_item_t *it)
 {
     pthread_mutex_lock(&o->lock);
@@ -362,9 +374,13 @@ sc_item_t *sc_optimizer_finish(sc_optimizer_t *o, sc_item_t *it)
                                   .text = t->content, .len = t->content_len,
                                   .vec = sc_request_exact_only(it->req) ? NULL : it->vec};
             double cost = sc_opt_cost_of(o, it->model, &c->usage, it->batch);
-            if (sc_cache_insert(o->cache, &q, answer, strlen(answer), it->model, &c->usage, cost,
-                                NULL) != SC_OK)
+            sc_cache_item_t stored = {.q = q, .response = answer, .response_len = strlen(answer),
+                                      .model = it->model, .usage = c->usage, .cost_usd = cost,
+                                      .created_ms = sc_wall_ms()};
+            if (sc_cache_insert_many(o->cache, &stored, 1, NULL) != SC_OK)
                 sc_warn("cache.insert", "id=%s (the answer is not cached)", it->id);
+            else if (o->on_store)
+                o->on_store(o->on_store_ud, &stored);
         }
         free(answer);
     }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "host/cache/cache.h"
 #include "host/core/config.h"
 #include "host/metrics/metrics.h"
 #include "pipelines/pipeline.h"
@@ -77,5 +78,14 @@ sc_gemini_call_t *sc_optimizer_shadow_done(sc_optimizer_t *o, sc_gemini_call_t *
 
 /* Drop an item that will never be finished (abandoned at shutdown) from the in-flight map. */
 void sc_optimizer_forget(sc_optimizer_t *o, sc_item_t *it);
+
+/* fn(ud, stored) after every answer the optimizer stores in the cache, from the thread that
+ * finished the item (serve: the publish thread); the entry is borrowed for the call. Set before
+ * the first batch. */
+/* The cache the optimizer answers from (borrowed); NULL when cache.enabled is false. */
+sc_cache_t *sc_optimizer_cache(sc_optimizer_t *o);
+
+void sc_optimizer_on_store(sc_optimizer_t *o, void (*fn)(void *ud, const sc_cache_item_t *stored),
+                           void *ud);
 
 #endif

@@ -12,6 +12,7 @@ sc_unit_test(test_message)
 sc_unit_test(test_queue)
 sc_unit_test(test_price)
 sc_unit_test(test_offsets)
+sc_unit_test(test_changelog)
 sc_unit_test(test_gemini_sim)
 sc_unit_test(test_gemini_sim_batches)
 sc_unit_test(test_gemini_sim_caches)
@@ -50,6 +51,12 @@ add_test(NAME integration_serve
 add_test(NAME integration_backfill
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_backfill.sh $<TARGET_FILE:scrimp>)
 # The broker down past the session timeout and back up: one result per request, offsets committed.
+# Scale-out: two replicas share their cache through the changelog topic; the later one restores
+# before it serves, applies the other's entries while both run, and answers every repeat after a
+# SIGKILL of the first from its cache (a control run without the changelog pays them again).
+add_test(NAME integration_changelog
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_changelog.sh $<TARGET_FILE:scrimp>)
+set_tests_properties(integration_changelog PROPERTIES TIMEOUT 300)
 add_test(NAME integration_broker_outage
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_broker_outage.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_broker_outage PROPERTIES TIMEOUT 300)

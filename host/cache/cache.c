@@ -631,6 +631,43 @@ static void entry_from_rec(sc_cache_entry_t *e, uint64_t id, const sc_rec_t *r)
     e->has_vec = r->h.dim > 0;
 }
 
+sc_status_t sc_cache_find_exact(sc_cache_t *c, uint64_t scope, const char *text, size_t len,
+                                int64_t *created_ms)
+{
+    if (!c || !text)
+        return SC_ERR_INVALID_ARG;
+    sc_exact_key_t ek;
+    uint64_t lo, hi;
+    sc_status_t st = sc_cache_exact_key(scope, text, len, &ek, &lo, &hi);
+    if (st)
+        return st;
+    MDB_txn *txn = NULL;
+    st = sc_cache_mdb_status(mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn), "find_begin");
+    if (st)
+        return st;
+    MDB_val ekv = {sizeof(ek.b), ek.b}, ev, v;
+    sc_rec_t r;
+    int rc = mdb_get(txn, c->db_exact, &ekv, &ev);
+    if (rc == MDB_SUCCESS && ev.mv_size == sizeof(uint64_t)) {
+        uint64_t id;
+        memcpy(&id, ev.mv_data, sizeof(id));
+        MDB_val k = {sizeof(id), &id};
+        rc = mdb_get(txn, c->db_entries, &k, &v);
+        if (rc == MDB_SUCCESS && !sc_cache_rec_parse(&v, &r)) {
+            if (created_ms)
+                *created_ms = r.h.created_ms;
+        } else if (rc == MDB_SUCCESS) {
+            st = SC_ERR_IO;
+        }
+    }
+    if (!st && rc == MDB_NOTFOUND)
+        st = SC_ERR_NOT_FOUND;
+    else if (!st && rc)
+        st = sc_cache_mdb_status(rc, "find");
+    mdb_txn_abort(txn);
+    return st;
+}
+
 sc_status_t sc_cache_get(sc_cache_t *c, uint64_t id, sc_cache_entry_t *e)
 {
     memset(e, 0, sizeof(*e));

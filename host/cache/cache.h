@@ -122,12 +122,18 @@ typedef struct {
     const char *model;
     sc_usage_t usage;
     double cost_usd;
+    int64_t created_ms; /* wall clock ms of the original answer (a changelog restore); 0: now */
 } sc_cache_item_t;
 
 /* Store n answers in one durable transaction (bulk load, backfill); ids (n, may be NULL) get the
  * entry ids. All or nothing for the store. */
 sc_status_t sc_cache_insert_many(sc_cache_t *c, const sc_cache_item_t *items, size_t n,
                                  uint64_t *ids);
+
+/* Whether the store holds an entry for text in scope (the exact layer's key); its creation time
+ * (wall clock ms) in *created_ms (may be NULL). SC_OK, SC_ERR_NOT_FOUND, or a store error. */
+sc_status_t sc_cache_find_exact(sc_cache_t *c, uint64_t scope, const char *text, size_t len,
+                                int64_t *created_ms);
 
 /* A stored entry as the admin tool shows it. Strings point into the entry's own buffer. */
 typedef struct {

@@ -242,7 +242,8 @@ sc_status_t sc_cache_store_put(sc_cache_t *c, MDB_txn *txn, const sc_cache_item_
     h.magic = SC_CACHE_MAGIC;
     h.dim = q->vec ? (uint32_t)c->opts.dim : 0;
     h.scope = q->scope;
-    h.created_ms = h.last_hit_ms = now;
+    /* an entry restored from the changelog keeps its age (the TTL counts from its creation) */
+    h.created_ms = h.last_hit_ms = it->created_ms > 0 && it->created_ms < now ? it->created_ms : now;
     h.usage[0] = it->usage.prompt_tokens;
     h.usage[1] = it->usage.cached_tokens;
     h.usage[2] = it->usage.output_tokens;

@@ -54,7 +54,8 @@ static const char *config_defaults =
     "            \"guards\": true, \"temperature_max\": 1.0, \"index\": \"flat\","
     "            \"ann_min\": 20000, \"hnsw_m\": 32, \"hnsw_ef_search\": 96,"
     "            \"hnsw_ef_construction\": 80, \"ivf_nlist\": 1024, \"ivf_nprobe\": 16,"
-    "            \"gpu\": true, \"index_save\": true, \"checkpoint_s\": 600},"
+    "            \"gpu\": true, \"index_save\": true, \"checkpoint_s\": 600,"
+    "            \"changelog\": false, \"changelog_restore_ms\": 30000},"
     "\"prune\": {\"enabled\": true, \"max_tokens\": 4000, \"keep_last\": 3, \"agents\": {},"
     "            \"summaries\": true, \"path\": \"var/summaries\"},"
     "\"router\": {\"enabled\": true, \"path\": \"models/router/router.json\","
@@ -582,6 +583,7 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         {"cache.ivf_nlist", 1, 1 << 20},
         {"cache.ivf_nprobe", 1, 1 << 20},
         {"cache.checkpoint_s", 0, 31536000},
+        {"cache.changelog_restore_ms", 0, 3600000},
         {"gemini.breaker_failures", 1, 1000000},
         {"gemini.breaker_cooldown_ms", 1, 3600000},
         {"gemini.breaker_max_cooldown_ms", 1, 3600000},

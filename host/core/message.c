@@ -1052,8 +1052,7 @@ out:
 
 /* ---- dead letter ---- */
 
-/* Standard base64 with padding. @remark the caller frees the result with free(). */
-static char *base64_encode(const unsigned char *in, size_t n)
+char *sc_base64_encode(const unsigned char *in, size_t n)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t i, o = 0;
@@ -1082,6 +1081,46 @@ static char *base64_encode(const unsigned char *in, size_t n)
     }
     out[o] = '\0';
     return out;
+}
+
+static int base64_value(unsigned char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+}
+
+sc_status_t sc_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap,
+                             size_t *outlen)
+{
+    if (n % 4)
+        return SC_ERR_INVALID_ARG;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4], pad = 0;
+        for (int k = 0; k < 4; k++) {
+            unsigned char ch = (unsigned char)in[i + k];
+            if (ch == '=' && i + 4 == n && k >= 2) {
+                v[k] = 0;
+                pad++;
+            } else if (pad || (v[k] = base64_value(ch)) < 0) {
+                return SC_ERR_INVALID_ARG;
+            }
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        unsigned char b[3] = {(unsigned char)(w >> 16), (unsigned char)(w >> 8), (unsigned char)w};
+        for (int k = 0; k < 3 - pad; k++) {
+            if (o == cap)
+                return SC_ERR_TOO_LARGE;
+            out[o++] = b[k];
+        }
+    }
+    *outlen = o;
+    return SC_OK;
 }
 
 char *sc_deadletter_to_json(const void *orig, size_t orig_len, const char *topic, int32_t partition,
@@ -1115,7 +1154,7 @@ char *sc_deadletter_to_json(const void *orig, size_t orig_len, const char *topic
     if (utf8_valid_nonul(bytes, orig_len)) {
         SET(o, "original", json_stringn_nocheck((const char *)bytes, orig_len));
     } else {
-        b64 = base64_encode(bytes, orig_len);
+        b64 = sc_base64_encode(bytes, orig_len);
         if (!b64)
             goto out;
         SET(o, "original_base64", json_string_nocheck(b64));

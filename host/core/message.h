@@ -135,6 +135,13 @@ char *sc_result_to_json(const sc_result_t *res, size_t *len);
  * and "id" when one could be read (id may be NULL or empty).
  * @remark the caller frees the returned buffer with free().
  */
+/* Standard base64 with padding. @remark the caller frees the result with free(); NULL: no memory. */
+char *sc_base64_encode(const unsigned char *in, size_t n);
+/* Decode standard padded base64 into out (cap bytes); *outlen gets the length. SC_ERR_INVALID_ARG
+ * for anything but base64, SC_ERR_TOO_LARGE when out is too small. */
+sc_status_t sc_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap,
+                             size_t *outlen);
+
 char *sc_deadletter_to_json(const void *orig, size_t orig_len, const char *topic,
                             int32_t partition, int64_t offset, const char *id, const char *code,
                             const char *message, size_t *len);

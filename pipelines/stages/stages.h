@@ -35,6 +35,9 @@ struct sc_optimizer {
     sc_thinking_t *thinking; /* the strong model's thinking per scope, for the ledger */
     sc_summary_store_t *summaries;
     sc_prompt_cache_t *pcache;
+    /* told of every answer stored in the cache (serve: the changelog); NULL: none */
+    void (*on_store)(void *ud, const sc_cache_item_t *stored);
+    void *on_store_ud;
     int cascade, coalesce, prune;
     long budget;
     int keep_last;

@@ -1,0 +1,421 @@
+/* changelog.c - the cache's changelog on a compacted Kafka topic: records, the restore at start,
+ * the thread that applies the other replicas' entries, and publishing this process's own. */
+#include "pipelines/changelog.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "host/core/log.h"
+#include "host/core/message.h"
+#include "host/core/util.h"
+#include "host/kafka/client.h"
+
+#define CL_ORIGIN_MAX 96
+#define CL_APPLY_BATCH 256      /* entries per store transaction while restoring */
+#define CL_POLL_MS 100
+#define CL_TEXT_MAX (64u << 10) /* normalised text hashed for the key */
+
+struct sc_changelog {
+    const sc_config_t *cfg;
+    sc_cache_t *cache;        /* borrowed */
+    rd_kafka_t *producer;     /* borrowed */
+    rd_kafka_t *consumer;     /* owned: assigned every partition, no group */
+    const char *topic;        /* borrowed from cfg */
+    char origin[CL_ORIGIN_MAX];
+    int dim;
+    int64_t ttl_ms;           /* 0: none */
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+    atomic_llong n_published, n_dropped, n_applied, n_skipped, n_bad;
+};
+
+/* ---- records ---- */
+
+static void cl_key(const sc_cache_item_t *it, char *key)
+{
+    char *norm = malloc(CL_TEXT_MAX);
+    uint64_t h = 0;
+    if (norm) {
+        size_t n = sc_cache_normalize(it->q.text, it->q.len, norm, CL_TEXT_MAX);
+        h = XXH3_64bits(norm, n);
+        free(norm);
+    } else {
+        h = XXH3_64bits(it->q.text, it->q.len);
+    }
+    snprintf(key, SC_CHANGELOG_KEY_MAX, "%016" PRIx64 ":%016" PRIx64, it->q.scope, h);
+}
+
+char *sc_changelog_encode(const sc_cache_item_t *it, const char *origin, int dim, char *key,
+                          size_t *len)
+{
+    char scope[17];
+    snprintf(scope, sizeof scope, "%016" PRIx64, it->q.scope);
+    cl_key(it, key);
+    json_t *v = json_pack("{s:i, s:s, s:s, s:s, s:s%, s:s%, s:s, s:[IIII], s:f, s:I}", "v", 1,
+                          "origin", origin, "tenant", it->q.tenant ? it->q.tenant : "",
+                          "scope", scope, "text", it->q.text, it->q.len, "response",
+                          it->response, it->response_len, "model", it->model ? it->model : "",
+                          "usage", (json_int_t)it->usage.prompt_tokens,
+                          (json_int_t)it->usage.cached_tokens,
+                          (json_int_t)it->usage.output_tokens,
+                          (json_int_t)it->usage.thought_tokens, "cost_usd", it->cost_usd,
+                          "created_ms", (json_int_t)it->created_ms);
+    if (v && it->q.vec) {
+        char *b64 = sc_base64_encode((const unsigned char *)it->q.vec, (size_t)dim * sizeof(float));
+        if (!b64 || json_object_set_new(v, "vec", json_string(b64))) {
+            json_decref(v);
+            v = NULL;
+        }
+        free(b64);
+    }
+    char *out = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (out)
+        *len = strlen(out);
+    return out;
+}
+
+void sc_changelog_rec_clear(sc_changelog_rec_t *rec)
+{
+    free(rec->vec);
+    json_decref(rec->json);
+    memset(rec, 0, sizeof *rec);
+}
+
+sc_status_t sc_changelog_decode(const void *buf, size_t len, int dim, sc_changelog_rec_t *rec,
+                                char *errbuf, size_t errlen)
+{
+    memset(rec, 0, sizeof *rec);
+    json_error_t jerr;
+    json_t *v = json_loadb(buf, len, 0, &jerr);
+    if (!v) {
+        snprintf(errbuf, errlen, "not JSON: %s", jerr.text);
+        return SC_ERR_INVALID_ARG;
+    }
+    rec->json = v;
+    const char *scope = NULL, *vec = NULL;
+    json_int_t ver = 0, u[4] = {0}, created = 0;
+    double cost = 0;
+    sc_cache_item_t *it = &rec->item;
+    size_t tl = 0, rl = 0, vl = 0;
+    if (json_unpack_ex(v, &jerr, 0, "{s:I, s:s, s:s, s:s, s:s%, s:s%, s:s, s:[IIII], s:F, s:I, s?:s%}",
+                       "v", &ver, "origin", &rec->origin, "tenant", &it->q.tenant, "scope", &scope,
+                       "text", &it->q.text, &tl, "response", &it->response, &rl, "model",
+                       &it->model, "usage", &u[0], &u[1], &u[2], &u[3], "cost_usd", &cost,
+                       "created_ms", &created, "vec", &vec, &vl) != 0) {
+        snprintf(errbuf, errlen, "%s", jerr.text);
+        goto bad;
+    }
+    if (ver != 1) {
+        snprintf(errbuf, errlen, "record version %lld (this scrimp reads 1)", (long long)ver);
+        goto bad;
+    }
+    char *end = NULL;
+    it->q.scope = strtoull(scope, &end, 16);
+    if (strlen(scope) != 16 || !end || *end) {
+        snprintf(errbuf, errlen, "scope \"%.20s\" is not 16 hex digits", scope);
+        goto bad;
+    }
+    it->q.len = tl;
+    it->response_len = rl;
+    it->usage = (sc_usage_t){(long)u[0], (long)u[1], (long)u[2], (long)u[3]};
+    it->cost_usd = cost;
+    it->created_ms = created;
+    if (vec) {
+        size_t want = (size_t)dim * sizeof(float), got = 0;
+        rec->vec = malloc(want);
+        if (!rec->vec) {
+            snprintf(errbuf, errlen, "out of memory");
+            goto bad;
+        }
+        if (sc_base64_decode(vec, vl, (unsigned char *)rec->vec, want, &got) != SC_OK ||
+            got != want) {
+            snprintf(errbuf, errlen, "vec is not %d float32s in base64", dim);
+            goto bad;
+        }
+        it->q.vec = rec->vec;
+    }
+    return SC_OK;
+bad:
+    sc_changelog_rec_clear(rec);
+    return SC_ERR_INVALID_ARG;
+}
+
+/* ---- publishing ---- */
+
+void sc_changelog_publish(void *arg, const sc_cache_item_t *stored)
+{
+    sc_changelog_t *cl = arg;
+    char key[SC_CHANGELOG_KEY_MAX];
+    size_t len = 0;
+    char *val = sc_changelog_encode(stored, cl->origin, cl->dim, key, &len);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
+    if (val)
+        err = rd_kafka_producev(cl->producer, RD_KAFKA_V_TOPIC(cl->topic),
+                                RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(val, len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE(NULL),
+                                RD_KAFKA_V_END);
+    if (err) {
+        free(val);
+        if (atomic_fetch_add(&cl->n_dropped, 1) == 0) /* said once; the count is in the close */
+            sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"the entry stays in this "
+                    "replica's cache only\"", cl->topic, rd_kafka_err2str(err));
+        return;
+    }
+    atomic_fetch_add(&cl->n_published, 1);
+}
+
+/* ---- applying ---- */
+
+/* Whether rec goes into the store: another replica's, unexpired, newer than what is held. */
+static int cl_wanted(sc_changelog_t *cl, const sc_changelog_rec_t *rec, int64_t now)
+{
+    if (strcmp(rec->origin, cl->origin) == 0)
+        return 0;
+    if (cl->ttl_ms > 0 && rec->item.created_ms > 0 && rec->item.created_ms + cl->ttl_ms <= now)
+        return 0;
+    int64_t held = 0;
+    sc_status_t st = sc_cache_find_exact(cl->cache, rec->item.q.scope, rec->item.q.text,
+                                         rec->item.q.len, &held);
+    return st == SC_ERR_NOT_FOUND || (st == SC_OK && held < rec->item.created_ms);
+}
+
+typedef struct {
+    sc_changelog_rec_t recs[CL_APPLY_BATCH];
+    sc_cache_item_t items[CL_APPLY_BATCH];
+    size_t n;
+    long long bytes;
+} cl_batch_t;
+
+static void cl_flush(sc_changelog_t *cl, cl_batch_t *b)
+{
+    if (b->n) {
+        for (size_t i = 0; i < b->n; i++)
+            b->items[i] = b->recs[i].item;
+        sc_status_t st = sc_cache_insert_many(cl->cache, b->items, b->n, NULL);
+        if (st)
+            sc_warn("changelog.apply", "entries=%zu err=\"%s\" note=\"not stored here\"", b->n,
+                    sc_strerror(st));
+        else
+            atomic_fetch_add(&cl->n_applied, (long long)b->n);
+    }
+    for (size_t i = 0; i < b->n; i++)
+        sc_changelog_rec_clear(&b->recs[i]);
+    b->n = 0;
+}
+
+/* One message of the topic into b (flushed when full). */
+static void cl_take(sc_changelog_t *cl, cl_batch_t *b, const rd_kafka_message_t *m)
+{
+    b->bytes += (long long)m->len + (long long)m->key_len;
+    if (!m->payload) { /* a tombstone: compaction's delete marker */
+        atomic_fetch_add(&cl->n_skipped, 1);
+        return;
+    }
+    char err[160];
+    sc_changelog_rec_t *rec = &b->recs[b->n];
+    if (sc_changelog_decode(m->payload, m->len, cl->dim, rec, err, sizeof err) != SC_OK) {
+        if (atomic_fetch_add(&cl->n_bad, 1) == 0)
+            sc_warn("changelog.bad_record", "partition=%d offset=%lld err=\"%s\"", m->partition,
+                    (long long)m->offset, err);
+        return;
+    }
+    if (!cl_wanted(cl, rec, sc_wall_ms())) {
+        sc_changelog_rec_clear(rec);
+        atomic_fetch_add(&cl->n_skipped, 1);
+        return;
+    }
+    if (++b->n == CL_APPLY_BATCH)
+        cl_flush(cl, b);
+}
+
+static void *cl_main(void *arg)
+{
+    sc_changelog_t *cl = arg;
+    cl_batch_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    while (!atomic_load(&cl->stop)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->consumer, CL_POLL_MS);
+        if (!m) {
+            cl_flush(cl, b);
+            continue;
+        }
+        if (!m->err)
+            cl_take(cl, b, m);
+        else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            sc_warn("changelog.consume", "err=\"%s\"", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+    }
+    cl_flush(cl, b);
+    free(b);
+    return NULL;
+}
+
+/* Read every partition from its start to the end it has now, into the store. */
+static sc_status_t cl_restore(sc_changelog_t *cl, char *errbuf, size_t errlen)
+{
+    int64_t t0 = sc_now_ms();
+    int64_t budget = sc_config_int(cl->cfg, "cache.changelog_restore_ms");
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(cl->consumer, cl->topic, NULL);
+    rd_kafka_resp_err_t err =
+        rkt ? rd_kafka_metadata(cl->consumer, 0, rkt, &md, (int)(budget > 0 ? budget : 5000))
+            : RD_KAFKA_RESP_ERR__FAIL;
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    if (err || md->topic_cnt != 1 || md->topics[0].err) {
+        snprintf(errbuf, errlen, "changelog topic %s: %s", cl->topic,
+                 rd_kafka_err2str(err ? err : md->topic_cnt ? md->topics[0].err
+                                                            : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        return SC_ERR_KAFKA;
+    }
+    int np = md->topics[0].partition_cnt;
+    int64_t *end = calloc((size_t)(np > 0 ? np : 1), sizeof *end);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(np);
+    int left = 0;
+    for (int i = 0; end && i < np; i++)
+        end[i] = -1; /* nothing to read there, until its watermarks say otherwise */
+    for (int i = 0; end && i < np; i++) {
+        int32_t p = md->topics[0].partitions[i].id;
+        int64_t lo = 0, hi = 0;
+        err = rd_kafka_query_watermark_offsets(cl->consumer, cl->topic, p, &lo, &hi, 5000);
+        if (err) {
+            snprintf(errbuf, errlen, "changelog topic %s partition %d: %s", cl->topic, p,
+                     rd_kafka_err2str(err));
+            break;
+        }
+        rd_kafka_topic_partition_list_add(parts, cl->topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        if (p >= 0 && p < np && hi > lo) {
+            end[p] = hi;
+            left++;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    if (!end || err) {
+        free(end);
+        rd_kafka_topic_partition_list_destroy(parts);
+        return end ? SC_ERR_KAFKA : SC_ERR_NOMEM;
+    }
+    err = rd_kafka_assign(cl->consumer, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (err) {
+        free(end);
+        snprintf(errbuf, errlen, "changelog topic %s: assign: %s", cl->topic, rd_kafka_err2str(err));
+        return SC_ERR_KAFKA;
+    }
+    cl_batch_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        free(end);
+        return SC_ERR_NOMEM;
+    }
+    long long records = 0;
+    while (left > 0 && (budget <= 0 || sc_now_ms() - t0 < budget)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->consumer, CL_POLL_MS);
+        if (!m)
+            continue;
+        if (!m->err) {
+            records++;
+            cl_take(cl, b, m);
+            if (m->partition >= 0 && m->partition < np && end[m->partition] >= 0 &&
+                m->offset + 1 >= end[m->partition]) {
+                end[m->partition] = -1;
+                left--;
+            }
+        } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            sc_warn("changelog.consume", "err=\"%s\"", rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    cl_flush(cl, b);
+    long long bytes = b->bytes;
+    free(b);
+    free(end);
+    sc_info("changelog.restore", "topic=%s partitions=%d records=%lld applied=%lld skipped=%lld "
+            "bad=%lld bytes=%lld ms=%lld complete=%s", cl->topic, np, records,
+            (long long)atomic_load(&cl->n_applied), (long long)atomic_load(&cl->n_skipped),
+            (long long)atomic_load(&cl->n_bad), bytes, (long long)(sc_now_ms() - t0),
+            left ? "no" : "yes");
+    if (left)
+        sc_warn("changelog.restore", "partitions_left=%d note=\"cache.changelog_restore_ms "
+                "passed: serving now, the rest is applied as it is read\"", left);
+    return SC_OK;
+}
+
+sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache, rd_kafka_t *producer,
+                              sc_changelog_t **out, char *errbuf, size_t errlen)
+{
+    char kerr[SC_KAFKA_ERRSTR], host[48] = "host";
+    sc_changelog_t *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return SC_ERR_NOMEM;
+    cl->cfg = cfg;
+    cl->cache = cache;
+    cl->producer = producer;
+    cl->topic = sc_config_str(cfg, "topics.cache");
+    sc_cache_opts_t co;
+    sc_cache_opts_default(&co);
+    sc_cache_opts_from_config(cfg, &co);
+    cl->dim = co.dim;
+    cl->ttl_ms = co.ttl_s > 0 ? co.ttl_s * 1000 : 0;
+    gethostname(host, sizeof host - 1);
+    uint64_t r = XXH3_64bits(&cl, sizeof cl) ^ (uint64_t)sc_now_us();
+    snprintf(cl->origin, sizeof cl->origin, "%s-%d-%08" PRIx32, host, (int)getpid(),
+             (uint32_t)(r ^ (r >> 32)));
+
+    rd_kafka_conf_t *conf = sc_kafka_conf_new(cfg, 1, errbuf, errlen);
+    if (!conf) {
+        free(cl);
+        return SC_ERR_CONFIG;
+    }
+    /* partitions are assigned, not subscribed: no group membership and nothing committed */
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", kerr, sizeof kerr);
+    rd_kafka_conf_set(conf, "enable.partition.eof", "false", kerr, sizeof kerr);
+    if (!(cl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr))) {
+        snprintf(errbuf, errlen, "cannot create the changelog consumer: %s", kerr);
+        free(cl);
+        return SC_ERR_KAFKA;
+    }
+    rd_kafka_poll_set_consumer(cl->consumer);
+    sc_status_t st = cl_restore(cl, errbuf, errlen);
+    if (!st && pthread_create(&cl->thread, NULL, cl_main, cl) != 0) {
+        snprintf(errbuf, errlen, "cannot start the changelog thread");
+        st = SC_ERR_NOMEM;
+    }
+    if (st) {
+        rd_kafka_consumer_close(cl->consumer);
+        rd_kafka_destroy(cl->consumer);
+        free(cl);
+        return st;
+    }
+    cl->started = 1;
+    sc_info("changelog.start", "topic=%s origin=%s", cl->topic, cl->origin);
+    *out = cl;
+    return SC_OK;
+}
+
+void sc_changelog_close(sc_changelog_t *cl)
+{
+    if (!cl)
+        return;
+    atomic_store(&cl->stop, 1);
+    if (cl->started)
+        pthread_join(cl->thread, NULL);
+    rd_kafka_consumer_close(cl->consumer);
+    rd_kafka_destroy(cl->consumer);
+    sc_info("changelog.stop", "topic=%s published=%lld dropped=%lld applied=%lld skipped=%lld "
+            "bad=%lld", cl->topic, (long long)atomic_load(&cl->n_published),
+            (long long)atomic_load(&cl->n_dropped), (long long)atomic_load(&cl->n_applied),
+            (long long)atomic_load(&cl->n_skipped), (long long)atomic_load(&cl->n_bad));
+    free(cl);
+}

@@ -1,0 +1,62 @@
+/* changelog.h - the cache's changelog: replicas of `scrimp serve` in one group share what they
+ * learned. Every answer a replica stores in its cache also goes to a compacted Kafka topic
+ * (topics.cache), keyed by its scope and normalised last turn; at start, before it consumes a
+ * request, a replica reads the topic to its end into its local store (the LMDB store becomes a
+ * cache of the changelog), and while it runs it keeps applying what the other replicas write.
+ * Every replica holds every entry: the cache is small beside the traffic (a million entries of
+ * 2 KiB are 2 GiB of topic), so no shard key has to follow the requests' partitions.
+ *
+ * Record: key "SCOPE:HASH" (16 hex digits each: the cache scope, XXH3 of the normalised text),
+ * value JSON {"v":1, "origin", "tenant", "scope", "text", "response", "model",
+ * "usage":[prompt, cached, output, thought], "cost_usd", "created_ms", "vec"?} with the vector
+ * as base64 of its float32s (none for an exact-layer-only entry). */
+#ifndef SC_CHANGELOG_H
+#define SC_CHANGELOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "host/cache/cache.h"
+#include "host/core/config.h"
+#include "host/core/status.h"
+
+#define SC_CHANGELOG_KEY_MAX 40
+
+typedef struct sc_changelog sc_changelog_t;
+
+/* A decoded record; strings point into the JSON it came from (rec->json, owned). */
+typedef struct {
+    sc_cache_item_t item;
+    const char *origin;
+    float *vec;    /* owned; NULL when the entry has none */
+    void *json;    /* owned: json_t of the value */
+} sc_changelog_rec_t;
+
+/* The record of an entry: key into key (SC_CHANGELOG_KEY_MAX), the value returned (free() it;
+ * *len its length). NULL: no memory. */
+char *sc_changelog_encode(const sc_cache_item_t *it, const char *origin, int dim, char *key,
+                          size_t *len);
+/* Parse a value; SC_ERR_INVALID_ARG names what is wrong in errbuf. @remark the caller clears rec
+ * with sc_changelog_rec_clear(). */
+sc_status_t sc_changelog_decode(const void *buf, size_t len, int dim, sc_changelog_rec_t *rec,
+                                char *errbuf, size_t errlen);
+void sc_changelog_rec_clear(sc_changelog_rec_t *rec);
+
+/* Restore cache from topics.cache (every partition from its start to the end it had when the
+ * restore began, at most cache.changelog_restore_ms; logged as event=changelog.restore), then
+ * start the thread that applies what other replicas write. Entries this process wrote, entries
+ * already held as new or newer, and expired ones are skipped. producer publishes this process's
+ * entries (borrowed; its delivery callback sees them with a NULL opaque).
+ * @remark the caller closes with sc_changelog_close(). */
+sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache, rd_kafka_t *producer,
+                              sc_changelog_t **out, char *errbuf, size_t errlen);
+/* Stop applying, log what was applied and published. NULL ok. */
+void sc_changelog_close(sc_changelog_t *cl);
+
+/* Publish an entry this process stored (any thread; never blocks: a full producer queue drops
+ * it, counted and logged, and the entry stays local). Fits sc_optimizer_on_store(). */
+void sc_changelog_publish(void *cl, const sc_cache_item_t *stored);
+
+#endif

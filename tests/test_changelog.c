@@ -1,0 +1,147 @@
+/* test_changelog.c - the cache changelog's records: an entry encodes and decodes to itself (with
+ * and without its vector), the key follows the normalised text, and bad records are refused with
+ * a reason. Base64 round trips. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "host/core/message.h"
+#include "pipelines/changelog.h"
+
+#define DIM 384
+
+static sc_cache_item_t entry(const float *vec, const char *text)
+{
+    sc_cache_item_t it = {.q = {.scope = 0x0123456789abcdefULL, .tenant = "acme", .text = text,
+                                .len = strlen(text), .vec = vec},
+                          .response = "the answer \"quoted\"\n", .model = "gemini-2.5-flash",
+                          .usage = {12, 3, 45, 6}, .cost_usd = 0.00125,
+                          .created_ms = 1764000000123LL};
+    it.response_len = strlen(it.response);
+    return it;
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    float vec[DIM];
+    for (int i = 0; i < DIM; i++)
+        vec[i] = sinf((float)i) / 20.0f;
+    for (int with_vec = 0; with_vec < 2; with_vec++) {
+        sc_cache_item_t it = entry(with_vec ? vec : NULL, "How do I reset my password?");
+        char key[SC_CHANGELOG_KEY_MAX], err[160];
+        size_t len = 0;
+        char *val = sc_changelog_encode(&it, "host-1-abc", DIM, key, &len);
+        assert_non_null(val);
+        assert_int_equal(strlen(key), 33);
+        assert_memory_equal(key, "0123456789abcdef:", 17);
+        sc_changelog_rec_t rec;
+        assert_int_equal(sc_changelog_decode(val, len, DIM, &rec, err, sizeof err), SC_OK);
+        assert_string_equal(rec.origin, "host-1-abc");
+        assert_int_equal(rec.item.q.scope, it.q.scope);
+        assert_string_equal(rec.item.q.tenant, "acme");
+        assert_int_equal(rec.item.q.len, it.q.len);
+        assert_memory_equal(rec.item.q.text, it.q.text, it.q.len);
+        assert_int_equal(rec.item.response_len, it.response_len);
+        assert_memory_equal(rec.item.response, it.response, it.response_len);
+        assert_string_equal(rec.item.model, "gemini-2.5-flash");
+        assert_int_equal(rec.item.usage.prompt_tokens, 12);
+        assert_int_equal(rec.item.usage.thought_tokens, 6);
+        assert_true(fabs(rec.item.cost_usd - 0.00125) < 1e-12);
+        assert_int_equal(rec.item.created_ms, 1764000000123LL);
+        if (with_vec) {
+            assert_non_null(rec.item.q.vec);
+            assert_memory_equal(rec.item.q.vec, vec, sizeof vec); /* bit for bit */
+        } else {
+            assert_null(rec.item.q.vec);
+        }
+        sc_changelog_rec_clear(&rec);
+        free(val);
+    }
+}
+
+/* The key is the scope and the normalised text: what the exact layer treats as one entry is one
+ * key, so compaction keeps its latest answer. */
+static void test_key_follows_normalised_text(void **state)
+{
+    (void)state;
+    char k1[SC_CHANGELOG_KEY_MAX], k2[SC_CHANGELOG_KEY_MAX], k3[SC_CHANGELOG_KEY_MAX];
+    size_t len;
+    sc_cache_item_t a = entry(NULL, "Reset my  password"), b = entry(NULL, "reset my password"),
+                    c = entry(NULL, "reset my passport");
+    free(sc_changelog_encode(&a, "o", DIM, k1, &len));
+    free(sc_changelog_encode(&b, "o", DIM, k2, &len));
+    free(sc_changelog_encode(&c, "o", DIM, k3, &len));
+    assert_string_equal(k1, k2);
+    assert_string_not_equal(k1, k3);
+    b.q.scope ^= 1; /* another scope (another tenant, say): another key */
+    free(sc_changelog_encode(&b, "o", DIM, k2, &len));
+    assert_string_not_equal(k1, k2);
+}
+
+static void test_bad_records(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "not json",
+        "{\"v\":1}",
+        "{\"v\":2,\"origin\":\"o\",\"tenant\":\"t\",\"scope\":\"0123456789abcdef\",\"text\":\"q\","
+        "\"response\":\"r\",\"model\":\"m\",\"usage\":[1,2,3,4],\"cost_usd\":0,\"created_ms\":1}",
+        "{\"v\":1,\"origin\":\"o\",\"tenant\":\"t\",\"scope\":\"12zz\",\"text\":\"q\","
+        "\"response\":\"r\",\"model\":\"m\",\"usage\":[1,2,3,4],\"cost_usd\":0,\"created_ms\":1}",
+        "{\"v\":1,\"origin\":\"o\",\"tenant\":\"t\",\"scope\":\"0123456789abcdef\",\"text\":\"q\","
+        "\"response\":\"r\",\"model\":\"m\",\"usage\":[1,2,3,4],\"cost_usd\":0,\"created_ms\":1,"
+        "\"vec\":\"AAAA\"}", /* 3 bytes, not 384 floats */
+        "{\"v\":1,\"origin\":\"o\",\"tenant\":\"t\",\"scope\":\"0123456789abcdef\",\"text\":\"q\","
+        "\"response\":\"r\",\"model\":\"m\",\"usage\":[1,2,3,4],\"cost_usd\":0,\"created_ms\":1,"
+        "\"vec\":\"!!!!\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sc_changelog_rec_t rec;
+        char err[160] = "";
+        assert_int_equal(sc_changelog_decode(bad[i], strlen(bad[i]), DIM, &rec, err, sizeof err),
+                         SC_ERR_INVALID_ARG);
+        assert_true(err[0] != '\0');
+        assert_null(rec.json);
+    }
+}
+
+static void test_base64(void **state)
+{
+    (void)state;
+    unsigned char in[64] = {0}, out[64];
+    for (size_t n = 0; n <= sizeof in; n++) {
+        for (size_t i = 0; i < n; i++)
+            in[i] = (unsigned char)(i * 37 + n);
+        char *b = sc_base64_encode(in, n);
+        assert_non_null(b);
+        size_t got = 99;
+        assert_int_equal(sc_base64_decode(b, strlen(b), out, sizeof out, &got), SC_OK);
+        assert_int_equal(got, n);
+        assert_memory_equal(out, in, n);
+        if (n > 3) /* too small an output */
+            assert_int_equal(sc_base64_decode(b, strlen(b), out, n - 1, &got), SC_ERR_TOO_LARGE);
+        free(b);
+    }
+    size_t got;
+    assert_int_equal(sc_base64_decode("abc", 3, out, sizeof out, &got), SC_ERR_INVALID_ARG);
+    assert_int_equal(sc_base64_decode("a=bc", 4, out, sizeof out, &got), SC_ERR_INVALID_ARG);
+    assert_int_equal(sc_base64_decode("ab=c", 4, out, sizeof out, &got), SC_ERR_INVALID_ARG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_key_follows_normalised_text),
+        cmocka_unit_test(test_bad_records),
+        cmocka_unit_test(test_base64),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
