@@ -8,6 +8,9 @@ SC_PIDS=()
 # $WORK/NAME.log; its pid is remembered for sc_stop_all.
 sc_start_bg() {
   local name=$1; shift
+  # emptied here, not only by the background job's own redirection: a service started again under
+  # the same name must not have its previous run's first line read as its address
+  : >"$WORK/$name.out"
   "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
   local pid=$!
   SC_PIDS+=("$pid")
