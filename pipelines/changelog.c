@@ -34,7 +34,13 @@ struct sc_changelog {
     pthread_t thread;
     int started;
     atomic_int stop;
-    atomic_llong n_published, n_dropped, n_applied, n_skipped, n_bad;
+    atomic_llong n_published, n_dropped, n_applied, n_skipped, n_bad, n_purges;
+    /* purges seen (applier thread only): entries of a tenant created before are not taken */
+    struct {
+        char *tenant; /* NULL: every tenant */
+        int64_t before_ms;
+    } *purges;
+    size_t npurges;
 };
 
 /* ---- records ---- */
@@ -101,6 +107,24 @@ sc_status_t sc_changelog_decode(const void *buf, size_t len, int dim, sc_changel
         return SC_ERR_INVALID_ARG;
     }
     rec->json = v;
+    json_t *pg = json_object_get(v, "purge");
+    if (pg) { /* a purge record */
+        json_int_t ver = 0, before = 0;
+        if (json_unpack_ex(v, &jerr, 0, "{s:I, s:s, s:I}", "v", &ver, "origin", &rec->origin,
+                           "before_ms", &before) != 0 || (!json_is_null(pg) && !json_is_string(pg))) {
+            snprintf(errbuf, errlen, "purge record: %s", pg && !json_is_null(pg) &&
+                     !json_is_string(pg) ? "purge must be a tenant or null" : jerr.text);
+            goto bad;
+        }
+        if (ver != 1) {
+            snprintf(errbuf, errlen, "record version %lld (this scrimp reads 1)", (long long)ver);
+            goto bad;
+        }
+        rec->purge = 1;
+        rec->purge_tenant = json_string_value(pg);
+        rec->before_ms = before;
+        return SC_OK;
+    }
     const char *scope = NULL, *vec = NULL;
     json_int_t ver = 0, u[4] = {0}, created = 0;
     double cost = 0;
@@ -173,6 +197,62 @@ void sc_changelog_publish(void *arg, const sc_cache_item_t *stored)
     atomic_fetch_add(&cl->n_published, 1);
 }
 
+static void cl_purge_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    *(rd_kafka_resp_err_t *)opaque = m->err;
+}
+
+sc_status_t sc_changelog_send_purge(const sc_config_t *cfg, const char *tenant, char *errbuf,
+                                    size_t errlen)
+{
+    char kerr[SC_KAFKA_ERRSTR], key[SC_CHANGELOG_KEY_MAX + 256], origin[CL_ORIGIN_MAX],
+        host[48] = "host";
+    gethostname(host, sizeof host - 1);
+    snprintf(origin, sizeof origin, "%s-%d-purge", host, (int)getpid());
+    snprintf(key, sizeof key, "purge:%s", tenant ? tenant : "*");
+    json_t *v = json_pack("{s:i, s:s, s:o, s:I}", "v", 1, "origin", origin, "purge",
+                          tenant ? json_string(tenant) : json_null(), "before_ms",
+                          (json_int_t)sc_wall_ms() + 1);
+    char *val = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    rd_kafka_conf_t *conf = val ? sc_kafka_conf_new(cfg, 0, errbuf, errlen) : NULL;
+    if (!conf) {
+        free(val);
+        return val ? SC_ERR_CONFIG : SC_ERR_NOMEM;
+    }
+    rd_kafka_resp_err_t derr = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+    rd_kafka_conf_set_dr_msg_cb(conf, cl_purge_dr);
+    rd_kafka_conf_set_opaque(conf, &derr);
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr);
+    if (!p) {
+        free(val);
+        snprintf(errbuf, errlen, "cannot create the Kafka producer: %s", kerr);
+        return SC_ERR_KAFKA;
+    }
+    const char *topic = sc_config_str(cfg, "topics.cache");
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE(val, strlen(val)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                          RD_KAFKA_V_END);
+    if (err)
+        free(val);
+    else
+        rd_kafka_flush(p, (int)sc_config_int(cfg, "pipeline.startup_timeout_ms"));
+    rd_kafka_poll(p, 0);
+    if (!err)
+        err = derr;
+    rd_kafka_destroy(p);
+    if (err) {
+        snprintf(errbuf, errlen, "the purge was not sent to %s at %s: %s (the other replicas "
+                 "keep the entries)", topic, sc_config_str(cfg, "kafka.bootstrap.servers"),
+                 err == RD_KAFKA_RESP_ERR__IN_PROGRESS ? "no acknowledgement in time"
+                                                        : rd_kafka_err2str(err));
+        return SC_ERR_KAFKA;
+    }
+    return SC_OK;
+}
+
 /* ---- applying ---- */
 
 /* Whether rec goes into the store: another replica's, unexpired, newer than what is held. */
@@ -180,6 +260,10 @@ static int cl_wanted(sc_changelog_t *cl, const sc_changelog_rec_t *rec, int64_t 
 {
     if (strcmp(rec->origin, cl->origin) == 0)
         return 0;
+    for (size_t i = 0; i < cl->npurges; i++)
+        if ((!cl->purges[i].tenant || strcmp(cl->purges[i].tenant, rec->item.q.tenant) == 0) &&
+            rec->item.created_ms < cl->purges[i].before_ms)
+            return 0; /* purged (the purge was read first) */
     if (cl->ttl_ms > 0 && rec->item.created_ms > 0 && rec->item.created_ms + cl->ttl_ms <= now)
         return 0;
     int64_t held = 0;
@@ -212,6 +296,42 @@ static void cl_flush(sc_changelog_t *cl, cl_batch_t *b)
     b->n = 0;
 }
 
+/* A purge made elsewhere: remove what it covers here, and remember it for entries read later. */
+static void cl_purge(sc_changelog_t *cl, const sc_changelog_rec_t *rec)
+{
+    const char *t = rec->purge_tenant;
+    size_t i = 0;
+    while (i < cl->npurges && !((!t && !cl->purges[i].tenant) ||
+                                (t && cl->purges[i].tenant && !strcmp(t, cl->purges[i].tenant))))
+        i++;
+    if (i == cl->npurges) {
+        void *np = realloc(cl->purges, (cl->npurges + 1) * sizeof *cl->purges);
+        char *dup = t ? strdup(t) : NULL;
+        if (np)
+            cl->purges = np;
+        if (np && (!t || dup)) {
+            cl->purges[cl->npurges].tenant = dup;
+            cl->purges[cl->npurges].before_ms = 0;
+            cl->npurges++;
+        } else {
+            free(dup);
+            i = SIZE_MAX; /* out of memory: applied, not remembered */
+        }
+    }
+    if (i != SIZE_MAX && rec->before_ms > cl->purges[i].before_ms)
+        cl->purges[i].before_ms = rec->before_ms;
+    if (strcmp(rec->origin, cl->origin) == 0)
+        return;
+    uint64_t removed = 0;
+    sc_status_t st = sc_cache_purge_before(cl->cache, t, rec->before_ms, &removed);
+    if (st)
+        sc_warn("changelog.purge", "tenant=\"%s\" err=\"%s\"", t ? t : "*", sc_strerror(st));
+    else
+        sc_info("changelog.purge", "tenant=\"%s\" before_ms=%lld removed=%llu origin=%s",
+                t ? t : "*", (long long)rec->before_ms, (unsigned long long)removed, rec->origin);
+    atomic_fetch_add(&cl->n_purges, 1);
+}
+
 /* One message of the topic into b (flushed when full). */
 static void cl_take(sc_changelog_t *cl, cl_batch_t *b, const rd_kafka_message_t *m)
 {
@@ -226,6 +346,12 @@ static void cl_take(sc_changelog_t *cl, cl_batch_t *b, const rd_kafka_message_t 
         if (atomic_fetch_add(&cl->n_bad, 1) == 0)
             sc_warn("changelog.bad_record", "partition=%d offset=%lld err=\"%s\"", m->partition,
                     (long long)m->offset, err);
+        return;
+    }
+    if (rec->purge) {
+        cl_flush(cl, b); /* what came before the purge first */
+        cl_purge(cl, rec);
+        sc_changelog_rec_clear(rec);
         return;
     }
     if (!cl_wanted(cl, rec, sc_wall_ms())) {
@@ -414,8 +540,12 @@ void sc_changelog_close(sc_changelog_t *cl)
     rd_kafka_consumer_close(cl->consumer);
     rd_kafka_destroy(cl->consumer);
     sc_info("changelog.stop", "topic=%s published=%lld dropped=%lld applied=%lld skipped=%lld "
-            "bad=%lld", cl->topic, (long long)atomic_load(&cl->n_published),
+            "bad=%lld purges=%lld", cl->topic, (long long)atomic_load(&cl->n_published),
             (long long)atomic_load(&cl->n_dropped), (long long)atomic_load(&cl->n_applied),
-            (long long)atomic_load(&cl->n_skipped), (long long)atomic_load(&cl->n_bad));
+            (long long)atomic_load(&cl->n_skipped), (long long)atomic_load(&cl->n_bad),
+            (long long)atomic_load(&cl->n_purges));
+    for (size_t i = 0; i < cl->npurges; i++)
+        free(cl->purges[i].tenant);
+    free(cl->purges);
     free(cl);
 }

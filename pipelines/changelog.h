@@ -9,7 +9,10 @@
  * Record: key "SCOPE:HASH" (16 hex digits each: the cache scope, XXH3 of the normalised text),
  * value JSON {"v":1, "origin", "tenant", "scope", "text", "response", "model",
  * "usage":[prompt, cached, output, thought], "cost_usd", "created_ms", "vec"?} with the vector
- * as base64 of its float32s (none for an exact-layer-only entry). */
+ * as base64 of its float32s (none for an exact-layer-only entry).
+ * A purge (`scrimp cache purge` with cache.changelog on): key "purge:TENANT" ("purge:*" for all),
+ * value {"v":1, "origin", "purge": TENANT or null, "before_ms"}: every replica removes the
+ * tenant's entries created before before_ms, and skips such entries it reads later. */
 #ifndef SC_CHANGELOG_H
 #define SC_CHANGELOG_H
 
@@ -28,7 +31,10 @@ typedef struct sc_changelog sc_changelog_t;
 
 /* A decoded record; strings point into the JSON it came from (rec->json, owned). */
 typedef struct {
-    sc_cache_item_t item;
+    sc_cache_item_t item;     /* an entry (purge == 0) */
+    int purge;                /* 1: a purge record; purge_tenant NULL for every tenant */
+    const char *purge_tenant;
+    int64_t before_ms;
     const char *origin;
     float *vec;    /* owned; NULL when the entry has none */
     void *json;    /* owned: json_t of the value */
@@ -54,6 +60,11 @@ sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache, rd_kafk
                               sc_changelog_t **out, char *errbuf, size_t errlen);
 /* Stop applying, log what was applied and published. NULL ok. */
 void sc_changelog_close(sc_changelog_t *cl);
+
+/* Send a purge record for tenant (NULL: every tenant), for entries created before now; waits
+ * for the broker's acknowledgement (pipeline.startup_timeout_ms). SC_ERR_KAFKA with the reason. */
+sc_status_t sc_changelog_send_purge(const sc_config_t *cfg, const char *tenant, char *errbuf,
+                                    size_t errlen);
 
 /* Publish an entry this process stored (any thread; never blocks: a full producer queue drops
  * it, counted and logged, and the entry stays local). Fits sc_optimizer_on_store(). */

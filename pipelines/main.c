@@ -12,6 +12,7 @@
 #include "host/gemini/sim.h"
 #include "host/core/log.h"
 #include "pipelines/backfill.h"
+#include "pipelines/changelog.h"
 #include "pipelines/cli.h"
 #include "pipelines/embed.h"
 #include "pipelines/online.h"
@@ -133,6 +134,22 @@ static int cmd_cache(int argc, char **argv)
     if (rc)
         return rc;
     rc = sc_cache_cli(cfg, argc, argv);
+    if (rc == 0 && argc > 1 && strcmp(argv[1], "purge") == 0 &&
+        sc_config_bool(cfg, "cache.changelog")) {
+        /* the other replicas purge too: a purge record on the changelog */
+        const char *tenant = NULL;
+        for (int i = 2; i + 1 < argc; i++)
+            if (strcmp(argv[i], "--tenant") == 0)
+                tenant = argv[i + 1];
+        char err[MAIN_ERRBUF];
+        if (sc_changelog_send_purge(cfg, tenant, err, sizeof err) != SC_OK) {
+            fprintf(stderr, "scrimp cache purge: %s\n", err);
+            rc = 1;
+        } else {
+            fprintf(stderr, "scrimp cache purge: sent to %s; every replica removes the entries\n",
+                    sc_config_str(cfg, "topics.cache"));
+        }
+    }
     sc_config_free(cfg);
     return rc;
 }

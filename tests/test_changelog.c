@@ -1,6 +1,6 @@
 /* test_changelog.c - the cache changelog's records: an entry encodes and decodes to itself (with
  * and without its vector), the key follows the normalised text, and bad records are refused with
- * a reason. Base64 round trips. */
+ * a reason; purge records. Base64 round trips. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,6 +112,34 @@ static void test_bad_records(void **state)
     }
 }
 
+static void test_purge_record(void **state)
+{
+    (void)state;
+    sc_changelog_rec_t rec;
+    char err[160];
+    const char *t = "{\"v\":1,\"origin\":\"h-1-purge\",\"purge\":\"globex\",\"before_ms\":1764000000000}";
+    assert_int_equal(sc_changelog_decode(t, strlen(t), DIM, &rec, err, sizeof err), SC_OK);
+    assert_int_equal(rec.purge, 1);
+    assert_string_equal(rec.purge_tenant, "globex");
+    assert_int_equal(rec.before_ms, 1764000000000LL);
+    assert_string_equal(rec.origin, "h-1-purge");
+    sc_changelog_rec_clear(&rec);
+    const char *all = "{\"v\":1,\"origin\":\"o\",\"purge\":null,\"before_ms\":5}";
+    assert_int_equal(sc_changelog_decode(all, strlen(all), DIM, &rec, err, sizeof err), SC_OK);
+    assert_int_equal(rec.purge, 1);
+    assert_null(rec.purge_tenant);
+    sc_changelog_rec_clear(&rec);
+    const char *bad[] = {"{\"v\":1,\"origin\":\"o\",\"purge\":7,\"before_ms\":5}",
+                         "{\"v\":1,\"origin\":\"o\",\"purge\":\"t\"}",
+                         "{\"v\":3,\"origin\":\"o\",\"purge\":\"t\",\"before_ms\":5}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(sc_changelog_decode(bad[i], strlen(bad[i]), DIM, &rec, err, sizeof err),
+                         SC_ERR_INVALID_ARG);
+        assert_true(err[0] != '\0');
+    }
+}
+
 static void test_base64(void **state)
 {
     (void)state;
@@ -141,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_key_follows_normalised_text),
         cmocka_unit_test(test_bad_records),
+        cmocka_unit_test(test_purge_record),
         cmocka_unit_test(test_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -755,6 +755,12 @@ out:
 
 sc_status_t sc_cache_purge(sc_cache_t *c, const char *tenant, uint64_t *removed)
 {
+    return sc_cache_purge_before(c, tenant, INT64_MAX, removed);
+}
+
+sc_status_t sc_cache_purge_before(sc_cache_t *c, const char *tenant, int64_t before_ms,
+                                  uint64_t *removed)
+{
     if (removed)
         *removed = 0;
     if (!c)
@@ -772,7 +778,7 @@ sc_status_t sc_cache_purge(sc_cache_t *c, const char *tenant, uint64_t *removed)
     st = sc_cache_flush_pending(c, txn, &dentries, &dbytes, &dexpired);
     if (st)
         goto out;
-    if (!tenant) { /* everything: drop the databases' contents and the whole index */
+    if (!tenant && before_ms == INT64_MAX) { /* everything: drop the contents, the whole index */
         MDB_stat ms;
         st = sc_cache_mdb_status(mdb_stat(txn, c->db_entries, &ms), "purge_stat");
         if (!st)
@@ -810,7 +816,7 @@ sc_status_t sc_cache_purge(sc_cache_t *c, const char *tenant, uint64_t *removed)
         pthread_rwlock_unlock(&c->ilock);
         goto out;
     }
-    /* one tenant: collect its ids, then delete them by key */
+    /* one tenant (or every entry older than before_ms): collect the ids, then delete them */
     st = sc_cache_mdb_status(mdb_cursor_open(txn, c->db_entries, &cur), "purge_cursor");
     if (st)
         goto out;
@@ -820,7 +826,8 @@ sc_status_t sc_cache_purge(sc_cache_t *c, const char *tenant, uint64_t *removed)
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         sc_rec_t r;
         uint64_t id;
-        if (k.mv_size != sizeof(id) || sc_cache_rec_parse(&v, &r) || strcmp(r.tenant, tenant))
+        if (k.mv_size != sizeof(id) || sc_cache_rec_parse(&v, &r) ||
+            (tenant && strcmp(r.tenant, tenant)) || r.h.created_ms >= before_ms)
             continue;
         memcpy(&id, k.mv_data, sizeof(id));
         st = sc_cache_idlist_push(&victims, id, r.h.scope);
@@ -862,8 +869,12 @@ out:
     if (!st) {
         if (removed)
             *removed = count;
-        sc_info("cache_purge", "tenant=\"%s\" removed=%llu", tenant ? tenant : "*",
-                (unsigned long long)count);
+        if (before_ms == INT64_MAX)
+            sc_info("cache_purge", "tenant=\"%s\" removed=%llu", tenant ? tenant : "*",
+                    (unsigned long long)count);
+        else
+            sc_info("cache_purge", "tenant=\"%s\" before_ms=%lld removed=%llu",
+                    tenant ? tenant : "*", (long long)before_ms, (unsigned long long)count);
     }
     return st;
 }

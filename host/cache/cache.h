@@ -177,6 +177,10 @@ void sc_cache_stats(sc_cache_t *c, sc_cache_stats_t *out);
 
 /* Remove every entry of tenant (NULL: all). Returns how many were removed in *removed. */
 sc_status_t sc_cache_purge(sc_cache_t *c, const char *tenant, uint64_t *removed);
+/* The same, for the entries created before before_ms (wall clock ms) only: a purge made on
+ * another replica, applied here (the changelog). */
+sc_status_t sc_cache_purge_before(sc_cache_t *c, const char *tenant, int64_t before_ms,
+                                  uint64_t *removed);
 
 /* `scrimp cache stats|ls|get|purge [--tenant T]`: argv[0] is the subcommand; cfg is the
  * configuration the caller built from -c FILE and -X k=v (cache.* keys). Returns the exit

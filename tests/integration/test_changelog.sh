@@ -5,7 +5,7 @@
 # topic before it serves; 20 more questions, spread over every partition, are answered by both
 # while both run (B applies what A writes as it goes); A is killed with SIGKILL; all 60 questions
 # asked again are answered by B from its cache, none reaches the upstream, and each tenant gets
-# its own answers.
+# its own answers. A purge on one replica reaches the others, and a replica started later.
 # The same run without the changelog pays every repeat again (the control).
 set -euo pipefail
 SCRIMP=${1:?usage: test_changelog.sh path/to/scrimp}
@@ -96,9 +96,63 @@ for l in open(sys.argv[1]):
   wait_results b 40 90 || { fail "replica B did not answer the 40 repeats within 90 s"; return 1; }
   wait_results d 20 90 || { fail "replica B did not answer the 20 later repeats within 90 s"; return 1; }
   B_CALLS=$(( $(calls) - A_CALLS ))
+  [ "$1" = true ] && purge_check
   sc_stop "$(eval echo "\$PID_b$1")" 30 || true
   sc_stop "$PID_sim"; sc_stop "$PID_broker"
   cp "$WORK/results.jsonl" "$WORK/results.$1.jsonl"
+}
+
+# A purge on any replica reaches every one: `scrimp cache purge --tenant globex` (run against a
+# store of its own) sends a purge record; B removes globex's entries, so globex's questions are
+# paid again while acme's are still hits; a replica C started after the purge restores everything
+# but globex's entries.
+purge_check() {
+  local out
+  out=$("$SCRIMP" cache purge --tenant globex -X cache.changelog=true -X "kafka.bootstrap.servers=$BOOTSTRAP" \
+    -X "cache.path=$WORK/cpurge" 2>&1) || { fail "scrimp cache purge with the changelog failed: $out"; return 0; }
+  local start=$SECONDS
+  until grep -q 'event=changelog.purge tenant="globex"' "$WORK/btrue.log"; do
+    [ $((SECONDS - start)) -lt 30 ] || { fail "replica B did not apply the purge within 30 s"; return 0; }
+    sleep 0.2
+  done
+  pass "replica B applied the purge: $(grep -m1 'event=changelog.purge' "$WORK/btrue.log" | grep -o 'removed=[0-9]*')"
+  local c0 c1 c2
+  c0=$(calls)
+  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -K: -l <(python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["tenant"] == "globex":
+        r["id"] = "e" + r["id"][1:]; print(r["tenant"] + ":" + json.dumps(r))' "$WORK/a.jsonl")
+  wait_results e 20 60 || { fail "globex's questions after the purge went unanswered"; return 0; }
+  c1=$(calls)
+  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -K: -l <(python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["tenant"] == "acme":
+        r["id"] = "f" + r["id"][1:]; print(r["tenant"] + ":" + json.dumps(r))' "$WORK/a.jsonl")
+  wait_results f 20 60 || { fail "acme's questions after the purge went unanswered"; return 0; }
+  c2=$(calls)
+  [ $((c1 - c0)) -eq 20 ] && [ $((c2 - c1)) -eq 0 ] &&
+    pass "after the purge globex's 20 questions were paid again ($((c1 - c0)) calls), acme's were still hits ($((c2 - c1)) calls)" ||
+    fail "after the purge: globex's questions made $((c1 - c0)) calls (want 20), acme's $((c2 - c1)) (want 0)"
+  sc_start_bg ctrue "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL" \
+    -X metrics.listen=127.0.0.1:0 -X router.shadow_rate=0 -X cache.changelog=true \
+    -X "cache.path=$WORK/cc" -X "prune.path=$WORK/sc" -X "router.shadow_path=$WORK/sc.shadow"
+  start=$SECONDS
+  until grep -q "event=changelog.start" "$WORK/ctrue.log"; do
+    [ $((SECONDS - start)) -lt 30 ] || { fail "replica C did not restore within 30 s"; return 0; }
+    sleep 0.2
+  done
+  sc_stop "$PID_ctrue" 30 || true
+  local g all
+  g=$("$SCRIMP" cache stats --tenant globex -X "cache.path=$WORK/cc" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])')
+  all=$("$SCRIMP" cache stats -X "cache.path=$WORK/cc" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])')
+  # globex's 20 answered again after the purge are newer than it: those are kept
+  [ "$g" -eq 20 ] && [ "$all" -eq 60 ] &&
+    pass "replica C, started after the purge, restored 60 entries: none of globex's purged ones ($g of globex's, all answered after the purge)" ||
+    fail "replica C restored $all entries, $g of globex (want 60 and 20: the purged ones skipped)"
 }
 
 run true
