@@ -16,6 +16,7 @@
 #include "host/core/message.h"
 #include "host/core/util.h"
 #include "host/kafka/client.h"
+#include "host/metrics/metrics.h"
 
 #define CL_ORIGIN_MAX 96
 #define CL_APPLY_BATCH 256      /* entries per store transaction while restoring */
@@ -25,6 +26,8 @@
 struct sc_changelog {
     const sc_config_t *cfg;
     sc_cache_t *cache;        /* borrowed */
+    sc_metrics_t *metrics;    /* borrowed; NULL: none */
+    atomic_llong bytes_read;
     rd_kafka_t *producer;     /* borrowed */
     rd_kafka_t *consumer;     /* owned: assigned every partition, no group */
     const char *topic;        /* borrowed from cfg */
@@ -336,6 +339,7 @@ static void cl_purge(sc_changelog_t *cl, const sc_changelog_rec_t *rec)
 static void cl_take(sc_changelog_t *cl, cl_batch_t *b, const rd_kafka_message_t *m)
 {
     b->bytes += (long long)m->len + (long long)m->key_len;
+    atomic_fetch_add(&cl->bytes_read, (long long)m->len + (long long)m->key_len);
     if (!m->payload) { /* a tombstone: compaction's delete marker */
         atomic_fetch_add(&cl->n_skipped, 1);
         return;
@@ -363,6 +367,19 @@ static void cl_take(sc_changelog_t *cl, cl_batch_t *b, const rd_kafka_message_t 
         cl_flush(cl, b);
 }
 
+static void cl_gauges(sc_changelog_t *cl)
+{
+    if (!cl->metrics)
+        return;
+    sc_cache_stats_t cs;
+    sc_cache_stats(cl->cache, &cs);
+    sc_metrics_gauge_set(cl->metrics, "cache_entries", (double)cs.entries);
+    sc_metrics_gauge_set(cl->metrics, "changelog_read_bytes", (double)atomic_load(&cl->bytes_read));
+    sc_metrics_gauge_set(cl->metrics, "changelog_published",
+                         (double)atomic_load(&cl->n_published));
+    sc_metrics_gauge_set(cl->metrics, "changelog_applied", (double)atomic_load(&cl->n_applied));
+}
+
 static void *cl_main(void *arg)
 {
     sc_changelog_t *cl = arg;
@@ -373,6 +390,7 @@ static void *cl_main(void *arg)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->consumer, CL_POLL_MS);
         if (!m) {
             cl_flush(cl, b);
+            cl_gauges(cl);
             continue;
         }
         if (!m->err)
@@ -472,6 +490,12 @@ static sc_status_t cl_restore(sc_changelog_t *cl, char *errbuf, size_t errlen)
             (long long)atomic_load(&cl->n_applied), (long long)atomic_load(&cl->n_skipped),
             (long long)atomic_load(&cl->n_bad), bytes, (long long)(sc_now_ms() - t0),
             left ? "no" : "yes");
+    if (cl->metrics) {
+        sc_metrics_gauge_set(cl->metrics, "changelog_restore_seconds",
+                             (double)(sc_now_ms() - t0) / 1000.0);
+        sc_metrics_gauge_set(cl->metrics, "changelog_restore_records", (double)records);
+        cl_gauges(cl);
+    }
     if (left)
         sc_warn("changelog.restore", "partitions_left=%d note=\"cache.changelog_restore_ms "
                 "passed: serving now, the rest is applied as it is read\"", left);
@@ -479,7 +503,8 @@ static sc_status_t cl_restore(sc_changelog_t *cl, char *errbuf, size_t errlen)
 }
 
 sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache, rd_kafka_t *producer,
-                              sc_changelog_t **out, char *errbuf, size_t errlen)
+                              sc_metrics_t *metrics, sc_changelog_t **out, char *errbuf,
+                              size_t errlen)
 {
     char kerr[SC_KAFKA_ERRSTR], host[48] = "host";
     sc_changelog_t *cl = calloc(1, sizeof *cl);
@@ -488,6 +513,7 @@ sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache, rd_kafk
     cl->cfg = cfg;
     cl->cache = cache;
     cl->producer = producer;
+    cl->metrics = metrics;
     cl->topic = sc_config_str(cfg, "topics.cache");
     sc_cache_opts_t co;
     sc_cache_opts_default(&co);

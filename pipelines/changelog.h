@@ -24,6 +24,7 @@
 #include "host/cache/cache.h"
 #include "host/core/config.h"
 #include "host/core/status.h"
+#include "host/metrics/metrics.h"
 
 #define SC_CHANGELOG_KEY_MAX 40
 
@@ -54,10 +55,12 @@ void sc_changelog_rec_clear(sc_changelog_rec_t *rec);
  * restore began, at most cache.changelog_restore_ms; logged as event=changelog.restore), then
  * start the thread that applies what other replicas write. Entries this process wrote, entries
  * already held as new or newer, and expired ones are skipped. producer publishes this process's
- * entries (borrowed; its delivery callback sees them with a NULL opaque).
+ * entries (borrowed; its delivery callback sees them with a NULL opaque); metrics (NULL ok) gets
+ * the scrimp_changelog_* gauges and scrimp_cache_entries.
  * @remark the caller closes with sc_changelog_close(). */
 sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache, rd_kafka_t *producer,
-                              sc_changelog_t **out, char *errbuf, size_t errlen);
+                              sc_metrics_t *metrics, sc_changelog_t **out, char *errbuf,
+                              size_t errlen);
 /* Stop applying, log what was applied and published. NULL ok. */
 void sc_changelog_close(sc_changelog_t *cl);
 

@@ -698,8 +698,8 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
         goto out;
     /* the changelog: restored before the first request is consumed, then kept applied */
     if (sc_config_bool(cfg, "cache.changelog") && sc_optimizer_cache(o.opt)) {
-        if ((st = sc_changelog_open(cfg, sc_optimizer_cache(o.opt), o.producer, &o.changelog,
-                                    errbuf, errlen)))
+        if ((st = sc_changelog_open(cfg, sc_optimizer_cache(o.opt), o.producer, o.metrics,
+                                    &o.changelog, errbuf, errlen)))
             goto out;
         sc_optimizer_on_store(o.opt, sc_changelog_publish, o.changelog);
     }

@@ -115,6 +115,12 @@ typedef enum {
     SC_MF_QUEUE_DEPTH,
     SC_MF_CONSUMER_LAG,
     SC_MF_INFLIGHT,
+    SC_MF_CL_RESTORE_S,
+    SC_MF_CL_RESTORE_RECORDS,
+    SC_MF_CL_BYTES,
+    SC_MF_CL_PUBLISHED,
+    SC_MF_CL_APPLIED,
+    SC_MF_CACHE_ENTRIES,
     SC_MF_READY,
     SC_MF_BUILD_INFO,
     SC_MF_OVERFLOW,
@@ -297,6 +303,24 @@ static const sc_mfdef_t sc_mf_defs[SC_MF_COUNT] = {
                         {{0}},
                         NULL,
                         0},
+    [SC_MF_CL_RESTORE_S] = {"scrimp_changelog_restore_seconds",
+                            "How long this replica's restore from the cache changelog took.",
+                            SC_MT_GAUGE, 0, {{0}}, NULL, 0},
+    [SC_MF_CL_RESTORE_RECORDS] = {"scrimp_changelog_restore_records",
+                                  "Changelog records read by the restore at start.",
+                                  SC_MT_GAUGE, 0, {{0}}, NULL, 0},
+    [SC_MF_CL_BYTES] = {"scrimp_changelog_read_bytes",
+                        "Bytes of changelog records read since start (restore included).",
+                        SC_MT_GAUGE, 0, {{0}}, NULL, 0},
+    [SC_MF_CL_PUBLISHED] = {"scrimp_changelog_published",
+                            "Cache entries this replica published to the changelog.",
+                            SC_MT_GAUGE, 0, {{0}}, NULL, 0},
+    [SC_MF_CL_APPLIED] = {"scrimp_changelog_applied",
+                          "Other replicas' cache entries applied to this replica's store.",
+                          SC_MT_GAUGE, 0, {{0}}, NULL, 0},
+    [SC_MF_CACHE_ENTRIES] = {"scrimp_cache_entries",
+                             "Entries in this replica's cache store.",
+                             SC_MT_GAUGE, 0, {{0}}, NULL, 0},
     [SC_MF_READY] = {"scrimp_ready",
                      "1 when the service is ready (what /readyz says).",
                      SC_MT_GAUGE,
@@ -829,6 +853,18 @@ sc_status_t sc_metrics_gauge_set(sc_metrics_t *m, const char *name, double value
         id = SC_MF_CONSUMER_LAG;
     else if (strcmp(name, "upstream_inflight") == 0)
         id = SC_MF_INFLIGHT;
+    else if (strcmp(name, "changelog_restore_seconds") == 0)
+        id = SC_MF_CL_RESTORE_S;
+    else if (strcmp(name, "changelog_restore_records") == 0)
+        id = SC_MF_CL_RESTORE_RECORDS;
+    else if (strcmp(name, "changelog_read_bytes") == 0)
+        id = SC_MF_CL_BYTES;
+    else if (strcmp(name, "changelog_published") == 0)
+        id = SC_MF_CL_PUBLISHED;
+    else if (strcmp(name, "changelog_applied") == 0)
+        id = SC_MF_CL_APPLIED;
+    else if (strcmp(name, "cache_entries") == 0)
+        id = SC_MF_CACHE_ENTRIES;
     else
         return SC_ERR_INVALID_ARG;
     pthread_mutex_lock(&m->mu);

@@ -126,6 +126,9 @@ void sc_metrics_dead_letter(sc_metrics_t *m, const char *code);
  *   "consumer_lag"        scrimp_consumer_lag: messages behind the high watermark, all partitions
  *   "upstream_inflight"   scrimp_upstream_inflight: upstream calls running or waiting to retry
  *   "queue_depth:<queue>" scrimp_queue_depth{queue="<queue>"}: items in one bounded queue
+ *   "changelog_restore_seconds", "changelog_restore_records", "changelog_read_bytes",
+ *   "changelog_published", "changelog_applied", "cache_entries": the cache changelog's
+ *                         scrimp_changelog_* gauges and scrimp_cache_entries
  * SC_ERR_INVALID_ARG for any other name.
  */
 sc_status_t sc_metrics_gauge_set(sc_metrics_t *m, const char *name, double value);

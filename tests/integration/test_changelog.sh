@@ -96,7 +96,21 @@ for l in open(sys.argv[1]):
   wait_results b 40 90 || { fail "replica B did not answer the 40 repeats within 90 s"; return 1; }
   wait_results d 20 90 || { fail "replica B did not answer the 20 later repeats within 90 s"; return 1; }
   B_CALLS=$(( $(calls) - A_CALLS ))
-  [ "$1" = true ] && purge_check
+  if [ "$1" = true ]; then
+    local port
+    port=$(grep -m1 -o 'event=metrics.start host=[0-9.]* port=[0-9]*' "$WORK/btrue.log" | grep -o '[0-9]*$')
+    sleep 0.5 # the applier sets its gauges when it is idle
+    curl -sf "http://127.0.0.1:$port/metrics" >"$WORK/b.metrics" || true
+    if grep -q '^scrimp_changelog_restore_records 40$' "$WORK/b.metrics" &&
+       grep -q '^scrimp_cache_entries 60$' "$WORK/b.metrics" &&
+       grep -q '^scrimp_changelog_restore_seconds ' "$WORK/b.metrics" &&
+       grep -q '^scrimp_changelog_read_bytes [1-9]' "$WORK/b.metrics"; then
+      pass "replica B's /metrics: $(grep -E '^scrimp_(changelog_[a-z_]+|cache_entries) ' "$WORK/b.metrics" | tr '\n' ' ')"
+    else
+      fail "replica B's /metrics lack the changelog gauges: $(grep -E '^scrimp_(changelog|cache_entries)' "$WORK/b.metrics" | tr '\n' ' ')"
+    fi
+    purge_check
+  fi
   sc_stop "$(eval echo "\$PID_b$1")" 30 || true
   sc_stop "$PID_sim"; sc_stop "$PID_broker"
   cp "$WORK/results.jsonl" "$WORK/results.$1.jsonl"
