@@ -37,6 +37,20 @@ for phase in ("a", "b"):
                                     "messages": [{"role": "user", "content": q}]}) + "\n")
 PY
 
+# produce FILE KEY [TENANT PHASE]: FILE's requests onto scrimp.requests, each keyed by its KEY
+# field (tenant or id); with TENANT and PHASE, only TENANT's, their ids' phase letter made PHASE
+produce() {
+  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -K: -l <(python3 -c '
+import json, sys
+key, only, phase = sys.argv[2], sys.argv[3], sys.argv[4]
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if only and r["tenant"] != only:
+        continue
+    if phase:
+        r["id"] = phase + r["id"][1:]
+    print(r[key] + ":" + json.dumps(r))' "$1" "$2" "${3:-}" "${4:-}")
+}
 results() { sc_consume scrimp.results "$WORK/results.jsonl"; grep -c "\"id\":\"$1-" "$WORK/results.jsonl" || true; }
 wait_results() { # wait_results PREFIX N TIMEOUT_S
   local start=$SECONDS
@@ -56,10 +70,7 @@ run() { # run CHANGELOG(true|false): the whole scenario; prints the repeats' ups
     -X router.shadow_rate=0 -X "cache.changelog=$1")
   rm -rf "$WORK"/ca "$WORK"/cb "$WORK"/sa* "$WORK"/sb*
   sc_start_bg "a$1" "$SCRIMP" "${args[@]}" -X "cache.path=$WORK/ca" -X "prune.path=$WORK/sa" -X "router.shadow_path=$WORK/sa.shadow"
-  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -K: -l <(python3 -c '
-import json, sys
-for l in open(sys.argv[1]):
-    r = json.loads(l); print(r["tenant"] + ":" + l.rstrip())' "$WORK/a.jsonl")
+  produce "$WORK/a.jsonl" tenant
   wait_results a 40 60 || { fail "replica A did not answer the 40 questions within 60 s"; return 1; }
   A_CALLS=$(calls)
   sc_start_bg "b$1" "$SCRIMP" "${args[@]}" -X "cache.path=$WORK/cb" -X "prune.path=$WORK/sb" -X "router.shadow_path=$WORK/sb.shadow"
@@ -69,10 +80,7 @@ for l in open(sys.argv[1]):
     sleep 0.3
   done
   # while both run: questions on every partition (keyed by id), answered by A and by B
-  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -K: -l <(python3 -c '
-import json, sys
-for l in open(sys.argv[1]):
-    r = json.loads(l); print(r["id"] + ":" + l.rstrip())' "$WORK/c.jsonl")
+  produce "$WORK/c.jsonl" id
   wait_results c 20 60 || { fail "the two replicas did not answer 20 questions within 60 s"; return 1; }
   sleep 1.5 # B applies what A wrote (it polls every 100 ms); A commits what it answered (200 ms)
   A_CALLS=$(calls)
@@ -85,14 +93,8 @@ for l in open(sys.argv[1]):
     [ $((SECONDS - start)) -lt 60 ] || { fail "replica B did not take all 4 partitions within 60 s"; return 1; }
     sleep 0.3
   done
-  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -K: -l <(python3 -c '
-import json, sys
-for l in open(sys.argv[1]):
-    r = json.loads(l); print(r["tenant"] + ":" + l.rstrip())' "$WORK/b.jsonl")
-  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -K: -l <(python3 -c '
-import json, sys
-for l in open(sys.argv[1]):
-    r = json.loads(l); print(r["id"] + ":" + l.rstrip())' "$WORK/d.jsonl")
+  produce "$WORK/b.jsonl" tenant
+  produce "$WORK/d.jsonl" id
   wait_results b 40 90 || { fail "replica B did not answer the 40 repeats within 90 s"; return 1; }
   wait_results d 20 90 || { fail "replica B did not answer the 20 later repeats within 90 s"; return 1; }
   B_CALLS=$(( $(calls) - A_CALLS ))
@@ -132,20 +134,10 @@ purge_check() {
   pass "replica B applied the purge: $(grep -m1 'event=changelog.purge' "$WORK/btrue.log" | grep -o 'removed=[0-9]*')"
   local c0 c1 c2
   c0=$(calls)
-  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -K: -l <(python3 -c '
-import json, sys
-for l in open(sys.argv[1]):
-    r = json.loads(l)
-    if r["tenant"] == "globex":
-        r["id"] = "e" + r["id"][1:]; print(r["tenant"] + ":" + json.dumps(r))' "$WORK/a.jsonl")
+  produce "$WORK/a.jsonl" tenant globex e
   wait_results e 20 60 || { fail "globex's questions after the purge went unanswered"; return 0; }
   c1=$(calls)
-  kcat -P -b "$BOOTSTRAP" -t scrimp.requests -K: -l <(python3 -c '
-import json, sys
-for l in open(sys.argv[1]):
-    r = json.loads(l)
-    if r["tenant"] == "acme":
-        r["id"] = "f" + r["id"][1:]; print(r["tenant"] + ":" + json.dumps(r))' "$WORK/a.jsonl")
+  produce "$WORK/a.jsonl" tenant acme f
   wait_results f 20 60 || { fail "acme's questions after the purge went unanswered"; return 0; }
   c2=$(calls)
   [ $((c1 - c0)) -eq 20 ] && [ $((c2 - c1)) -eq 0 ] &&

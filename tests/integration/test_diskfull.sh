@@ -250,23 +250,7 @@ else
 fi
 
 # ---- c. the summary store and the shadow store ----
-python3 - "$WORK/conv" <<'PY'
-import json, sys
-topics = ["the delayed shipment to the Lyon warehouse", "the invoice dispute for March",
-          "the router firmware upgrade", "the onboarding of two new agents"]
-for part, extra in (("a", 0), ("b", 2)):
-    with open(f"{sys.argv[1]}-{part}.jsonl", "w") as f:
-        for c in range(8):
-            turns = []
-            for t in range(70 + extra):
-                role = "user" if t % 2 == 0 else "model"
-                turns.append({"role": role, "content": f"Turn {t} about {topics[(c + t) % 4]}: "
-                              + "we reviewed the details, the numbers and the next steps again. " * 6})
-            turns.append({"role": "user", "content": f"So what did we decide about {topics[c % 4]}?"})
-            f.write(json.dumps({"id": f"cv-{c}-{part}", "tenant": "acme", "conversation_id": f"conv-{c}",
-                                "agent": "support-bot", "model": "gemini-2.5-flash", "cache": "off",
-                                "messages": turns}) + "\n")
-PY
+python3 "$ROOT/tests/integration/make_conversations.py" "$WORK/conv"
 LITE=gemini-2.5-flash-lite # the summaries' model
 lite_prompt() { python3 -c 'import json,sys; print(json.load(sys.stdin)["billed_tokens"][sys.argv[1]]["prompt"])' "$LITE"; }
 CONV=(-X "cache.path=$WORK/cache-c" -X "prune.path=$DISK/summaries" -X "router.shadow_path=$DISK/shadow"
