@@ -48,6 +48,16 @@ struct sc_changelog {
 
 /* ---- records ---- */
 
+/* This process's name on the changelog: host, pid and a random part (a restart is another
+ * origin, so it re-reads what its earlier life wrote). */
+static void cl_origin(char *buf, size_t len)
+{
+    char host[48] = "host";
+    gethostname(host, sizeof host - 1);
+    uint64_t r = XXH3_64bits(&buf, sizeof buf) ^ (uint64_t)sc_now_us();
+    snprintf(buf, len, "%s-%d-%08" PRIx32, host, (int)getpid(), (uint32_t)(r ^ (r >> 32)));
+}
+
 static void cl_key(const sc_cache_item_t *it, char *key)
 {
     char *norm = malloc(CL_TEXT_MAX);
@@ -209,10 +219,8 @@ static void cl_purge_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 sc_status_t sc_changelog_send_purge(const sc_config_t *cfg, const char *tenant, char *errbuf,
                                     size_t errlen)
 {
-    char kerr[SC_KAFKA_ERRSTR], key[SC_CHANGELOG_KEY_MAX + 256], origin[CL_ORIGIN_MAX],
-        host[48] = "host";
-    gethostname(host, sizeof host - 1);
-    snprintf(origin, sizeof origin, "%s-%d-purge", host, (int)getpid());
+    char kerr[SC_KAFKA_ERRSTR], key[SC_CHANGELOG_KEY_MAX + 256], origin[CL_ORIGIN_MAX];
+    cl_origin(origin, sizeof origin);
     snprintf(key, sizeof key, "purge:%s", tenant ? tenant : "*");
     json_t *v = json_pack("{s:i, s:s, s:o, s:I}", "v", 1, "origin", origin, "purge",
                           tenant ? json_string(tenant) : json_null(), "before_ms",
@@ -506,7 +514,7 @@ sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache, rd_kafk
                               sc_metrics_t *metrics, sc_changelog_t **out, char *errbuf,
                               size_t errlen)
 {
-    char kerr[SC_KAFKA_ERRSTR], host[48] = "host";
+    char kerr[SC_KAFKA_ERRSTR];
     sc_changelog_t *cl = calloc(1, sizeof *cl);
     if (!cl)
         return SC_ERR_NOMEM;
@@ -520,10 +528,7 @@ sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache, rd_kafk
     sc_cache_opts_from_config(cfg, &co);
     cl->dim = co.dim;
     cl->ttl_ms = co.ttl_s > 0 ? co.ttl_s * 1000 : 0;
-    gethostname(host, sizeof host - 1);
-    uint64_t r = XXH3_64bits(&cl, sizeof cl) ^ (uint64_t)sc_now_us();
-    snprintf(cl->origin, sizeof cl->origin, "%s-%d-%08" PRIx32, host, (int)getpid(),
-             (uint32_t)(r ^ (r >> 32)));
+    cl_origin(cl->origin, sizeof cl->origin);
 
     rd_kafka_conf_t *conf = sc_kafka_conf_new(cfg, 1, errbuf, errlen);
     if (!conf) {
