@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 /* OpenMP pragmas only when compiled with OpenMP, so the file builds (serially) without it. */
 #ifdef _OPENMP
@@ -20,21 +21,17 @@
 #define OPS_LIBMVEC 1
 __m128 _ZGVbN4v_erff(__m128 x);
 __m128 _ZGVbN4v_expf(__m128 x);
-/* the attention loops are short dot products: an AVX2 clone, picked at load time (not under
+/* the attention loops: an AVX2 + FMA (x86-64-v3) clone, picked at load time (not under
  * ThreadSanitizer: the clone's resolver runs at relocation, before the sanitizer's runtime is up,
  * and crashes instrumented) */
 #if defined(__SANITIZE_THREAD__)
 #define OPS_CLONES
 #else
-#define OPS_CLONES __attribute__((target_clones("avx2", "default")))
+#define OPS_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #endif
 #else
 #define OPS_CLONES
 #endif
-
-/* Scores of one query row are computed this many keys at a time (online softmax), so no buffer
- * grows with the sequence length. */
-#define ATTN_BLOCK 64
 
 /* ---- layer norm ---- */
 
@@ -130,82 +127,128 @@ static void exp_inplace(float *v, int n)
 
 /* ---- attention ---- */
 
-/* One query row of one head: ctx = softmax(q'·K'ᵀ·scale)·V' with q' = q + bq etc., the softmax
- * computed online over blocks of keys (running max, rescaled sum), so it never overflows. The key
- * bias adds q'·bk to every score of the row; it is kept so the scores are the literal ones. The
- * value bias is added once at the end (the probabilities sum to one). */
-OPS_CLONES static void attention_row(const float *q, const float *bq, const float *kbase, const float *bk,
-                          const float *vbase, const float *bv, int len, size_t stride,
-                          int head_dim, float scale, float *acc)
+/* Keys per score block: the scores of one query row against ATTN_KEYS keys stay in registers
+ * while the head_dim products are summed. K' is stored transposed with its rows padded to a
+ * multiple of this (zeros), so every block is whole. */
+#define ATTN_KEYS 16
+#define ATTN_MAX_HEAD_DIM 256 /* the bound of the per-row buffers below */
+
+static inline int attn_padded(int len)
 {
-    float qk_bias = 0.0f;
-    SC_OMP(omp simd reduction(+ : qk_bias))
+    return (len + ATTN_KEYS - 1) / ATTN_KEYS * ATTN_KEYS;
+}
+
+/* One (sequence, head): for each query row i, ctx_i = softmax(q'_i·K'ᵀ·scale)·V' + bv, with
+ * q' = q + bq and K' = K + bk (the key bias shifts a row's scores by one constant, which softmax
+ * ignores; it is kept so the scores are the literal ones). K' is copied transposed, [head_dim,
+ * padded len]; the softmax is the two-pass one over the whole row (len <= the model's positions);
+ * the probabilities then sum the value rows into head_dim accumulators. kt and sc are the
+ * caller's scratch: head_dim × attn_padded(len) and attn_padded(len) floats. Inlined with a
+ * constant head_dim (attention_head), the loops over it unroll into registers. */
+static inline __attribute__((always_inline)) void
+attention_head_n(const float *qbase, const float *bq, const float *kbase, const float *bk,
+                 const float *vbase, const float *bv, int len, size_t stride, size_t ctx_stride,
+                 const int head_dim, float scale, float *restrict kt, float *restrict sc,
+                 float *ctx)
+{
+    const int lp = attn_padded(len);
     for (int d = 0; d < head_dim; d++)
-        qk_bias += (q[d] + bq[d]) * bk[d];
-    for (int d = 0; d < head_dim; d++)
-        acc[d] = 0.0f;
-    float run_max = -INFINITY, run_sum = 0.0f;
-    float sc[ATTN_BLOCK];
-    for (int j0 = 0; j0 < len; j0 += ATTN_BLOCK) {
-        int nb = len - j0 < ATTN_BLOCK ? len - j0 : ATTN_BLOCK;
-        float bmax = -INFINITY;
-        for (int jj = 0; jj < nb; jj++) {
-            const float *k = kbase + (size_t)(j0 + jj) * stride;
-            float s = 0.0f;
-            SC_OMP(omp simd reduction(+ : s))
-            for (int d = 0; d < head_dim; d++)
-                s += (q[d] + bq[d]) * k[d];
-            s = (s + qk_bias) * scale;
-            sc[jj] = s;
-            bmax = s > bmax ? s : bmax;
+        for (int j = len; j < lp; j++)
+            kt[(size_t)d * (size_t)lp + (size_t)j] = 0.0f;
+    for (int j = 0; j < len; j++) {
+        const float *k = kbase + (size_t)j * stride;
+        for (int d = 0; d < head_dim; d++)
+            kt[(size_t)d * (size_t)lp + (size_t)j] = k[d] + bk[d];
+    }
+    float qs[ATTN_MAX_HEAD_DIM], acc[ATTN_MAX_HEAD_DIM];
+    for (int i = 0; i < len; i++) {
+        const float *q = qbase + (size_t)i * stride;
+        for (int d = 0; d < head_dim; d++)
+            qs[d] = (q[d] + bq[d]) * scale;
+        float mx = -INFINITY;
+        for (int j0 = 0; j0 < lp; j0 += ATTN_KEYS) {
+            float blk[ATTN_KEYS] = {0};
+            for (int d = 0; d < head_dim; d++) {
+                const float *row = kt + (size_t)d * (size_t)lp + (size_t)j0;
+                for (int jj = 0; jj < ATTN_KEYS; jj++)
+                    blk[jj] += qs[d] * row[jj];
+            }
+            for (int jj = 0; jj < ATTN_KEYS; jj++)
+                sc[j0 + jj] = blk[jj];
         }
-        if (bmax > run_max) {
-            float f = expf(run_max - bmax); /* 0 on the first block */
-            run_sum *= f;
-            for (int d = 0; d < head_dim; d++)
-                acc[d] *= f;
-            run_max = bmax;
-        }
-        for (int jj = 0; jj < nb; jj++)
-            sc[jj] -= run_max;
-        exp_inplace(sc, nb);
-        for (int jj = 0; jj < nb; jj++) {
-            const float *v = vbase + (size_t)(j0 + jj) * stride;
-            float p = sc[jj];
-            run_sum += p;
-            SC_OMP(omp simd)
+        for (int j = 0; j < len; j++)
+            mx = sc[j] > mx ? sc[j] : mx;
+        for (int j = 0; j < len; j++)
+            sc[j] -= mx;
+        exp_inplace(sc, len);
+        float sum = 0.0f;
+        for (int d = 0; d < head_dim; d++)
+            acc[d] = 0.0f;
+        for (int j = 0; j < len; j++) {
+            const float p = sc[j], *v = vbase + (size_t)j * stride;
+            sum += p;
             for (int d = 0; d < head_dim; d++)
                 acc[d] += p * v[d];
         }
+        const float inv = 1.0f / sum;
+        float *out = ctx + (size_t)i * ctx_stride;
+        for (int d = 0; d < head_dim; d++)
+            out[d] = acc[d] * inv + bv[d];
     }
-    float inv = 1.0f / run_sum;
-    for (int d = 0; d < head_dim; d++)
-        acc[d] = acc[d] * inv + bv[d];
 }
 
-void sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *seq_off,
+/* attention_head_n with head_dim a constant where it is MiniLM's (32), else as given. */
+OPS_CLONES static void attention_head(const float *qbase, const float *bq, const float *kbase,
+                                      const float *bk, const float *vbase, const float *bv,
+                                      int len, size_t stride, size_t ctx_stride, int head_dim,
+                                      float scale, float *kt, float *sc, float *ctx)
+{
+    if (head_dim == 32)
+        attention_head_n(qbase, bq, kbase, bk, vbase, bv, len, stride, ctx_stride, 32, scale, kt,
+                         sc, ctx);
+    else
+        attention_head_n(qbase, bq, kbase, bk, vbase, bv, len, stride, ctx_stride, head_dim,
+                         scale, kt, sc, ctx);
+}
+
+int sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *seq_off,
                       int n_seqs, int heads, int head_dim, float *ctx)
 {
     const int hidden = heads * head_dim;
     const size_t stride = 3 * (size_t)hidden;
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int tasks = n_seqs * heads;
-    SC_OMP(omp parallel for schedule(dynamic, 1))
-    for (int task = 0; task < tasks; task++) {
-        int s = task / heads, h = task % heads;
-        int begin = seq_off[s], len = seq_off[s + 1] - seq_off[s];
-        size_t col = (size_t)h * (size_t)head_dim;
-        const float *bq = qkv_bias + col;
-        const float *bk = qkv_bias + hidden + col;
-        const float *bv = qkv_bias + 2 * (size_t)hidden + col;
-        const float *kbase = qkv + (size_t)begin * stride + hidden + col;
-        const float *vbase = qkv + (size_t)begin * stride + 2 * (size_t)hidden + col;
-        for (int i = 0; i < len; i++) {
-            const float *q = qkv + (size_t)(begin + i) * stride + col;
-            float *acc = ctx + (size_t)(begin + i) * (size_t)hidden + col;
-            attention_row(q, bq, kbase, bk, vbase, bv, len, stride, head_dim, scale, acc);
+    int longest = 0;
+    for (int s = 0; s < n_seqs; s++)
+        longest = seq_off[s + 1] - seq_off[s] > longest ? seq_off[s + 1] - seq_off[s] : longest;
+    if (head_dim < 1 || head_dim > ATTN_MAX_HEAD_DIM)
+        return -1;
+    int failed = 0;
+    SC_OMP(omp parallel)
+    {
+        /* each thread's scratch: K' transposed and one row of scores */
+        const size_t lp = (size_t)attn_padded(longest > 0 ? longest : 1);
+        float *kt = malloc(((size_t)head_dim + 1) * lp * sizeof *kt);
+        if (!kt) {
+            SC_OMP(omp atomic write)
+            failed = 1;
         }
+        SC_OMP(omp for schedule(dynamic, 1))
+        for (int task = 0; task < tasks; task++) {
+            int s = task / heads, h = task % heads;
+            int begin = seq_off[s], len = seq_off[s + 1] - seq_off[s];
+            size_t col = (size_t)h * (size_t)head_dim;
+            const float *base = qkv + (size_t)begin * stride + col;
+            if (kt && len > 0)
+                attention_head(base, qkv_bias + col, base + hidden, qkv_bias + hidden + col,
+                               base + 2 * (size_t)hidden, qkv_bias + 2 * (size_t)hidden + col,
+                               len, stride, (size_t)hidden, head_dim, scale, kt,
+                               kt + (size_t)head_dim * (size_t)attn_padded(len),
+                               ctx + (size_t)begin * (size_t)hidden + col);
+        }
+        free(kt);
     }
+    return failed ? -1 : 0;
 }
 
 /* ---- pooling ---- */

@@ -23,8 +23,10 @@ void sc_bias_gelu_cpu(float *x, const float *bias, int rows, int cols);
 
 /* Multi-head self-attention over packed sequences, no mask needed (no padding):
  * qkv: [n_tokens, 3*heads*head_dim] = [q | k | v] before bias; qkv_bias: [3*heads*head_dim];
- * ctx: [n_tokens, heads*head_dim] = softmax(q·kᵀ/√head_dim)·v per sequence and head. */
-void sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *seq_off,
+ * ctx: [n_tokens, heads*head_dim] = softmax(q·kᵀ/√head_dim)·v per sequence and head.
+ * Returns 0, or -1 when head_dim is above 256 or a thread's scratch ((head_dim + 1) × the
+ * longest sequence's floats) cannot be allocated; ctx is then incomplete. */
+int sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *seq_off,
                       int n_seqs, int heads, int head_dim, float *ctx);
 
 /* out[s,:] = L2-normalise(mean over the rows of sequence s of x); x: [n_tokens, dim]. */
