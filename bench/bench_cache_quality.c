@@ -318,6 +318,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--threads") && v) {
             opts.threads = atoi(v);
             i++;
+        } else if (!strcmp(a, "--precision") && v && sc_precision_parse(v, &opts.precision) == 0) {
+            i++;
         } else if (!strcmp(a, "--data") && v) {
             data_arg = v;
             i++;
@@ -331,7 +333,8 @@ int main(int argc, char **argv)
             out_path = v;
             i++;
         } else {
-            fprintf(stderr, "usage: bench_cache_quality [--model DIR] [--threads N] [--data DIR]"
+            fprintf(stderr, "usage: bench_cache_quality [--model DIR] [--threads N] [--precision auto|fp32|bf16]"
+                            " [--data DIR]"
                             " [--cos-cache FILE] [--dump THRESHOLD] [--out FILE]\n");
             return 2;
         }
@@ -358,6 +361,7 @@ int main(int argc, char **argv)
             n_train, n_val, n_test, n_sem, semeval_skipped);
 
     double embed_s = 0;
+    const char *precision = "as in --cos-cache"; /* the GEMMs' precision of the run that embedded */
     if (!cos_cache || load_cos(cos_cache) != 0) {
         char err[512];
         sc_encoder_t *enc = NULL;
@@ -371,6 +375,7 @@ int main(int argc, char **argv)
             return 1;
         }
         embed_s = (sc_now_ms() - t0) / 1000.0;
+        precision = sc_precision_name(sc_encoder_precision(enc));
         sc_encoder_free(enc);
         if (cos_cache)
             save_cos(cos_cache);
@@ -532,11 +537,12 @@ int main(int argc, char **argv)
         fprintf(f, "# Semantic cache quality: all-MiniLM-L6-v2 cosine + look-alike guards\n\n");
         fprintf(f,
                 "- machine: %s, %ld cores online\n- date: %s\n- command: `%s`\n"
-                "- encoder: backend cpu, %d threads, model `%s`%s\n"
+                "- encoder: backend cpu, precision %s, %d threads, model `%s`%s\n"
                 "- data: `%s/paraphrase`: MSRP %d train + %d val (the pick), %d test; SemEval-2016 "
                 "question-question %d scored pairs (%d unscored rows skipped), score ≥ %.0f = "
                 "same question\n\n",
-                cpu, sysconf(_SC_NPROCESSORS_ONLN), date, cmdline, opts.threads, opts.model_dir,
+                cpu, sysconf(_SC_NPROCESSORS_ONLN), date, cmdline, precision, opts.threads,
+                opts.model_dir,
                 embed_s > 0 ? "" : " (cosines read from --cos-cache)", dir, n_train, n_val, n_test,
                 n_sem, semeval_skipped, BQ_SEMEVAL_SAME);
         fprintf(f, "## Result\n\n");

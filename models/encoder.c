@@ -24,6 +24,7 @@
 struct sc_encoder {
     char *model_dir; /* owned copy */
     sc_backend_t backend; /* CPU or CUDA */
+    sc_precision_t precision; /* asked for; the CPU encoder says what it uses */
     int threads, max_batch, max_tokens;
     int vocab;
     sc_tokenizer_t *tok;  /* owned */
@@ -58,6 +59,30 @@ int sc_backend_parse(const char *name, sc_backend_t *out)
     else
         return -1;
     return 0;
+}
+
+int sc_precision_parse(const char *name, sc_precision_t *out)
+{
+    static const char *names[] = {"auto", "fp32", "bf16"};
+    for (int i = 0; name && i < 3; i++)
+        if (strcmp(name, names[i]) == 0) {
+            *out = (sc_precision_t)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *sc_precision_name(sc_precision_t p)
+{
+    switch (p) {
+    case SC_PRECISION_AUTO:
+        return "auto";
+    case SC_PRECISION_FP32:
+        return "fp32";
+    case SC_PRECISION_BF16:
+        return "bf16";
+    }
+    return "?";
 }
 
 const char *sc_backend_name(sc_backend_t b)
@@ -99,7 +124,7 @@ static sc_status_t pick_backend(sc_encoder_t *enc, sc_backend_t want, char *errb
             sc_info("encoder.backend", "backend=cpu requested=auto reason=\"%s\"", gerr);
         }
     }
-    rc = sc_encoder_cpu_new(enc->m, enc->threads, &enc->cpu, errbuf, errlen);
+    rc = sc_encoder_cpu_new(enc->m, enc->threads, enc->precision, &enc->cpu, errbuf, errlen);
     if (rc)
         return rc;
     enc->backend = SC_BACKEND_CPU;
@@ -119,6 +144,7 @@ sc_status_t sc_encoder_new(const sc_encoder_opts_t *opts, sc_encoder_t **out, ch
     }
     const char *dir = opts->model_dir ? opts->model_dir : ENC_DEFAULT_MODEL_DIR;
     enc->threads = opts->threads;
+    enc->precision = opts->precision;
     enc->max_batch = opts->max_batch;
     enc->max_tokens = opts->max_tokens ? opts->max_tokens : SC_TOKENIZER_MAX_TOKENS;
     if (enc->max_batch < 1 || enc->max_batch > ENC_MAX_BATCH || enc->threads < 0 ||
@@ -177,8 +203,10 @@ sc_status_t sc_encoder_new(const sc_encoder_opts_t *opts, sc_encoder_t **out, ch
         sc_minilm_free(enc->m);
         enc->m = NULL;
     }
-    sc_info("encoder.ready", "model=%s backend=%s max_batch=%d max_tokens=%d", dir,
-            sc_backend_name(enc->backend), enc->max_batch, enc->max_tokens);
+    sc_info("encoder.ready", "model=%s backend=%s precision=%s max_batch=%d max_tokens=%d", dir,
+            sc_backend_name(enc->backend),
+            enc->backend == SC_BACKEND_CUDA ? "fp16" : sc_precision_name(sc_encoder_precision(enc)),
+            enc->max_batch, enc->max_tokens);
 out:
     if (rc) {
         sc_encoder_free(enc);
@@ -206,6 +234,11 @@ void sc_encoder_free(sc_encoder_t *enc)
 sc_backend_t sc_encoder_backend(const sc_encoder_t *enc)
 {
     return enc->backend;
+}
+
+sc_precision_t sc_encoder_precision(const sc_encoder_t *enc)
+{
+    return enc->cpu ? sc_encoder_cpu_precision(enc->cpu) : SC_PRECISION_FP32;
 }
 
 const sc_tokenizer_t *sc_encoder_tokenizer(const sc_encoder_t *enc)

@@ -13,12 +13,20 @@
 
 typedef enum { SC_BACKEND_AUTO = 0, SC_BACKEND_CPU, SC_BACKEND_CUDA } sc_backend_t;
 
+/* The arithmetic of the CPU encoder's GEMMs (the CUDA encoder is fp16 whatever this says):
+ * fp32; bf16 weights and activations with fp32 sums (oneDNN); AUTO: bf16 where the CPU has bf16
+ * instructions, else fp32 (sc_encoder_cpu_new()). No int8: per-row dynamic quantisation gave a
+ * worst cosine of 0.986 against fp32 on the test fixture, under the 0.995 a cache needs, and ran
+ * slower than bf16 on an AVX512-BF16 CPU (bench/results/encoder-cpu.md). */
+typedef enum { SC_PRECISION_AUTO = 0, SC_PRECISION_FP32, SC_PRECISION_BF16 } sc_precision_t;
+
 typedef struct {
     const char *model_dir; /* holds config.json, model.safetensors, vocab.txt */
     sc_backend_t backend;  /* AUTO: CUDA when a device initialises, else CPU */
     int threads;           /* CPU threads, 0 = all online cores */
     int max_batch;         /* most sentences per call (GPU buffers are sized once for it) */
     int max_tokens;        /* per sentence, [CLS]/[SEP] included; 0 = 256 */
+    sc_precision_t precision; /* CPU GEMMs; AUTO by default */
 } sc_encoder_opts_t;
 
 void sc_encoder_opts_default(sc_encoder_opts_t *opts); /* models/all-MiniLM-L6-v2, AUTO, 1024 */
@@ -26,6 +34,9 @@ void sc_encoder_opts_default(sc_encoder_opts_t *opts); /* models/all-MiniLM-L6-v
 /* Parse "auto", "cpu" or "cuda" (also read from env SCRIMP_BACKEND by callers). -1 if unknown. */
 int sc_backend_parse(const char *name, sc_backend_t *out);
 const char *sc_backend_name(sc_backend_t b);
+/* Parse "auto", "fp32" or "bf16". -1 if unknown. */
+int sc_precision_parse(const char *name, sc_precision_t *out);
+const char *sc_precision_name(sc_precision_t p);
 
 typedef struct sc_encoder sc_encoder_t;
 
@@ -37,6 +48,8 @@ sc_status_t sc_encoder_new(const sc_encoder_opts_t *opts, sc_encoder_t **out, ch
 void sc_encoder_free(sc_encoder_t *enc); /* NULL ok */
 
 sc_backend_t sc_encoder_backend(const sc_encoder_t *enc); /* CPU or CUDA, never AUTO */
+/* The CPU GEMMs' precision in use (never AUTO); FP32 names the CUDA encoder's fp16 too. */
+sc_precision_t sc_encoder_precision(const sc_encoder_t *enc);
 const sc_tokenizer_t *sc_encoder_tokenizer(const sc_encoder_t *enc);
 
 /* Embed n texts (texts[i] of lens[i] bytes) into out: n*SC_EMBED_DIM floats, L2-normalised.

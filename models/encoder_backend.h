@@ -8,13 +8,17 @@
 #include <stdint.h>
 
 #include "host/core/status.h"
+#include "models/encoder.h"
 #include "models/minilm.h"
 
 /* ---- CPU: models/encoder_cpu.c ---- */
 typedef struct sc_encoder_cpu sc_encoder_cpu_t;
-/* m is borrowed and must outlive the encoder. threads: 0 = all cores. */
-sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_encoder_cpu_t **out,
-                               char *errbuf, size_t errlen);
+/* m is borrowed and must outlive the encoder. threads: 0 = all cores. precision AUTO: bf16 when
+ * oneDNN finds the CPU's bf16 instructions (AVX512-BF16 or AMX), else fp32; bf16 needs a build
+ * with oneDNN (an error otherwise). */
+sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_precision_t precision,
+                               sc_encoder_cpu_t **out, char *errbuf, size_t errlen);
+sc_precision_t sc_encoder_cpu_precision(const sc_encoder_cpu_t *e); /* never AUTO */
 /* ids[offsets[i]..offsets[i+1]) is sequence i; out: n × hidden floats. */
 sc_status_t sc_encoder_cpu_forward(sc_encoder_cpu_t *e, const int32_t *ids,
                                    const int32_t *offsets, size_t n, float *out);

@@ -1,5 +1,7 @@
 /* encoder_cpu.c - owns the CPU forward of the BERT encoder (oneDNN or OpenBLAS GEMMs +
  * host/ops/ops_cpu.c) and its reusable activation buffers. */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +34,27 @@
 #define SC_OMP(directive)
 #endif
 
+/* One Linear layer's weights, as the GEMMs of the chosen precision read them. */
+typedef struct {
+    const float *w; /* fp32 [n, k] (PyTorch [out, in]), borrowed from the model */
+    int n, k;
+#ifdef SCRIMP_HAVE_DNNL
+    dnnl_primitive_t mm; /* bf16: [rows, k] bf16 · weights → [rows, n] fp32, rows set per call */
+    dnnl_memory_t wmem;  /* bf16: the weights in the layout that primitive chose */
+#endif
+} enc_lin_t;
+
+#define ENC_LINEARS 4 /* per layer: qkv, attention output, ffn up, ffn down */
+
 struct sc_encoder_cpu {
     const sc_minilm_t *m; /* borrowed */
     int threads;
+    sc_precision_t precision; /* FP32 or BF16 */
+    enc_lin_t *lin;           /* [layers * ENC_LINEARS] */
+#ifdef SCRIMP_HAVE_DNNL
+    dnnl_engine_t eng; /* bf16 only */
+    dnnl_stream_t stream;
+#endif
     /* activations, owned, grown to the largest pass seen (cap_tokens rows, at most
      * ENC_CPU_MAX_TOKENS) and reused */
     int cap_tokens, cap_seqs;
@@ -45,6 +65,8 @@ struct sc_encoder_cpu {
     float *h;     /* [tokens, ffn] */
     int32_t *pos; /* [tokens] */
     int32_t *off; /* [seqs+1] offsets of the current pass, rebased to 0 */
+    /* bf16: the GEMM input converted, [tokens, max(hidden, ffn)] (NULL for fp32) */
+    uint16_t *abf; /* bf16 */
 };
 
 static void *alloc_aligned(size_t bytes)
@@ -64,8 +86,10 @@ static void free_buffers(sc_encoder_cpu_t *e)
     free(e->h);
     free(e->pos);
     free(e->off);
+    free(e->abf);
     e->x = e->qkv = e->ctx = e->tmp = e->h = NULL;
     e->pos = e->off = NULL;
+    e->abf = NULL;
     e->cap_tokens = e->cap_seqs = 0;
 }
 
@@ -89,13 +113,19 @@ static sc_status_t reserve(sc_encoder_cpu_t *e, int tokens, int seqs)
         free(e->tmp);
         free(e->h);
         free(e->pos);
+        free(e->abf);
+        e->abf = NULL;
         e->x = alloc_aligned(t * hd * sizeof(float));
         e->qkv = alloc_aligned(3 * t * hd * sizeof(float));
         e->ctx = alloc_aligned(t * hd * sizeof(float));
         e->tmp = alloc_aligned(t * hd * sizeof(float));
         e->h = alloc_aligned(t * f * sizeof(float));
         e->pos = alloc_aligned(t * sizeof(int32_t));
-        if (!e->x || !e->qkv || !e->ctx || !e->tmp || !e->h || !e->pos) {
+        /* bf16: the GEMM input, at most [tokens, max(hidden, ffn)] */
+        size_t wide = f > hd ? f : hd;
+        int lowp_ok = e->precision != SC_PRECISION_BF16 ||
+                      (e->abf = alloc_aligned(t * wide * sizeof(uint16_t))) != NULL;
+        if (!e->x || !e->qkv || !e->ctx || !e->tmp || !e->h || !e->pos || !lowp_ok) {
             free_buffers(e);
             return SC_ERR_NOMEM;
         }
@@ -176,8 +206,95 @@ static void log_gemm_library(int threads)
 
 /* ---- create, destroy ---- */
 
-sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_encoder_cpu_t **out,
-                               char *errbuf, size_t errlen)
+#ifdef SCRIMP_HAVE_DNNL
+static sc_status_t dnnl_status(dnnl_status_t st)
+{
+    return st == dnnl_success ? SC_OK : st == dnnl_out_of_memory ? SC_ERR_NOMEM
+                                                                 : SC_ERR_INVALID_ARG;
+}
+
+/* Whether oneDNN runs bf16 GEMMs on this CPU with its own instructions (AVX512-BF16, AMX), not
+ * emulated. The ISA values are nested bit sets. */
+static int cpu_has_bf16(void)
+{
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
+/* bf16: a matmul primitive with the rows left to each call, and the weights converted once into
+ * the layout it picked. */
+static sc_status_t lin_bf16(sc_encoder_cpu_t *e, enc_lin_t *L)
+{
+    dnnl_memory_desc_t src, wei, dst, user;
+    dnnl_dims_t sd = {DNNL_RUNTIME_DIM_VAL, L->k}, wd = {L->k, L->n},
+                dd = {DNNL_RUNTIME_DIM_VAL, L->n};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t from = NULL;
+    dnnl_status_t st;
+    if ((st = dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, dnnl_ab)) ||
+        (st = dnnl_memory_desc_init_by_tag(&wei, 2, wd, dnnl_bf16, dnnl_format_tag_any)) ||
+        (st = dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab)) ||
+        (st = dnnl_memory_desc_init_by_tag(&user, 2, wd, dnnl_f32, dnnl_ba)) || /* W[n, k] */
+        (st = dnnl_matmul_desc_init(&md, &src, &wei, NULL, &dst)) ||
+        (st = dnnl_primitive_desc_create(&pd, &md, NULL, e->eng, NULL)) ||
+        (st = dnnl_primitive_create(&L->mm, pd)))
+        goto out;
+    const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if ((st = dnnl_memory_create(&L->wmem, chosen, e->eng, DNNL_MEMORY_ALLOCATE)) ||
+        (st = dnnl_memory_create(&from, &user, e->eng, (void *)L->w)) ||
+        (st = dnnl_reorder_primitive_desc_create(&rpd, &user, e->eng, chosen, e->eng, NULL)) ||
+        (st = dnnl_primitive_create(&reorder, rpd)))
+        goto out;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, L->wmem}};
+    if ((st = dnnl_primitive_execute(reorder, e->stream, 2, args)) == dnnl_success)
+        st = dnnl_stream_wait(e->stream);
+out:
+    dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(rpd);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_destroy(from);
+    return dnnl_status(st);
+}
+
+#endif
+
+static void lin_free(enc_lin_t *L)
+{
+#ifdef SCRIMP_HAVE_DNNL
+    dnnl_primitive_destroy(L->mm);
+    dnnl_memory_destroy(L->wmem);
+#else
+    (void)L;
+#endif
+}
+
+/* The precision AUTO stands for, or an error for one this build or CPU cannot run. */
+static sc_status_t resolve_precision(sc_precision_t want, sc_precision_t *out, char *errbuf,
+                                     size_t errlen)
+{
+#ifdef SCRIMP_HAVE_DNNL
+    (void)errbuf;
+    (void)errlen;
+    *out = want == SC_PRECISION_AUTO ? (cpu_has_bf16() ? SC_PRECISION_BF16 : SC_PRECISION_FP32)
+                                     : want;
+    return SC_OK;
+#else
+    if (want == SC_PRECISION_BF16) {
+        snprintf(errbuf, errlen, "encoder.precision %s: this build's CPU encoder has no oneDNN "
+                 "(libdnnl-dev), only fp32", sc_precision_name(want));
+        return SC_ERR_CONFIG;
+    }
+    *out = SC_PRECISION_FP32;
+    return SC_OK;
+#endif
+}
+
+/* ---- create, destroy ---- */
+
+sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_precision_t precision,
+                               sc_encoder_cpu_t **out, char *errbuf, size_t errlen)
 {
     *out = NULL;
     if (!m || threads < 0 || threads > ENC_CPU_MAX_THREADS) {
@@ -189,8 +306,13 @@ sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_encoder_cpu
                  "one pass", m->max_pos, ENC_CPU_MAX_TOKENS);
         return SC_ERR_INVALID_ARG;
     }
+    sc_precision_t prec;
+    sc_status_t rc = resolve_precision(precision, &prec, errbuf, errlen);
+    if (rc)
+        return rc;
     sc_encoder_cpu_t *e = calloc(1, sizeof *e);
-    if (!e) {
+    if (!e || !(e->lin = calloc((size_t)m->layers * ENC_LINEARS, sizeof *e->lin))) {
+        free(e);
         snprintf(errbuf, errlen, "CPU encoder: out of memory");
         return SC_ERR_NOMEM;
     }
@@ -203,7 +325,27 @@ sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_encoder_cpu
     }
     e->m = m;
     e->threads = threads;
-#ifndef SCRIMP_HAVE_DNNL
+    e->precision = prec;
+    for (int l = 0; l < m->layers; l++) {
+        const sc_minilm_layer_t *L = &m->layer[l];
+        enc_lin_t *lin = e->lin + (size_t)l * ENC_LINEARS;
+        lin[0] = (enc_lin_t){.w = L->qkv_w, .n = 3 * m->hidden, .k = m->hidden};
+        lin[1] = (enc_lin_t){.w = L->o_w, .n = m->hidden, .k = m->hidden};
+        lin[2] = (enc_lin_t){.w = L->ff1_w, .n = m->ffn, .k = m->hidden};
+        lin[3] = (enc_lin_t){.w = L->ff2_w, .n = m->hidden, .k = m->ffn};
+    }
+#ifdef SCRIMP_HAVE_DNNL
+#ifdef _OPENMP
+    omp_set_num_threads(threads); /* the reorders below run on oneDNN's (OpenMP's) threads */
+#endif
+    if (prec == SC_PRECISION_BF16 &&
+        ((rc = dnnl_status(dnnl_engine_create(&e->eng, dnnl_cpu, 0))) ||
+         (rc = dnnl_status(dnnl_stream_create(&e->stream, e->eng, dnnl_stream_default_flags)))))
+        goto fail;
+    for (size_t i = 0; prec == SC_PRECISION_BF16 && i < (size_t)m->layers * ENC_LINEARS; i++)
+        if ((rc = lin_bf16(e, &e->lin[i])))
+            goto fail;
+#else
 #ifdef _OPENMP
     openblas_set_num_threads(1); /* the threads are OpenMP's: see linear() */
 #else
@@ -211,14 +353,37 @@ sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_encoder_cpu
 #endif
 #endif
     log_gemm_library(threads);
+    sc_info("encoder.precision", "precision=%s requested=%s", sc_precision_name(prec),
+            sc_precision_name(precision));
     *out = e;
     return SC_OK;
+#ifdef SCRIMP_HAVE_DNNL
+fail:
+    snprintf(errbuf, errlen, "CPU encoder: preparing the %s GEMMs failed: %s",
+             sc_precision_name(prec), sc_strerror(rc));
+    sc_encoder_cpu_free(e);
+    return rc;
+#endif
+}
+
+sc_precision_t sc_encoder_cpu_precision(const sc_encoder_cpu_t *e)
+{
+    return e->precision;
 }
 
 void sc_encoder_cpu_free(sc_encoder_cpu_t *e)
 {
     if (!e)
         return;
+    for (size_t i = 0; e->lin && i < (size_t)e->m->layers * ENC_LINEARS; i++)
+        lin_free(&e->lin[i]);
+    free(e->lin);
+#ifdef SCRIMP_HAVE_DNNL
+    if (e->stream)
+        dnnl_stream_destroy(e->stream);
+    if (e->eng)
+        dnnl_engine_destroy(e->eng);
+#endif
     free_buffers(e);
     free(e);
 }
@@ -229,16 +394,14 @@ void sc_encoder_cpu_free(sc_encoder_cpu_t *e)
 static sc_status_t gemm_rows(const float *a, const float *w, float *c, int rows, int n, int k)
 {
 #ifdef SCRIMP_HAVE_DNNL
-    dnnl_status_t st = dnnl_sgemm('N', 'T', rows, n, k, 1.0f, a, k, w, k, 0.0f, c, n);
-    return st == dnnl_success ? SC_OK : st == dnnl_out_of_memory ? SC_ERR_NOMEM
-                                                                 : SC_ERR_INVALID_ARG;
+    return dnnl_status(dnnl_sgemm('N', 'T', rows, n, k, 1.0f, a, k, w, k, 0.0f, c, n));
 #else
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, k, 1.0f, a, k, w, k, 0.0f, c, n);
     return SC_OK;
 #endif
 }
 
-/* C[rows, n] = A[rows, k] · W[n, k]ᵀ.
+/* fp32: C[rows, n] = A[rows, k] · W[n, k]ᵀ.
  * The rows are split over the OpenMP threads, each calling a single-threaded sgemm: OpenBLAS'
  * own threads would otherwise spin between GEMMs while the OpenMP ops run, and on a machine
  * with few cores the two pools steal time from each other. oneDNN's runtime is this same OpenMP:
@@ -247,8 +410,8 @@ static sc_status_t gemm_rows(const float *a, const float *w, float *c, int rows,
  * measured the same at batch 32 (bench/results/encoder-cpu-dnnl.md); calling it from a
  * one-thread parallel region made it 10x slower at batch 1 (14 against 190 sentences/s), hence
  * parts == 1 calls it directly. */
-static sc_status_t linear(const float *a, const float *w, float *c, int rows, int n, int k,
-                          int threads)
+static sc_status_t linear_fp32(const float *a, const float *w, float *c, int rows, int n, int k,
+                               int threads)
 {
 #ifdef _OPENMP
     int parts = threads < 1 ? 1 : threads;
@@ -277,6 +440,54 @@ static sc_status_t linear(const float *a, const float *w, float *c, int rows, in
     return first;
 }
 
+#ifdef SCRIMP_HAVE_DNNL
+/* fp32 to bf16, rounded to nearest even (the activations are finite). */
+static inline uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* bf16: A converted, then one matmul over all the rows on oneDNN's threads (the encoder's). */
+static sc_status_t linear_bf16(sc_encoder_cpu_t *e, const float *a, const enc_lin_t *L, float *c,
+                               int rows)
+{
+    const size_t total = (size_t)rows * (size_t)L->k;
+    SC_OMP(omp parallel for num_threads(e->threads) schedule(static))
+    for (size_t i = 0; i < total; i++)
+        e->abf[i] = to_bf16(a[i]);
+    dnnl_memory_desc_t src, dst;
+    dnnl_dims_t sd = {rows, L->k}, dd = {rows, L->n};
+    dnnl_memory_t ms = NULL, md = NULL;
+    dnnl_status_t st;
+    if (!(st = dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, dnnl_ab)) &&
+        !(st = dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab)) &&
+        !(st = dnnl_memory_create(&ms, &src, e->eng, e->abf)) &&
+        !(st = dnnl_memory_create(&md, &dst, e->eng, c))) {
+        dnnl_exec_arg_t args[3] = {
+            {DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, L->wmem}, {DNNL_ARG_DST, md}};
+        if (!(st = dnnl_primitive_execute(L->mm, e->stream, 3, args)))
+            st = dnnl_stream_wait(e->stream);
+    }
+    dnnl_memory_destroy(ms);
+    dnnl_memory_destroy(md);
+    return dnnl_status(st);
+}
+
+#endif
+
+/* C[rows, L->n] = A[rows, L->k] · Wᵀ in the encoder's precision. */
+static sc_status_t linear(sc_encoder_cpu_t *e, const float *a, const enc_lin_t *L, float *c,
+                          int rows)
+{
+#ifdef SCRIMP_HAVE_DNNL
+    if (e->precision == SC_PRECISION_BF16)
+        return linear_bf16(e, a, L, c, rows);
+#endif
+    return linear_fp32(a, L->w, c, rows, L->n, L->k, e->threads);
+}
+
 /* One pass: seqs sequences, offsets rebased to 0 in e->off, ids of e->off[seqs] tokens. */
 static sc_status_t forward_pass(sc_encoder_cpu_t *e, const int32_t *ids, int seqs, float *out)
 {
@@ -290,17 +501,19 @@ static sc_status_t forward_pass(sc_encoder_cpu_t *e, const int32_t *ids, int seq
                            m->emb_ln_b, hd, m->eps, e->x);
     for (int l = 0; l < m->layers; l++) {
         const sc_minilm_layer_t *L = &m->layer[l];
-        if ((rc = linear(e->x, L->qkv_w, e->qkv, T, 3 * hd, hd, e->threads)))
+        const enc_lin_t *lin = e->lin + (size_t)l * ENC_LINEARS;
+        if ((rc = linear(e, e->x, &lin[0], e->qkv, T)))
             return rc;
-        sc_attention_cpu(e->qkv, L->qkv_b, e->off, seqs, m->heads, hd / m->heads, e->ctx);
-        if ((rc = linear(e->ctx, L->o_w, e->tmp, T, hd, hd, e->threads)))
+        if (sc_attention_cpu(e->qkv, L->qkv_b, e->off, seqs, m->heads, hd / m->heads, e->ctx))
+            return SC_ERR_NOMEM;
+        if ((rc = linear(e, e->ctx, &lin[1], e->tmp, T)))
             return rc;
         sc_bias_residual_layernorm_cpu(e->tmp, L->o_b, e->x, L->ln1_g, L->ln1_b, T, hd, m->eps,
                                        e->x);
-        if ((rc = linear(e->x, L->ff1_w, e->h, T, f, hd, e->threads)))
+        if ((rc = linear(e, e->x, &lin[2], e->h, T)))
             return rc;
         sc_bias_gelu_cpu(e->h, L->ff1_b, T, f);
-        if ((rc = linear(e->h, L->ff2_w, e->tmp, T, hd, f, e->threads)))
+        if ((rc = linear(e, e->h, &lin[3], e->tmp, T)))
             return rc;
         sc_bias_residual_layernorm_cpu(e->tmp, L->ff2_b, e->x, L->ln2_g, L->ln2_b, T, hd, m->eps,
                                        e->x);

@@ -3,11 +3,12 @@
 
 #include "models/encoder_backend.h"
 
-sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_encoder_cpu_t **out,
-                               char *errbuf, size_t errlen)
+sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_precision_t precision,
+                               sc_encoder_cpu_t **out, char *errbuf, size_t errlen)
 {
     (void)m;
     (void)threads;
+    (void)precision;
     *out = NULL;
     snprintf(errbuf, errlen, "built without the CPU encoder (SCRIMP_GPU_ONLY)");
     return SC_ERR_INVALID_ARG;
@@ -22,6 +23,12 @@ sc_status_t sc_encoder_cpu_forward(sc_encoder_cpu_t *e, const int32_t *ids,
     (void)n;
     (void)out;
     return SC_ERR_INVALID_ARG;
+}
+
+sc_precision_t sc_encoder_cpu_precision(const sc_encoder_cpu_t *e)
+{
+    (void)e;
+    return SC_PRECISION_FP32;
 }
 
 void sc_encoder_cpu_free(sc_encoder_cpu_t *e)

@@ -37,6 +37,8 @@ static sc_status_t open_encoder(sc_optimizer_t *o, char *errbuf, size_t errlen)
     eo.model_dir = sc_resolve_path(sc_config_str(o->cfg, "models.embedding"), dir, sizeof dir);
     if (sc_backend_parse(sc_config_str(o->cfg, "backend"), &eo.backend) != 0)
         eo.backend = SC_BACKEND_AUTO;
+    if (sc_precision_parse(sc_config_str(o->cfg, "encoder.precision"), &eo.precision) != 0)
+        eo.precision = SC_PRECISION_AUTO; /* sc_config_validate has refused any other */
     eo.max_batch = (int)sc_config_int(o->cfg, "batch.max_messages");
     return sc_encoder_new(&eo, &o->enc, errbuf, errlen);
 }

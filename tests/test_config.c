@@ -46,6 +46,7 @@ static void test_defaults(void **state)
     assert_int_equal(sc_config_int(cfg, "prune.keep_last"), 3);
     assert_string_equal(sc_config_str(cfg, "metrics.listen"), "127.0.0.1:9464");
     assert_string_equal(sc_config_str(cfg, "backend"), "auto");
+    assert_string_equal(sc_config_str(cfg, "encoder.precision"), "auto");
     /* keys with dots inside a name: a model id */
     assert_true(sc_config_num(cfg, "prices.gemini-2.5-flash.input") > 0.29);
     assert_null(sc_config_node(cfg, "no.such.key"));
@@ -141,6 +142,7 @@ static void test_validate(void **state)
         {"gemini.max_attempts=0", "gemini.max_attempts"},
         {"cache.threshold=1.5", "cache.threshold"},
         {"backend=tpu", "backend"},
+        {"encoder.precision=int8", "encoder.precision"},
         {"topics.results=", "topics.results"},
         {"prices.gemini-2.5-pro.output=-1", "prices.gemini-2.5-pro.output"},
     };

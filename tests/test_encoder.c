@@ -109,9 +109,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static sc_encoder_t *open_encoder(const char *rel, int max_batch)
+static sc_encoder_t *open_encoder_at(const char *rel, int max_batch, sc_precision_t precision,
+                                     char *err)
 {
-    char dir[PATHLEN], err[ERRLEN] = "";
+    char dir[PATHLEN];
     model_path(dir, sizeof dir, rel);
     struct stat sb;
     if (stat(dir, &sb) != 0)
@@ -121,10 +122,21 @@ static sc_encoder_t *open_encoder(const char *rel, int max_batch)
     o.model_dir = dir;
     o.backend = SC_BACKEND_CPU;
     o.max_batch = max_batch;
+    o.precision = precision;
     sc_encoder_t *enc = NULL;
-    if (sc_encoder_new(&o, &enc, err, sizeof err) != SC_OK)
-        fail_msg("%s", err);
+    if (sc_encoder_new(&o, &enc, err, ERRLEN) != SC_OK)
+        return NULL;
     assert_int_equal(sc_encoder_backend(enc), SC_BACKEND_CPU);
+    return enc;
+}
+
+/* The reference path: fp32 GEMMs, whatever AUTO picks on this CPU. */
+static sc_encoder_t *open_encoder(const char *rel, int max_batch)
+{
+    char err[ERRLEN] = "";
+    sc_encoder_t *enc = open_encoder_at(rel, max_batch, SC_PRECISION_FP32, err);
+    if (!enc)
+        fail_msg("%s", err);
     return enc;
 }
 
@@ -234,6 +246,42 @@ static void test_fp16_model(void **state)
     compare("ids, fp16 model", got, 0.999, 1.0);
     free(got);
     sc_encoder_free(enc);
+}
+
+/* The bf16 GEMMs against the sentence-transformers fp32 fixture: cosine >= 0.9995 on every
+ * sentence (issue 13's gate), and AUTO (fp32 or bf16) too. A build without oneDNN refuses bf16
+ * with an error that says so. */
+static void test_precisions(void **state)
+{
+    (void)state;
+    const struct {
+        sc_precision_t p;
+        double min_cos;
+    } want[] = {{SC_PRECISION_BF16, 0.9995}, {SC_PRECISION_AUTO, 0.9995}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char err[ERRLEN] = "", what[64];
+        sc_encoder_t *enc = open_encoder_at("models/all-MiniLM-L6-v2", 1024, want[i].p, err);
+        if (!enc) {
+            printf("  %s: %s\n", sc_precision_name(want[i].p), err);
+            assert_true(want[i].p != SC_PRECISION_AUTO && strstr(err, "oneDNN"));
+            continue;
+        }
+        sc_precision_t got = sc_encoder_precision(enc);
+        assert_true(want[i].p == SC_PRECISION_AUTO ? got == SC_PRECISION_FP32 ||
+                                                         got == SC_PRECISION_BF16
+                                                   : got == want[i].p);
+        float *v = embed_ids_batched(enc);
+        snprintf(what, sizeof what, "ids, %s GEMMs (asked %s)", sc_precision_name(got),
+                 sc_precision_name(want[i].p));
+        compare(what, v, want[i].min_cos, 1.0);
+        free(v);
+        sc_encoder_free(enc);
+    }
+    sc_precision_t p;
+    assert_int_equal(sc_precision_parse("bf16", &p), 0);
+    assert_int_equal(p, SC_PRECISION_BF16);
+    assert_int_equal(sc_precision_parse("int8", &p), -1);
+    assert_string_equal(sc_precision_name(SC_PRECISION_BF16), "bf16");
 }
 
 static void test_bad_input(void **state)
@@ -396,7 +444,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backend_names), cmocka_unit_test(test_ids_f32),
         cmocka_unit_test(test_texts_f32),     cmocka_unit_test(test_fp16_model),
-        cmocka_unit_test(test_bad_input),     cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_precisions),    cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_load_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

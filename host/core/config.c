@@ -70,6 +70,7 @@ static const char *config_defaults =
     "                  \"idle_s\": 600, \"max_caches\": 256},"
     "\"metrics\": {\"listen\": \"127.0.0.1:9464\", \"max_tenants\": 50},"
     "\"backend\": \"auto\","
+    "\"encoder\": {\"precision\": \"auto\"},"
     "\"prices\": {"
     "  \"gemini-2.5-pro\": {\"input\": 1.25, \"output\": 10.0, \"cached_input\": 0.125,"
     "     \"input_long\": 2.5, \"output_long\": 15.0, \"cached_input_long\": 0.25,"
@@ -665,6 +666,11 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
     const char *backend = sc_config_str(cfg, "backend");
     if (strcmp(backend, "auto") && strcmp(backend, "cpu") && strcmp(backend, "cuda")) {
         snprintf(errbuf, errlen, "backend: \"%s\" must be auto, cpu or cuda", backend);
+        return SC_ERR_CONFIG;
+    }
+    const char *prec = sc_config_str(cfg, "encoder.precision");
+    if (strcmp(prec, "auto") && strcmp(prec, "fp32") && strcmp(prec, "bf16")) {
+        snprintf(errbuf, errlen, "encoder.precision: \"%s\" must be auto, fp32 or bf16", prec);
         return SC_ERR_CONFIG;
     }
     if (sc_config_int(cfg, "gemini.backoff_max_ms") < sc_config_int(cfg, "gemini.backoff_initial_ms")) {
