@@ -34,9 +34,14 @@ static const char *bench_words[] = {
     "report", "team", "meeting", "tomorrow", "morning", "budget", "plan", "review", "code",
     "function", "error", "message", "server", "network", "price", "product", "support", "time"};
 
+/* The anchors, each run in the same invocation: sentence-transformers (bench/anchor_encoder.py),
+ * and with --onnx-python onnxruntime fp32 and int8 (bench/anchor_onnx.py). */
+enum { ANCHOR_ST, ANCHOR_ORT, ANCHOR_ORT_INT8, ANCHORS };
+
 typedef struct {
     int batch, length;
-    double sent_s, tok_s, anchor_sent_s, fwd_sent_s; /* fwd: pre-tokenised ids */
+    double sent_s, tok_s, fwd_sent_s; /* fwd: pre-tokenised ids */
+    double anchor_sent_s[ANCHORS];    /* 0: not measured */
     int calls;
 } cell_t;
 
@@ -158,10 +163,11 @@ static double measure(sc_encoder_t *enc, char **texts, int batch, double min_s, 
     return rate;
 }
 
-/* Run the anchor and fill cells[].anchor_sent_s; versions gets its "versions" object (new ref). */
-static int run_anchor(const char *python, const char *script, const char *model,
+/* Run an anchor (script with the extra arguments) and fill cells[].anchor_sent_s[which];
+ * versions gets its "versions" object (new ref). */
+static int run_anchor(const char *python, const char *script, const char *model, const char *extra,
                       const char *texts_path, const char *device, int threads, double min_s,
-                      cell_t *cells, int ncells, json_t **versions)
+                      cell_t *cells, int ncells, int which, json_t **versions)
 {
     char list[1024] = "", cmd[BENCH_CMD_MAX];
     size_t pos = 0;
@@ -169,9 +175,9 @@ static int run_anchor(const char *python, const char *script, const char *model,
         pos += (size_t)snprintf(list + pos, sizeof list - pos, "%s%d:%d", i ? "," : "",
                                 cells[i].batch, cells[i].length);
     snprintf(cmd, sizeof cmd, "'%s' '%s' --texts '%s' --cells %s --device %s %s --threads %d "
-             "--min-seconds %g%s%s%s", python, script, texts_path, list, device,
+             "--min-seconds %g%s%s%s %s", python, script, texts_path, list, device,
              strcmp(device, "cpu") ? "--fp16" : "", threads, min_s, model ? " --model '" : "",
-             model ? model : "", model ? "'" : "");
+             model ? model : "", model ? "'" : "", extra);
     fprintf(stderr, "bench_encoder: anchor: %s\n", cmd);
     FILE *p = popen(cmd, "r");
     if (!p)
@@ -182,15 +188,16 @@ static int run_anchor(const char *python, const char *script, const char *model,
     json_t *root = rc == 0 && n ? json_loads(buf, 0, NULL) : NULL; /* new reference */
     free(buf);
     if (!root) {
-        fprintf(stderr, "bench_encoder: the anchor failed (exit %d); is sentence-transformers "
-                        "installed for %s?\n", rc, python);
+        fprintf(stderr, "bench_encoder: the anchor %s failed (exit %d); are its packages "
+                        "installed for %s?\n", script, rc, python);
         return -1;
     }
     size_t i;
     json_t *c;
     json_array_foreach(json_object_get(root, "cells"), i, c) {
         if ((int)i < ncells)
-            cells[i].anchor_sent_s = json_number_value(json_object_get(c, "sentences_per_s"));
+            cells[i].anchor_sent_s[which] =
+                json_number_value(json_object_get(c, "sentences_per_s"));
     }
     *versions = json_incref(json_object_get(root, "versions"));
     json_decref(root);
@@ -204,7 +211,7 @@ int main(int argc, char **argv)
     int batches[16] = {1, 32, 256, 1024}, nb = 4, lengths[16] = {16, 32, 128, 256}, nl = 4;
     double min_s = 1.0;
     const char *python = getenv("SCRIMP_ANCHOR_PYTHON") ? getenv("SCRIMP_ANCHOR_PYTHON") : "python3";
-    const char *out_path = NULL, *backend = "cpu", *anchor_model = NULL;
+    const char *out_path = NULL, *backend = "cpu", *anchor_model = NULL, *onnx_python = NULL;
     int anchor = 1;
     char cmdline[1024] = "";
     size_t cl = 0;
@@ -218,6 +225,8 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--threads") && v) {
             opts.threads = atoi(v);
+            i++;
+        } else if (!strcmp(a, "--precision") && v && sc_precision_parse(v, &opts.precision) == 0) {
             i++;
         } else if (!strcmp(a, "--model") && v) {
             opts.model_dir = v;
@@ -235,6 +244,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--anchor-model") && v) {
             anchor_model = v;
             i++;
+        } else if (!strcmp(a, "--onnx-python") && v) {
+            onnx_python = v;
+            i++;
         } else if (!strcmp(a, "--no-anchor")) {
             anchor = 0;
         } else if (!strcmp(a, "--out") && v) {
@@ -242,8 +254,9 @@ int main(int argc, char **argv)
             i++;
         } else {
             fprintf(stderr, "usage: bench_encoder [--backend cpu|cuda] [--threads N] [--model DIR]"
-                            " [--batches 1,32,256,1024] [--lengths 16,32,128,256] [--min-seconds S]"
-                            " [--anchor-python PY] [--anchor-model DIR] [--no-anchor] [--out FILE]\n");
+                            " [--precision auto|fp32|bf16] [--batches 1,32,256,1024] [--lengths 16,32,128,256] [--min-seconds S]"
+                            " [--anchor-python PY] [--anchor-model DIR] [--onnx-python PY] [--no-anchor]"
+                            " [--out FILE]\n");
             return 2;
         }
     }
@@ -304,45 +317,92 @@ int main(int argc, char **argv)
                     c->sent_s);
         }
     const char *device = sc_encoder_backend(enc) == SC_BACKEND_CUDA ? "cuda" : "cpu";
-    json_t *versions = NULL;
+    json_t *versions = NULL, *ort_versions[2] = {NULL, NULL};
     char script[1024];
     const char *src = getenv("SCRIMP_SOURCE_DIR");
     snprintf(script, sizeof script, "%s/bench/anchor_encoder.py", src ? src : ".");
-    int have_anchor = anchor && run_anchor(python, script, anchor_model, texts_path, device,
-                                           opts.threads, min_s, cells, ncells, &versions) == 0;
+    if (anchor)
+        run_anchor(python, script, anchor_model, "", texts_path, device, opts.threads, min_s,
+                   cells, ncells, ANCHOR_ST, &versions);
+    if (anchor && onnx_python) { /* the graph is built from scrimp's own model folder */
+        char extra[1200];
+        snprintf(script, sizeof script, "%s/bench/anchor_onnx.py", src ? src : ".");
+        for (int q = 0; q < 2; q++) {
+            snprintf(extra, sizeof extra, "%s --check '%s/tests/fixtures/minilm'",
+                     q ? "--int8" : "", src ? src : ".");
+            run_anchor(onnx_python, script, opts.model_dir, extra, texts_path, device,
+                       opts.threads, min_s, cells, ncells, ANCHOR_ORT + q, &ort_versions[q]);
+        }
+    }
     unlink(texts_path);
 
-    char cpu[256], date[64], anchor_desc[512] = "not measured";
+    char cpu[256], date[64], anchor_desc[1024] = "not measured";
     sc_bench_cpu_model(cpu, sizeof cpu);
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    size_t ap = 0;
     if (versions) {
         const char *gpu = json_string_value(json_object_get(versions, "gpu"));
-        snprintf(anchor_desc, sizeof anchor_desc,
-                 "sentence-transformers %s on torch %s, %s, %s, %lld threads%s%s",
-                 json_string_value(json_object_get(versions, "sentence_transformers")),
-                 json_string_value(json_object_get(versions, "torch")),
-                 json_string_value(json_object_get(versions, "device")),
-                 json_string_value(json_object_get(versions, "dtype")),
-                 (long long)json_integer_value(json_object_get(versions, "threads")),
-                 gpu ? ", " : "", gpu ? gpu : "");
+        ap += (size_t)snprintf(anchor_desc, sizeof anchor_desc,
+                               "sentence-transformers %s on torch %s, %s, %s, %lld threads%s%s",
+                               json_string_value(json_object_get(versions, "sentence_transformers")),
+                               json_string_value(json_object_get(versions, "torch")),
+                               json_string_value(json_object_get(versions, "device")),
+                               json_string_value(json_object_get(versions, "dtype")),
+                               (long long)json_integer_value(json_object_get(versions, "threads")),
+                               gpu ? ", " : "", gpu ? gpu : "");
+    }
+    for (int q = 0; q < 2; q++)
+        if (ort_versions[q] && ap < sizeof anchor_desc)
+            ap += (size_t)snprintf(
+                anchor_desc + ap, sizeof anchor_desc - ap,
+                "%sonnxruntime %s %s, %lld threads, cosine to sentence-transformers on the %lld "
+                "fixture sentences min %.4f mean %.4f",
+                ap ? "; " : "", json_string_value(json_object_get(ort_versions[q], "onnxruntime")),
+                json_string_value(json_object_get(ort_versions[q], "dtype")),
+                (long long)json_integer_value(json_object_get(ort_versions[q], "threads")),
+                (long long)json_integer_value(json_object_get(ort_versions[q], "check_sentences")),
+                json_number_value(json_object_get(ort_versions[q], "cosine_min")),
+                json_number_value(json_object_get(ort_versions[q], "cosine_mean")));
+    static const char *anchor_names[ANCHORS] = {"sentence-transformers", "onnxruntime fp32",
+                                                "onnxruntime int8"};
+    int shown[ANCHORS];
+    for (int k = 0; k < ANCHORS; k++) {
+        shown[k] = 0;
+        for (int i = 0; i < ncells; i++)
+            shown[k] |= cells[i].anchor_sent_s[k] > 0;
     }
     char table[16384];
     size_t tp = 0;
     tp += (size_t)snprintf(table + tp, sizeof table - tp,
-                           "| batch | tokens | scrimp sentences/s | scrimp tokens/s | anchor "
-                           "sentences/s | scrimp ÷ anchor | scrimp model only, sentences/s |\n"
-                           "|---:|---:|---:|---:|---:|---:|---:|\n");
+                           "| batch | tokens | scrimp sentences/s | scrimp tokens/s |");
+    for (int k = 0; k < ANCHORS; k++)
+        if (shown[k] || k == ANCHOR_ST)
+            tp += (size_t)snprintf(table + tp, sizeof table - tp, " %s sentences/s | scrimp ÷ %s |",
+                                   k == ANCHOR_ST && !shown[k] ? "anchor" : anchor_names[k],
+                                   k == ANCHOR_ST && !shown[k] ? "anchor" : anchor_names[k]);
+    tp += (size_t)snprintf(table + tp, sizeof table - tp,
+                           " scrimp model only, sentences/s |\n|---:|---:|---:|---:|");
+    for (int k = 0; k < ANCHORS; k++)
+        if (shown[k] || k == ANCHOR_ST)
+            tp += (size_t)snprintf(table + tp, sizeof table - tp, "---:|---:|");
+    tp += (size_t)snprintf(table + tp, sizeof table - tp, "---:|\n");
     for (int i = 0; i < ncells && tp < sizeof table; i++) {
-        char ratio[32] = "–", anc[32] = "–";
-        if (have_anchor && cells[i].anchor_sent_s > 0) {
-            snprintf(anc, sizeof anc, "%.1f", cells[i].anchor_sent_s);
-            snprintf(ratio, sizeof ratio, "%.2f×", cells[i].sent_s / cells[i].anchor_sent_s);
+        tp += (size_t)snprintf(table + tp, sizeof table - tp, "| %d | %d | %.1f | %.0f |",
+                               cells[i].batch, cells[i].length, cells[i].sent_s, cells[i].tok_s);
+        for (int k = 0; k < ANCHORS && tp < sizeof table; k++) {
+            if (!shown[k] && k != ANCHOR_ST)
+                continue;
+            double r = cells[i].anchor_sent_s[k];
+            if (r > 0)
+                tp += (size_t)snprintf(table + tp, sizeof table - tp, " %.1f | %.2f× |", r,
+                                       cells[i].sent_s / r);
+            else
+                tp += (size_t)snprintf(table + tp, sizeof table - tp, " – | – |");
         }
-        tp += (size_t)snprintf(table + tp, sizeof table - tp,
-                               "| %d | %d | %.1f | %.0f | %s | %s | %.1f |\n", cells[i].batch,
-                               cells[i].length, cells[i].sent_s, cells[i].tok_s, anc, ratio,
-                               cells[i].fwd_sent_s);
+        if (tp < sizeof table)
+            tp += (size_t)snprintf(table + tp, sizeof table - tp, " %.1f |\n",
+                                   cells[i].fwd_sent_s);
     }
     printf("%s", table);
     if (out_path) {
@@ -353,20 +413,29 @@ int main(int argc, char **argv)
         }
         fprintf(f, "# Encoder benchmark: all-MiniLM-L6-v2, %s\n\n", device);
         fprintf(f, "- machine: %s, %ld cores online\n- date: %s\n- command: `%s`\n"
-                   "- scrimp: backend %s, %d threads, model `%s`\n- anchor: %s\n\n",
-                cpu, sysconf(_SC_NPROCESSORS_ONLN), date, cmdline, device, opts.threads,
-                opts.model_dir, anchor_desc);
+                   "- scrimp: backend %s, precision %s, %d threads, model `%s`\n- anchor: %s\n\n",
+                cpu, sysconf(_SC_NPROCESSORS_ONLN), date, cmdline, device,
+                sc_encoder_backend(enc) == SC_BACKEND_CUDA
+                    ? "fp16"
+                    : sc_precision_name(sc_encoder_precision(enc)),
+                opts.threads, opts.model_dir, anchor_desc);
         fprintf(f, "%s\n", table);
         fprintf(f, "Each cell embeds `batch` texts of exactly `tokens` WordPiece tokens ([CLS] and "
                    "[SEP] included) from text to normalised vector (tokenisation included), "
                    "repeated for at least %g s after one warm-up call; the anchor encodes the same "
                    "texts with `model.encode(texts, batch_size=batch)` under the same rule, in the "
-                   "same invocation, with the same thread count. The last column times the "
+                   "same invocation, with the same thread count. The onnxruntime anchors "
+                   "(`--onnx-python`, bench/anchor_onnx.py) run an ONNX graph of the same "
+                   "weights, built from scrimp's model folder, tokenised by HuggingFace "
+                   "`tokenizers`, fp32 and after onnxruntime's dynamic quantisation (QInt8 per "
+                   "channel), also text to vector. The last column times the "
                    "same batch already tokenised (`sc_encoder_embed_ids`): the model alone.\n",
                 min_s);
         fclose(f);
     }
     json_decref(versions);
+    json_decref(ort_versions[0]);
+    json_decref(ort_versions[1]);
     sc_encoder_free(enc);
     return 0;
 }
