@@ -108,6 +108,11 @@ sc_status_t sc_optimizer_new(const sc_config_t *cfg, sc_metrics_t *metrics, int 
     o->prune = sc_config_bool(cfg, "prune.enabled");
     o->budget = (long)sc_config_int(cfg, "prune.max_tokens");
     o->keep_last = (int)sc_config_int(cfg, "prune.keep_last");
+    long tvn = (long)sc_config_int(cfg, "prune.turn_vectors");
+    if (o->prune && tvn > 0 && !(o->turn_vecs = sc_turn_vecs_new((size_t)tvn, SC_EMBED_DIM))) {
+        st = SC_ERR_NOMEM;
+        goto out;
+    }
     o->temperature_max = sc_config_num(cfg, "cache.temperature_max");
     o->threshold = sc_config_num(cfg, "cache.threshold");
     o->band = sc_config_num(cfg, "cache.strict_band");
@@ -203,6 +208,7 @@ void sc_optimizer_free(sc_optimizer_t *o)
     sc_agreement_close(o->agreement);
     sc_prompt_cache_free(o->pcache); /* deletes the caches it created */
     sc_summary_store_close(o->summaries);
+    sc_turn_vecs_free(o->turn_vecs);
     sc_router_free(o->router);
     sc_cache_close(o->cache);
     sc_encoder_free(o->enc);

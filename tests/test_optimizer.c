@@ -313,6 +313,42 @@ static void test_prune_only_when_it_pays(void **state)
     sc_config_free(cfg);
 }
 
+/* The turns a conversation sends again are not embedded again: the same long conversation twice
+ * embeds nothing the second time and plans the same pruning; with prune.turn_vectors=0 every
+ * turn is embedded again. */
+static void test_turns_embedded_once(void **state)
+{
+    (void)state;
+    for (int keep = 1; keep >= 0; keep--) {
+        sc_config_t *cfg;
+        sc_optimizer_t *o = new_optimizer(&cfg, 0, 0);
+        if (!keep) { /* the same optimizer without the store */
+            sc_turn_vecs_free(o->turn_vecs);
+            o->turn_vecs = NULL;
+        }
+        sc_batch_t *b = long_conversation(cfg, "gemini-2.5-pro");
+        sc_optimizer_prepare(o, b);
+        uint64_t first = o->prune_embedded;
+        long pruned = b->items[0]->pruned_tokens;
+        assert_true(first > 0 && pruned > 0);
+        free_batch(o, b, NULL, 0);
+        b = long_conversation(cfg, "gemini-2.5-pro");
+        sc_optimizer_prepare(o, b);
+        uint64_t second = o->prune_embedded - first;
+        printf("  turn vectors %s: %llu turns embedded, then %llu; pruned %ld then %ld tokens\n",
+               keep ? "kept" : "off", (unsigned long long)first, (unsigned long long)second,
+               pruned, (long)b->items[0]->pruned_tokens);
+        assert_int_equal(b->items[0]->pruned_tokens, pruned);
+        if (keep)
+            assert_int_equal(second, 0);
+        else
+            assert_int_equal(second, first);
+        free_batch(o, b, NULL, 0);
+        sc_optimizer_free(o);
+        sc_config_free(cfg);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_embedded_once),
         cmocka_unit_test(test_unread_not_embedded),
         cmocka_unit_test(test_prune_only_when_it_pays),
+        cmocka_unit_test(test_turns_embedded_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -57,7 +57,7 @@ static const char *config_defaults =
     "            \"gpu\": true, \"index_save\": true, \"checkpoint_s\": 600,"
     "            \"changelog\": false, \"changelog_restore_ms\": 30000},"
     "\"prune\": {\"enabled\": true, \"max_tokens\": 4000, \"keep_last\": 3, \"agents\": {},"
-    "            \"summaries\": true, \"path\": \"var/summaries\"},"
+    "            \"summaries\": true, \"path\": \"var/summaries\", \"turn_vectors\": 8192},"
     "\"router\": {\"enabled\": true, \"path\": \"models/router/router.json\","
     "             \"quality_target\": 0.95, \"lite_share\": 0.5, \"outside_tier\": \"strong\","
     "             \"shadow_rate\": 0.02, \"shadow_path\": \"var/shadow\", \"shadow_window\": 1000,"
@@ -570,6 +570,7 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         {"gemini.backoff_jitter_ms", 0, 3600000},
         {"prune.max_tokens", 1, 10000000}, /* the history's budget: the system prompt is apart */
         {"prune.keep_last", 0, 1000},
+        {"prune.turn_vectors", 0, 1 << 24}, /* 0: every turn embedded again each time */
         {"prompt_cache.min_tokens", 1, 1 << 20},
         {"prompt_cache.min_tokens_pro", 1, 1 << 20},
         {"prompt_cache.ttl_s", 1, 31536000},

@@ -43,8 +43,9 @@ static int worth_a_summary(const sc_optimizer_t *o, const sc_item_t *it)
 }
 
 /* Plan the pruning of every long conversation in the batch (the turns of all of them embedded in
- * one encoder call: at most SC_PRUNE_EMBED_MAX of one conversation, the others ranked lexically),
- * and pick up the stored summary; a missing one becomes a summary call. */
+ * one encoder call: at most SC_PRUNE_EMBED_MAX of one conversation, the others ranked lexically;
+ * a turn embedded for an earlier request comes from o->turn_vecs instead), and pick up the stored
+ * summary; a missing one becomes a summary call. */
 void sc_stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
 {
     if (!o->prune || !o->enc)
@@ -73,18 +74,33 @@ void sc_stage_prune(sc_optimizer_t *o, sc_batch_t *batch)
         for (size_t k = 0; k < it->req->n_turns; k++, at++) {
             if (!embed[at])
                 continue;
+            const sc_turn_t *turn = &it->req->turns[k];
+            const float *known = o->turn_vecs ? sc_turn_vecs_get(o->turn_vecs, turn->content,
+                                                                 turn->content_len,
+                                                                 SC_PRUNE_EMBED_TOKENS)
+                                              : NULL;
+            if (known) { /* embedded for an earlier request of the conversation */
+                memcpy(vecs + at * SC_EMBED_DIM, known, SC_EMBED_DIM * sizeof *vecs);
+                embed[at] = 0;
+                continue;
+            }
             slot[at] = nembed;
-            texts[nembed] = it->req->turns[k].content;
-            lens[nembed] = it->req->turns[k].content_len;
+            texts[nembed] = turn->content;
+            lens[nembed] = turn->content_len;
             nembed++;
         }
     }
-    if (sc_encoder_embed_max(o->enc, texts, lens, nembed, SC_PRUNE_EMBED_TOKENS, out) != SC_OK)
+    if (nembed && sc_encoder_embed_max(o->enc, texts, lens, nembed, SC_PRUNE_EMBED_TOKENS, out) !=
+                      SC_OK)
         goto out;
-    for (size_t t = 0; t < nturns; t++) /* a turn not embedded keeps a zero vector */
+    o->prune_embedded += nembed;
+    for (size_t t = 0; t < nturns; t++) /* a turn not selected keeps a zero vector */
         if (embed[t])
             memcpy(vecs + t * SC_EMBED_DIM, out + slot[t] * SC_EMBED_DIM,
                    SC_EMBED_DIM * sizeof *vecs);
+    for (size_t k = 0; o->turn_vecs && k < nembed; k++)
+        sc_turn_vecs_put(o->turn_vecs, texts[k], lens[k], SC_PRUNE_EMBED_TOKENS,
+                         out + k * SC_EMBED_DIM);
     at = 0;
     for (size_t i = 0; i < batch->n; i++) {
         sc_item_t *it = batch->items[i];

@@ -15,6 +15,7 @@
 #include "host/gemini/prompt_cache.h"
 #include "models/router.h"
 #include "pipelines/optimizer.h"
+#include "pipelines/stages/turn_vecs.h"
 
 #define OPT_NTIERS 3
 #define OPT_LEADERS_MAX 65536       /* items in flight that others may coalesce onto */
@@ -41,6 +42,8 @@ struct sc_optimizer {
     int cascade, coalesce, prune;
     long budget;
     int keep_last;
+    sc_turn_vecs_t *turn_vecs;   /* pruning's turn vectors already made (compute thread); NULL: none */
+    uint64_t prune_embedded;     /* turns pruning sent to the encoder (compute thread) */
     double temperature_max, threshold, band;
     int guards;
     const char *tiers[OPT_NTIERS]; /* model ids, borrowed from cfg */
