@@ -651,6 +651,9 @@ typedef struct {
     long pos_n[LONG_N_POS], pos_reached[LONG_N_POS];
 } long_sel_t;
 
+/* the most turns of one conversation embedded: serve's SC_PRUNE_EMBED_MAX, or --embed-max */
+static size_t embed_max = SC_PRUNE_EMBED_MAX;
+
 /* the tokens of a turn that are embedded: serve's SC_PRUNE_EMBED_TOKENS, or --max-tokens if fewer */
 #define PRUNE_TOKENS(m) ((m) < SC_PRUNE_EMBED_TOKENS ? (m) : SC_PRUNE_EMBED_TOKENS)
 
@@ -671,7 +674,7 @@ static int embed_turns(sc_encoder_t *enc, const sc_request_t *req, int keep_last
         fprintf(stderr, "bench_prune: out of memory\n");
         goto out;
     }
-    sc_prune_embed_select(req, keep_last, SC_PRUNE_EMBED_MAX, pick);
+    sc_prune_embed_select(req, keep_last, embed_max, pick);
     for (size_t i = 0; i < n; i++)
         if (pick[i]) {
             texts[m] = req->turns[i].content;
@@ -838,7 +841,7 @@ static int run_long(sc_encoder_t *enc, int n_conv, unsigned long seed, long budg
                 "WordPiece tokens of each turn, at most %d turns of a conversation as scrimp serve "
                 "embeds them (the query, the protected tail, the lexically most relevant; the "
                 "others ranked lexically): %ld of %ld turns, %.1f s\n",
-                budget, keep_last, SC_PRUNE_SUMMARY_RESERVE_PCT, PRUNE_TOKENS(max_tokens), SC_PRUNE_EMBED_MAX,
+                budget, keep_last, SC_PRUNE_SUMMARY_RESERVE_PCT, PRUNE_TOKENS(max_tokens), (int)embed_max,
                 embedded_turns, total_turns, embed_s);
         fprintf(w, "- **fact reached** = every identifier-like token of the planted fact "
                    "(numbers, codes, names, dates) is in the contents sent, the summary not "
@@ -899,8 +902,11 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench_prune [--n N] [--seed S] [--budget T] [--keep-last K] [--threads T]\n"
             "                   [--max-tokens M] [--model-dir D] [--out FILE] [--long N]\n"
+            "                   [--embed-max N]\n"
+            "  --embed-max N: at most N turns of a conversation embedded (serve: %d)\n"
             "  --long N: only the section on N long conversations behind a 5,000-token system\n"
-            "            prompt, written in place of that section of FILE (the rest kept)\n");
+            "            prompt, written in place of that section of FILE (the rest kept)\n",
+            SC_PRUNE_EMBED_MAX);
     exit(2);
 }
 
@@ -946,6 +952,8 @@ int main(int argc, char **argv)
             out_path = v;
         else if (!strcmp(a, "--long"))
             n_long = atoi(v);
+        else if (!strcmp(a, "--embed-max") && atoi(v) >= 1)
+            embed_max = (size_t)atoi(v);
         else
             usage();
     }
@@ -1143,7 +1151,7 @@ int main(int argc, char **argv)
                 "tokens of each turn, at most %d turns of a conversation (%ld of %ld turns, "
                 "%.1f s); planning %.2f ms per conversation\n\n",
                 budget, keep_last, SC_PRUNE_SUMMARY_RESERVE_PCT,
-                budget * SC_PRUNE_SUMMARY_RESERVE_PCT / 100, PRUNE_TOKENS(max_tokens), SC_PRUNE_EMBED_MAX,
+                budget * SC_PRUNE_SUMMARY_RESERVE_PCT / 100, PRUNE_TOKENS(max_tokens), (int)embed_max,
                 embedded_turns, total_turns, embed_s,
                 plans ? plan_s * 1e3 / (double)plans : 0.0);
         fprintf(w, "| selector | mean tokens before | mean tokens after | reduction | planted "
