@@ -26,6 +26,7 @@
 struct sc_changelog {
     const sc_config_t *cfg;
     sc_cache_t *cache;        /* borrowed */
+    sc_summary_store_t *summaries; /* borrowed; NULL: summaries read are skipped */
     sc_metrics_t *metrics;    /* borrowed; NULL: none */
     atomic_llong bytes_read;
     rd_kafka_t *producer;     /* borrowed */
@@ -38,6 +39,7 @@ struct sc_changelog {
     int started;
     atomic_int stop;
     atomic_llong n_published, n_dropped, n_applied, n_skipped, n_bad, n_purges;
+    atomic_llong n_sum_published, n_sum_applied;
     /* purges seen (applier thread only): entries of a tenant created before are not taken */
     struct {
         char *tenant; /* NULL: every tenant */
@@ -102,6 +104,26 @@ char *sc_changelog_encode(const sc_cache_item_t *it, const char *origin, int dim
     return out;
 }
 
+char *sc_changelog_encode_summary(const char *tenant, const char *conversation, const char *text,
+                                  size_t text_len, size_t n_turns, uint64_t hash,
+                                  const char *origin, char *key, size_t *len)
+{
+    /* the tenant's hash (its NUL included, so the two cannot run together) seeds the other's */
+    uint64_t k = XXH3_64bits_withSeed(conversation, strlen(conversation),
+                                      XXH3_64bits(tenant, strlen(tenant) + 1));
+    snprintf(key, SC_CHANGELOG_KEY_MAX, "sum:%016" PRIx64, k);
+    char h[17];
+    snprintf(h, sizeof h, "%016" PRIx64, hash);
+    json_t *v = json_pack("{s:i, s:s, s:{s:s, s:s, s:s%, s:I, s:s}}", "v", 1, "origin", origin,
+                          "summary", "tenant", tenant, "conversation", conversation, "text", text,
+                          text_len, "n_turns", (json_int_t)n_turns, "hash", h);
+    char *out = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (out)
+        *len = strlen(out);
+    return out;
+}
+
 void sc_changelog_rec_clear(sc_changelog_rec_t *rec)
 {
     free(rec->vec);
@@ -136,6 +158,32 @@ sc_status_t sc_changelog_decode(const void *buf, size_t len, int dim, sc_changel
         rec->purge = 1;
         rec->purge_tenant = json_string_value(pg);
         rec->before_ms = before;
+        return SC_OK;
+    }
+    json_t *sm = json_object_get(v, "summary");
+    if (sm) { /* a conversation summary */
+        json_int_t ver = 0, turns = 0;
+        const char *hash = NULL;
+        if (json_unpack_ex(v, &jerr, 0, "{s:I, s:s, s:{s:s, s:s, s:s%, s:I, s:s}}", "v", &ver,
+                           "origin", &rec->origin, "summary", "tenant", &rec->sum_tenant,
+                           "conversation", &rec->sum_conversation, "text", &rec->sum.text,
+                           &rec->sum.text_len, "n_turns", &turns, "hash", &hash) != 0) {
+            snprintf(errbuf, errlen, "summary record: %s", jerr.text);
+            goto bad;
+        }
+        if (ver != 1) {
+            snprintf(errbuf, errlen, "record version %lld (this scrimp reads 1)", (long long)ver);
+            goto bad;
+        }
+        char *end = NULL;
+        rec->sum.hash = strtoull(hash, &end, 16);
+        if (strlen(hash) != 16 || !end || *end || turns < 1) {
+            snprintf(errbuf, errlen, "summary record: %s", turns < 1 ? "n_turns must be >= 1"
+                                                                     : "hash is not 16 hex digits");
+            goto bad;
+        }
+        rec->sum.n_turns = (size_t)turns;
+        rec->summary = 1;
         return SC_OK;
     }
     const char *scope = NULL, *vec = NULL;
@@ -208,6 +256,31 @@ void sc_changelog_publish(void *arg, const sc_cache_item_t *stored)
         return;
     }
     atomic_fetch_add(&cl->n_published, 1);
+}
+
+void sc_changelog_publish_summary(void *arg, const char *tenant, const char *conversation,
+                                  const char *text, size_t text_len, size_t n_turns,
+                                  uint64_t hash)
+{
+    sc_changelog_t *cl = arg;
+    char key[SC_CHANGELOG_KEY_MAX];
+    size_t len = 0;
+    char *val = sc_changelog_encode_summary(tenant, conversation, text, text_len, n_turns, hash,
+                                            cl->origin, key, &len);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
+    if (val)
+        err = rd_kafka_producev(cl->producer, RD_KAFKA_V_TOPIC(cl->topic),
+                                RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(val, len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE(NULL),
+                                RD_KAFKA_V_END);
+    if (err) {
+        free(val);
+        if (atomic_fetch_add(&cl->n_dropped, 1) == 0)
+            sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"the summary stays in this "
+                    "replica's store only\"", cl->topic, rd_kafka_err2str(err));
+        return;
+    }
+    atomic_fetch_add(&cl->n_sum_published, 1);
 }
 
 static void cl_purge_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -343,6 +416,29 @@ static void cl_purge(sc_changelog_t *cl, const sc_changelog_rec_t *rec)
     atomic_fetch_add(&cl->n_purges, 1);
 }
 
+/* A summary another replica made: kept unless one of as many turns or more is held. */
+static void cl_summary(sc_changelog_t *cl, const sc_changelog_rec_t *rec)
+{
+    sc_summary_t held = {0};
+    if (!cl->summaries || strcmp(rec->origin, cl->origin) == 0 ||
+        (sc_summary_store_get(cl->summaries, rec->sum_tenant, rec->sum_conversation, &held) ==
+             SC_OK &&
+         held.n_turns >= rec->sum.n_turns)) {
+        sc_summary_clear(&held);
+        atomic_fetch_add(&cl->n_skipped, 1);
+        return;
+    }
+    sc_summary_clear(&held);
+    sc_status_t st = sc_summary_store_put(cl->summaries, rec->sum_tenant, rec->sum_conversation,
+                                          rec->sum.text, rec->sum.text_len, rec->sum.n_turns,
+                                          rec->sum.hash);
+    if (st)
+        sc_warn("changelog.summary", "conversation=\"%s\" err=\"%s\" note=\"not stored here\"",
+                rec->sum_conversation, sc_strerror(st));
+    else
+        atomic_fetch_add(&cl->n_sum_applied, 1);
+}
+
 /* One message of the topic into b (flushed when full). */
 static void cl_take(sc_changelog_t *cl, cl_batch_t *b, const rd_kafka_message_t *m)
 {
@@ -363,6 +459,11 @@ static void cl_take(sc_changelog_t *cl, cl_batch_t *b, const rd_kafka_message_t 
     if (rec->purge) {
         cl_flush(cl, b); /* what came before the purge first */
         cl_purge(cl, rec);
+        sc_changelog_rec_clear(rec);
+        return;
+    }
+    if (rec->summary) {
+        cl_summary(cl, rec);
         sc_changelog_rec_clear(rec);
         return;
     }
@@ -493,9 +594,10 @@ static sc_status_t cl_restore(sc_changelog_t *cl, char *errbuf, size_t errlen)
     long long bytes = b->bytes;
     free(b);
     free(end);
-    sc_info("changelog.restore", "topic=%s partitions=%d records=%lld applied=%lld skipped=%lld "
-            "bad=%lld bytes=%lld ms=%lld complete=%s", cl->topic, np, records,
-            (long long)atomic_load(&cl->n_applied), (long long)atomic_load(&cl->n_skipped),
+    sc_info("changelog.restore", "topic=%s partitions=%d records=%lld applied=%lld summaries=%lld "
+            "skipped=%lld bad=%lld bytes=%lld ms=%lld complete=%s", cl->topic, np, records,
+            (long long)atomic_load(&cl->n_applied), (long long)atomic_load(&cl->n_sum_applied),
+            (long long)atomic_load(&cl->n_skipped),
             (long long)atomic_load(&cl->n_bad), bytes, (long long)(sc_now_ms() - t0),
             left ? "no" : "yes");
     if (cl->metrics) {
@@ -510,7 +612,8 @@ static sc_status_t cl_restore(sc_changelog_t *cl, char *errbuf, size_t errlen)
     return SC_OK;
 }
 
-sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache, rd_kafka_t *producer,
+sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache,
+                              sc_summary_store_t *summaries, rd_kafka_t *producer,
                               sc_metrics_t *metrics, sc_changelog_t **out, char *errbuf,
                               size_t errlen)
 {
@@ -520,6 +623,7 @@ sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache, rd_kafk
         return SC_ERR_NOMEM;
     cl->cfg = cfg;
     cl->cache = cache;
+    cl->summaries = summaries;
     cl->producer = producer;
     cl->metrics = metrics;
     cl->topic = sc_config_str(cfg, "topics.cache");
@@ -570,9 +674,11 @@ void sc_changelog_close(sc_changelog_t *cl)
         pthread_join(cl->thread, NULL);
     rd_kafka_consumer_close(cl->consumer);
     rd_kafka_destroy(cl->consumer);
-    sc_info("changelog.stop", "topic=%s published=%lld dropped=%lld applied=%lld skipped=%lld "
-            "bad=%lld purges=%lld", cl->topic, (long long)atomic_load(&cl->n_published),
+    sc_info("changelog.stop", "topic=%s published=%lld summaries_published=%lld dropped=%lld "
+            "applied=%lld summaries_applied=%lld skipped=%lld bad=%lld purges=%lld", cl->topic,
+            (long long)atomic_load(&cl->n_published), (long long)atomic_load(&cl->n_sum_published),
             (long long)atomic_load(&cl->n_dropped), (long long)atomic_load(&cl->n_applied),
+            (long long)atomic_load(&cl->n_sum_applied),
             (long long)atomic_load(&cl->n_skipped), (long long)atomic_load(&cl->n_bad),
             (long long)atomic_load(&cl->n_purges));
     for (size_t i = 0; i < cl->npurges; i++)

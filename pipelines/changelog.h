@@ -12,7 +12,13 @@
  * as base64 of its float32s (none for an exact-layer-only entry).
  * A purge (`scrimp cache purge` with cache.changelog on): key "purge:TENANT" ("purge:*" for all),
  * value {"v":1, "origin", "purge": TENANT or null, "before_ms"}: every replica removes the
- * tenant's entries created before before_ms, and skips such entries it reads later. */
+ * tenant's entries created before before_ms, and skips such entries it reads later.
+ * A conversation summary (pruning's, when the summary store is on): key "sum:HASH" (XXH3 of
+ * tenant and conversation id), value {"v":1, "origin", "summary": {"tenant", "conversation",
+ * "text", "n_turns", "hash" (16 hex digits: sc_summary_hash_turns of those turns)}}: a replica
+ * keeps it unless it holds a summary of as many turns or more. Summaries ride on the cache's
+ * topic (one restore pass, one compacted topic to operate); compaction keeps the newest per
+ * conversation. */
 #ifndef SC_CHANGELOG_H
 #define SC_CHANGELOG_H
 
@@ -22,6 +28,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "host/cache/cache.h"
+#include "host/cache/summary_store.h"
 #include "host/core/config.h"
 #include "host/core/status.h"
 #include "host/metrics/metrics.h"
@@ -36,6 +43,9 @@ typedef struct {
     int purge;                /* 1: a purge record; purge_tenant NULL for every tenant */
     const char *purge_tenant;
     int64_t before_ms;
+    int summary;              /* 1: a conversation summary, in sum */
+    const char *sum_tenant, *sum_conversation;
+    sc_summary_t sum;         /* sum.text borrowed from json: never sc_summary_clear() it */
     const char *origin;
     float *vec;    /* owned; NULL when the entry has none */
     void *json;    /* owned: json_t of the value */
@@ -45,6 +55,10 @@ typedef struct {
  * *len its length). NULL: no memory. */
 char *sc_changelog_encode(const sc_cache_item_t *it, const char *origin, int dim, char *key,
                           size_t *len);
+/* The record of a conversation summary (as sc_changelog_encode). */
+char *sc_changelog_encode_summary(const char *tenant, const char *conversation, const char *text,
+                                  size_t text_len, size_t n_turns, uint64_t hash,
+                                  const char *origin, char *key, size_t *len);
 /* Parse a value; SC_ERR_INVALID_ARG names what is wrong in errbuf. @remark the caller clears rec
  * with sc_changelog_rec_clear(). */
 sc_status_t sc_changelog_decode(const void *buf, size_t len, int dim, sc_changelog_rec_t *rec,
@@ -54,11 +68,13 @@ void sc_changelog_rec_clear(sc_changelog_rec_t *rec);
 /* Restore cache from topics.cache (every partition from its start to the end it had when the
  * restore began, at most cache.changelog_restore_ms; logged as event=changelog.restore), then
  * start the thread that applies what other replicas write. Entries this process wrote, entries
- * already held as new or newer, and expired ones are skipped. producer publishes this process's
+ * already held as new or newer, and expired ones are skipped; summaries go into summaries (NULL:
+ * they are skipped). producer publishes this process's
  * entries (borrowed; its delivery callback sees them with a NULL opaque); metrics (NULL ok) gets
  * the scrimp_changelog_* gauges and scrimp_cache_entries.
  * @remark the caller closes with sc_changelog_close(). */
-sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache, rd_kafka_t *producer,
+sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache,
+                              sc_summary_store_t *summaries, rd_kafka_t *producer,
                               sc_metrics_t *metrics, sc_changelog_t **out, char *errbuf,
                               size_t errlen);
 /* Stop applying, log what was applied and published. NULL ok. */
@@ -72,5 +88,11 @@ sc_status_t sc_changelog_send_purge(const sc_config_t *cfg, const char *tenant, 
 /* Publish an entry this process stored (any thread; never blocks: a full producer queue drops
  * it, counted and logged, and the entry stays local). Fits sc_optimizer_on_store(). */
 void sc_changelog_publish(void *cl, const sc_cache_item_t *stored);
+
+/* Publish a conversation summary this process stored (as sc_changelog_publish). Fits
+ * sc_optimizer_on_summary(). */
+void sc_changelog_publish_summary(void *cl, const char *tenant, const char *conversation,
+                                  const char *text, size_t text_len, size_t n_turns,
+                                  uint64_t hash);
 
 #endif

@@ -698,10 +698,11 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
         goto out;
     /* the changelog: restored before the first request is consumed, then kept applied */
     if (sc_config_bool(cfg, "cache.changelog") && sc_optimizer_cache(o.opt)) {
-        if ((st = sc_changelog_open(cfg, sc_optimizer_cache(o.opt), o.producer, o.metrics,
-                                    &o.changelog, errbuf, errlen)))
+        if ((st = sc_changelog_open(cfg, sc_optimizer_cache(o.opt), sc_optimizer_summaries(o.opt),
+                                    o.producer, o.metrics, &o.changelog, errbuf, errlen)))
             goto out;
         sc_optimizer_on_store(o.opt, sc_changelog_publish, o.changelog);
+        sc_optimizer_on_summary(o.opt, sc_changelog_publish_summary, o.changelog);
     }
 
     rd_kafka_conf_t *cconf = sc_kafka_conf_new(cfg, 1, errbuf, errlen);

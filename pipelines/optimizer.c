@@ -306,6 +306,9 @@ int sc_optimizer_after_call(sc_optimizer_t *o, sc_item_t *it)
                                      strlen(summary), it->plan.summary_to, h) != SC_OK)
                 sc_warn("prune.summary_store", "id=%s conversation=%s", it->id,
                         rq->conversation_id);
+            else if (o->on_summary)
+                o->on_summary(o->on_summary_ud, rq->tenant, rq->conversation_id, summary,
+                              strlen(summary), it->plan.summary_to, h);
         } else {
             sc_warn("prune.summary_failed", "id=%s err=%s (sent without a summary)", it->id,
                     sc_status_code(c->status));
@@ -346,6 +349,17 @@ void sc_optimizer_on_store(sc_optimizer_t *o, void (*fn)(void *ud, const sc_cach
 {
     o->on_store = fn;
     o->on_store_ud = ud;
+}
+
+sc_summary_store_t *sc_optimizer_summaries(sc_optimizer_t *o)
+{
+    return o->summaries;
+}
+
+void sc_optimizer_on_summary(sc_optimizer_t *o, sc_optimizer_summary_fn fn, void *ud)
+{
+    o->on_summary = fn;
+    o->on_summary_ud = ud;
 }
 
 void sc_optimizer_forget(sc_optimizer_t *o, sc_item_t *it)

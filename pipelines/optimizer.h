@@ -5,8 +5,10 @@
 #define SC_OPTIMIZER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "host/cache/cache.h"
+#include "host/cache/summary_store.h"
 #include "host/core/config.h"
 #include "host/metrics/metrics.h"
 #include "pipelines/pipeline.h"
@@ -79,13 +81,24 @@ sc_gemini_call_t *sc_optimizer_shadow_done(sc_optimizer_t *o, sc_gemini_call_t *
 /* Drop an item that will never be finished (abandoned at shutdown) from the in-flight map. */
 void sc_optimizer_forget(sc_optimizer_t *o, sc_item_t *it);
 
-/* fn(ud, stored) after every answer the optimizer stores in the cache, from the thread that
- * finished the item (serve: the publish thread); the entry is borrowed for the call. Set before
- * the first batch. */
 /* The cache the optimizer answers from (borrowed); NULL when cache.enabled is false. */
 sc_cache_t *sc_optimizer_cache(sc_optimizer_t *o);
 
+/* The conversation summaries pruning keeps (borrowed); NULL when prune.summaries is off. */
+sc_summary_store_t *sc_optimizer_summaries(sc_optimizer_t *o);
+
+/* fn(ud, stored) after every answer the optimizer stores in the cache, from the thread that
+ * finished the item (serve: the publish thread); the entry is borrowed for the call. Set before
+ * the first batch. */
 void sc_optimizer_on_store(sc_optimizer_t *o, void (*fn)(void *ud, const sc_cache_item_t *stored),
                            void *ud);
+
+/* fn(ud, ...) after every conversation summary the optimizer stores (the forward thread): the
+ * summary of turns [0, n_turns) of tenant's conversation, with their sc_summary_hash_turns. Set
+ * before the first batch. */
+typedef void (*sc_optimizer_summary_fn)(void *ud, const char *tenant, const char *conversation,
+                                        const char *text, size_t text_len, size_t n_turns,
+                                        uint64_t hash);
+void sc_optimizer_on_summary(sc_optimizer_t *o, sc_optimizer_summary_fn fn, void *ud);
 
 #endif

@@ -140,6 +140,60 @@ static void test_purge_record(void **state)
     }
 }
 
+/* A conversation summary: its key follows tenant and conversation (not the text), it decodes to
+ * what was encoded, and malformed ones are refused with a reason. */
+static void test_summary_record(void **state)
+{
+    (void)state;
+    char key[SC_CHANGELOG_KEY_MAX], key2[SC_CHANGELOG_KEY_MAX], err[160];
+    size_t len = 0, len2 = 0;
+    const char *text = "The user set up billing alerts; ticket INC-4471 is open.";
+    char *v = sc_changelog_encode_summary("acme", "conv-9", text, strlen(text), 42,
+                                          0x0123456789abcdefULL, "h-1-x", key, &len);
+    assert_non_null(v);
+    assert_int_equal(strncmp(key, "sum:", 4), 0);
+    assert_int_equal(strlen(key), 4 + 16);
+    char *v2 = sc_changelog_encode_summary("acme", "conv-9", "other", 5, 50, 1, "h-2-y", key2,
+                                           &len2);
+    assert_string_equal(key, key2); /* the same conversation: compaction keeps the newest */
+    free(v2);
+    v2 = sc_changelog_encode_summary("acmeconv", "-9", text, strlen(text), 42, 1, "o", key2, &len2);
+    assert_string_not_equal(key, key2); /* tenant and conversation do not run together */
+    free(v2);
+    v2 = sc_changelog_encode_summary("globex", "conv-9", text, strlen(text), 42, 1, "o", key2, &len2);
+    assert_string_not_equal(key, key2);
+    free(v2);
+    sc_changelog_rec_t rec;
+    assert_int_equal(sc_changelog_decode(v, len, DIM, &rec, err, sizeof err), SC_OK);
+    assert_int_equal(rec.summary, 1);
+    assert_int_equal(rec.purge, 0);
+    assert_string_equal(rec.sum_tenant, "acme");
+    assert_string_equal(rec.sum_conversation, "conv-9");
+    assert_int_equal(rec.sum.text_len, strlen(text));
+    assert_memory_equal(rec.sum.text, text, strlen(text));
+    assert_int_equal(rec.sum.n_turns, 42);
+    assert_true(rec.sum.hash == 0x0123456789abcdefULL);
+    assert_string_equal(rec.origin, "h-1-x");
+    sc_changelog_rec_clear(&rec);
+    free(v);
+    const char *bad[] = {
+        "{\"v\":1,\"origin\":\"o\",\"summary\":{\"tenant\":\"t\",\"conversation\":\"c\","
+        "\"text\":\"x\",\"n_turns\":0,\"hash\":\"0123456789abcdef\"}}",
+        "{\"v\":1,\"origin\":\"o\",\"summary\":{\"tenant\":\"t\",\"conversation\":\"c\","
+        "\"text\":\"x\",\"n_turns\":3,\"hash\":\"xyz\"}}",
+        "{\"v\":1,\"origin\":\"o\",\"summary\":{\"tenant\":\"t\",\"text\":\"x\",\"n_turns\":3,"
+        "\"hash\":\"0123456789abcdef\"}}",
+        "{\"v\":2,\"origin\":\"o\",\"summary\":{\"tenant\":\"t\",\"conversation\":\"c\","
+        "\"text\":\"x\",\"n_turns\":3,\"hash\":\"0123456789abcdef\"}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(sc_changelog_decode(bad[i], strlen(bad[i]), DIM, &rec, err, sizeof err),
+                         SC_ERR_INVALID_ARG);
+        assert_true(err[0] != '\0');
+        assert_null(rec.json);
+    }
+}
+
 static void test_base64(void **state)
 {
     (void)state;
@@ -170,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_key_follows_normalised_text),
         cmocka_unit_test(test_bad_records),
         cmocka_unit_test(test_purge_record),
+        cmocka_unit_test(test_summary_record),
         cmocka_unit_test(test_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,8 @@ struct sc_optimizer {
     /* told of every answer stored in the cache (serve: the changelog); NULL: none */
     void (*on_store)(void *ud, const sc_cache_item_t *stored);
     void *on_store_ud;
+    sc_optimizer_summary_fn on_summary; /* told of every summary stored; NULL: none */
+    void *on_summary_ud;
     int cascade, coalesce, prune;
     long budget;
     int keep_last;

@@ -7,6 +7,9 @@
 # asked again are answered by B from its cache, none reaches the upstream, and each tenant gets
 # its own answers. A purge on one replica reaches the others, and a replica started later.
 # The same run without the changelog pays every repeat again (the control).
+# Conversation summaries ride on the same topic: replica A summarises 8 long conversations and is
+# killed; replica B, started after, restores the summaries and answers the same 8 conversations
+# without one summary call (the control, without the changelog, summarises all 8 again).
 set -euo pipefail
 SCRIMP=${1:?usage: test_changelog.sh path/to/scrimp}
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -160,6 +163,44 @@ purge_check() {
     pass "replica C, started after the purge, restored 60 entries: none of globex's purged ones ($g of globex's, all answered after the purge)" ||
     fail "replica C restored $all entries, $g of globex (want 60 and 20: the purged ones skipped)"
 }
+
+# summaries_run CHANGELOG(true|false): A summarises, is killed, B answers the same conversations;
+# sets SUM_A and SUM_B, the summary calls (the lite tier's) each made
+summaries_run() {
+  sc_start_broker 4
+  sc_start_sim
+  local args=(serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL"
+    -X metrics.listen=127.0.0.1:0 -X kafka.session.timeout.ms=6000
+    -X kafka.heartbeat.interval.ms=500 -X kafka.auto.commit.interval.ms=200
+    -X router.shadow_rate=0 -X "cache.changelog=$1")
+  rm -rf "$WORK"/cs* "$WORK"/ss*
+  lite() { curl -sf "$SIM_URL/sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["generate_content"].get("gemini-2.5-flash-lite", 0))'; }
+  sc_start_bg "sa$1" "$SCRIMP" "${args[@]}" -X "cache.path=$WORK/csa" -X "prune.path=$WORK/ssa" -X "router.shadow_path=$WORK/ssa.shadow"
+  produce "$WORK/conv-a.jsonl" id
+  wait_results cv 8 90 || { fail "replica A did not answer the 8 long conversations within 90 s"; return 1; }
+  SUM_A=$(lite)
+  sleep 1 # the summaries were produced before the answers; let them reach the broker
+  local pa
+  pa=$(eval echo "\$PID_sa$1")
+  kill -KILL "$pa"; wait "$pa" 2>/dev/null || true
+  sc_start_bg "sb$1" "$SCRIMP" "${args[@]}" -X "cache.path=$WORK/csb" -X "prune.path=$WORK/ssb" -X "router.shadow_path=$WORK/ssb.shadow"
+  sed 's/"id": "cv-/"id": "cw-/' "$WORK/conv-a.jsonl" >"$WORK/conv-w.jsonl"
+  produce "$WORK/conv-w.jsonl" id
+  wait_results cw 8 90 || { fail "replica B did not answer the 8 conversations within 90 s"; return 1; }
+  SUM_B=$(( $(lite) - SUM_A ))
+  sc_stop "$(eval echo "\$PID_sb$1")" 30 || true
+  sc_stop "$PID_sim"; sc_stop "$PID_broker"
+  rm -f "$WORK/results.jsonl"
+}
+python3 "$ROOT/tests/integration/make_conversations.py" "$WORK/conv"
+summaries_run true
+grep -m1 "event=changelog.restore" "$WORK/sbtrue.log" | cut -c1-200 || true
+[ "$SUM_A" -eq 8 ] && [ "$SUM_B" -eq 0 ] &&
+  pass "summaries: replica A made $SUM_A summary calls for 8 long conversations; replica B, after A's SIGKILL, answered them again with $SUM_B (restored from the changelog)" ||
+  fail "summaries with the changelog: A made $SUM_A summary calls (want 8), B $SUM_B (want 0)"
+summaries_run false
+[ "$SUM_B" -eq 8 ] && pass "summaries, control without the changelog: replica B summarised all $SUM_B conversations again" ||
+  fail "summaries control: replica B made $SUM_B summary calls (want 8): the test does not measure the changelog"
 
 run true
 echo "with the changelog: the replicas paid $A_CALLS calls for 60 questions; the repeats on replica B paid $B_CALLS"
