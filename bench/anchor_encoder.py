@@ -10,8 +10,8 @@ Prints one JSON object: {"versions": {...}, "cells": [{"batch", "length", "sente
 tests/tools/make_minilm_fixture.py for an environment that has both)."""
 import argparse
 import json
-import sys
-import time
+
+from anchor_timing import load_texts, time_cells
 
 
 def main():
@@ -39,35 +39,15 @@ def main():
         model = model.half()
     model.eval()
 
-    by_len = {}
-    with open(a.texts, encoding="utf-8") as f:
-        for line in f:
-            length, text = line.rstrip("\n").split("\t", 1)
-            by_len.setdefault(int(length), []).append(text)
+    by_len = load_texts(a.texts)
 
-    def sync():
-        if a.device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    cells = []
-    for cell in a.cells.split(","):
-        b, length = (int(x) for x in cell.split(":"))
-        texts = (by_len[length] * (b // len(by_len[length]) + 1))[:b]
+    def encode(texts):
         with torch.inference_mode():
-            model.encode(texts, batch_size=b, convert_to_numpy=True)  # warm-up
-            sync()
-            calls, t0 = 0, time.perf_counter()
-            while True:
-                model.encode(texts, batch_size=b, convert_to_numpy=True)
-                sync()
-                calls += 1
-                dt = time.perf_counter() - t0
-                if dt >= a.min_seconds:
-                    break
-        cells.append({"batch": b, "length": length, "calls": calls,
-                      "sentences_per_s": b * calls / dt, "tokens_per_s": b * length * calls / dt})
-        print(f"anchor: batch {b} length {length}: {b * calls / dt:.1f} sentences/s",
-              file=sys.stderr, flush=True)
+            model.encode(texts, batch_size=len(texts), convert_to_numpy=True)
+            if a.device.startswith("cuda"):
+                torch.cuda.synchronize()
+
+    cells = time_cells(a.cells, by_len, encode, a.min_seconds, "anchor")
     versions = {"torch": torch.__version__, "sentence_transformers": sentence_transformers.__version__,
                 "threads": torch.get_num_threads(), "device": a.device,
                 "dtype": "float16" if a.fp16 else "float32"}

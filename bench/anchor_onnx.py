@@ -17,9 +17,9 @@ Prints one JSON object: {"versions": {...}, "cells": [{"batch", "length", "sente
 import argparse
 import json
 import os
-import sys
 import tempfile
-import time
+
+from anchor_timing import load_texts, time_cells
 
 
 def build_graph(model_dir, path):
@@ -168,27 +168,8 @@ def main():
         versions["cosine_min"], versions["cosine_mean"] = float(cos.min()), float(cos.mean())
         versions["check_sentences"] = len(rows)
 
-    by_len = {}
-    with open(a.texts, encoding="utf-8") as f:
-        for line in f:
-            length, text = line.rstrip("\n").split("\t", 1)
-            by_len.setdefault(int(length), []).append(text)
-    cells = []
-    for cell in a.cells.split(","):
-        b, length = (int(x) for x in cell.split(":"))
-        texts = (by_len[length] * (b // len(by_len[length]) + 1))[:b]
-        encode(texts)  # warm-up
-        calls, t0 = 0, time.perf_counter()
-        while True:
-            encode(texts)
-            calls += 1
-            dt = time.perf_counter() - t0
-            if dt >= a.min_seconds:
-                break
-        cells.append({"batch": b, "length": length, "calls": calls,
-                      "sentences_per_s": b * calls / dt, "tokens_per_s": b * length * calls / dt})
-        print(f"onnxruntime {versions['dtype']}: batch {b} length {length}: "
-              f"{b * calls / dt:.1f} sentences/s", file=sys.stderr, flush=True)
+    cells = time_cells(a.cells, load_texts(a.texts), encode, a.min_seconds,
+                       f"onnxruntime {versions['dtype']}")
     print(json.dumps({"versions": versions, "cells": cells}))
 
 

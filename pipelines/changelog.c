@@ -131,6 +131,15 @@ void sc_changelog_rec_clear(sc_changelog_rec_t *rec)
     memset(rec, 0, sizeof *rec);
 }
 
+/* Records carry "v": 1; any other is refused, named in errbuf. */
+static int cl_version_ok(json_int_t ver, char *errbuf, size_t errlen)
+{
+    if (ver == 1)
+        return 1;
+    snprintf(errbuf, errlen, "record version %lld (this scrimp reads 1)", (long long)ver);
+    return 0;
+}
+
 sc_status_t sc_changelog_decode(const void *buf, size_t len, int dim, sc_changelog_rec_t *rec,
                                 char *errbuf, size_t errlen)
 {
@@ -151,10 +160,8 @@ sc_status_t sc_changelog_decode(const void *buf, size_t len, int dim, sc_changel
                      !json_is_string(pg) ? "purge must be a tenant or null" : jerr.text);
             goto bad;
         }
-        if (ver != 1) {
-            snprintf(errbuf, errlen, "record version %lld (this scrimp reads 1)", (long long)ver);
+        if (!cl_version_ok(ver, errbuf, errlen))
             goto bad;
-        }
         rec->purge = 1;
         rec->purge_tenant = json_string_value(pg);
         rec->before_ms = before;
@@ -171,10 +178,8 @@ sc_status_t sc_changelog_decode(const void *buf, size_t len, int dim, sc_changel
             snprintf(errbuf, errlen, "summary record: %s", jerr.text);
             goto bad;
         }
-        if (ver != 1) {
-            snprintf(errbuf, errlen, "record version %lld (this scrimp reads 1)", (long long)ver);
+        if (!cl_version_ok(ver, errbuf, errlen))
             goto bad;
-        }
         char *end = NULL;
         rec->sum.hash = strtoull(hash, &end, 16);
         if (strlen(hash) != 16 || !end || *end || turns < 1) {
@@ -199,10 +204,8 @@ sc_status_t sc_changelog_decode(const void *buf, size_t len, int dim, sc_changel
         snprintf(errbuf, errlen, "%s", jerr.text);
         goto bad;
     }
-    if (ver != 1) {
-        snprintf(errbuf, errlen, "record version %lld (this scrimp reads 1)", (long long)ver);
+    if (!cl_version_ok(ver, errbuf, errlen))
         goto bad;
-    }
     char *end = NULL;
     it->q.scope = strtoull(scope, &end, 16);
     if (strlen(scope) != 16 || !end || *end) {
@@ -236,26 +239,33 @@ bad:
 
 /* ---- publishing ---- */
 
-void sc_changelog_publish(void *arg, const sc_cache_item_t *stored)
+/* Produce one record (val is taken, freed by librdkafka or here); what names it in the warning
+ * of a drop. Returns 1 when it was queued. */
+static int cl_send(sc_changelog_t *cl, const char *key, char *val, size_t len, const char *what)
 {
-    sc_changelog_t *cl = arg;
-    char key[SC_CHANGELOG_KEY_MAX];
-    size_t len = 0;
-    char *val = sc_changelog_encode(stored, cl->origin, cl->dim, key, &len);
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
     if (val)
         err = rd_kafka_producev(cl->producer, RD_KAFKA_V_TOPIC(cl->topic),
                                 RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(val, len),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE(NULL),
                                 RD_KAFKA_V_END);
-    if (err) {
-        free(val);
-        if (atomic_fetch_add(&cl->n_dropped, 1) == 0) /* said once; the count is in the close */
-            sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"the entry stays in this "
-                    "replica's cache only\"", cl->topic, rd_kafka_err2str(err));
-        return;
-    }
-    atomic_fetch_add(&cl->n_published, 1);
+    if (!err)
+        return 1;
+    free(val);
+    if (atomic_fetch_add(&cl->n_dropped, 1) == 0) /* said once; the count is in the close */
+        sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"the %s stays in this replica's "
+                "store only\"", cl->topic, rd_kafka_err2str(err), what);
+    return 0;
+}
+
+void sc_changelog_publish(void *arg, const sc_cache_item_t *stored)
+{
+    sc_changelog_t *cl = arg;
+    char key[SC_CHANGELOG_KEY_MAX];
+    size_t len = 0;
+    char *val = sc_changelog_encode(stored, cl->origin, cl->dim, key, &len);
+    if (cl_send(cl, key, val, len, "entry"))
+        atomic_fetch_add(&cl->n_published, 1);
 }
 
 void sc_changelog_publish_summary(void *arg, const char *tenant, const char *conversation,
@@ -267,20 +277,8 @@ void sc_changelog_publish_summary(void *arg, const char *tenant, const char *con
     size_t len = 0;
     char *val = sc_changelog_encode_summary(tenant, conversation, text, text_len, n_turns, hash,
                                             cl->origin, key, &len);
-    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
-    if (val)
-        err = rd_kafka_producev(cl->producer, RD_KAFKA_V_TOPIC(cl->topic),
-                                RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(val, len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE(NULL),
-                                RD_KAFKA_V_END);
-    if (err) {
-        free(val);
-        if (atomic_fetch_add(&cl->n_dropped, 1) == 0)
-            sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"the summary stays in this "
-                    "replica's store only\"", cl->topic, rd_kafka_err2str(err));
-        return;
-    }
-    atomic_fetch_add(&cl->n_sum_published, 1);
+    if (cl_send(cl, key, val, len, "summary"))
+        atomic_fetch_add(&cl->n_sum_published, 1);
 }
 
 static void cl_purge_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)

@@ -65,19 +65,24 @@ wait_results() { # wait_results PREFIX N TIMEOUT_S
 }
 calls() { curl -sf "$SIM_URL/sim/stats" | python3 -c 'import json,sys; print(sum(json.load(sys.stdin)["generate_content"].values()))'; }
 
-run() { # run CHANGELOG(true|false): the whole scenario; prints the repeats' upstream calls
+# start_cluster CHANGELOG(true|false): a fresh broker and simulator; ARGS: serve's arguments
+start_cluster() {
   sc_start_broker 4
   sc_start_sim
-  local args=(serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL"
+  ARGS=(serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL"
     -X metrics.listen=127.0.0.1:0 -X kafka.session.timeout.ms=6000
     -X kafka.heartbeat.interval.ms=500 -X kafka.auto.commit.interval.ms=200
     -X router.shadow_rate=0 -X "cache.changelog=$1")
+}
+
+run() { # run CHANGELOG(true|false): the whole scenario; prints the repeats' upstream calls
+  start_cluster "$1"
   rm -rf "$WORK"/ca "$WORK"/cb "$WORK"/sa* "$WORK"/sb*
-  sc_start_bg "a$1" "$SCRIMP" "${args[@]}" -X "cache.path=$WORK/ca" -X "prune.path=$WORK/sa" -X "router.shadow_path=$WORK/sa.shadow"
+  sc_start_bg "a$1" "$SCRIMP" "${ARGS[@]}" -X "cache.path=$WORK/ca" -X "prune.path=$WORK/sa" -X "router.shadow_path=$WORK/sa.shadow"
   produce "$WORK/a.jsonl" tenant
   wait_results a 40 60 || { fail "replica A did not answer the 40 questions within 60 s"; return 1; }
   A_CALLS=$(calls)
-  sc_start_bg "b$1" "$SCRIMP" "${args[@]}" -X "cache.path=$WORK/cb" -X "prune.path=$WORK/sb" -X "router.shadow_path=$WORK/sb.shadow"
+  sc_start_bg "b$1" "$SCRIMP" "${ARGS[@]}" -X "cache.path=$WORK/cb" -X "prune.path=$WORK/sb" -X "router.shadow_path=$WORK/sb.shadow"
   local start=$SECONDS
   until grep -q "event=kafka.assign" "$WORK/b$1.log"; do
     [ $((SECONDS - start)) -lt 60 ] || { fail "replica B got no partitions within 60 s"; return 1; }
@@ -168,15 +173,10 @@ purge_check() {
 # summaries_run CHANGELOG(true|false): A summarises, is killed, B answers the same conversations;
 # sets SUM_A and SUM_B, the summary calls (the lite tier's) each made
 summaries_run() {
-  sc_start_broker 4
-  sc_start_sim
-  local args=(serve -X "kafka.bootstrap.servers=$BOOTSTRAP" -X "gemini.base_url=$SIM_URL"
-    -X metrics.listen=127.0.0.1:0 -X kafka.session.timeout.ms=6000
-    -X kafka.heartbeat.interval.ms=500 -X kafka.auto.commit.interval.ms=200
-    -X router.shadow_rate=0 -X "cache.changelog=$1")
+  start_cluster "$1"
   rm -rf "$WORK"/cs* "$WORK"/ss*
   lite() { curl -sf "$SIM_URL/sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["generate_content"].get("gemini-2.5-flash-lite", 0))'; }
-  sc_start_bg "sa$1" "$SCRIMP" "${args[@]}" -X "cache.path=$WORK/csa" -X "prune.path=$WORK/ssa" -X "router.shadow_path=$WORK/ssa.shadow"
+  sc_start_bg "sa$1" "$SCRIMP" "${ARGS[@]}" -X "cache.path=$WORK/csa" -X "prune.path=$WORK/ssa" -X "router.shadow_path=$WORK/ssa.shadow"
   produce "$WORK/conv-a.jsonl" id
   wait_results cv 2 180 || { fail "replica A did not answer the 2 long conversations within 180 s"; return 1; }
   SUM_A=$(lite)
@@ -184,7 +184,7 @@ summaries_run() {
   local pa
   pa=$(eval echo "\$PID_sa$1")
   kill -KILL "$pa"; wait "$pa" 2>/dev/null || true
-  sc_start_bg "sb$1" "$SCRIMP" "${args[@]}" -X "cache.path=$WORK/csb" -X "prune.path=$WORK/ssb" -X "router.shadow_path=$WORK/ssb.shadow"
+  sc_start_bg "sb$1" "$SCRIMP" "${ARGS[@]}" -X "cache.path=$WORK/csb" -X "prune.path=$WORK/ssb" -X "router.shadow_path=$WORK/ssb.shadow"
   sed 's/"id": "cv-/"id": "cw-/' "$WORK/conv-a.jsonl" >"$WORK/conv-w.jsonl"
   produce "$WORK/conv-w.jsonl" id
   wait_results cw 2 180 || { fail "replica B did not answer the 2 conversations within 180 s"; return 1; }
