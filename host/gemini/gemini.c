@@ -563,6 +563,7 @@ void sc_gemini_start_attempt(sc_gemini_t *g, sc_gem_priv_t *p)
         if (left < timeout)
             timeout = (long)left;
     }
+    p->deadline_capped = call->deadline_ms > 0 && timeout < g->opts.request_timeout_ms;
     n = snprintf(url, sizeof(url), "%s/v1beta/models/%s:generateContent", g->base_url,
                  call->model);
     if (n < 0 || (size_t)n >= sizeof(url)) {
@@ -654,7 +655,10 @@ static void sc_gemini_attempt_done(sc_gemini_t *g, sc_gem_priv_t *p, CURLcode rc
     if (rc != CURLE_OK) {
         call->http_status = 0;
         sc_gemini_set_err(call, "", cause);
-        if (call->deadline_ms > 0 && sc_now_ms() >= call->deadline_ms) {
+        /* a timeout set from the deadline is the deadline, whatever a millisecond clock says
+         * when it fires (curl times the transfer with its own) */
+        if (call->deadline_ms > 0 && (sc_now_ms() >= call->deadline_ms ||
+                                      (rc == CURLE_OPERATION_TIMEDOUT && p->deadline_capped))) {
             char what[SC_GEMINI_LOGMSG_MAX];
             snprintf(what, sizeof(what), "deadline passed during attempt %d", call->attempts);
             sc_gemini_err_ended(call, what);

@@ -82,6 +82,7 @@ typedef struct sc_gem_priv {
     char *resp;             /* response body of the current attempt, owned */
     size_t resp_len, resp_cap;
     int resp_overflow;
+    int deadline_capped; /* this attempt's timeout is what was left of the call's deadline */
     int64_t due_ms;         /* when waiting */
     int64_t attempt_ms;     /* when the current attempt started */
     sc_gem_model_t *model;  /* the client's entry for call->model, borrowed */
