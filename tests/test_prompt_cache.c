@@ -1,7 +1,11 @@
 /* test_prompt_cache.c - the explicit-cache manager against the simulator on loopback: scheduled
  * creation, use through the client, the minimum, "too small", TTL extension, idle deletion,
- * deletion at free, the storage charge, and the acceptance scenario (a shared 6,000-token system
- * prompt). */
+ * deletion at free, the storage charge, the acceptance scenario (a shared 6,000-token system
+ * prompt), and sharing caches between replicas (the share hook, adopt, leaving at free). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,10 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <jansson.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "host/core/config.h"
 #include "host/gemini/gemini.h"
@@ -33,6 +42,8 @@
 #define ACCEPT_N      50    /* requests in the acceptance scenario */
 #define ACCEPT_CHARS  24000 /* its system prompt: 6,000 tokens at 4 characters per token */
 #define ACCEPT_RATIO  0.90
+#define SHARES_MAX    16   /* shares a recorder keeps */
+#define STALL_MS      5000 /* bounds a manager's call to the server that never answers */
 
 typedef struct {
     sc_gemini_sim_t *sim;
@@ -521,6 +532,527 @@ static void test_acceptance_shared_prefix(void **state)
     fx_stop(&f);
 }
 
+/* ---- sharing between replicas ---- */
+
+/* One share a hook was told, with copies of its strings (they are borrowed). */
+typedef struct {
+    sc_prompt_cache_share_t s; /* its strings point at the copies below */
+    char model[SC_PROMPT_CACHE_MODEL_MAX], name[SC_PROMPT_CACHE_NAME_MAX];
+    char *prefix; /* owned, NULL when the share had none */
+} share_rec_t;
+
+/* A share hook's recorder: the manager's thread writes, the test reads, hence the lock. */
+typedef struct {
+    pthread_mutex_t mu;
+    int n; /* shares told; those past SHARES_MAX are counted, not kept */
+    share_rec_t r[SHARES_MAX];
+} shares_t;
+
+static void shares_init(shares_t *sh)
+{
+    memset(sh, 0, sizeof *sh);
+    pthread_mutex_init(&sh->mu, NULL);
+}
+
+static void shares_clear(shares_t *sh)
+{
+    for (int i = 0; i < sh->n && i < SHARES_MAX; i++)
+        free(sh->r[i].prefix);
+    pthread_mutex_destroy(&sh->mu);
+}
+
+static void shares_hook(void *arg, const sc_prompt_cache_share_t *s)
+{
+    shares_t *sh = arg;
+    pthread_mutex_lock(&sh->mu);
+    if (sh->n < SHARES_MAX) {
+        share_rec_t *r = &sh->r[sh->n];
+        r->s = *s;
+        snprintf(r->model, sizeof r->model, "%s", s->model);
+        snprintf(r->name, sizeof r->name, "%s", s->name);
+        r->prefix = s->prefix ? malloc(s->prefix_len) : NULL;
+        if (r->prefix)
+            memcpy(r->prefix, s->prefix, s->prefix_len);
+        r->s.model = r->model;
+        r->s.name = r->name;
+        r->s.prefix = r->prefix;
+    }
+    sh->n++;
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* Shares told so far. */
+static int shares_total(shares_t *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    int n = sh->n;
+    pthread_mutex_unlock(&sh->mu);
+    return n;
+}
+
+/* Shares told so far with that gone flag. */
+static int shares_count(shares_t *sh, int gone)
+{
+    pthread_mutex_lock(&sh->mu);
+    int c = 0;
+    for (int i = 0; i < sh->n && i < SHARES_MAX; i++)
+        c += sh->r[i].s.gone == gone;
+    pthread_mutex_unlock(&sh->mu);
+    return c;
+}
+
+/* The k-th (from 0) share with that gone flag, polled for; it stays valid until shares_clear. */
+static const sc_prompt_cache_share_t *shares_wait(shares_t *sh, int gone, int k)
+{
+    int64_t deadline = sc_now_ms() + TEST_WAIT_MS;
+    for (;;) {
+        pthread_mutex_lock(&sh->mu);
+        int seen = 0;
+        for (int i = 0; i < sh->n && i < SHARES_MAX; i++) {
+            if (sh->r[i].s.gone == gone && seen++ == k) {
+                pthread_mutex_unlock(&sh->mu);
+                return &sh->r[i].s;
+            }
+        }
+        pthread_mutex_unlock(&sh->mu);
+        if (sc_now_ms() > deadline)
+            fail_msg("share %d with gone=%d never came", k, gone);
+        test_sleep_ms(TEST_POLL_MS);
+    }
+}
+
+/* Another replica's manager on f's prices: url "" for f's simulator. @remark the caller frees. */
+static sc_prompt_cache_t *replica_new(fx_t *f, const char *url, long ttl_s, int max_caches,
+                                      long timeout_ms)
+{
+    sc_prompt_cache_opts_t o;
+    sc_prompt_cache_opts_from_config(f->cfg, &o);
+    o.base_url = url[0] ? url : f->url;
+    o.api_key = TEST_KEY;
+    if (ttl_s > 0)
+        o.ttl_s = ttl_s;
+    if (max_caches > 0)
+        o.max_caches = max_caches;
+    if (timeout_ms > 0)
+        o.request_timeout_ms = timeout_ms;
+    char err[256] = "";
+    sc_prompt_cache_t *pc = NULL;
+    if (sc_prompt_cache_new(&o, &pc, err, sizeof err) != SC_OK)
+        fail_msg("replica: %s", err);
+    return pc;
+}
+
+/* A live record of (model, prefix) made by the test (the hash its XXH3). */
+static sc_prompt_cache_share_t share_make(const char *model, const char *prefix, size_t len,
+                                          const char *name, int64_t expire_wall_ms)
+{
+    sc_prompt_cache_share_t s = {.model = model,
+                                 .prefix = prefix,
+                                 .prefix_len = len,
+                                 .hash = XXH3_64bits(prefix, len),
+                                 .name = name,
+                                 .tokens = (long)(len / 4),
+                                 .expire_wall_ms = expire_wall_ms};
+    return s;
+}
+
+/* Create prefix's cache on f's manager; its name into name (SC_PROMPT_CACHE_NAME_MAX bytes). */
+static void fx_make_cache(fx_t *f, const char *prefix, size_t len, char *name)
+{
+    sc_prompt_cache_stats_t st;
+    sc_prompt_cache_stats(f->pc, &st);
+    assert_int_equal(sc_prompt_cache_acquire(f->pc, TEST_FLASH, prefix, len, 0, name,
+                                             SC_PROMPT_CACHE_NAME_MAX, NULL),
+                     SC_ERR_NOT_FOUND);
+    WAIT_STAT(f, creates, st.creates + 1);
+    assert_int_equal(sc_prompt_cache_acquire(f->pc, TEST_FLASH, prefix, len, 0, name,
+                                             SC_PROMPT_CACHE_NAME_MAX, NULL),
+                     SC_OK);
+}
+
+/* A replica's cache, shared by A's hook, is adopted by B: B answers A's name without creating
+ * one, and carries no storage for it. */
+static void test_share_and_adopt(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, 0, 0, 0, 0);
+    shares_t sh;
+    shares_init(&sh);
+    sc_prompt_cache_on_share(f.pc, shares_hook, &sh);
+    char *sys = prefix_make(8000, 11);
+    char name_a[SC_PROMPT_CACHE_NAME_MAX], name[SC_PROMPT_CACHE_NAME_MAX];
+    fx_make_cache(&f, sys, 8000, name_a);
+    const sc_prompt_cache_share_t *s = shares_wait(&sh, 0, 0);
+    assert_int_equal(shares_total(&sh), 1);
+    assert_string_equal(s->name, name_a);
+    assert_string_equal(s->model, TEST_FLASH);
+    assert_int_equal(s->fields, 0);
+    assert_int_equal(s->prefix_len, 8000);
+    assert_memory_equal(s->prefix, sys, 8000);
+    assert_true(s->hash == XXH3_64bits(sys, 8000));
+    assert_int_equal(s->tokens, 2000);
+    assert_true(s->expire_wall_ms > sc_wall_ms() + 200 * 1000); /* the 300 s TTL */
+
+    sc_prompt_cache_t *b = replica_new(&f, "", 0, 0, 0);
+    assert_int_equal(sc_prompt_cache_adopt(b, s), SC_OK);
+    double charge = -1.0;
+    assert_int_equal(
+        sc_prompt_cache_acquire(b, TEST_FLASH, sys, 8000, 0, name, sizeof name, &charge), SC_OK);
+    assert_string_equal(name, name_a);
+    assert_true(charge == 0.0); /* A bought the storage */
+    /* the same record again refreshes, it adopts nothing new */
+    assert_int_equal(sc_prompt_cache_adopt(b, s), SC_OK);
+    sc_gemini_call_t *call = send_req(&f, TEST_FLASH, sys, "Which replica am I on?", name_a);
+    assert_int_equal(call->usage.cached_tokens, 2000);
+    sc_gemini_call_free(call);
+
+    sc_prompt_cache_stats_t st;
+    sc_prompt_cache_stats(b, &st);
+    assert_int_equal(st.creates, 0);
+    assert_int_equal(st.adopted, 1);
+    assert_int_equal(st.live, 1);
+    assert_int_equal(st.hits, 1);
+    assert_true(st.storage_usd == 0.0);
+    assert_int_equal(sim_stat(&f, "caches_created"), 1);
+    /* B leaves A's cache alone at free */
+    sc_prompt_cache_free(b);
+    assert_int_equal(sim_stat(&f, "caches_deleted"), 0);
+    assert_int_equal(sim_list_count(&f), 1);
+    sc_prompt_cache_on_share(f.pc, NULL, NULL);
+    assert_int_equal(shares_total(&sh), 1); /* B's adopting told A nothing */
+    shares_clear(&sh);
+    free(sys);
+    fx_stop(&f);
+}
+
+/* Records that do not hold up are refused; a record answers its own prefix only. */
+static void test_adopt_refuses(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, 0, 0, 0, 0);
+    char *p1 = prefix_make(8000, 12), *p2 = prefix_make(8000, 13), *p3 = prefix_make(8000, 14);
+    int64_t exp = sc_wall_ms() + 300 * 1000;
+    const char *n2 = "cachedContents/replica2", *n3 = "cachedContents/replica3";
+    sc_prompt_cache_share_t s = share_make(TEST_FLASH, p2, 8000, n2, exp);
+    char name[SC_PROMPT_CACHE_NAME_MAX];
+
+    /* p2's cache claimed for p1's bytes (p1 keeps p2's hash, or gets its own): refused */
+    sc_prompt_cache_share_t bad = s;
+    bad.prefix = p1;
+    assert_int_equal(sc_prompt_cache_adopt(f.pc, &bad), SC_ERR_INVALID_ARG);
+    bad = s;
+    bad.hash ^= 1;
+    assert_int_equal(sc_prompt_cache_adopt(f.pc, &bad), SC_ERR_INVALID_ARG);
+    const char *bad_names[] = {"cachedContents/", "cachedContents/../models", "files/abc",
+                               "cachedContents/a?b", NULL};
+    for (int i = 0; i < 5; i++) {
+        bad = s;
+        bad.name = bad_names[i];
+        assert_int_equal(sc_prompt_cache_adopt(f.pc, &bad), SC_ERR_INVALID_ARG);
+    }
+    bad = s;
+    bad.model = "";
+    assert_int_equal(sc_prompt_cache_adopt(f.pc, &bad), SC_ERR_INVALID_ARG);
+    bad = s;
+    bad.prefix = NULL;
+    assert_int_equal(sc_prompt_cache_adopt(f.pc, &bad), SC_ERR_INVALID_ARG);
+    bad = s;
+    bad.fields = 2;
+    assert_int_equal(sc_prompt_cache_adopt(f.pc, &bad), SC_ERR_INVALID_ARG);
+    bad = s;
+    bad.expire_wall_ms = sc_wall_ms() + 1000; /* inside the hand-out margin */
+    assert_int_equal(sc_prompt_cache_adopt(f.pc, &bad), SC_ERR_TIMEOUT);
+    bad.expire_wall_ms = INT64_MIN;
+    assert_int_equal(sc_prompt_cache_adopt(f.pc, &bad), SC_ERR_TIMEOUT);
+    bad.expire_wall_ms = INT64_MAX; /* beyond any TTL */
+    assert_int_equal(sc_prompt_cache_adopt(f.pc, &bad), SC_ERR_INVALID_ARG);
+    assert_int_equal(sc_prompt_cache_adopt(NULL, &s), SC_ERR_INVALID_ARG);
+    sc_prompt_cache_stats_t st;
+    sc_prompt_cache_stats(f.pc, &st);
+    assert_int_equal(st.adopted, 0);
+    assert_int_equal(st.live, 0);
+
+    /* p2's real record: p1 and p2 under another model are not answered with it */
+    assert_int_equal(sc_prompt_cache_adopt(f.pc, &s), SC_OK);
+    assert_int_equal(
+        sc_prompt_cache_acquire(f.pc, TEST_FLASH, p2, 8000, 0, name, sizeof name, NULL), SC_OK);
+    assert_string_equal(name, n2);
+    assert_int_equal(
+        sc_prompt_cache_acquire(f.pc, TEST_FLASH, p1, 8000, 0, name, sizeof name, NULL),
+        SC_ERR_NOT_FOUND);
+    assert_int_equal(sc_prompt_cache_acquire(f.pc, "gemini-2.5-flash-lite", p2, 8000, 0, name,
+                                             sizeof name, NULL),
+                     SC_ERR_NOT_FOUND);
+    WAIT_STAT(&f, creates, 2);
+    /* p1 now has a cache of its own: another replica's for p1 leaves it as it is */
+    char own[SC_PROMPT_CACHE_NAME_MAX];
+    assert_int_equal(sc_prompt_cache_acquire(f.pc, TEST_FLASH, p1, 8000, 0, own, sizeof own, NULL),
+                     SC_OK);
+    sc_prompt_cache_share_t other = share_make(TEST_FLASH, p1, 8000, n3, exp);
+    assert_int_equal(sc_prompt_cache_adopt(f.pc, &other), SC_ERR_INVALID);
+    assert_int_equal(
+        sc_prompt_cache_acquire(f.pc, TEST_FLASH, p1, 8000, 0, name, sizeof name, NULL), SC_OK);
+    assert_string_equal(name, own);
+    sc_prompt_cache_stats(f.pc, &st);
+    assert_int_equal(st.adopted, 1);
+    assert_int_equal(st.live, 3);
+    fx_stop(&f);
+
+    /* a table of one: the second prefix finds no slot */
+    fx_start(&f, 0, 0, 0, 0);
+    sc_prompt_cache_t *one = replica_new(&f, "", 0, 1, 0);
+    assert_int_equal(sc_prompt_cache_adopt(one, &s), SC_OK);
+    other = share_make(TEST_FLASH, p3, 8000, n3, exp);
+    assert_int_equal(sc_prompt_cache_adopt(one, &other), SC_ERR_FULL);
+    sc_prompt_cache_free(one);
+    free(p1);
+    free(p2);
+    free(p3);
+    fx_stop(&f);
+}
+
+/* A gone record drops the adopted cache without a DELETE: the next acquire makes one. */
+static void test_adopt_gone(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, 0, 0, 0, 0);
+    char *sys = prefix_make(8000, 15);
+    char name_a[SC_PROMPT_CACHE_NAME_MAX], name[SC_PROMPT_CACHE_NAME_MAX];
+    fx_make_cache(&f, sys, 8000, name_a);
+    sc_prompt_cache_t *b = replica_new(&f, "", 0, 0, 0);
+    sc_prompt_cache_share_t s =
+        share_make(TEST_FLASH, sys, 8000, name_a, sc_wall_ms() + 300 * 1000);
+    assert_int_equal(sc_prompt_cache_adopt(b, &s), SC_OK);
+    assert_int_equal(sc_prompt_cache_acquire(b, TEST_FLASH, sys, 8000, 0, name, sizeof name, NULL),
+                     SC_OK);
+    assert_string_equal(name, name_a);
+
+    sc_prompt_cache_share_t gone = {
+        .model = TEST_FLASH, .hash = s.hash, .name = name_a, .gone = 1}; /* no prefix */
+    assert_int_equal(sc_prompt_cache_adopt(b, &gone), SC_OK);
+    assert_int_equal(sc_prompt_cache_adopt(b, &gone), SC_ERR_NOT_FOUND);
+    assert_int_equal(sc_prompt_cache_acquire(b, TEST_FLASH, sys, 8000, 0, name, sizeof name, NULL),
+                     SC_ERR_NOT_FOUND);
+    fx_t fb = {.pc = b};
+    WAIT_STAT(&fb, creates, 1);
+    assert_int_equal(sc_prompt_cache_acquire(b, TEST_FLASH, sys, 8000, 0, name, sizeof name, NULL),
+                     SC_OK);
+    assert_string_not_equal(name, name_a);
+    assert_int_equal(sim_stat(&f, "caches_created"), 2);
+    assert_int_equal(sim_stat(&f, "caches_deleted"), 0); /* the gone record deleted nothing */
+    gone.name = "cachedContents/unknown";
+    assert_int_equal(sc_prompt_cache_adopt(b, &gone), SC_ERR_NOT_FOUND);
+    sc_prompt_cache_free(b); /* no hook: B deletes the cache it made */
+    assert_int_equal(sim_stat(&f, "caches_deleted"), 1);
+    free(sys);
+    fx_stop(&f);
+}
+
+/* What leaves the table for good is shared as gone: an expiry, a forget, an idle delete. */
+static void test_share_gone(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, 0, 0, 1, 60); /* a 1 s TTL, nothing extends it */
+    shares_t sh;
+    shares_init(&sh);
+    sc_prompt_cache_on_share(f.pc, shares_hook, &sh);
+    char *p1 = prefix_make(8000, 16), *p2 = prefix_make(8000, 17), *p3 = prefix_make(8000, 18);
+    char name[SC_PROMPT_CACHE_NAME_MAX];
+    fx_make_cache(&f, p1, 8000, name);
+    const sc_prompt_cache_share_t *g = shares_wait(&sh, 1, 0); /* expired */
+    assert_string_equal(g->name, name);
+    assert_true(g->hash == XXH3_64bits(p1, 8000));
+    assert_int_equal(shares_count(&sh, 0), 1);
+    sc_prompt_cache_on_share(f.pc, NULL, NULL);
+    fx_stop(&f);
+    shares_clear(&sh);
+
+    fx_start(&f, 0, 0, 0, 1); /* idle after 1 s */
+    shares_init(&sh);
+    sc_prompt_cache_on_share(f.pc, shares_hook, &sh);
+    fx_make_cache(&f, p2, 8000, name);
+    sc_prompt_cache_forget(f.pc, name); /* told at once, on this thread */
+    assert_int_equal(shares_count(&sh, 1), 1);
+    assert_string_equal(shares_wait(&sh, 1, 0)->name, name);
+    assert_int_equal(sim_stat(&f, "caches_deleted"), 0);
+    fx_make_cache(&f, p3, 8000, name);
+    wait_sim(&f, "caches_deleted", 1);
+    WAIT_STAT(&f, deletes, 1);
+    assert_string_equal(shares_wait(&sh, 1, 1)->name, name);
+    assert_int_equal(shares_count(&sh, 0), 2);
+    sc_prompt_cache_on_share(f.pc, NULL, NULL);
+    fx_stop(&f);
+    shares_clear(&sh);
+    free(p1);
+    free(p2);
+    free(p3);
+}
+
+/* A sharing manager leaves its caches to the other replicas at free, also when its hook was
+ * cleared first (as serve does before its changelog closes). Without a hook they are deleted
+ * (test_idle_and_free_delete). */
+static void test_leave_at_free(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, 0, 0, 0, 0);
+    shares_t sh;
+    shares_init(&sh);
+    sc_prompt_cache_on_share(f.pc, shares_hook, &sh);
+    char *p1 = prefix_make(8000, 19), *p2 = prefix_make(8000, 20);
+    char name[SC_PROMPT_CACHE_NAME_MAX];
+    fx_make_cache(&f, p1, 8000, name);
+    sc_prompt_cache_free(f.pc);
+    assert_int_equal(sim_stat(&f, "caches_deleted"), 0);
+    assert_int_equal(sim_list_count(&f), 1);
+    assert_int_equal(shares_count(&sh, 1), 0); /* left, not gone */
+
+    sc_prompt_cache_t *c = replica_new(&f, "", 0, 0, 0);
+    sc_prompt_cache_on_share(c, shares_hook, &sh);
+    f.pc = c;
+    fx_make_cache(&f, p2, 8000, name);
+    sc_prompt_cache_on_share(c, NULL, NULL);
+    sc_prompt_cache_free(c);
+    f.pc = NULL;
+    assert_int_equal(sim_stat(&f, "caches_deleted"), 0);
+    assert_int_equal(sim_list_count(&f), 2);
+    assert_int_equal(shares_count(&sh, 0), 2);
+    assert_int_equal(shares_count(&sh, 1), 0);
+    shares_clear(&sh);
+    free(p1);
+    free(p2);
+    fx_stop(&f);
+}
+
+/* The adopter extends the cache like its own: the PATCH is charged to it and shared. */
+static void test_adopter_extends(void **state)
+{
+    (void)state;
+    enum { TTL_S = 3 };
+    fx_t f;
+    fx_start(&f, 0, 0, TTL_S, 60);
+    char *sys = prefix_make(8000, 21);
+    char name_a[SC_PROMPT_CACHE_NAME_MAX], name[SC_PROMPT_CACHE_NAME_MAX];
+    fx_make_cache(&f, sys, 8000, name_a);
+    int64_t created = sc_now_ms();
+    sc_prompt_cache_t *b = replica_new(&f, "", TTL_S, 0, 0);
+    shares_t sh;
+    shares_init(&sh);
+    sc_prompt_cache_on_share(b, shares_hook, &sh);
+    /* the record as A's hook would make it: expireTime from the simulator's view of A's TTL */
+    sc_prompt_cache_share_t s =
+        share_make(TEST_FLASH, sys, 8000, name_a, sc_wall_ms() + TTL_S * 1000 - 100);
+    assert_int_equal(sc_prompt_cache_adopt(b, &s), SC_OK);
+    double charge = -1.0;
+    assert_int_equal(
+        sc_prompt_cache_acquire(b, TEST_FLASH, sys, 8000, 0, name, sizeof name, &charge), SC_OK);
+    assert_true(charge == 0.0);
+    while (sc_now_ms() - created < TTL_S * 1000 / 2 + 100) /* a wait on the clock itself */
+        test_sleep_ms(TEST_POLL_MS);
+    assert_int_equal(sc_prompt_cache_acquire(b, TEST_FLASH, sys, 8000, 0, name, sizeof name, NULL),
+                     SC_OK);
+    const sc_prompt_cache_share_t *e = shares_wait(&sh, 0, 0);
+    assert_string_equal(e->name, name_a);
+    assert_true(e->expire_wall_ms > s.expire_wall_ms);
+    assert_memory_equal(e->prefix, sys, 8000);
+    assert_int_equal(
+        sc_prompt_cache_acquire(b, TEST_FLASH, sys, 8000, 0, name, sizeof name, &charge), SC_OK);
+    assert_true(charge > 0.0); /* B's own extension */
+    sc_prompt_cache_stats_t st;
+    sc_prompt_cache_stats(b, &st);
+    assert_int_equal(st.extends, 1);
+    assert_int_equal(st.creates, 0);
+    assert_true(fabs(st.storage_usd - charge) < 1e-15);
+    sc_prompt_cache_stats(f.pc, &st);
+    assert_int_equal(st.extends, 0);
+    /* A takes B's extension: the same cache, its expiry raised, nothing adopted */
+    assert_int_equal(sc_prompt_cache_adopt(f.pc, e), SC_OK);
+    sc_prompt_cache_stats(f.pc, &st);
+    assert_int_equal(st.adopted, 0);
+    assert_int_equal(st.live, 1);
+    /* past A's first TTL the cache still answers, through A */
+    while (sc_now_ms() - created < TTL_S * 1000 + 200)
+        test_sleep_ms(TEST_POLL_MS);
+    assert_int_equal(
+        sc_prompt_cache_acquire(f.pc, TEST_FLASH, sys, 8000, 0, name, sizeof name, NULL), SC_OK);
+    sc_gemini_call_t *call = send_req(&f, TEST_FLASH, sys, "Extended elsewhere?", name);
+    assert_int_equal(call->usage.cached_tokens, 2000);
+    sc_gemini_call_free(call);
+    sc_prompt_cache_on_share(b, NULL, NULL);
+    sc_prompt_cache_free(b);
+    shares_clear(&sh);
+    free(sys);
+    fx_stop(&f);
+}
+
+/* A listener that never answers: a manager's call to it waits for its timeout. */
+static int stall_listen(char *url, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    snprintf(url, len, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    return fd;
+}
+
+/* A creation still scheduled is saved by an adopted record; one on the wire is left alone. The
+ * manager's server accepts and never answers, so its thread holds the first POST meanwhile. */
+static void test_adopt_pending(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, 0, 0, 0, 0);
+    char url[TEST_URL_MAX];
+    int fd = stall_listen(url, sizeof url);
+    sc_prompt_cache_t *b = replica_new(&f, url, 0, 0, STALL_MS);
+    fx_t fb = {.pc = b};
+    char *p1 = prefix_make(8000, 22), *p2 = prefix_make(8000, 23);
+    char name[SC_PROMPT_CACHE_NAME_MAX];
+    assert_int_equal(sc_prompt_cache_acquire(b, TEST_FLASH, p1, 8000, 0, name, sizeof name, NULL),
+                     SC_ERR_NOT_FOUND);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, TEST_WAIT_MS), 1);
+    int conn = accept(fd, NULL, NULL); /* p1's POST is out: the thread is held in it */
+    assert_true(conn >= 0);
+    assert_int_equal(sc_prompt_cache_acquire(b, TEST_FLASH, p2, 8000, 0, name, sizeof name, NULL),
+                     SC_ERR_NOT_FOUND);
+    int64_t exp = sc_wall_ms() + 300 * 1000;
+    sc_prompt_cache_share_t s1 = share_make(TEST_FLASH, p1, 8000, "cachedContents/late", exp);
+    sc_prompt_cache_share_t s2 = share_make(TEST_FLASH, p2, 8000, "cachedContents/saved", exp);
+    assert_int_equal(sc_prompt_cache_adopt(b, &s1), SC_ERR_INVALID); /* creating: left alone */
+    assert_int_equal(sc_prompt_cache_adopt(b, &s2), SC_OK);
+    assert_int_equal(sc_prompt_cache_acquire(b, TEST_FLASH, p2, 8000, 0, name, sizeof name, NULL),
+                     SC_OK);
+    assert_string_equal(name, "cachedContents/saved");
+    sc_prompt_cache_stats_t st;
+    sc_prompt_cache_stats(b, &st);
+    assert_int_equal(st.adopted, 1);
+    assert_int_equal(st.live, 1);
+    assert_int_equal(st.pending, 1); /* p1 alone */
+    close(conn);                     /* p1's POST fails; p2 is never posted */
+    WAIT_STAT(&fb, create_failures, 1);
+    sc_prompt_cache_stats(b, &st);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.live, 1);
+    assert_int_equal(st.creates, 0);
+    pfd.revents = 0;
+    assert_int_equal(poll(&pfd, 1, 0), 0); /* no second connection came */
+    sc_prompt_cache_free(b);               /* p2 adopted: left, no DELETE sent */
+    assert_int_equal(poll(&pfd, 1, 0), 0);
+    close(fd);
+    free(p1);
+    free(p2);
+    fx_stop(&f);
+}
+
 static void test_opts_and_null(void **state)
 {
     (void)state;
@@ -576,7 +1108,10 @@ int main(void)
         cmocka_unit_test(test_create_then_use), cmocka_unit_test(test_below_minimum_and_too_small),
         cmocka_unit_test(test_ttl_extension),   cmocka_unit_test(test_idle_and_free_delete),
         cmocka_unit_test(test_forget),          cmocka_unit_test(test_acceptance_shared_prefix),
-        cmocka_unit_test(test_opts_and_null),
+        cmocka_unit_test(test_opts_and_null),   cmocka_unit_test(test_share_and_adopt),
+        cmocka_unit_test(test_adopt_refuses),   cmocka_unit_test(test_adopt_gone),
+        cmocka_unit_test(test_share_gone),      cmocka_unit_test(test_leave_at_free),
+        cmocka_unit_test(test_adopter_extends), cmocka_unit_test(test_adopt_pending),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -1,6 +1,7 @@
 /* prompt_cache.c - the explicit-cache manager: a fixed table of entries keyed by (model, XXH3 of
  * the prefix) and one thread that creates (POST), extends (PATCH) and deletes (DELETE)
- * cachedContents on its own curl easy handle (prompt_cache.h; gemini-api.md §4). */
+ * cachedContents on its own curl easy handle, and the two ends of sharing those caches with
+ * other replicas (the share hook, adopt) (prompt_cache.h; gemini-api.md §4). */
 #include "host/gemini/prompt_cache.h"
 
 #include <errno.h>
@@ -77,6 +78,7 @@ typedef struct {
     int64_t retry_at_ms;    /* monotonic: FAILED creates and failed extensions */
     double storage_price;   /* USD per 1M tokens per hour */
     double charge_due;      /* storage bought and not yet handed to a request */
+    bool adopted;           /* made live from another replica's record: never deleted at free */
 } sc_pc_entry_t;
 
 struct sc_prompt_cache {
@@ -89,6 +91,12 @@ struct sc_prompt_cache {
     bool stopping;
     sc_pc_entry_t *entries; /* o.max_caches, owned */
     sc_prompt_cache_stats_t st;
+    sc_prompt_cache_share_fn share_fn; /* NULL: not sharing now */
+    void *share_arg;
+    /* a hook was set once: the caches belong to the replicas together and are left at free. Not
+     * cleared with the hook, so that a caller can stop sharing before its changelog closes. */
+    bool shared;
+    int n_left; /* live caches left at free, for its log line */
     /* the thread's HTTP state */
     CURL *easy;
     struct curl_slist *hdrs;
@@ -246,6 +254,33 @@ static sc_status_t sc_pc_http(sc_prompt_cache_t *pc, const char *method, const c
     return SC_ERR_UPSTREAM_REJECTED;
 }
 
+/* ---- entries (pc->mu held) ---- */
+
+/* Forget a live entry's cache (mu held): its unhanded charge becomes unclaimed. */
+static void sc_pc_entry_release(sc_prompt_cache_t *pc, sc_pc_entry_t *e)
+{
+    pc->st.storage_usd_unclaimed += e->charge_due;
+    free(e->prefix);
+    memset(e, 0, sizeof *e); /* SC_PC_FREE */
+}
+
+/* Tell the share hook what e's cache is now (mu held; e not yet released when gone). */
+static void sc_pc_share(sc_prompt_cache_t *pc, const sc_pc_entry_t *e, bool gone)
+{
+    if (!pc->share_fn)
+        return;
+    sc_prompt_cache_share_t s = {.model = e->model,
+                                 .fields = e->fields ? 1 : 0,
+                                 .prefix = e->prefix,
+                                 .prefix_len = e->prefix_len,
+                                 .hash = e->hash,
+                                 .name = e->name,
+                                 .tokens = e->tokens,
+                                 .expire_wall_ms = e->expire_wall_ms,
+                                 .gone = gone ? 1 : 0};
+    pc->share_fn(pc->share_arg, &s);
+}
+
 /* ---- the manager thread's jobs (pc->mu not held during HTTP) ---- */
 
 /* POST /v1beta/cachedContents for e (busy, CREATING). Called with mu held; returns with it. */
@@ -298,6 +333,7 @@ static void sc_pc_create(sc_prompt_cache_t *pc, sc_pc_entry_t *e)
                 "model=%s name=%s tokens=%ld ttl_s=%ld storage_usd=%.8f "
                 "ms=%lld",
                 e->model, e->name, e->tokens, pc->o.ttl_s, usd, (long long)(sc_now_ms() - t0));
+        sc_pc_share(pc, e, false);
     } else if (st == SC_ERR_UPSTREAM_REJECTED && http == 400 && strstr(err, SC_PC_TOO_SMALL)) {
         e->state = SC_PC_NEVER;
         pc->st.too_small++;
@@ -315,14 +351,6 @@ static void sc_pc_create(sc_prompt_cache_t *pc, sc_pc_entry_t *e)
                 e->model, e->hash, sc_status_code(st), err);
     }
     json_decref(doc);
-}
-
-/* Forget a live entry's cache (mu held): its unhanded charge becomes unclaimed. */
-static void sc_pc_entry_release(sc_prompt_cache_t *pc, sc_pc_entry_t *e)
-{
-    pc->st.storage_usd_unclaimed += e->charge_due;
-    free(e->prefix);
-    memset(e, 0, sizeof *e); /* SC_PC_FREE */
 }
 
 /* PATCH the TTL of e (busy, LIVE). Called with mu held; returns with it. */
@@ -350,8 +378,10 @@ static void sc_pc_extend(sc_prompt_cache_t *pc, sc_pc_entry_t *e)
         pc->st.extends++;
         sc_info("prompt_cache.extend", "model=%s name=%s added_ms=%lld storage_usd=%.8f", e->model,
                 e->name, (long long)added, usd);
+        sc_pc_share(pc, e, false);
     } else if (st == SC_ERR_NOT_FOUND) {
         sc_info("prompt_cache.gone", "model=%s name=%s reason=\"%s\"", e->model, e->name, err);
+        sc_pc_share(pc, e, true);
         sc_pc_entry_release(pc, e);
     } else {
         e->retry_at_ms = sc_now_ms() + SC_PC_RETRY_MS;
@@ -362,7 +392,8 @@ static void sc_pc_extend(sc_prompt_cache_t *pc, sc_pc_entry_t *e)
 }
 
 /* DELETE e's cache (busy, DELETING) and free the entry whatever the answer: the server drops
- * the cache at its expiry anyway. Called with mu held; returns with it. */
+ * the cache at its expiry anyway. Only a cache known gone is shared as gone: one whose DELETE
+ * failed is still there for the other replicas. Called with mu held; returns with it. */
 static void sc_pc_delete(sc_prompt_cache_t *pc, sc_pc_entry_t *e, const char *why)
 {
     char err[SC_PC_ERR_MAX] = "", path[SC_PROMPT_CACHE_NAME_MAX + 16];
@@ -377,6 +408,7 @@ static void sc_pc_delete(sc_prompt_cache_t *pc, sc_pc_entry_t *e, const char *wh
         pc->st.deletes++;
         sc_info("prompt_cache.delete", "model=%s name=%s why=%s http=%ld", e->model, e->name, why,
                 http);
+        sc_pc_share(pc, e, true);
     } else {
         sc_warn("prompt_cache.delete_failed", "model=%s name=%s why=%s status=%s reason=\"%s\"",
                 e->model, e->name, why, sc_status_code(st), err);
@@ -404,7 +436,13 @@ static bool sc_pc_work_one(sc_prompt_cache_t *pc)
         }
         if (e->state == SC_PC_LIVE && wall >= e->expire_wall_ms) {
             sc_info("prompt_cache.expired", "model=%s name=%s", e->model, e->name);
+            sc_pc_share(pc, e, true);
             sc_pc_entry_release(pc, e); /* the server dropped it already */
+            continue;
+        }
+        if (e->state == SC_PC_LIVE && pc->stopping && (pc->shared || e->adopted)) {
+            pc->n_left++; /* the other replicas go on using it; the server drops it at expiry */
+            sc_pc_entry_release(pc, e);
             continue;
         }
         if (e->state == SC_PC_LIVE && (pc->stopping || now - e->last_used_ms >= idle_ms)) {
@@ -580,7 +618,9 @@ void sc_prompt_cache_free(sc_prompt_cache_t *pc)
         pc->stopping = true;
         pthread_cond_signal(&pc->cond);
         pthread_mutex_unlock(&pc->mu);
-        pthread_join(pc->thread, NULL); /* it deletes the live caches before it ends */
+        pthread_join(pc->thread, NULL); /* it deletes (or leaves) the live caches, then ends */
+        if (pc->shared || pc->n_left > 0)
+            sc_info("prompt_cache.leave", "caches=%d", pc->n_left);
     }
     for (int i = 0; pc->entries && i < pc->o.max_caches; i++)
         free(pc->entries[i].prefix);
@@ -723,10 +763,162 @@ void sc_prompt_cache_forget(sc_prompt_cache_t *pc, const char *name)
         sc_pc_entry_t *e = &pc->entries[i];
         if (e->state == SC_PC_LIVE && !e->busy && strcmp(e->name, name) == 0) {
             sc_info("prompt_cache.forget", "model=%s name=%s", e->model, e->name);
+            sc_pc_share(pc, e, true);
             sc_pc_entry_release(pc, e);
         }
     }
     pthread_mutex_unlock(&pc->mu);
+}
+
+/* ---- sharing with other replicas ---- */
+
+void sc_prompt_cache_on_share(sc_prompt_cache_t *pc, sc_prompt_cache_share_fn fn, void *arg)
+{
+    if (!pc)
+        return;
+    pthread_mutex_lock(&pc->mu);
+    pc->share_fn = fn;
+    pc->share_arg = fn ? arg : NULL;
+    if (fn)
+        pc->shared = true;
+    pthread_mutex_unlock(&pc->mu);
+}
+
+/* "cachedContents/{id}" with an id of [A-Za-z0-9_-]: the manager puts names into its PATCH and
+ * DELETE paths, so a record must not steer those at another resource. */
+static bool sc_pc_name_ok(const char *name)
+{
+    size_t pl = strlen(SC_PC_NAME_PREFIX);
+    if (!name || strncmp(name, SC_PC_NAME_PREFIX, pl) != 0)
+        return false;
+    size_t n = strlen(name);
+    if (n == pl || n >= SC_PROMPT_CACHE_NAME_MAX)
+        return false;
+    for (const char *c = name + pl; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-' || *c == '_'))
+            return false;
+    return true;
+}
+
+/* Make e (not busy) live with the shared cache s (mu held). Its charge_due stays what it is (0
+ * for an entry that never had a cache of its own): the storage is the sharer's to carry. */
+static void sc_pc_take(sc_prompt_cache_t *pc, sc_pc_entry_t *e, const sc_prompt_cache_share_t *s,
+                       int64_t now)
+{
+    sc_strlcpy(e->name, s->name, sizeof e->name);
+    e->tokens = s->tokens;
+    e->expire_wall_ms = s->expire_wall_ms;
+    e->last_used_ms = now;
+    e->retry_at_ms = 0; /* a FAILED create's back-off is not the cache's */
+    e->extend_wanted = false;
+    e->adopted = true;
+    e->state = SC_PC_LIVE;
+    pc->st.adopted++;
+    sc_info("prompt_cache.adopt", "model=%s name=%s tokens=%ld expire_in_ms=%lld", e->model,
+            e->name, e->tokens, (long long)(e->expire_wall_ms - sc_wall_ms()));
+}
+
+/* A gone record: drop the idle live entry of that name, without a DELETE (mu not held). */
+static sc_status_t sc_pc_adopt_gone(sc_prompt_cache_t *pc, const char *name)
+{
+    sc_status_t st = SC_ERR_NOT_FOUND;
+    pthread_mutex_lock(&pc->mu);
+    for (int i = 0; i < pc->o.max_caches; i++) {
+        sc_pc_entry_t *e = &pc->entries[i];
+        if (e->state == SC_PC_LIVE && !e->busy && strcmp(e->name, name) == 0) {
+            sc_info("prompt_cache.adopt_gone", "model=%s name=%s", e->model, e->name);
+            sc_pc_entry_release(pc, e);
+            st = SC_OK;
+        }
+    }
+    pthread_mutex_unlock(&pc->mu);
+    return st;
+}
+
+sc_status_t sc_prompt_cache_adopt(sc_prompt_cache_t *pc, const sc_prompt_cache_share_t *s)
+{
+    if (!pc || !s || !sc_pc_name_ok(s->name))
+        return SC_ERR_INVALID_ARG;
+    if (s->gone)
+        return sc_pc_adopt_gone(pc, s->name);
+    int64_t wall = sc_wall_ms();
+    if (!s->model || !s->model[0] || strlen(s->model) >= SC_PROMPT_CACHE_MODEL_MAX ||
+        (s->fields != 0 && s->fields != 1) || !s->prefix || s->prefix_len == 0 ||
+        s->prefix_len > SC_PROMPT_CACHE_PREFIX_MAX || s->tokens < 0 ||
+        s->expire_wall_ms > wall + SC_PC_SECONDS_MAX * 1000)
+        return SC_ERR_INVALID_ARG;
+    /* recomputed, never trusted: the hash picks the entry a tenant's acquire is answered from */
+    uint64_t hash = XXH3_64bits(s->prefix, s->prefix_len);
+    if (hash != s->hash)
+        return SC_ERR_INVALID_ARG;
+    if (s->expire_wall_ms <= wall + SC_PC_MARGIN_MS)
+        return SC_ERR_TIMEOUT; /* acquire would not hand it out; compared so as not to overflow */
+
+    bool fields = s->fields == 1;
+    int64_t now = sc_now_ms();
+    sc_status_t st = SC_ERR_INVALID;
+    pthread_mutex_lock(&pc->mu);
+    if (pc->stopping) {
+        st = SC_ERR_CLOSED;
+        goto out;
+    }
+    sc_pc_entry_t *e = NULL;
+    for (int i = 0; i < pc->o.max_caches && !e; i++) {
+        sc_pc_entry_t *x = &pc->entries[i];
+        if (x->state != SC_PC_FREE && x->hash == hash && x->prefix_len == s->prefix_len &&
+            x->fields == fields && strcmp(x->model, s->model) == 0 &&
+            memcmp(x->prefix, s->prefix, s->prefix_len) == 0)
+            e = x;
+    }
+    if (!e) {
+        e = sc_pc_slot(pc);
+        char *copy = e ? malloc(s->prefix_len) : NULL;
+        if (!e || !copy) {
+            free(copy);
+            st = e ? SC_ERR_NOMEM : SC_ERR_FULL;
+            goto out;
+        }
+        memcpy(copy, s->prefix, s->prefix_len);
+        sc_strlcpy(e->model, s->model, sizeof e->model);
+        e->hash = hash;
+        e->prefix = copy;
+        e->prefix_len = s->prefix_len;
+        e->fields = fields;
+        e->storage_price = sc_pc_storage_price(pc->o.prices, s->model); /* its own extensions */
+        sc_pc_take(pc, e, s, now);
+        st = SC_OK;
+        goto out;
+    }
+    switch (e->state) {
+    case SC_PC_PENDING: /* not on the wire yet: the create is saved */
+    case SC_PC_NEVER:   /* another replica's server took it: the minimum moved, or it differs */
+    case SC_PC_FAILED:
+        if (!e->busy) {
+            sc_pc_take(pc, e, s, now);
+            st = SC_OK;
+        }
+        break;
+    case SC_PC_LIVE:
+        if (strcmp(e->name, s->name) != 0)
+            break;
+        e->last_used_ms = now; /* used by another replica: not idle */
+        st = SC_OK;
+        if (e->busy)
+            break; /* the thread owns the expiry while its PATCH is out */
+        if (s->expire_wall_ms > e->expire_wall_ms)
+            e->expire_wall_ms = s->expire_wall_ms;
+        if (e->expire_wall_ms - wall >= pc->o.ttl_s * 1000 / 2)
+            e->extend_wanted = false; /* the other replica's extension did it */
+        break;
+    case SC_PC_FREE:
+    case SC_PC_CREATING:
+    case SC_PC_DELETING:
+        break;
+    }
+out:
+    pthread_mutex_unlock(&pc->mu);
+    return st;
 }
 
 void sc_prompt_cache_stats(sc_prompt_cache_t *pc, sc_prompt_cache_stats_t *out)

@@ -45,7 +45,11 @@ void sc_prompt_cache_opts_from_config(const sc_config_t *cfg, sc_prompt_cache_op
 sc_status_t sc_prompt_cache_new(const sc_prompt_cache_opts_t *o, sc_prompt_cache_t **out,
                                 char *errbuf, size_t errlen);
 
-/* Stop the thread, delete (DELETE) every cache this manager created, and free. NULL ok. */
+/* Stop the thread, delete (DELETE) every cache this manager created, and free. NULL ok.
+ * Once a share hook has been set (sc_prompt_cache_on_share, even if cleared since, so a caller
+ * may stop sharing before its changelog closes), nothing is deleted: the other replicas go on
+ * using the caches and the server drops each at its expireTime; one prompt_cache.leave line
+ * counts them. Caches adopted from other replicas are never deleted here. */
 void sc_prompt_cache_free(sc_prompt_cache_t *pc);
 
 /* The smallest prefix, in tokens, that model gets a cache for. */
@@ -85,6 +89,56 @@ sc_status_t sc_prompt_cache_acquire_fields(sc_prompt_cache_t *pc, const char *mo
  * it, so the next acquire for its prefix schedules a new one. Unknown names are ignored. */
 void sc_prompt_cache_forget(sc_prompt_cache_t *pc, const char *name);
 
+/* ---- sharing caches between replicas ---- */
+
+/* One fact about a cache, for the other replicas: made by this manager's share hook, applied by
+ * another's sc_prompt_cache_adopt(). Strings borrowed (for the hook: until it returns). */
+typedef struct {
+    const char *model;
+    int fields;         /* 1: prefix is CachedContent fields (acquire_fields); 0: text */
+    const char *prefix; /* prefix_len bytes */
+    size_t prefix_len;
+    uint64_t hash;          /* XXH3 of the prefix, as the manager keys it */
+    const char *name;       /* "cachedContents/{id}" */
+    long tokens;            /* usageMetadata.totalTokenCount of the cache */
+    int64_t expire_wall_ms; /* the server's expireTime, ms since the epoch */
+    int gone;               /* 1: deleted, expired or found gone: forget it. Name, model, hash and
+                             * fields are set; prefix may be NULL */
+} sc_prompt_cache_share_t;
+
+typedef void (*sc_prompt_cache_share_fn)(void *arg, const sc_prompt_cache_share_t *s);
+
+/* Set (fn NULL: clear) the hook told of every cache this manager creates or extends (gone 0)
+ * and of every one it deletes, sees expire, forgets or finds gone (gone 1). Caches it merely
+ * drops from its table (adopted ones told gone, those left at free) are not told. The hook runs
+ * on the manager's thread or on a caller's (forget), with the manager's lock held: it must not
+ * block and must not call back into the manager. Thread-safe. Setting one makes
+ * sc_prompt_cache_free() leave the caches to the other replicas. */
+void sc_prompt_cache_on_share(sc_prompt_cache_t *pc, sc_prompt_cache_share_fn fn, void *arg);
+
+/*
+ * Apply a fact another replica shared; never blocks on the network; thread-safe. Nothing is
+ * told to this manager's hook. gone 0: the prefix's entry (same model, fields flag and bytes)
+ * takes the cache when it has none (new, scheduled and not yet on the wire, "too small" or
+ * failed); the storage stays charged to the replica that bought it, this manager's own later
+ * extensions are charged here. The same cache already live here has its expiry raised and its
+ * idle clock restarted. gone 1: the idle live entry of that name is dropped (no DELETE).
+ *   SC_OK              applied
+ *   SC_ERR_INVALID_ARG a bad record: NULL, fields not 0/1, an empty or too long model, a name
+ *                      not "cachedContents/" + [A-Za-z0-9_-], an empty or too long prefix, a
+ *                      hash that is not the prefix's XXH3 (a forged record never makes one
+ *                      prefix answer with another's cache), tokens < 0, an expiry beyond a year
+ *   SC_ERR_TIMEOUT     the cache expires within the hand-out margin (or has): ignored
+ *   SC_ERR_INVALID     the prefix has a cache of this manager's own, or one being made, extended
+ *                      or deleted: left as it is (two caches for one prefix is a harmless race)
+ *   SC_ERR_FULL        no slot for a new entry
+ *   SC_ERR_NOT_FOUND   gone 1: no idle live entry has that name (a call on the wire for it will
+ *                      find it gone itself)
+ *   SC_ERR_CLOSED      the manager is being freed
+ *   SC_ERR_NOMEM
+ */
+sc_status_t sc_prompt_cache_adopt(sc_prompt_cache_t *pc, const sc_prompt_cache_share_t *s);
+
 typedef struct {
     uint64_t creates;             /* caches created (POST 200) */
     uint64_t create_failures;     /* POSTs that failed for another reason than "too small" */
@@ -93,7 +147,8 @@ typedef struct {
     uint64_t deletes;             /* caches deleted (idle, forgotten or at free) */
     uint64_t hits;                /* acquire calls answered SC_OK */
     uint64_t misses;              /* acquire calls answered SC_ERR_NOT_FOUND */
-    int live;                     /* caches alive now */
+    uint64_t adopted;             /* caches taken from other replicas (sc_prompt_cache_adopt) */
+    int live;                     /* caches alive now, adopted ones included */
     int pending;                  /* creations scheduled or on the wire */
     double storage_usd;           /* storage bought so far (creates + extensions) */
     double storage_usd_unclaimed; /* of which no acquire carried (the cache went unused) */
