@@ -190,10 +190,12 @@ static void sort_by_key(batch_t *bt)
     size_t *idx = malloc(bt->n * sizeof *idx);
     char (*k2)[SC_BATCHER_KEY_MAX] = malloc(bt->n * sizeof *k2);
     sc_item_t **i2 = malloc(bt->n * sizeof *i2);
-    if (!idx || !k2 || !i2) {
+    unsigned char *g2 = malloc(bt->n);
+    if (!idx || !k2 || !i2 || !g2) {
         free(idx);
         free(k2);
         free(i2);
+        free(g2);
         return; /* unsorted: find_item falls back to a scan */
     }
     for (size_t i = 0; i < bt->n; i++)
@@ -210,11 +212,14 @@ static void sort_by_key(batch_t *bt)
     for (size_t i = 0; i < bt->n; i++) {
         memcpy(k2[i], bt->keys[idx[i]], SC_BATCHER_KEY_MAX);
         i2[i] = bt->items[idx[i]];
+        g2[i] = bt->gone[idx[i]];
     }
     free(bt->keys);
     free(bt->items);
+    free(bt->gone);
     bt->keys = k2;
     bt->items = i2;
+    bt->gone = g2;
     free(idx);
 }
 
@@ -487,9 +492,40 @@ sc_status_t sc_batcher_poll(sc_batcher_t *b, char *errbuf, size_t errlen)
     return SC_OK;
 }
 
+/* Items taken into open batch bt (adopted by name a second time): appended, then sorted again. */
+static sc_status_t batch_append(sc_batcher_t *b, batch_t *bt, sc_item_t **items, size_t n)
+{
+    size_t total = bt->n + n;
+    sc_item_t **ni = realloc(bt->items, total * sizeof *ni);
+    if (ni)
+        bt->items = ni;
+    char (*nk)[SC_BATCHER_KEY_MAX] = ni ? realloc(bt->keys, total * sizeof *nk) : NULL;
+    if (nk)
+        bt->keys = nk;
+    unsigned char *ng = nk ? realloc(bt->gone, total) : NULL;
+    if (!ng)
+        return SC_ERR_NOMEM;
+    bt->gone = ng;
+    for (size_t i = 0; i < n; i++) {
+        items[i]->state = SC_ITEM_FORWARD;
+        bt->items[bt->n + i] = items[i];
+        b->o.key(items[i], bt->keys[bt->n + i], SC_BATCHER_KEY_MAX);
+        bt->gone[bt->n + i] = 0;
+    }
+    bt->n = total;
+    sort_by_key(bt);
+    bt->next_poll_ms = sc_now_ms();
+    return SC_OK;
+}
+
 sc_status_t sc_batcher_adopt(sc_batcher_t *b, const char *display, const char *name,
                              const char *model, sc_item_t **items, size_t n)
 {
+    for (size_t i = 0; i < b->nopen; i++)
+        if (strcmp(b->open[i]->name, name) == 0) {
+            sc_info("batch.adopt", "name=%s display=%s requests=%zu (joined)", name, display, n);
+            return batch_append(b, b->open[i], items, n);
+        }
     batch_t *bt = batch_new(b, model, n);
     if (!bt)
         return SC_ERR_NOMEM;

@@ -62,8 +62,10 @@ size_t sc_batcher_queued(const sc_batcher_t *b); /* items waiting for a batch */
 size_t sc_batcher_open(const sc_batcher_t *b);   /* items in created, unfinished batches */
 long long sc_batcher_created(const sc_batcher_t *b); /* batches created by this batcher */
 
-/* Take over a batch created earlier (by a run that died): poll it like our own. items (with
- * their keys as the journal listed them) are the batcher's until handed back. */
+/* Take over a batch created earlier (by a run or a replica that died): poll it like our own.
+ * items (with their keys as the journal listed them) are the batcher's until handed back. A batch
+ * of that name already open here takes the items in (a replica adopts a dead one's batch as its
+ * requests are re-delivered, a few at a time); results for keys it holds no item of are dropped. */
 sc_status_t sc_batcher_adopt(sc_batcher_t *b, const char *display, const char *name,
                              const char *model, sc_item_t **items, size_t n);
 

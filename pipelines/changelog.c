@@ -27,6 +27,10 @@ struct sc_changelog {
     const sc_config_t *cfg;
     sc_cache_t *cache;        /* borrowed */
     sc_summary_store_t *summaries; /* borrowed; NULL: summaries read are skipped */
+    sc_prompt_cache_t *pcache; /* borrowed; NULL: prompt caches read are skipped */
+    /* other replicas' Batch Mode submissions in flight: request key → {display, model, name?} */
+    pthread_mutex_t bat_mu;
+    json_t *batches;
     sc_metrics_t *metrics;    /* borrowed; NULL: none */
     atomic_llong bytes_read;
     rd_kafka_t *producer;     /* borrowed */
@@ -40,6 +44,7 @@ struct sc_changelog {
     atomic_int stop;
     atomic_llong n_published, n_dropped, n_applied, n_skipped, n_bad, n_purges;
     atomic_llong n_sum_published, n_sum_applied;
+    atomic_llong n_pc_published, n_pc_applied, n_bat_published, n_bat_applied;
     /* purges seen (applier thread only): entries of a tenant created before are not taken */
     struct {
         char *tenant; /* NULL: every tenant */
@@ -58,6 +63,16 @@ static void cl_origin(char *buf, size_t len)
     gethostname(host, sizeof host - 1);
     uint64_t r = XXH3_64bits(&buf, sizeof buf) ^ (uint64_t)sc_now_us();
     snprintf(buf, len, "%s-%d-%08" PRIx32, host, (int)getpid(), (uint32_t)(r ^ (r >> 32)));
+}
+
+/* A record's value: v (stolen; NULL: out of memory) as compact JSON, its length in *len. */
+static char *cl_dump(json_t *v, size_t *len)
+{
+    char *out = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (out)
+        *len = strlen(out);
+    return out;
 }
 
 static void cl_key(const sc_cache_item_t *it, char *key)
@@ -97,11 +112,7 @@ char *sc_changelog_encode(const sc_cache_item_t *it, const char *origin, int dim
         }
         free(b64);
     }
-    char *out = v ? json_dumps(v, JSON_COMPACT) : NULL;
-    json_decref(v);
-    if (out)
-        *len = strlen(out);
-    return out;
+    return cl_dump(v, len);
 }
 
 char *sc_changelog_encode_summary(const char *tenant, const char *conversation, const char *text,
@@ -117,11 +128,49 @@ char *sc_changelog_encode_summary(const char *tenant, const char *conversation, 
     json_t *v = json_pack("{s:i, s:s, s:{s:s, s:s, s:s%, s:I, s:s}}", "v", 1, "origin", origin,
                           "summary", "tenant", tenant, "conversation", conversation, "text", text,
                           text_len, "n_turns", (json_int_t)n_turns, "hash", h);
-    char *out = v ? json_dumps(v, JSON_COMPACT) : NULL;
-    json_decref(v);
-    if (out)
-        *len = strlen(out);
-    return out;
+    return cl_dump(v, len);
+}
+
+char *sc_changelog_encode_prompt_cache(const sc_prompt_cache_share_t *s, const char *origin,
+                                       char *key, size_t *len)
+{
+    /* the model's hash (its NUL and the fields flag included) keys the prefix's */
+    char mf[SC_PROMPT_CACHE_MODEL_MAX + 2];
+    size_t ml = strlen(s->model);
+    if (ml >= SC_PROMPT_CACHE_MODEL_MAX)
+        return NULL;
+    memcpy(mf, s->model, ml + 1);
+    mf[ml + 1] = s->fields ? '1' : '0';
+    snprintf(key, SC_CHANGELOG_KEY_MAX, "pc:%016" PRIx64 ":%016" PRIx64, XXH3_64bits(mf, ml + 2),
+             s->hash);
+    char h[17];
+    snprintf(h, sizeof h, "%016" PRIx64, s->hash);
+    json_t *pc = json_pack("{s:s, s:i, s:s, s:s, s:i}", "model", s->model, "fields", s->fields ? 1 : 0,
+                           "hash", h, "name", s->name, "gone", s->gone ? 1 : 0); /* new */
+    if (pc && !s->gone &&
+        (!s->prefix ||
+         json_object_set_new(pc, "prefix", json_stringn(s->prefix, s->prefix_len)) ||
+         json_object_set_new(pc, "tokens", json_integer(s->tokens)) ||
+         json_object_set_new(pc, "expire_ms", json_integer(s->expire_wall_ms)))) {
+        json_decref(pc);
+        pc = NULL;
+    }
+    json_t *v = pc ? json_pack("{s:i, s:s, s:o}", "v", 1, "origin", origin, "pcache", pc) : NULL;
+    return cl_dump(v, len);
+}
+
+char *sc_changelog_encode_batch(const char *req_key, const char *display, const char *model,
+                                const char *name, const char *origin, char *key, size_t *len)
+{
+    if ((size_t)snprintf(key, SC_CHANGELOG_KEY_MAX, "bat:%s", req_key) >= SC_CHANGELOG_KEY_MAX)
+        return NULL;
+    json_t *b = json_pack("{s:s, s:s, s:s}", "key", req_key, "display", display, "model", model);
+    if (b && name && json_object_set_new(b, "name", json_string(name))) {
+        json_decref(b);
+        b = NULL;
+    }
+    json_t *v = b ? json_pack("{s:i, s:s, s:o}", "v", 1, "origin", origin, "batch", b) : NULL;
+    return cl_dump(v, len);
 }
 
 void sc_changelog_rec_clear(sc_changelog_rec_t *rec)
@@ -189,6 +238,56 @@ sc_status_t sc_changelog_decode(const void *buf, size_t len, int dim, sc_changel
         }
         rec->sum.n_turns = (size_t)turns;
         rec->summary = 1;
+        return SC_OK;
+    }
+    json_t *pcj = json_object_get(v, "pcache");
+    if (pcj) { /* a prompt cache */
+        json_int_t ver = 0, fields = 0, gone = 0, tokens = 0, expire = 0;
+        const char *hash = NULL;
+        sc_prompt_cache_share_t *pc = &rec->pc;
+        if (json_unpack_ex(v, &jerr, 0, "{s:I, s:s, s:{s:s, s:I, s:s, s:s, s:I, s?:s%, s?:I, s?:I}}",
+                           "v", &ver, "origin", &rec->origin, "pcache", "model", &pc->model,
+                           "fields", &fields, "hash", &hash, "name", &pc->name, "gone", &gone,
+                           "prefix", &pc->prefix, &pc->prefix_len, "tokens", &tokens,
+                           "expire_ms", &expire) != 0) {
+            snprintf(errbuf, errlen, "prompt cache record: %s", jerr.text);
+            goto bad;
+        }
+        if (!cl_version_ok(ver, errbuf, errlen))
+            goto bad;
+        char *end = NULL;
+        pc->hash = strtoull(hash, &end, 16);
+        if (strlen(hash) != 16 || !end || *end || (!gone && !pc->prefix)) {
+            snprintf(errbuf, errlen, "prompt cache record: %s", !gone && !pc->prefix
+                     ? "a live cache without its prefix" : "hash is not 16 hex digits");
+            goto bad;
+        }
+        pc->fields = fields != 0;
+        pc->gone = gone != 0;
+        pc->tokens = (long)tokens;
+        pc->expire_wall_ms = expire;
+        rec->pcache = 1;
+        return SC_OK;
+    }
+    json_t *bj = json_object_get(v, "batch");
+    if (bj) { /* a Batch Mode submission */
+        json_int_t ver = 0;
+        if (json_unpack_ex(v, &jerr, 0, "{s:I, s:s, s:{s:s, s:s, s:s, s?:s}}", "v", &ver,
+                           "origin", &rec->origin, "batch", "key", &rec->bat_key, "display",
+                           &rec->bat_display, "model", &rec->bat_model, "name",
+                           &rec->bat_name) != 0) {
+            snprintf(errbuf, errlen, "batch record: %s", jerr.text);
+            goto bad;
+        }
+        if (!cl_version_ok(ver, errbuf, errlen))
+            goto bad;
+        if (!rec->bat_key[0] || strlen(rec->bat_key) + 5 > SC_CHANGELOG_KEY_MAX ||
+            !rec->bat_display[0] || !rec->bat_model[0] || (rec->bat_name && !rec->bat_name[0])) {
+            snprintf(errbuf, errlen, "batch record: key, display, model and name must not be "
+                     "empty (key at most %d bytes)", SC_CHANGELOG_KEY_MAX - 5);
+            goto bad;
+        }
+        rec->batch = 1;
         return SC_OK;
     }
     const char *scope = NULL, *vec = NULL;
@@ -279,6 +378,53 @@ void sc_changelog_publish_summary(void *arg, const char *tenant, const char *con
                                             cl->origin, key, &len);
     if (cl_send(cl, key, val, len, "summary"))
         atomic_fetch_add(&cl->n_sum_published, 1);
+}
+
+void sc_changelog_publish_prompt_cache(void *arg, const sc_prompt_cache_share_t *s)
+{
+    sc_changelog_t *cl = arg;
+    char key[SC_CHANGELOG_KEY_MAX];
+    size_t len = 0;
+    char *val = sc_changelog_encode_prompt_cache(s, cl->origin, key, &len);
+    if (cl_send(cl, key, val, len, "prompt cache"))
+        atomic_fetch_add(&cl->n_pc_published, 1);
+}
+
+void sc_changelog_publish_batch(sc_changelog_t *cl, const char *req_key, const char *display,
+                                const char *model, const char *name)
+{
+    char key[SC_CHANGELOG_KEY_MAX];
+    size_t len = 0;
+    if (!display) { /* handed on: a tombstone, so compaction drops the key */
+        if ((size_t)snprintf(key, sizeof key, "bat:%s", req_key) >= sizeof key)
+            return;
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            cl->producer, RD_KAFKA_V_TOPIC(cl->topic), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+        if (err && atomic_fetch_add(&cl->n_dropped, 1) == 0)
+            sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"a batch tombstone was "
+                    "dropped\"", cl->topic, rd_kafka_err2str(err));
+        return;
+    }
+    char *val = sc_changelog_encode_batch(req_key, display, model, name, cl->origin, key, &len);
+    if (cl_send(cl, key, val, len, "batch submission"))
+        atomic_fetch_add(&cl->n_bat_published, 1);
+}
+
+int sc_changelog_batch_lookup(sc_changelog_t *cl, const char *req_key, char *display,
+                              size_t display_len, char *model, size_t model_len, char *name,
+                              size_t name_len)
+{
+    pthread_mutex_lock(&cl->bat_mu);
+    json_t *b = json_object_get(cl->batches, req_key); /* borrowed */
+    if (b) {
+        const char *n = json_string_value(json_object_get(b, "name"));
+        sc_strlcpy(display, json_string_value(json_object_get(b, "display")), display_len);
+        sc_strlcpy(model, json_string_value(json_object_get(b, "model")), model_len);
+        sc_strlcpy(name, n ? n : "", name_len);
+    }
+    pthread_mutex_unlock(&cl->bat_mu);
+    return b != NULL;
 }
 
 static void cl_purge_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -437,12 +583,56 @@ static void cl_summary(sc_changelog_t *cl, const sc_changelog_rec_t *rec)
         atomic_fetch_add(&cl->n_sum_applied, 1);
 }
 
+/* A prompt cache another replica made, extended or dropped: into the manager. */
+static void cl_prompt_cache(sc_changelog_t *cl, const sc_changelog_rec_t *rec)
+{
+    if (!cl->pcache || strcmp(rec->origin, cl->origin) == 0) {
+        atomic_fetch_add(&cl->n_skipped, 1);
+        return;
+    }
+    sc_status_t st = sc_prompt_cache_adopt(cl->pcache, &rec->pc);
+    if (st == SC_OK)
+        atomic_fetch_add(&cl->n_pc_applied, 1);
+    else
+        atomic_fetch_add(&cl->n_skipped, 1); /* full, expired, unknown or refused: made here */
+}
+
+/* Another replica's batch submission: remembered until its tombstone. */
+static void cl_batch(sc_changelog_t *cl, const sc_changelog_rec_t *rec)
+{
+    if (strcmp(rec->origin, cl->origin) == 0) {
+        atomic_fetch_add(&cl->n_skipped, 1);
+        return;
+    }
+    json_t *b = json_pack("{s:s, s:s}", "display", rec->bat_display, "model", rec->bat_model);
+    if (b && rec->bat_name && json_object_set_new(b, "name", json_string(rec->bat_name))) {
+        json_decref(b);
+        b = NULL;
+    }
+    pthread_mutex_lock(&cl->bat_mu);
+    int err = !b || json_object_set_new(cl->batches, rec->bat_key, b);
+    pthread_mutex_unlock(&cl->bat_mu);
+    if (err)
+        sc_warn("changelog.batch", "key=%s err=\"out of memory\" note=\"a re-delivered request "
+                "of it is submitted again\"", rec->bat_key);
+    else
+        atomic_fetch_add(&cl->n_bat_applied, 1);
+}
+
 /* One message of the topic into b (flushed when full). */
 static void cl_take(sc_changelog_t *cl, cl_batch_t *b, const rd_kafka_message_t *m)
 {
     b->bytes += (long long)m->len + (long long)m->key_len;
     atomic_fetch_add(&cl->bytes_read, (long long)m->len + (long long)m->key_len);
     if (!m->payload) { /* a tombstone: compaction's delete marker */
+        if (m->key_len > 4 && m->key_len < SC_CHANGELOG_KEY_MAX && !memcmp(m->key, "bat:", 4)) {
+            char k[SC_CHANGELOG_KEY_MAX];
+            memcpy(k, (const char *)m->key + 4, m->key_len - 4);
+            k[m->key_len - 4] = '\0';
+            pthread_mutex_lock(&cl->bat_mu);
+            json_object_del(cl->batches, k); /* its result was handed on */
+            pthread_mutex_unlock(&cl->bat_mu);
+        }
         atomic_fetch_add(&cl->n_skipped, 1);
         return;
     }
@@ -460,8 +650,13 @@ static void cl_take(sc_changelog_t *cl, cl_batch_t *b, const rd_kafka_message_t 
         sc_changelog_rec_clear(rec);
         return;
     }
-    if (rec->summary) {
-        cl_summary(cl, rec);
+    if (rec->summary || rec->pcache || rec->batch) {
+        if (rec->summary)
+            cl_summary(cl, rec);
+        else if (rec->pcache)
+            cl_prompt_cache(cl, rec);
+        else
+            cl_batch(cl, rec);
         sc_changelog_rec_clear(rec);
         return;
     }
@@ -485,6 +680,28 @@ static void cl_gauges(sc_changelog_t *cl)
     sc_metrics_gauge_set(cl->metrics, "changelog_published",
                          (double)atomic_load(&cl->n_published));
     sc_metrics_gauge_set(cl->metrics, "changelog_applied", (double)atomic_load(&cl->n_applied));
+    /* the lag: what the broker holds past this consumer's position (watermarks as last fetched,
+     * so no request to the broker here) */
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (!rd_kafka_assignment(cl->consumer, &parts) && parts &&
+        !rd_kafka_position(cl->consumer, parts)) {
+        long long lag = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+            int64_t lo = 0, hi = 0;
+            if (rd_kafka_get_watermark_offsets(cl->consumer, cl->topic, parts->elems[i].partition,
+                                               &lo, &hi) || hi < 0)
+                continue;
+            int64_t at = parts->elems[i].offset >= 0 ? parts->elems[i].offset : lo;
+            lag += hi > at ? hi - at : 0;
+        }
+        sc_metrics_gauge_set(cl->metrics, "changelog_lag_records", (double)lag);
+    }
+    if (parts)
+        rd_kafka_topic_partition_list_destroy(parts);
+    pthread_mutex_lock(&cl->bat_mu);
+    size_t nb = json_object_size(cl->batches);
+    pthread_mutex_unlock(&cl->bat_mu);
+    sc_metrics_gauge_set(cl->metrics, "changelog_batches_in_flight", (double)nb);
 }
 
 static void *cl_main(void *arg)
@@ -593,8 +810,10 @@ static sc_status_t cl_restore(sc_changelog_t *cl, char *errbuf, size_t errlen)
     free(b);
     free(end);
     sc_info("changelog.restore", "topic=%s partitions=%d records=%lld applied=%lld summaries=%lld "
-            "skipped=%lld bad=%lld bytes=%lld ms=%lld complete=%s", cl->topic, np, records,
-            (long long)atomic_load(&cl->n_applied), (long long)atomic_load(&cl->n_sum_applied),
+            "prompt_caches=%lld batches=%lld skipped=%lld bad=%lld bytes=%lld ms=%lld complete=%s",
+            cl->topic, np, records, (long long)atomic_load(&cl->n_applied),
+            (long long)atomic_load(&cl->n_sum_applied), (long long)atomic_load(&cl->n_pc_applied),
+            (long long)json_object_size(cl->batches),
             (long long)atomic_load(&cl->n_skipped),
             (long long)atomic_load(&cl->n_bad), bytes, (long long)(sc_now_ms() - t0),
             left ? "no" : "yes");
@@ -610,18 +829,32 @@ static sc_status_t cl_restore(sc_changelog_t *cl, char *errbuf, size_t errlen)
     return SC_OK;
 }
 
-sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache,
-                              sc_summary_store_t *summaries, rd_kafka_t *producer,
-                              sc_metrics_t *metrics, sc_changelog_t **out, char *errbuf,
-                              size_t errlen)
+static void cl_free(sc_changelog_t *cl)
+{
+    for (size_t i = 0; i < cl->npurges; i++)
+        free(cl->purges[i].tenant);
+    free(cl->purges);
+    json_decref(cl->batches);
+    pthread_mutex_destroy(&cl->bat_mu);
+    free(cl);
+}
+
+sc_status_t sc_changelog_open(const sc_config_t *cfg, const sc_changelog_stores_t *stores,
+                              rd_kafka_t *producer, sc_metrics_t *metrics, sc_changelog_t **out,
+                              char *errbuf, size_t errlen)
 {
     char kerr[SC_KAFKA_ERRSTR];
     sc_changelog_t *cl = calloc(1, sizeof *cl);
     if (!cl)
         return SC_ERR_NOMEM;
+    if (pthread_mutex_init(&cl->bat_mu, NULL) != 0 || !(cl->batches = json_object())) {
+        free(cl);
+        return SC_ERR_NOMEM;
+    }
     cl->cfg = cfg;
-    cl->cache = cache;
-    cl->summaries = summaries;
+    cl->cache = stores->cache;
+    cl->summaries = stores->summaries;
+    cl->pcache = stores->prompt_caches;
     cl->producer = producer;
     cl->metrics = metrics;
     cl->topic = sc_config_str(cfg, "topics.cache");
@@ -634,7 +867,7 @@ sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache,
 
     rd_kafka_conf_t *conf = sc_kafka_conf_new(cfg, 1, errbuf, errlen);
     if (!conf) {
-        free(cl);
+        cl_free(cl);
         return SC_ERR_CONFIG;
     }
     /* partitions are assigned, not subscribed: no group membership and nothing committed */
@@ -642,7 +875,7 @@ sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache,
     rd_kafka_conf_set(conf, "enable.partition.eof", "false", kerr, sizeof kerr);
     if (!(cl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr))) {
         snprintf(errbuf, errlen, "cannot create the changelog consumer: %s", kerr);
-        free(cl);
+        cl_free(cl);
         return SC_ERR_KAFKA;
     }
     rd_kafka_poll_set_consumer(cl->consumer);
@@ -654,7 +887,7 @@ sc_status_t sc_changelog_open(const sc_config_t *cfg, sc_cache_t *cache,
     if (st) {
         rd_kafka_consumer_close(cl->consumer);
         rd_kafka_destroy(cl->consumer);
-        free(cl);
+        cl_free(cl);
         return st;
     }
     cl->started = 1;
@@ -672,15 +905,17 @@ void sc_changelog_close(sc_changelog_t *cl)
         pthread_join(cl->thread, NULL);
     rd_kafka_consumer_close(cl->consumer);
     rd_kafka_destroy(cl->consumer);
-    sc_info("changelog.stop", "topic=%s published=%lld summaries_published=%lld dropped=%lld "
-            "applied=%lld summaries_applied=%lld skipped=%lld bad=%lld purges=%lld", cl->topic,
+    sc_info("changelog.stop", "topic=%s published=%lld summaries_published=%lld "
+            "prompt_caches_published=%lld batches_published=%lld dropped=%lld applied=%lld "
+            "summaries_applied=%lld prompt_caches_applied=%lld batches_applied=%lld skipped=%lld "
+            "bad=%lld purges=%lld", cl->topic,
             (long long)atomic_load(&cl->n_published), (long long)atomic_load(&cl->n_sum_published),
+            (long long)atomic_load(&cl->n_pc_published),
+            (long long)atomic_load(&cl->n_bat_published),
             (long long)atomic_load(&cl->n_dropped), (long long)atomic_load(&cl->n_applied),
-            (long long)atomic_load(&cl->n_sum_applied),
+            (long long)atomic_load(&cl->n_sum_applied), (long long)atomic_load(&cl->n_pc_applied),
+            (long long)atomic_load(&cl->n_bat_applied),
             (long long)atomic_load(&cl->n_skipped), (long long)atomic_load(&cl->n_bad),
             (long long)atomic_load(&cl->n_purges));
-    for (size_t i = 0; i < cl->npurges; i++)
-        free(cl->purges[i].tenant);
-    free(cl->purges);
-    free(cl);
+    cl_free(cl);
 }

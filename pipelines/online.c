@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 #include "host/gemini/gemini.h"
@@ -56,6 +57,7 @@ typedef struct {
     sc_metrics_t *metrics;
     sc_metrics_server_t *metrics_srv;
     sc_changelog_t *changelog; /* cache.changelog: the cache shared with the other replicas */
+    json_t *bat_creating;      /* batcher thread: the journal's last "creating" event */
     sc_optimizer_t *opt;
     sc_item_t **again;      /* forward thread only: items whose next call waits to be submitted */
     size_t nagain, capagain;
@@ -401,7 +403,62 @@ static void batch_key(const sc_item_t *it, char *buf, size_t len)
 static void batch_done(sc_item_t *it, void *arg)
 {
     online_t *o = arg;
+    if (o->changelog) { /* handed on: the other replicas forget its batch */
+        char key[SC_BATCHER_KEY_MAX];
+        batch_key(it, key, sizeof key);
+        sc_changelog_publish_batch(o->changelog, key, NULL, NULL, NULL);
+    }
     sc_queue_push(o->publish_q, it, -1);
+}
+
+/* With cache.changelog, the batcher's journal goes to the changelog: each request of a batch
+ * being created, then created (with its name), so that the replica its request is re-delivered
+ * to after this one dies adopts the batch instead of paying for the request again. Best effort:
+ * a record that cannot be sent costs at most that second payment, so creation goes on. */
+static int batch_journal(json_t *ev, void *arg)
+{
+    online_t *o = arg;
+    const char *what = json_string_value(json_object_get(ev, "ev"));
+    const char *display = json_string_value(json_object_get(ev, "display"));
+    if (what && display && strcmp(what, "creating") == 0) {
+        json_decref(o->bat_creating);
+        o->bat_creating = json_incref(ev); /* "created" of the same batch comes next */
+    }
+    json_t *c = o->bat_creating; /* borrowed */
+    const char *name = json_string_value(json_object_get(ev, "name"));
+    if (what && c && (strcmp(what, "creating") == 0 || strcmp(what, "created") == 0) &&
+        strcmp(display, json_string_value(json_object_get(c, "display"))) == 0) {
+        const char *model = json_string_value(json_object_get(c, "model"));
+        size_t i;
+        json_t *k;
+        json_array_foreach(json_object_get(c, "keys"), i, k)
+            sc_changelog_publish_batch(o->changelog, json_string_value(k), display, model,
+                                       strcmp(what, "created") == 0 ? name : NULL);
+    }
+    json_decref(ev);
+    return 0;
+}
+
+/* A re-delivered batch-priority request that another replica had put in a batch: adopted (1), so
+ * its result comes from that batch; 0 when there is none to adopt. */
+static int batch_adopt(online_t *o, sc_batcher_t *b, sc_batch_client_t *client, sc_item_t *it)
+{
+    char key[SC_BATCHER_KEY_MAX], display[96], model[SC_MODEL_MAX], name[SC_BATCH_NAME_MAX];
+    char err[512];
+    batch_key(it, key, sizeof key);
+    if (!sc_changelog_batch_lookup(o->changelog, key, display, sizeof display, model,
+                                   sizeof model, name, sizeof name))
+        return 0;
+    /* only "creating" was recorded: the batch exists if the creation went through */
+    if (!name[0] && sc_batch_find(client, display, name, sizeof name, err, sizeof err) != SC_OK) {
+        sc_info("batcher.adopt_none", "key=%s display=%s note=\"never created: submitted "
+                "here\"", key, display);
+        return 0;
+    }
+    sc_item_t *one[1] = {it};
+    if (sc_batcher_adopt(b, display, name, model, one, 1) != SC_OK)
+        return 0;
+    return 1;
 }
 
 /*
@@ -421,7 +478,8 @@ static void *batcher_main(void *arg)
     int64_t max_wait = sc_config_int(o->cfg, "batch.priority_max_wait_ms");
     snprintf(run_id, sizeof run_id, "serve-%d-%lld", (int)getpid(), (long long)sc_wall_ms());
     sc_batcher_opts_t bo = {.cfg = o->cfg, .run_id = run_id, .done = batch_done,
-                            .key = batch_key, .arg = o};
+                            .key = batch_key, .journal = o->changelog ? batch_journal : NULL,
+                            .arg = o};
     if (sc_batch_client_new(sc_config_str(o->cfg, "gemini.base_url"),
                             sc_config_str(o->cfg, "gemini.api_key"),
                             sc_config_int(o->cfg, "gemini.request_timeout_ms"), &client, err,
@@ -436,7 +494,8 @@ static void *batcher_main(void *arg)
         int wait = next < 0 || next > ONLINE_IDLE_POLL_MS ? ONLINE_IDLE_POLL_MS : (int)next;
         size_t n = sc_queue_pop_many(o->batch_q, items, ONLINE_FORWARD_BATCH, wait);
         for (size_t i = 0; i < n; i++)
-            if (sc_batcher_add(b, items[i]) != SC_OK) {
+            if (!(o->changelog && batch_adopt(o, b, client, items[i])) &&
+                sc_batcher_add(b, items[i]) != SC_OK) {
                 sc_item_t *it = items[i];
                 it->state = SC_ITEM_DONE;
                 it->error = SC_ERR_NOMEM;
@@ -459,6 +518,8 @@ static void *batcher_main(void *arg)
 out:
     sc_batcher_free(b);
     sc_batch_client_free(client);
+    json_decref(o->bat_creating);
+    o->bat_creating = NULL;
     return NULL;
 }
 
@@ -698,11 +759,17 @@ sc_status_t sc_online_run(const sc_config_t *cfg, volatile sig_atomic_t *running
         goto out;
     /* the changelog: restored before the first request is consumed, then kept applied */
     if (sc_config_bool(cfg, "cache.changelog") && sc_optimizer_cache(o.opt)) {
-        if ((st = sc_changelog_open(cfg, sc_optimizer_cache(o.opt), sc_optimizer_summaries(o.opt),
-                                    o.producer, o.metrics, &o.changelog, errbuf, errlen)))
+        sc_changelog_stores_t stores = {.cache = sc_optimizer_cache(o.opt),
+                                        .summaries = sc_optimizer_summaries(o.opt),
+                                        .prompt_caches = sc_optimizer_prompt_cache(o.opt)};
+        if ((st = sc_changelog_open(cfg, &stores, o.producer, o.metrics, &o.changelog, errbuf,
+                                    errlen)))
             goto out;
         sc_optimizer_on_store(o.opt, sc_changelog_publish, o.changelog);
         sc_optimizer_on_summary(o.opt, sc_changelog_publish_summary, o.changelog);
+        if (stores.prompt_caches)
+            sc_prompt_cache_on_share(stores.prompt_caches, sc_changelog_publish_prompt_cache,
+                                     o.changelog);
     }
 
     rd_kafka_conf_t *cconf = sc_kafka_conf_new(cfg, 1, errbuf, errlen);
@@ -786,6 +853,9 @@ out:
         rd_kafka_consumer_close(o.consumer); /* commits the stored offsets */
         rd_kafka_destroy(o.consumer);
     }
+    /* the prompt caches stop sharing before the changelog goes (they stay left to the others) */
+    if (o.changelog && sc_optimizer_prompt_cache(o.opt))
+        sc_prompt_cache_on_share(sc_optimizer_prompt_cache(o.opt), NULL, NULL);
     sc_changelog_close(o.changelog); /* its records are flushed with the results */
     if (o.producer)
         rd_kafka_destroy(o.producer);

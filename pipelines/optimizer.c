@@ -356,6 +356,11 @@ sc_summary_store_t *sc_optimizer_summaries(sc_optimizer_t *o)
     return o->summaries;
 }
 
+sc_prompt_cache_t *sc_optimizer_prompt_cache(sc_optimizer_t *o)
+{
+    return o->pcache;
+}
+
 void sc_optimizer_on_summary(sc_optimizer_t *o, sc_optimizer_summary_fn fn, void *ud)
 {
     o->on_summary = fn;

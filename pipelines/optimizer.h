@@ -10,6 +10,7 @@
 #include "host/cache/cache.h"
 #include "host/cache/summary_store.h"
 #include "host/core/config.h"
+#include "host/gemini/prompt_cache.h"
 #include "host/metrics/metrics.h"
 #include "pipelines/pipeline.h"
 
@@ -86,6 +87,9 @@ sc_cache_t *sc_optimizer_cache(sc_optimizer_t *o);
 
 /* The conversation summaries pruning keeps (borrowed); NULL when prune.summaries is off. */
 sc_summary_store_t *sc_optimizer_summaries(sc_optimizer_t *o);
+
+/* The explicit prompt caches (borrowed); NULL when prompt_cache is off. */
+sc_prompt_cache_t *sc_optimizer_prompt_cache(sc_optimizer_t *o);
 
 /* fn(ud, stored) after every answer the optimizer stores in the cache, from the thread that
  * finished the item (serve: the publish thread); the entry is borrowed for the call. Set before

@@ -27,6 +27,19 @@ static sc_cache_item_t entry(const float *vec, const char *text)
     return it;
 }
 
+/* Each of the n values is refused with a reason, leaving nothing to clear. */
+static void assert_refused(const char *const *bad, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sc_changelog_rec_t rec;
+        char err[256] = "";
+        assert_int_equal(sc_changelog_decode(bad[i], strlen(bad[i]), DIM, &rec, err, sizeof err),
+                         SC_ERR_INVALID_ARG);
+        assert_true(err[0] != '\0');
+        assert_null(rec.json);
+    }
+}
+
 static void test_round_trip(void **state)
 {
     (void)state;
@@ -102,14 +115,7 @@ static void test_bad_records(void **state)
         "\"response\":\"r\",\"model\":\"m\",\"usage\":[1,2,3,4],\"cost_usd\":0,\"created_ms\":1,"
         "\"vec\":\"!!!!\"}",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        sc_changelog_rec_t rec;
-        char err[160] = "";
-        assert_int_equal(sc_changelog_decode(bad[i], strlen(bad[i]), DIM, &rec, err, sizeof err),
-                         SC_ERR_INVALID_ARG);
-        assert_true(err[0] != '\0');
-        assert_null(rec.json);
-    }
+    assert_refused(bad, sizeof bad / sizeof bad[0]);
 }
 
 static void test_purge_record(void **state)
@@ -132,12 +138,7 @@ static void test_purge_record(void **state)
     const char *bad[] = {"{\"v\":1,\"origin\":\"o\",\"purge\":7,\"before_ms\":5}",
                          "{\"v\":1,\"origin\":\"o\",\"purge\":\"t\"}",
                          "{\"v\":3,\"origin\":\"o\",\"purge\":\"t\",\"before_ms\":5}"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        err[0] = '\0';
-        assert_int_equal(sc_changelog_decode(bad[i], strlen(bad[i]), DIM, &rec, err, sizeof err),
-                         SC_ERR_INVALID_ARG);
-        assert_true(err[0] != '\0');
-    }
+    assert_refused(bad, sizeof bad / sizeof bad[0]);
 }
 
 /* A conversation summary: its key follows tenant and conversation (not the text), it decodes to
@@ -185,13 +186,114 @@ static void test_summary_record(void **state)
         "\"hash\":\"0123456789abcdef\"}}",
         "{\"v\":2,\"origin\":\"o\",\"summary\":{\"tenant\":\"t\",\"conversation\":\"c\","
         "\"text\":\"x\",\"n_turns\":3,\"hash\":\"0123456789abcdef\"}}"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        err[0] = '\0';
-        assert_int_equal(sc_changelog_decode(bad[i], strlen(bad[i]), DIM, &rec, err, sizeof err),
-                         SC_ERR_INVALID_ARG);
-        assert_true(err[0] != '\0');
-        assert_null(rec.json);
-    }
+    assert_refused(bad, sizeof bad / sizeof bad[0]);
+}
+
+static void test_prompt_cache_record(void **state)
+{
+    (void)state;
+    char key[SC_CHANGELOG_KEY_MAX], key2[SC_CHANGELOG_KEY_MAX], err[256];
+    size_t len = 0, len2 = 0;
+    const char *prefix = "You are the catalog assistant of ACME. Answer from the catalog only.";
+    sc_prompt_cache_share_t s = {.model = "gemini-2.5-flash", .fields = 0, .prefix = prefix,
+                                 .prefix_len = strlen(prefix), .hash = 0xfedcba9876543210ULL,
+                                 .name = "cachedContents/abc123", .tokens = 6001,
+                                 .expire_wall_ms = 1790000000123LL};
+    char *v = sc_changelog_encode_prompt_cache(&s, "h-1-x", key, &len);
+    assert_non_null(v);
+    assert_int_equal(strncmp(key, "pc:", 3), 0);
+    assert_int_equal(strlen(key), 3 + 16 + 1 + 16);
+    assert_string_equal(key + 20, "fedcba9876543210");
+    /* another model, or the fields form, is another key; a gone record keeps the key */
+    sc_prompt_cache_share_t o = s;
+    o.model = "gemini-2.5-pro";
+    free(sc_changelog_encode_prompt_cache(&o, "h", key2, &len2));
+    assert_string_not_equal(key, key2);
+    o = s;
+    o.fields = 1;
+    free(sc_changelog_encode_prompt_cache(&o, "h", key2, &len2));
+    assert_string_not_equal(key, key2);
+    o = s;
+    o.gone = 1;
+    o.prefix = NULL;
+    char *g = sc_changelog_encode_prompt_cache(&o, "h-2-y", key2, &len2);
+    assert_non_null(g);
+    assert_string_equal(key, key2);
+
+    sc_changelog_rec_t rec;
+    assert_int_equal(sc_changelog_decode(v, len, DIM, &rec, err, sizeof err), SC_OK);
+    assert_int_equal(rec.pcache, 1);
+    assert_int_equal(rec.summary + rec.purge + rec.batch, 0);
+    assert_string_equal(rec.pc.model, "gemini-2.5-flash");
+    assert_int_equal(rec.pc.fields, 0);
+    assert_int_equal(rec.pc.prefix_len, strlen(prefix));
+    assert_memory_equal(rec.pc.prefix, prefix, strlen(prefix));
+    assert_true(rec.pc.hash == 0xfedcba9876543210ULL);
+    assert_string_equal(rec.pc.name, "cachedContents/abc123");
+    assert_int_equal(rec.pc.tokens, 6001);
+    assert_true(rec.pc.expire_wall_ms == 1790000000123LL);
+    assert_int_equal(rec.pc.gone, 0);
+    assert_string_equal(rec.origin, "h-1-x");
+    sc_changelog_rec_clear(&rec);
+    assert_int_equal(sc_changelog_decode(g, len2, DIM, &rec, err, sizeof err), SC_OK);
+    assert_int_equal(rec.pcache, 1);
+    assert_int_equal(rec.pc.gone, 1);
+    assert_null(rec.pc.prefix);
+    sc_changelog_rec_clear(&rec);
+    free(v);
+    free(g);
+    const char *bad[] = {
+        /* live without its prefix */
+        "{\"v\":1,\"origin\":\"o\",\"pcache\":{\"model\":\"m\",\"fields\":0,"
+        "\"hash\":\"0123456789abcdef\",\"name\":\"cachedContents/x\",\"gone\":0}}",
+        "{\"v\":1,\"origin\":\"o\",\"pcache\":{\"model\":\"m\",\"fields\":0,"
+        "\"hash\":\"0123\",\"name\":\"cachedContents/x\",\"gone\":1}}",
+        "{\"v\":1,\"origin\":\"o\",\"pcache\":{\"fields\":0,"
+        "\"hash\":\"0123456789abcdef\",\"name\":\"cachedContents/x\",\"gone\":1}}",
+        "{\"v\":3,\"origin\":\"o\",\"pcache\":{\"model\":\"m\",\"fields\":0,"
+        "\"hash\":\"0123456789abcdef\",\"name\":\"cachedContents/x\",\"gone\":1}}"};
+    assert_refused(bad, sizeof bad / sizeof bad[0]);
+}
+
+static void test_batch_record(void **state)
+{
+    (void)state;
+    char key[SC_CHANGELOG_KEY_MAX], err[256];
+    size_t len = 0;
+    char *v = sc_changelog_encode_batch("P3.1234", "scrimp-serve-7-1-2", "gemini-2.5-flash",
+                                        "batches/xyz", "h-1-x", key, &len);
+    assert_non_null(v);
+    assert_string_equal(key, "bat:P3.1234");
+    sc_changelog_rec_t rec;
+    assert_int_equal(sc_changelog_decode(v, len, DIM, &rec, err, sizeof err), SC_OK);
+    assert_int_equal(rec.batch, 1);
+    assert_int_equal(rec.summary + rec.purge + rec.pcache, 0);
+    assert_string_equal(rec.bat_key, "P3.1234");
+    assert_string_equal(rec.bat_display, "scrimp-serve-7-1-2");
+    assert_string_equal(rec.bat_model, "gemini-2.5-flash");
+    assert_string_equal(rec.bat_name, "batches/xyz");
+    sc_changelog_rec_clear(&rec);
+    free(v);
+    /* being created: no name yet */
+    v = sc_changelog_encode_batch("P0.7", "d", "m", NULL, "o", key, &len);
+    assert_non_null(v);
+    assert_int_equal(sc_changelog_decode(v, len, DIM, &rec, err, sizeof err), SC_OK);
+    assert_null(rec.bat_name);
+    sc_changelog_rec_clear(&rec);
+    free(v);
+    /* a request key too long for a record key is refused at encoding */
+    char long_key[SC_CHANGELOG_KEY_MAX + 8];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    assert_null(sc_changelog_encode_batch(long_key, "d", "m", NULL, "o", key, &len));
+    const char *bad[] = {
+        "{\"v\":1,\"origin\":\"o\",\"batch\":{\"key\":\"\",\"display\":\"d\",\"model\":\"m\"}}",
+        "{\"v\":1,\"origin\":\"o\",\"batch\":{\"key\":\"P1.2\",\"model\":\"m\"}}",
+        "{\"v\":1,\"origin\":\"o\",\"batch\":{\"key\":\"P1.2\",\"display\":\"d\",\"model\":\"m\","
+        "\"name\":\"\"}}",
+        "{\"v\":1,\"origin\":\"o\",\"batch\":{\"key\":\"P1.2\",\"display\":\"d\",\"model\":\"m\","
+        "\"name\":7}}"};
+    assert_refused(bad, sizeof bad / sizeof bad[0]);
 }
 
 static void test_base64(void **state)
@@ -225,6 +327,8 @@ int main(void)
         cmocka_unit_test(test_bad_records),
         cmocka_unit_test(test_purge_record),
         cmocka_unit_test(test_summary_record),
+        cmocka_unit_test(test_prompt_cache_record),
+        cmocka_unit_test(test_batch_record),
         cmocka_unit_test(test_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,6 +120,8 @@ typedef enum {
     SC_MF_CL_BYTES,
     SC_MF_CL_PUBLISHED,
     SC_MF_CL_APPLIED,
+    SC_MF_CL_LAG,
+    SC_MF_CL_BATCHES,
     SC_MF_CACHE_ENTRIES,
     SC_MF_READY,
     SC_MF_BUILD_INFO,
@@ -317,6 +319,12 @@ static const sc_mfdef_t sc_mf_defs[SC_MF_COUNT] = {
                             SC_MT_GAUGE, 0, {{0}}, NULL, 0},
     [SC_MF_CL_APPLIED] = {"scrimp_changelog_applied",
                           "Other replicas' cache entries applied to this replica's store.",
+                          SC_MT_GAUGE, 0, {{0}}, NULL, 0},
+    [SC_MF_CL_LAG] = {"scrimp_changelog_lag_records",
+                      "Changelog records written that this replica has not read yet.",
+                      SC_MT_GAUGE, 0, {{0}}, NULL, 0},
+    [SC_MF_CL_BATCHES] = {"scrimp_changelog_batches_in_flight",
+                          "Other replicas' Batch Mode requests in flight, known from the changelog.",
                           SC_MT_GAUGE, 0, {{0}}, NULL, 0},
     [SC_MF_CACHE_ENTRIES] = {"scrimp_cache_entries",
                              "Entries in this replica's cache store.",
@@ -863,6 +871,10 @@ sc_status_t sc_metrics_gauge_set(sc_metrics_t *m, const char *name, double value
         id = SC_MF_CL_PUBLISHED;
     else if (strcmp(name, "changelog_applied") == 0)
         id = SC_MF_CL_APPLIED;
+    else if (strcmp(name, "changelog_lag_records") == 0)
+        id = SC_MF_CL_LAG;
+    else if (strcmp(name, "changelog_batches_in_flight") == 0)
+        id = SC_MF_CL_BATCHES;
     else if (strcmp(name, "cache_entries") == 0)
         id = SC_MF_CACHE_ENTRIES;
     else

@@ -115,6 +115,7 @@ run() { # run CHANGELOG(true|false): the whole scenario; prints the repeats' ups
     if grep -q '^scrimp_changelog_restore_records 40$' "$WORK/b.metrics" &&
        grep -q '^scrimp_cache_entries 60$' "$WORK/b.metrics" &&
        grep -q '^scrimp_changelog_restore_seconds ' "$WORK/b.metrics" &&
+       grep -q '^scrimp_changelog_lag_records 0$' "$WORK/b.metrics" &&
        grep -q '^scrimp_changelog_read_bytes [1-9]' "$WORK/b.metrics"; then
       pass "replica B's /metrics: $(grep -E '^scrimp_(changelog_[a-z_]+|cache_entries) ' "$WORK/b.metrics" | tr '\n' ' ')"
     else
