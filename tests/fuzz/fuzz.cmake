@@ -2,7 +2,7 @@
 # CMakeLists.txt instruments everything with -fsanitize=fuzzer-no-link,address,undefined).
 # scripts/fuzz builds and runs them; their seeds are corpus/<name>/, their dictionaries <name>.dict.
 set(SCRIMP_FUZZ_TARGETS request config safetensors tokenizer gemini_response batch index_file
-  backfill_state sim_request)
+  backfill_state sim_request changelog)
 
 function(sc_fuzz_target name)
   add_executable(fuzz_${name} tests/fuzz/fuzz_${name}.c)
