@@ -66,6 +66,11 @@ set_tests_properties(integration_scale_out PROPERTIES TIMEOUT 420)
 add_test(NAME integration_broker_outage
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_broker_outage.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_broker_outage PROPERTIES TIMEOUT 300)
+# Each of these runs several serve processes, or one through a long outage: two of them at once on
+# a 2-core machine slowed the outage test until its requests neared their deadline. ctest -j2 runs
+# them one at a time.
+set_tests_properties(integration_changelog integration_scale_out integration_broker_outage
+  PROPERTIES RESOURCE_LOCK serve_replicas)
 add_test(NAME integration_policies
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_policies.sh $<TARGET_FILE:scrimp>)
 set_tests_properties(integration_policies PROPERTIES TIMEOUT 900)
