@@ -5,16 +5,22 @@
 # quality proxies (wrong cache hits, routing outcomes); writes bench/results/e2e.md and e2e.svg.
 #
 # usage: bench/bench_e2e.sh [--requests N] [--seed S] [--configs a,b,...] [--wait-s S] [--keep]
+#                           [--out FILE.md] [-X KEY=VALUE]...
 #   --requests 3000   workload size (CPU embeddings bound the run: ~1-2 min per configuration)
 #   --seed 1          workload seed
 #   --configs baseline,cache,route,prune,prompt_cache,all   (baseline must be among them)
 #   --wait-s 900      bound on the wait for all results of one configuration
 #   --keep            keep the work folder (results, logs, metrics of every run)
+#   --out FILE.md     the report (default bench/results/e2e.md; the chart beside it, FILE.svg)
+#   -X KEY=VALUE      a setting for every configuration's serve (e.g. backend=cuda), after the
+#                     configuration's own switches
+#   env SCRIMP        the scrimp binary (default build/scrimp, or $SCRIMP_BUILD_DIR/scrimp)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-SCRIMP="$ROOT/${SCRIMP_BUILD_DIR:-build}/scrimp"
+SCRIMP="${SCRIMP:-$ROOT/${SCRIMP_BUILD_DIR:-build}/scrimp}"
 CMDLINE="bench/bench_e2e.sh${*:+ $*}"
 N=3000; SEED=1; CONFIGS="baseline,cache,route,prune,prompt_cache,all"; WAIT_S=900; KEEP=0
+OUTMD="$ROOT/bench/results/e2e.md"; EXTRA=()
 READY_WAIT_S=120      # serve: model load + /readyz
 WARMUP_WAIT_S=60      # the warm-up request's result (consumer group joined, first call made)
 PROGRESS_EVERY_S=5
@@ -32,7 +38,9 @@ while [ $# -gt 0 ]; do
     --configs) CONFIGS=$2; shift 2 ;;
     --wait-s) WAIT_S=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --out) OUTMD=$2; shift 2 ;;
+    -X) EXTRA+=(-X "$2"); shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_e2e: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -40,9 +48,9 @@ case ",$CONFIGS," in *,baseline,*) ;; *) echo "bench_e2e: --configs must include
 [ -x "$SCRIMP" ] || { echo "bench_e2e: $SCRIMP not built (cmake --build build)" >&2; exit 1; }
 command -v kcat >/dev/null || { echo "bench_e2e: kcat is not installed (scripts/setup)" >&2; exit 1; }
 
+case $OUTMD in *.md) ;; *) echo "bench_e2e: --out must name a .md file" >&2; exit 2 ;; esac
+OUTSVG="${OUTMD%.md}.svg"
 WORK=$(mktemp -d /tmp/scrimp-bench-e2e.XXXXXX)
-OUTMD="$ROOT/bench/results/e2e.md"
-OUTSVG="$ROOT/bench/results/e2e.svg"
 . "$ROOT/scripts/lib.sh"
 cleanup() {
   sc_stop_all
@@ -83,7 +91,7 @@ IFS=, read -r -a CFGS <<<"$CONFIGS"
 for c in "${CFGS[@]}"; do cfg_on "$c" >/dev/null || { echo "bench_e2e: unknown configuration $c" >&2; exit 2; }; done
 for c in "${CFGS[@]}"; do # every key we pass must be one scrimp knows (it exits 2 otherwise)
   mapfile -t a < <(cfg_args "$c")
-  "$SCRIMP" config dump "${a[@]}" -X kafka.bootstrap.servers=127.0.0.1:1 \
+  "$SCRIMP" config dump "${a[@]}" ${EXTRA[@]+"${EXTRA[@]}"} -X kafka.bootstrap.servers=127.0.0.1:1 \
     -X gemini.base_url=http://127.0.0.1:1 -X metrics.listen=127.0.0.1:0 \
     -X "cache.path=$WORK/x" -X "prune.path=$WORK/x" -X "router.shadow_path=$WORK/x.shadow" >/dev/null ||
     { echo "bench_e2e: scrimp rejects the switches of configuration $c" >&2; exit 1; }
@@ -128,7 +136,8 @@ run_cfg() { # run_cfg NAME: fresh broker, simulator and serve; the workload; res
   SIM_URL=$(sc_first_line sim)
   sc_start_bg "serve_$name" "$SCRIMP" serve -X "kafka.bootstrap.servers=$BOOTSTRAP" \
     -X "gemini.base_url=$SIM_URL" -X metrics.listen=127.0.0.1:0 \
-    -X "cache.path=$d/cache" -X "prune.path=$d/summaries" -X "router.shadow_path=$d/summaries.shadow" "${a[@]}"
+    -X "cache.path=$d/cache" -X "prune.path=$d/summaries" -X "router.shadow_path=$d/summaries.shadow" "${a[@]}" \
+    ${EXTRA[@]+"${EXTRA[@]}"}
   local spid_var="PID_serve_$name" spid
   spid=${!spid_var}
   # metrics.listen port 0: serve logs the port it bound (event=metrics.start ... port=N)
@@ -230,7 +239,10 @@ echo "== all configurations ran in $((SECONDS - T_ALL)) s"
 # ---- analysis, tables, chart ----
 
 MACHINE="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+GPU="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)"
+[ -n "$GPU" ] && MACHINE="$MACHINE, GPU $GPU"
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + uncommitted changes')"
+[ -n "${BENCH_BUILD:-}" ] && COMMIT="$BENCH_BUILD" # e.g. a bundle's build, where no .git came along
 export SIM_QUALITY
 python3 - "$WORK" "$CONFIGS" "$OUTMD" "$OUTSVG" "$CMDLINE" "$MACHINE" "$COMMIT" "$(date -u '+%Y-%m-%d %H:%M UTC')" \
   "$(cat "$WORK/workload.txt")" "$SEED" "$N" "$PARTITIONS" <<'PY'
@@ -591,8 +603,8 @@ w("- per configuration: a fresh `scrimp dev-broker` (%s partitions: librdkafka's
   "(no faults, zero delay; quality mode `--quality " + SIM_Q + "` with the workload's truth "
   "table, and `--record`), `scrimp serve` with default settings except `kafka.bootstrap.servers`, "
   "`gemini.base_url`, `metrics.listen=127.0.0.1:0`, a fresh `cache.path`, `prune.path` and "
-  "`router.shadow_path`, and the "
-  "configuration's switches; one warm-up request (not counted) so the consumer group has joined "
+  "`router.shadow_path`, the "
+  "configuration's switches, then the command's `-X` settings if any; one warm-up request (not counted) so the consumer group has joined "
   "before timing; then the workload produced by one `kcat -P` (messages keyed by id), paced in "
   "chunks of 32 so that at most max(128 requests, 3 s of work at the result rate seen so far) is "
   "unanswered — the requests carry deadlines of 15–60 s, and a 3,000-request backlog in front of "
