@@ -34,6 +34,10 @@ struct sc_changelog {
     sc_metrics_t *metrics;    /* borrowed; NULL: none */
     atomic_llong bytes_read;
     rd_kafka_t *producer;     /* borrowed */
+    /* owned, made at the first batch record: batch records go through a producer of their own,
+     * so that sc_changelog_batch_sync() can wait for them alone (in the caller's thread) */
+    rd_kafka_t *bat_producer;
+    atomic_llong n_bat_failed; /* batch records the broker did not acknowledge */
     rd_kafka_t *consumer;     /* owned: assigned every partition, no group */
     const char *topic;        /* borrowed from cfg */
     char origin[CL_ORIGIN_MAX];
@@ -390,25 +394,74 @@ void sc_changelog_publish_prompt_cache(void *arg, const sc_prompt_cache_share_t 
         atomic_fetch_add(&cl->n_pc_published, 1);
 }
 
+static void cl_bat_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    sc_changelog_t *cl = opaque;
+    if (m->err && atomic_fetch_add(&cl->n_bat_failed, 1) == 0)
+        sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"a batch record was not "
+                "acknowledged\"", cl->topic, rd_kafka_err2str(m->err));
+}
+
+/* The batch records' producer, made on first use (batcher thread only); the shared one when it
+ * cannot be made (said once): records still go, but sc_changelog_batch_sync() cannot wait. */
+static rd_kafka_t *cl_bat_producer(sc_changelog_t *cl)
+{
+    static const char *const why = "batch records go unconfirmed through the results producer";
+    if (cl->bat_producer)
+        return cl->bat_producer;
+    char err[SC_KAFKA_ERRSTR];
+    rd_kafka_conf_t *conf = sc_kafka_conf_new(cl->cfg, 0, err, sizeof err);
+    if (conf) {
+        rd_kafka_conf_set_dr_msg_cb(conf, cl_bat_dr);
+        rd_kafka_conf_set_opaque(conf, cl);
+        cl->bat_producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+        if (cl->bat_producer)
+            return cl->bat_producer;
+    }
+    if (atomic_fetch_add(&cl->n_dropped, 1) == 0)
+        sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"%s\"", cl->topic, err, why);
+    return NULL;
+}
+
 void sc_changelog_publish_batch(sc_changelog_t *cl, const char *req_key, const char *display,
                                 const char *model, const char *name)
 {
     char key[SC_CHANGELOG_KEY_MAX];
     size_t len = 0;
+    char *val = NULL;
     if (!display) { /* handed on: a tombstone, so compaction drops the key */
         if ((size_t)snprintf(key, sizeof key, "bat:%s", req_key) >= sizeof key)
             return;
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            cl->producer, RD_KAFKA_V_TOPIC(cl->topic), RD_KAFKA_V_KEY(key, strlen(key)),
-            RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
-        if (err && atomic_fetch_add(&cl->n_dropped, 1) == 0)
-            sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"a batch tombstone was "
-                    "dropped\"", cl->topic, rd_kafka_err2str(err));
+    } else if (!(val = sc_changelog_encode_batch(req_key, display, model, name, cl->origin, key,
+                                                 &len))) {
         return;
     }
-    char *val = sc_changelog_encode_batch(req_key, display, model, name, cl->origin, key, &len);
-    if (cl_send(cl, key, val, len, "batch submission"))
+    rd_kafka_t *p = cl_bat_producer(cl);
+    int record = val != NULL, flags = record ? RD_KAFKA_MSG_F_FREE : 0;
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p ? p : cl->producer, RD_KAFKA_V_TOPIC(cl->topic), RD_KAFKA_V_KEY(key, strlen(key)),
+        RD_KAFKA_V_VALUE(val, len), RD_KAFKA_V_MSGFLAGS(flags),
+        RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+    if (err) {
+        free(val);
+        if (atomic_fetch_add(&cl->n_dropped, 1) == 0)
+            sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"a batch %s was dropped\"",
+                    cl->topic, rd_kafka_err2str(err), record ? "record" : "tombstone");
+    } else if (record) {
         atomic_fetch_add(&cl->n_bat_published, 1);
+    }
+    if (p)
+        rd_kafka_poll(p, 0); /* its delivery reports: nothing else polls it */
+}
+
+int sc_changelog_batch_sync(sc_changelog_t *cl, int timeout_ms)
+{
+    if (!cl->bat_producer)
+        return 0;
+    long long failed = atomic_load(&cl->n_bat_failed);
+    rd_kafka_resp_err_t err = rd_kafka_flush(cl->bat_producer, timeout_ms);
+    return !err && atomic_load(&cl->n_bat_failed) == failed;
 }
 
 int sc_changelog_batch_lookup(sc_changelog_t *cl, const char *req_key, char *display,
@@ -905,6 +958,10 @@ void sc_changelog_close(sc_changelog_t *cl)
         pthread_join(cl->thread, NULL);
     rd_kafka_consumer_close(cl->consumer);
     rd_kafka_destroy(cl->consumer);
+    if (cl->bat_producer) { /* the last tombstones */
+        rd_kafka_flush(cl->bat_producer, (int)sc_config_int(cl->cfg, "pipeline.drain_timeout_ms"));
+        rd_kafka_destroy(cl->bat_producer);
+    }
     sc_info("changelog.stop", "topic=%s published=%lld summaries_published=%lld "
             "prompt_caches_published=%lld batches_published=%lld dropped=%lld applied=%lld "
             "summaries_applied=%lld prompt_caches_applied=%lld batches_applied=%lld skipped=%lld "

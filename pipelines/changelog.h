@@ -128,9 +128,16 @@ void sc_changelog_publish_summary(void *cl, const char *tenant, const char *conv
 void sc_changelog_publish_prompt_cache(void *cl, const sc_prompt_cache_share_t *s);
 
 /* Publish that request req_key is in batch display of model (name NULL: being created), or, with
- * display NULL, that its result was handed on (a tombstone). As sc_changelog_publish. */
+ * display NULL, that its result was handed on (a tombstone). Through a producer of the
+ * changelog's own, made at the first call; one thread only (the batcher's). Never blocks. */
 void sc_changelog_publish_batch(sc_changelog_t *cl, const char *req_key, const char *display,
                                 const char *model, const char *name);
+
+/* Wait up to timeout_ms until every batch record published so far is acknowledged by the broker
+ * (the thread of sc_changelog_publish_batch): 1 when they are, 0 when one failed, time ran out or
+ * they could not be sent on a producer of their own. A batch is created only after its
+ * "creating" records are acknowledged, so a replica killed at once leaves them for the next. */
+int sc_changelog_batch_sync(sc_changelog_t *cl, int timeout_ms);
 
 /* The batch another replica put request req_key in: 1 with display, model and name (name ""
  * while it was being created) copied into the buffers (SC_BATCH_NAME_MAX, SC_MODEL_MAX-sized

@@ -33,6 +33,7 @@
 #define ONLINE_FORWARD_BATCH 256     /* items taken off the upstream queue at once */
 #define ONLINE_STATS_EVERY_MS 10000  /* period of the serve.stats log line */
 #define ONLINE_COMMITTED_TIMEOUT_MS 5000 /* bound on asking the group for its committed offsets */
+#define ONLINE_BATCH_RECORD_WAIT_MS 5000 /* bound on the broker's ack of a batch's changelog records */
 
 typedef struct {
     const sc_config_t *cfg;
@@ -434,6 +435,13 @@ static int batch_journal(json_t *ev, void *arg)
         json_array_foreach(json_object_get(c, "keys"), i, k)
             sc_changelog_publish_batch(o->changelog, json_string_value(k), display, model,
                                        strcmp(what, "created") == 0 ? name : NULL);
+        /* the batch is created only once the others can know of it: a replica killed just after
+         * the creation (a test kills at the log line) would otherwise leave nothing to adopt */
+        if (!sc_changelog_batch_sync(o->changelog, ONLINE_BATCH_RECORD_WAIT_MS))
+            sc_warn("batcher.journal", "ev=%s display=%s requests=%zu note=\"not acknowledged "
+                    "by the broker within %d ms: if this replica dies, the one that takes its "
+                    "requests may submit them again\"", what, display,
+                    json_array_size(json_object_get(c, "keys")), ONLINE_BATCH_RECORD_WAIT_MS);
     }
     json_decref(ev);
     return 0;

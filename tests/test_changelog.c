@@ -1,6 +1,7 @@
 /* test_changelog.c - the cache changelog's records: an entry encodes and decodes to itself (with
  * and without its vector), the key follows the normalised text, and bad records are refused with
- * a reason; purge records. Base64 round trips. */
+ * a reason; purge records. Base64 round trips. Batch records are acknowledged before
+ * sc_changelog_batch_sync() says so, and not while the broker is down (the dev broker). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,10 +9,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "host/core/config.h"
 #include "host/core/message.h"
+#include "host/core/util.h"
+#include "host/kafka/dev_broker.h"
 #include "pipelines/changelog.h"
 
 #define DIM 384
@@ -296,6 +301,65 @@ static void test_batch_record(void **state)
     assert_refused(bad, sizeof bad / sizeof bad[0]);
 }
 
+/* What a second changelog (another replica) knows of req_key's batch within 10 s: its name, or
+ * "" (being created), or NULL when it never learned of it. */
+static const char *other_sees(sc_changelog_t *other, const char *req_key, char *name, size_t len)
+{
+    char display[96], model[64];
+    for (int i = 0; i < 200; i++) {
+        if (sc_changelog_batch_lookup(other, req_key, display, sizeof display, model,
+                                      sizeof model, name, len))
+            return name;
+        usleep(50 * 1000);
+    }
+    return NULL;
+}
+
+static void test_batch_sync(void **state)
+{
+    (void)state;
+    char err[512], name[64];
+    const char *topics[] = {"scrimp.cache", NULL};
+    sc_dev_broker_t *broker = NULL;
+    assert_int_equal(sc_dev_broker_start(0, 2, topics, &broker, err, sizeof err), SC_OK);
+    sc_config_t *cfg = NULL;
+    assert_int_equal(sc_config_new(&cfg), SC_OK);
+    char kv[128];
+    snprintf(kv, sizeof kv, "kafka.bootstrap.servers=%s", sc_dev_broker_bootstrap(broker));
+    assert_int_equal(sc_config_set(cfg, kv, err, sizeof err), SC_OK);
+    assert_int_equal(sc_config_set(cfg, "pipeline.drain_timeout_ms=3000", err, sizeof err), SC_OK);
+    sc_changelog_stores_t stores = {0};
+    sc_changelog_t *a = NULL, *b = NULL;
+    assert_int_equal(sc_changelog_open(cfg, &stores, NULL, NULL, &a, err, sizeof err), SC_OK);
+    assert_int_equal(sc_changelog_open(cfg, &stores, NULL, NULL, &b, err, sizeof err), SC_OK);
+
+    /* nothing published yet: nothing to wait for, and no producer to wait on */
+    assert_int_equal(sc_changelog_batch_sync(a, 100), 0);
+    sc_changelog_publish_batch(a, "P0.1", "disp-1", "gemini-2.5-flash", NULL);
+    sc_changelog_publish_batch(a, "P1.2", "disp-1", "gemini-2.5-flash", NULL);
+    assert_int_equal(sc_changelog_batch_sync(a, 5000), 1);
+    assert_non_null(other_sees(b, "P0.1", name, sizeof name));
+    assert_string_equal(name, "");
+    sc_changelog_publish_batch(a, "P0.1", "disp-1", "gemini-2.5-flash", "batches/b1");
+    assert_int_equal(sc_changelog_batch_sync(a, 5000), 1);
+
+    /* the broker down: a record cannot be acknowledged, and the wait says so when time is up */
+    assert_int_equal(sc_dev_broker_set_down(broker, true, err, sizeof err), SC_OK);
+    sc_changelog_publish_batch(a, "P0.3", "disp-2", "gemini-2.5-flash", NULL);
+    int64_t t0 = sc_now_ms();
+    assert_int_equal(sc_changelog_batch_sync(a, 700), 0);
+    assert_true(sc_now_ms() - t0 >= 600);
+    /* back up: the record goes, and the wait for it succeeds */
+    assert_int_equal(sc_dev_broker_set_down(broker, false, err, sizeof err), SC_OK);
+    assert_int_equal(sc_changelog_batch_sync(a, 10000), 1);
+    assert_non_null(other_sees(b, "P0.3", name, sizeof name));
+
+    sc_changelog_close(a);
+    sc_changelog_close(b);
+    sc_config_free(cfg);
+    sc_dev_broker_stop(broker);
+}
+
 static void test_base64(void **state)
 {
     (void)state;
@@ -330,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_prompt_cache_record),
         cmocka_unit_test(test_batch_record),
         cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_batch_sync),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

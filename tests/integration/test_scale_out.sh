@@ -166,6 +166,7 @@ scenario() {
   sc_consume scrimp.results "$WORK/results.jsonl"
   cp "$WORK/results.jsonl" "$WORK/results.$tag.jsonl"
   curl -sf "$SIM_URL/sim/stats" >"$WORK/sim.$tag.json"
+  for r in $(seq 1 "$nrep"); do cp "$WORK/r$r.log" "$WORK/r$r.$tag.log" 2>/dev/null || true; done # kept past the next scenario
   for n in "${names[@]}"; do
     [ "$n" = "$VICTIM" ] && continue
     sc_stop "$(eval echo "\$PID_$n")" 30 || true
