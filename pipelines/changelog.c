@@ -342,16 +342,18 @@ bad:
 
 /* ---- publishing ---- */
 
-/* Produce one record (val is taken, freed by librdkafka or here); what names it in the warning
- * of a drop. Returns 1 when it was queued. */
-static int cl_send(sc_changelog_t *cl, const char *key, char *val, size_t len, const char *what)
+/* Produce one record on rk (val is taken, freed by librdkafka or here; NULL: a tombstone when
+ * tombstone is set, else a record that could not be encoded); what names it in the warning of a
+ * drop. Returns 1 when it was queued. */
+static int cl_produce(sc_changelog_t *cl, rd_kafka_t *rk, const char *key, char *val, size_t len,
+                      int tombstone, const char *what)
 {
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
-    if (val)
-        err = rd_kafka_producev(cl->producer, RD_KAFKA_V_TOPIC(cl->topic),
-                                RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(val, len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE(NULL),
-                                RD_KAFKA_V_END);
+    int flags = val ? RD_KAFKA_MSG_F_FREE : 0; /* (the macro casts its argument unparenthesised) */
+    if (val || tombstone)
+        err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(cl->topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                                RD_KAFKA_V_VALUE(val, val ? len : 0), RD_KAFKA_V_MSGFLAGS(flags),
+                                RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
     if (!err)
         return 1;
     free(val);
@@ -359,6 +361,11 @@ static int cl_send(sc_changelog_t *cl, const char *key, char *val, size_t len, c
         sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"the %s stays in this replica's "
                 "store only\"", cl->topic, rd_kafka_err2str(err), what);
     return 0;
+}
+
+static int cl_send(sc_changelog_t *cl, const char *key, char *val, size_t len, const char *what)
+{
+    return cl_produce(cl, cl->producer, key, val, len, 0, what);
 }
 
 void sc_changelog_publish(void *arg, const sc_cache_item_t *stored)
@@ -433,24 +440,13 @@ void sc_changelog_publish_batch(sc_changelog_t *cl, const char *req_key, const c
     if (!display) { /* handed on: a tombstone, so compaction drops the key */
         if ((size_t)snprintf(key, sizeof key, "bat:%s", req_key) >= sizeof key)
             return;
-    } else if (!(val = sc_changelog_encode_batch(req_key, display, model, name, cl->origin, key,
-                                                 &len))) {
-        return;
+    } else {
+        val = sc_changelog_encode_batch(req_key, display, model, name, cl->origin, key, &len);
     }
     rd_kafka_t *p = cl_bat_producer(cl);
-    int record = val != NULL, flags = record ? RD_KAFKA_MSG_F_FREE : 0;
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        p ? p : cl->producer, RD_KAFKA_V_TOPIC(cl->topic), RD_KAFKA_V_KEY(key, strlen(key)),
-        RD_KAFKA_V_VALUE(val, len), RD_KAFKA_V_MSGFLAGS(flags),
-        RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
-    if (err) {
-        free(val);
-        if (atomic_fetch_add(&cl->n_dropped, 1) == 0)
-            sc_warn("changelog.publish", "topic=%s err=\"%s\" note=\"a batch %s was dropped\"",
-                    cl->topic, rd_kafka_err2str(err), record ? "record" : "tombstone");
-    } else if (record) {
+    if (cl_produce(cl, p ? p : cl->producer, key, val, len, !display,
+                   display ? "batch submission" : "batch tombstone") && display)
         atomic_fetch_add(&cl->n_bat_published, 1);
-    }
     if (p)
         rd_kafka_poll(p, 0); /* its delivery reports: nothing else polls it */
 }
