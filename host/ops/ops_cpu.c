@@ -3,7 +3,9 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* OpenMP pragmas only when compiled with OpenMP, so the file builds (serially) without it. */
 #ifdef _OPENMP
@@ -12,33 +14,64 @@
 #define SC_OMP(directive)
 #endif
 
-/* glibc's vector math (libmvec, glibc >= 2.35 for erff): the 4-lane SSE entry points, which
- * dispatch at run time to the best implementation the CPU has. erff and expf dominate the
- * non-GEMM time of the forward; the scalar calls stay for the tails and other platforms. */
-#if defined(__x86_64__) && defined(__GLIBC__) && \
-    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
-#include <emmintrin.h>
-#define OPS_LIBMVEC 1
-__m128 _ZGVbN4v_erff(__m128 x);
-__m128 _ZGVbN4v_expf(__m128 x);
-/* the attention loops: an AVX2 + FMA (x86-64-v3) clone, picked at load time (not under
- * ThreadSanitizer: the clone's resolver runs at relocation, before the sanitizer's runtime is up,
- * and crashes instrumented) */
-#if defined(__SANITIZE_THREAD__)
-#define OPS_CLONES
-#else
-#define OPS_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#endif
+/* The loops below are cloned for AVX-512 (x86-64-v4) and AVX2 + FMA (x86-64-v3), the clone
+ * picked at load time by the CPU's features, with the baseline build as the fallback (not under
+ * ThreadSanitizer: a clone's resolver runs at relocation, before the sanitizer's runtime is up,
+ * and crashes instrumented). */
+#if defined(__x86_64__) && defined(__GLIBC__) && !defined(__SANITIZE_THREAD__)
+#define OPS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define OPS_CLONES
 #endif
+#define OPS_INLINE static inline __attribute__((always_inline))
+
+/* ---- vector math: e^x and erf in plain arithmetic, so that a loop of them vectorises ---- */
+
+/* e^x for x <= 0 (larger x is not asked for: softmax after its maximum, erf's e^(-x^2)), within
+ * 2 ulp; x below -87 gives e^-87 (about 1.6e-38) instead of a denormal or 0, which no sum here
+ * can tell from 0. x = k ln2 + r, |r| <= ln2/2 (ln2 split in two for an exact r), e^r by the
+ * degree-7 minimax polynomial of the Cephes library, 2^k by the exponent bits. */
+OPS_INLINE float ops_exp_neg(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    float k = x * 1.44269504088896341f + 12582912.0f; /* + 1.5 * 2^23: rounds to an integer */
+    k -= 12582912.0f;
+    float r = x - k * 0.693359375f;
+    r -= k * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)k + 127) * (1 << 23); /* k in [-126, 0] */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* erf(x) within 1.5e-7 absolute (Abramowitz and Stegun 7.1.26): 1 - t P(t) e^(-x^2),
+ * t = 1 / (1 + 0.3275911 |x|), the sign restored. */
+OPS_INLINE float ops_erf(float x)
+{
+    float a = x < 0.0f ? -x : x;
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    float y = 1.0f - p * t * ops_exp_neg(-a * a);
+    return x < 0.0f ? -y : y;
+}
 
 /* ---- layer norm ---- */
 
 /* out[c] = (v[c] - mean) / sqrt(var + eps) * g[c] + b[c], v already in out (in place).
  * Mean and variance are accumulated in double, two-pass, so a row with a large common offset
  * loses nothing to cancellation. */
-static void layernorm_row(float *v, const float *g, const float *b, int dim, float eps)
+OPS_CLONES static void layernorm_row(float *v, const float *g, const float *b, int dim, float eps)
 {
     double sum = 0.0;
     SC_OMP(omp simd reduction(+ : sum))
@@ -90,39 +123,29 @@ void sc_bias_residual_layernorm_cpu(const float *x, const float *bias, const flo
 
 /* ---- GELU ---- */
 
-void sc_bias_gelu_cpu(float *x, const float *bias, int rows, int cols)
+/* x[c] = gelu(x[c] + bias[c]), c < n: the erf form, as torch's nn.GELU(). */
+OPS_CLONES static void bias_gelu_row(float *x, const float *bias, int n)
 {
-    const float inv_sqrt2 = 0.70710678118654752440f;
-    SC_OMP(omp parallel for schedule(static))
-    for (int r = 0; r < rows; r++) {
-        float *xr = x + (size_t)r * (size_t)cols;
-        int c = 0;
-#ifdef OPS_LIBMVEC
-        const __m128 half = _mm_set1_ps(0.5f), one = _mm_set1_ps(1.0f);
-        const __m128 k = _mm_set1_ps(inv_sqrt2);
-        for (; c + 4 <= cols; c += 4) {
-            __m128 v = _mm_add_ps(_mm_loadu_ps(xr + c), _mm_loadu_ps(bias + c));
-            __m128 e = _ZGVbN4v_erff(_mm_mul_ps(v, k));
-            _mm_storeu_ps(xr + c, _mm_mul_ps(_mm_mul_ps(half, v), _mm_add_ps(one, e)));
-        }
-#endif
-        for (; c < cols; c++) {
-            float v = xr[c] + bias[c];
-            xr[c] = 0.5f * v * (1.0f + erff(v * inv_sqrt2));
-        }
+    SC_OMP(omp simd)
+    for (int c = 0; c < n; c++) {
+        float v = x[c] + bias[c];
+        x[c] = 0.5f * v * (1.0f + ops_erf(v * 0.70710678118654752440f));
     }
 }
 
-/* v[i] = expf(v[i]), i < n. */
-static void exp_inplace(float *v, int n)
+void sc_bias_gelu_cpu(float *x, const float *bias, int rows, int cols)
 {
-    int i = 0;
-#ifdef OPS_LIBMVEC
-    for (; i + 4 <= n; i += 4)
-        _mm_storeu_ps(v + i, _ZGVbN4v_expf(_mm_loadu_ps(v + i)));
-#endif
-    for (; i < n; i++)
-        v[i] = expf(v[i]);
+    SC_OMP(omp parallel for schedule(static))
+    for (int r = 0; r < rows; r++)
+        bias_gelu_row(x + (size_t)r * (size_t)cols, bias, cols);
+}
+
+/* v[i] = e^(v[i] - mx), i < n; every v[i] <= mx. */
+OPS_INLINE void exp_shifted(float *v, int n, float mx)
+{
+    SC_OMP(omp simd)
+    for (int i = 0; i < n; i++)
+        v[i] = ops_exp_neg(v[i] - mx);
 }
 
 /* ---- attention ---- */
@@ -176,11 +199,10 @@ attention_head_n(const float *qbase, const float *bq, const float *kbase, const 
             for (int jj = 0; jj < ATTN_KEYS; jj++)
                 sc[j0 + jj] = blk[jj];
         }
+        SC_OMP(omp simd reduction(max : mx))
         for (int j = 0; j < len; j++)
             mx = sc[j] > mx ? sc[j] : mx;
-        for (int j = 0; j < len; j++)
-            sc[j] -= mx;
-        exp_inplace(sc, len);
+        exp_shifted(sc, len, mx);
         float sum = 0.0f;
         for (int d = 0; d < head_dim; d++)
             acc[d] = 0.0f;
