@@ -54,7 +54,7 @@
 #define SC_PRUNE_EMBED_MAX 96
 /* the WordPiece tokens of a turn embedded for relevance (its start; the lexical score reads it
  * all) */
-#define SC_PRUNE_EMBED_TOKENS 64
+#define SC_PRUNE_EMBED_TOKENS 32
 #define SC_PRUNE_MAX_IDS   16 /* identifier-like tokens of the last user turn that are checked */
 #define SC_PRUNE_ID_MAX    64 /* bytes of one identifier-like token (longer ones are skipped) */
 /* a checked token whose turn cannot fit is carried verbatim: the sentence around it, at most
