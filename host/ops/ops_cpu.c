@@ -25,6 +25,13 @@
 #endif
 #define OPS_INLINE static inline __attribute__((always_inline))
 
+/* An AVX-512 attention kernel, chosen at run time (attention_task), where the compiler has the
+ * intrinsics. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define OPS_AVX512 1
+#endif
+
 /* ---- vector math: e^x and erf in plain arithmetic, so that a loop of them vectorises ---- */
 
 /* e^x for x <= 0 (larger x is not asked for: softmax after its maximum, erf's e^(-x^2)), within
@@ -150,10 +157,12 @@ OPS_INLINE void exp_shifted(float *v, int n, float mx)
 
 /* ---- attention ---- */
 
-/* Keys per score block: the scores of one query row against ATTN_KEYS keys stay in registers
- * while the head_dim products are summed. K' is stored transposed with its rows padded to a
- * multiple of this (zeros), so every block is whole. */
+/* Keys per score block: the scores of ATTN_ROWS query rows against ATTN_KEYS keys stay in
+ * registers while the head_dim products are summed (ATTN_ROWS independent sums, so the adds do
+ * not wait on each other, and each K' row loaded serves them all). K' is stored transposed with
+ * its rows padded to a multiple of ATTN_KEYS (zeros), so every block is whole. */
 #define ATTN_KEYS 16
+#define ATTN_ROWS 4
 #define ATTN_MAX_HEAD_DIM 256 /* the bound of the per-row buffers below */
 
 static inline int attn_padded(int len)
@@ -164,9 +173,11 @@ static inline int attn_padded(int len)
 /* One (sequence, head): for each query row i, ctx_i = softmax(q'_i·K'ᵀ·scale)·V' + bv, with
  * q' = q + bq and K' = K + bk (the key bias shifts a row's scores by one constant, which softmax
  * ignores; it is kept so the scores are the literal ones). K' is copied transposed, [head_dim,
- * padded len]; the softmax is the two-pass one over the whole row (len <= the model's positions);
- * the probabilities then sum the value rows into head_dim accumulators. kt and sc are the
- * caller's scratch: head_dim × attn_padded(len) and attn_padded(len) floats. Inlined with a
+ * padded len]; the query rows go ATTN_ROWS at a time (the last group padded with copies of its
+ * first row, computed and not stored); the softmax is the two-pass one over the whole row (len
+ * <= the model's positions); the probabilities then sum the value rows into head_dim
+ * accumulators per row, each value row loaded once for the group. kt and sc are the caller's
+ * scratch: head_dim × attn_padded(len) and ATTN_ROWS × attn_padded(len) floats. Inlined with a
  * constant head_dim (attention_head), the loops over it unroll into registers. */
 static inline __attribute__((always_inline)) void
 attention_head_n(const float *qbase, const float *bq, const float *kbase, const float *bk,
@@ -183,39 +194,52 @@ attention_head_n(const float *qbase, const float *bq, const float *kbase, const 
         for (int d = 0; d < head_dim; d++)
             kt[(size_t)d * (size_t)lp + (size_t)j] = k[d] + bk[d];
     }
-    float qs[ATTN_MAX_HEAD_DIM], acc[ATTN_MAX_HEAD_DIM];
-    for (int i = 0; i < len; i++) {
-        const float *q = qbase + (size_t)i * stride;
-        for (int d = 0; d < head_dim; d++)
-            qs[d] = (q[d] + bq[d]) * scale;
-        float mx = -INFINITY;
+    float qs[ATTN_ROWS][ATTN_MAX_HEAD_DIM], acc[ATTN_ROWS][ATTN_MAX_HEAD_DIM];
+    for (int i0 = 0; i0 < len; i0 += ATTN_ROWS) {
+        const int nr = len - i0 < ATTN_ROWS ? len - i0 : ATTN_ROWS;
+        for (int r = 0; r < ATTN_ROWS; r++) {
+            const float *q = qbase + (size_t)(i0 + (r < nr ? r : 0)) * stride;
+            for (int d = 0; d < head_dim; d++)
+                qs[r][d] = (q[d] + bq[d]) * scale;
+        }
         for (int j0 = 0; j0 < lp; j0 += ATTN_KEYS) {
-            float blk[ATTN_KEYS] = {0};
+            float blk[ATTN_ROWS][ATTN_KEYS] = {{0}};
             for (int d = 0; d < head_dim; d++) {
                 const float *row = kt + (size_t)d * (size_t)lp + (size_t)j0;
-                for (int jj = 0; jj < ATTN_KEYS; jj++)
-                    blk[jj] += qs[d] * row[jj];
+                for (int r = 0; r < ATTN_ROWS; r++)
+                    for (int jj = 0; jj < ATTN_KEYS; jj++)
+                        blk[r][jj] += qs[r][d] * row[jj];
             }
-            for (int jj = 0; jj < ATTN_KEYS; jj++)
-                sc[j0 + jj] = blk[jj];
+            for (int r = 0; r < ATTN_ROWS; r++)
+                for (int jj = 0; jj < ATTN_KEYS; jj++)
+                    sc[(size_t)r * (size_t)lp + (size_t)(j0 + jj)] = blk[r][jj];
         }
-        SC_OMP(omp simd reduction(max : mx))
-        for (int j = 0; j < len; j++)
-            mx = sc[j] > mx ? sc[j] : mx;
-        exp_shifted(sc, len, mx);
-        float sum = 0.0f;
-        for (int d = 0; d < head_dim; d++)
-            acc[d] = 0.0f;
-        for (int j = 0; j < len; j++) {
-            const float p = sc[j], *v = vbase + (size_t)j * stride;
-            sum += p;
+        float inv[ATTN_ROWS];
+        for (int r = 0; r < ATTN_ROWS; r++) {
+            float *sr = sc + (size_t)r * (size_t)lp, mx = -INFINITY, sum = 0.0f;
+            for (int j = 0; j < len; j++)
+                mx = sr[j] > mx ? sr[j] : mx;
+            exp_shifted(sr, len, mx);
+            SC_OMP(omp simd reduction(+ : sum))
+            for (int j = 0; j < len; j++)
+                sum += sr[j];
+            inv[r] = 1.0f / sum;
             for (int d = 0; d < head_dim; d++)
-                acc[d] += p * v[d];
+                acc[r][d] = 0.0f;
         }
-        const float inv = 1.0f / sum;
-        float *out = ctx + (size_t)i * ctx_stride;
-        for (int d = 0; d < head_dim; d++)
-            out[d] = acc[d] * inv + bv[d];
+        for (int j = 0; j < len; j++) {
+            const float *v = vbase + (size_t)j * stride;
+            for (int r = 0; r < ATTN_ROWS; r++) {
+                const float p = sc[(size_t)r * (size_t)lp + (size_t)j];
+                for (int d = 0; d < head_dim; d++)
+                    acc[r][d] += p * v[d];
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            float *out = ctx + (size_t)(i0 + r) * ctx_stride;
+            for (int d = 0; d < head_dim; d++)
+                out[d] = acc[r][d] * inv[r] + bv[d];
+        }
     }
 }
 
@@ -233,6 +257,165 @@ OPS_CLONES static void attention_head(const float *qbase, const float *bq, const
                          scale, kt, sc, ctx);
 }
 
+#ifdef OPS_AVX512
+/* e^x, x <= 0, 16 lanes: ops_exp_neg's steps (the rounding by roundscale, 2^k by scalef). */
+__attribute__((target("avx512f"))) static inline __m512 exp_neg16(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, k);
+}
+
+/* The mask of the lanes j0 + l < len of a block of 16. */
+static inline __mmask16 attn_lanes(int len, int j0)
+{
+    int n = len - j0;
+    return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
+}
+
+/* attention_head_n for head_dim 32 in AVX-512 registers: the scores of ATTN_ROWS query rows
+ * against 16 keys at a time (one register per row), the softmax over whole registers (the
+ * padding lanes masked off), and the probabilities times the value rows into two registers per
+ * query row. Same scratch and results as attention_head_n. */
+__attribute__((target("avx512f"))) static void
+attention_head32_avx512(const float *qbase, const float *bq, const float *kbase, const float *bk,
+                        const float *vbase, const float *bv, int len, size_t stride,
+                        size_t ctx_stride, float scale, float *restrict kt, float *restrict sc,
+                        float *ctx)
+{
+    const int lp = attn_padded(len);
+    const __m512 bk0 = _mm512_loadu_ps(bk), bk1 = _mm512_loadu_ps(bk + 16);
+    for (int d = 0; d < 32; d++)
+        for (int j = len; j < lp; j++)
+            kt[(size_t)d * (size_t)lp + (size_t)j] = 0.0f;
+    for (int j = 0; j < len; j++) {
+        const float *k = kbase + (size_t)j * stride;
+        float row[32];
+        _mm512_storeu_ps(row, _mm512_add_ps(_mm512_loadu_ps(k), bk0));
+        _mm512_storeu_ps(row + 16, _mm512_add_ps(_mm512_loadu_ps(k + 16), bk1));
+        for (int d = 0; d < 32; d++)
+            kt[(size_t)d * (size_t)lp + (size_t)j] = row[d];
+    }
+    const __m512 scl = _mm512_set1_ps(scale);
+    const __m512 bq0 = _mm512_loadu_ps(bq), bq1 = _mm512_loadu_ps(bq + 16);
+    const __m512 bv0 = _mm512_loadu_ps(bv), bv1 = _mm512_loadu_ps(bv + 16);
+    float qs[ATTN_ROWS][32];
+    for (int i0 = 0; i0 < len; i0 += ATTN_ROWS) {
+        const int nr = len - i0 < ATTN_ROWS ? len - i0 : ATTN_ROWS;
+        for (int r = 0; r < ATTN_ROWS; r++) {
+            const float *q = qbase + (size_t)(i0 + (r < nr ? r : 0)) * stride;
+            _mm512_storeu_ps(qs[r], _mm512_mul_ps(_mm512_add_ps(_mm512_loadu_ps(q), bq0), scl));
+            _mm512_storeu_ps(qs[r] + 16,
+                             _mm512_mul_ps(_mm512_add_ps(_mm512_loadu_ps(q + 16), bq1), scl));
+        }
+        for (int j0 = 0; j0 < lp; j0 += ATTN_KEYS) {
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            const float *col = kt + j0;
+            for (int d = 0; d < 32; d++) {
+                __m512 kv = _mm512_loadu_ps(col + (size_t)d * (size_t)lp);
+                s0 = _mm512_fmadd_ps(_mm512_set1_ps(qs[0][d]), kv, s0);
+                s1 = _mm512_fmadd_ps(_mm512_set1_ps(qs[1][d]), kv, s1);
+                s2 = _mm512_fmadd_ps(_mm512_set1_ps(qs[2][d]), kv, s2);
+                s3 = _mm512_fmadd_ps(_mm512_set1_ps(qs[3][d]), kv, s3);
+            }
+            _mm512_storeu_ps(sc + j0, s0);
+            _mm512_storeu_ps(sc + (size_t)lp + (size_t)j0, s1);
+            _mm512_storeu_ps(sc + 2 * (size_t)lp + (size_t)j0, s2);
+            _mm512_storeu_ps(sc + 3 * (size_t)lp + (size_t)j0, s3);
+        }
+        float inv[ATTN_ROWS];
+        for (int r = 0; r < ATTN_ROWS; r++) {
+            float *sr = sc + (size_t)r * (size_t)lp;
+            __m512 mx = _mm512_set1_ps(-INFINITY);
+            for (int j0 = 0; j0 < lp; j0 += ATTN_KEYS)
+                mx = _mm512_mask_max_ps(mx, attn_lanes(len, j0), mx, _mm512_loadu_ps(sr + j0));
+            const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+            __m512 sum = _mm512_setzero_ps();
+            for (int j0 = 0; j0 < lp; j0 += ATTN_KEYS) {
+                __m512 e = _mm512_maskz_mov_ps(attn_lanes(len, j0),
+                                               exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(sr + j0), m)));
+                _mm512_storeu_ps(sr + j0, e);
+                sum = _mm512_add_ps(sum, e);
+            }
+            inv[r] = 1.0f / _mm512_reduce_add_ps(sum);
+        }
+        __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
+               a30 = a00, a31 = a00;
+        for (int j = 0; j < len; j++) {
+            const float *v = vbase + (size_t)j * stride;
+            const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+            __m512 p = _mm512_set1_ps(sc[j]);
+            a00 = _mm512_fmadd_ps(p, v0, a00);
+            a01 = _mm512_fmadd_ps(p, v1, a01);
+            p = _mm512_set1_ps(sc[(size_t)lp + (size_t)j]);
+            a10 = _mm512_fmadd_ps(p, v0, a10);
+            a11 = _mm512_fmadd_ps(p, v1, a11);
+            p = _mm512_set1_ps(sc[2 * (size_t)lp + (size_t)j]);
+            a20 = _mm512_fmadd_ps(p, v0, a20);
+            a21 = _mm512_fmadd_ps(p, v1, a21);
+            p = _mm512_set1_ps(sc[3 * (size_t)lp + (size_t)j]);
+            a30 = _mm512_fmadd_ps(p, v0, a30);
+            a31 = _mm512_fmadd_ps(p, v1, a31);
+        }
+        const __m512 lo[ATTN_ROWS] = {a00, a10, a20, a30}, hi[ATTN_ROWS] = {a01, a11, a21, a31};
+        for (int r = 0; r < nr; r++) {
+            float *out = ctx + (size_t)(i0 + r) * ctx_stride;
+            const __m512 iv = _mm512_set1_ps(inv[r]);
+            _mm512_storeu_ps(out, _mm512_fmadd_ps(lo[r], iv, bv0));
+            _mm512_storeu_ps(out + 16, _mm512_fmadd_ps(hi[r], iv, bv1));
+        }
+    }
+}
+#endif
+
+/* The attention of one (sequence, head): the AVX-512 kernel where the CPU has it and head_dim
+ * is 32 (unless sc_ops_cpu_generic says otherwise), else attention_head. */
+static int ops_generic; /* sc_ops_cpu_generic; read before each parallel region */
+
+void sc_ops_cpu_generic(int on)
+{
+    ops_generic = on;
+}
+
+/* Whether attention_task takes the AVX-512 kernel for this head_dim. */
+static int attention_avx512(int head_dim)
+{
+#ifdef OPS_AVX512
+    return head_dim == 32 && !ops_generic && __builtin_cpu_supports("avx512f");
+#else
+    (void)head_dim;
+    return 0;
+#endif
+}
+
+static void attention_task(int avx512, const float *qbase, const float *bq, const float *kbase,
+                           const float *bk, const float *vbase, const float *bv, int len,
+                           size_t stride, size_t ctx_stride, int head_dim, float scale, float *kt,
+                           float *sc, float *ctx)
+{
+#ifdef OPS_AVX512
+    if (avx512) {
+        attention_head32_avx512(qbase, bq, kbase, bk, vbase, bv, len, stride, ctx_stride, scale,
+                                kt, sc, ctx);
+        return;
+    }
+#else
+    (void)avx512;
+#endif
+    attention_head(qbase, bq, kbase, bk, vbase, bv, len, stride, ctx_stride, head_dim, scale, kt,
+                   sc, ctx);
+}
+
 int sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *seq_off,
                       int n_seqs, int heads, int head_dim, float *ctx)
 {
@@ -246,11 +429,12 @@ int sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *seq
     if (head_dim < 1 || head_dim > ATTN_MAX_HEAD_DIM)
         return -1;
     int failed = 0;
+    const int avx512 = attention_avx512(head_dim);
     SC_OMP(omp parallel)
     {
-        /* each thread's scratch: K' transposed and one row of scores */
+        /* each thread's scratch: K' transposed and ATTN_ROWS rows of scores */
         const size_t lp = (size_t)attn_padded(longest > 0 ? longest : 1);
-        float *kt = malloc(((size_t)head_dim + 1) * lp * sizeof *kt);
+        float *kt = malloc(((size_t)head_dim + ATTN_ROWS) * lp * sizeof *kt);
         if (!kt) {
             SC_OMP(omp atomic write)
             failed = 1;
@@ -262,7 +446,7 @@ int sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *seq
             size_t col = (size_t)h * (size_t)head_dim;
             const float *base = qkv + (size_t)begin * stride + col;
             if (kt && len > 0)
-                attention_head(base, qkv_bias + col, base + hidden, qkv_bias + hidden + col,
+                attention_task(avx512, base, qkv_bias + col, base + hidden, qkv_bias + hidden + col,
                                base + 2 * (size_t)hidden, qkv_bias + 2 * (size_t)hidden + col,
                                len, stride, (size_t)hidden, head_dim, scale, kt,
                                kt + (size_t)head_dim * (size_t)attn_padded(len),

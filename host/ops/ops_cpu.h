@@ -24,10 +24,15 @@ void sc_bias_gelu_cpu(float *x, const float *bias, int rows, int cols);
 /* Multi-head self-attention over packed sequences, no mask needed (no padding):
  * qkv: [n_tokens, 3*heads*head_dim] = [q | k | v] before bias; qkv_bias: [3*heads*head_dim];
  * ctx: [n_tokens, heads*head_dim] = softmax(q·kᵀ/√head_dim)·v per sequence and head.
- * Returns 0, or -1 when head_dim is above 256 or a thread's scratch ((head_dim + 1) × the
- * longest sequence's floats) cannot be allocated; ctx is then incomplete. */
+ * Returns 0, or -1 when head_dim is above 256 or a thread's scratch ((head_dim + 4) × the
+ * longest sequence's floats) cannot be allocated; ctx is then incomplete. With head_dim 32 on
+ * a CPU with AVX-512 an intrinsics kernel runs, else the portable loops (cloned for AVX2). */
 int sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *seq_off,
                       int n_seqs, int heads, int head_dim, float *ctx);
+
+/* on != 0: the ops take their portable loops even where a kernel for this CPU's instruction set
+ * exists (a test compares both); not to be called while an op runs. */
+void sc_ops_cpu_generic(int on);
 
 /* out[s,:] = L2-normalise(mean over the rows of sequence s of x); x: [n_tokens, dim]. */
 void sc_meanpool_l2_cpu(const float *x, const int32_t *seq_off, int n_seqs, int dim, float *out);
