@@ -39,9 +39,12 @@ typedef struct {
     const float *w; /* fp32 [n, k] (PyTorch [out, in]), borrowed from the model */
     int n, k;
 #ifdef SCRIMP_HAVE_DNNL
-    dnnl_primitive_t mm; /* bf16: [rows, k] bf16 · weights → [rows, n] fp32, rows set per call */
+    dnnl_primitive_t mm; /* bf16: [rows, k] bf16 · weights → [rows, n] fp32, rows set per call;
+                          * with gelu_b: gelu(· + gelu_b) → [rows, n] bf16 */
     dnnl_memory_t wmem;  /* bf16: the weights in the layout that primitive chose */
+    dnnl_memory_t bmem;  /* bf16 with gelu_b: the bias, [1, n] fp32 */
 #endif
+    const float *gelu_b; /* bf16 only: the FFN's up projection, its bias and GELU fused in */
 } enc_lin_t;
 
 #define ENC_LINEARS 4 /* per layer: qkv, attention output, ffn up, ffn down */
@@ -65,8 +68,9 @@ struct sc_encoder_cpu {
     float *h;     /* [tokens, ffn] */
     int32_t *pos; /* [tokens] */
     int32_t *off; /* [seqs+1] offsets of the current pass, rebased to 0 */
-    /* bf16: the GEMM input converted, [tokens, max(hidden, ffn)] (NULL for fp32) */
-    uint16_t *abf; /* bf16 */
+    /* bf16: the GEMM input converted, [tokens, hidden], and the FFN's activations as the fused
+     * up projection writes them, [tokens, ffn] (NULL for fp32) */
+    uint16_t *abf, *hbf;
 };
 
 static void *alloc_aligned(size_t bytes)
@@ -87,9 +91,10 @@ static void free_buffers(sc_encoder_cpu_t *e)
     free(e->pos);
     free(e->off);
     free(e->abf);
+    free(e->hbf);
     e->x = e->qkv = e->ctx = e->tmp = e->h = NULL;
     e->pos = e->off = NULL;
-    e->abf = NULL;
+    e->abf = e->hbf = NULL;
     e->cap_tokens = e->cap_seqs = 0;
 }
 
@@ -114,17 +119,17 @@ static sc_status_t reserve(sc_encoder_cpu_t *e, int tokens, int seqs)
         free(e->h);
         free(e->pos);
         free(e->abf);
-        e->abf = NULL;
+        free(e->hbf);
+        e->abf = e->hbf = NULL;
         e->x = alloc_aligned(t * hd * sizeof(float));
         e->qkv = alloc_aligned(3 * t * hd * sizeof(float));
         e->ctx = alloc_aligned(t * hd * sizeof(float));
         e->tmp = alloc_aligned(t * hd * sizeof(float));
         e->h = alloc_aligned(t * f * sizeof(float));
         e->pos = alloc_aligned(t * sizeof(int32_t));
-        /* bf16: the GEMM input, at most [tokens, max(hidden, ffn)] */
-        size_t wide = f > hd ? f : hd;
         int lowp_ok = e->precision != SC_PRECISION_BF16 ||
-                      (e->abf = alloc_aligned(t * wide * sizeof(uint16_t))) != NULL;
+                      ((e->abf = alloc_aligned(t * hd * sizeof(uint16_t))) != NULL &&
+                       (e->hbf = alloc_aligned(t * f * sizeof(uint16_t))) != NULL);
         if (!e->x || !e->qkv || !e->ctx || !e->tmp || !e->h || !e->pos || !lowp_ok) {
             free_buffers(e);
             return SC_ERR_NOMEM;
@@ -225,20 +230,32 @@ static int cpu_has_bf16(void)
  * the layout it picked. */
 static sc_status_t lin_bf16(sc_encoder_cpu_t *e, enc_lin_t *L)
 {
-    dnnl_memory_desc_t src, wei, dst, user;
+    dnnl_memory_desc_t src, wei, dst, user, bias;
     dnnl_dims_t sd = {DNNL_RUNTIME_DIM_VAL, L->k}, wd = {L->k, L->n},
-                dd = {DNNL_RUNTIME_DIM_VAL, L->n};
+                dd = {DNNL_RUNTIME_DIM_VAL, L->n}, bd = {1, L->n};
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd = NULL, rpd = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_memory_t from = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
     dnnl_status_t st;
+    const int fused = L->gelu_b != NULL;
     if ((st = dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, dnnl_ab)) ||
         (st = dnnl_memory_desc_init_by_tag(&wei, 2, wd, dnnl_bf16, dnnl_format_tag_any)) ||
-        (st = dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab)) ||
+        (st = dnnl_memory_desc_init_by_tag(&dst, 2, dd, fused ? dnnl_bf16 : dnnl_f32, dnnl_ab)) ||
         (st = dnnl_memory_desc_init_by_tag(&user, 2, wd, dnnl_f32, dnnl_ba)) || /* W[n, k] */
-        (st = dnnl_matmul_desc_init(&md, &src, &wei, NULL, &dst)) ||
-        (st = dnnl_primitive_desc_create(&pd, &md, NULL, e->eng, NULL)) ||
+        (st = dnnl_memory_desc_init_by_tag(&bias, 2, bd, dnnl_f32, dnnl_ab)))
+        goto out;
+    if (fused && /* gelu(A·Wᵀ + b), the exact (erf) GELU, rounded to bf16 once */
+        ((st = dnnl_post_ops_create(&po)) ||
+         (st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f)) ||
+         (st = dnnl_primitive_attr_create(&attr)) ||
+         (st = dnnl_primitive_attr_set_post_ops(attr, po)) ||
+         (st = dnnl_memory_create(&L->bmem, &bias, e->eng, (void *)L->gelu_b))))
+        goto out;
+    if ((st = dnnl_matmul_desc_init(&md, &src, &wei, fused ? &bias : NULL, &dst)) ||
+        (st = dnnl_primitive_desc_create(&pd, &md, attr, e->eng, NULL)) ||
         (st = dnnl_primitive_create(&L->mm, pd)))
         goto out;
     const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
@@ -251,6 +268,8 @@ static sc_status_t lin_bf16(sc_encoder_cpu_t *e, enc_lin_t *L)
     if ((st = dnnl_primitive_execute(reorder, e->stream, 2, args)) == dnnl_success)
         st = dnnl_stream_wait(e->stream);
 out:
+    dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
     dnnl_primitive_destroy(reorder);
     dnnl_primitive_desc_destroy(rpd);
     dnnl_primitive_desc_destroy(pd);
@@ -265,6 +284,7 @@ static void lin_free(enc_lin_t *L)
 #ifdef SCRIMP_HAVE_DNNL
     dnnl_primitive_destroy(L->mm);
     dnnl_memory_destroy(L->wmem);
+    dnnl_memory_destroy(L->bmem);
 #else
     (void)L;
 #endif
@@ -342,6 +362,8 @@ sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_precision_t
         ((rc = dnnl_status(dnnl_engine_create(&e->eng, dnnl_cpu, 0))) ||
          (rc = dnnl_status(dnnl_stream_create(&e->stream, e->eng, dnnl_stream_default_flags)))))
         goto fail;
+    for (int l = 0; prec == SC_PRECISION_BF16 && l < m->layers; l++)
+        e->lin[(size_t)l * ENC_LINEARS + 2].gelu_b = m->layer[l].ff1_b;
     for (size_t i = 0; prec == SC_PRECISION_BF16 && i < (size_t)m->layers * ENC_LINEARS; i++)
         if ((rc = lin_bf16(e, &e->lin[i])))
             goto fail;
@@ -449,30 +471,41 @@ static inline uint16_t to_bf16(float f)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* bf16: A converted, then one matmul over all the rows on oneDNN's threads (the encoder's). */
-static sc_status_t linear_bf16(sc_encoder_cpu_t *e, const float *a, const enc_lin_t *L, float *c,
+/* bf16: one matmul of src (bf16 [rows, L->k]) over all the rows on oneDNN's threads (the
+ * encoder's), into dst: fp32 [rows, L->n], or bf16 for the fused up projection. */
+static sc_status_t matmul_bf16(sc_encoder_cpu_t *e, const enc_lin_t *L, const uint16_t *a,
+                               void *c, int rows)
+{
+    dnnl_memory_desc_t src, dst;
+    dnnl_dims_t sd = {rows, L->k}, dd = {rows, L->n};
+    dnnl_memory_t ms = NULL, md = NULL;
+    dnnl_status_t st;
+    if (!(st = dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, dnnl_ab)) &&
+        !(st = dnnl_memory_desc_init_by_tag(&dst, 2, dd, L->gelu_b ? dnnl_bf16 : dnnl_f32,
+                                             dnnl_ab)) &&
+        !(st = dnnl_memory_create(&ms, &src, e->eng, (void *)a)) &&
+        !(st = dnnl_memory_create(&md, &dst, e->eng, c))) {
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ms},
+                                   {DNNL_ARG_WEIGHTS, L->wmem},
+                                   {DNNL_ARG_DST, md},
+                                   {DNNL_ARG_BIAS, L->bmem}};
+        if (!(st = dnnl_primitive_execute(L->mm, e->stream, L->gelu_b ? 4 : 3, args)))
+            st = dnnl_stream_wait(e->stream);
+    }
+    dnnl_memory_destroy(ms);
+    dnnl_memory_destroy(md);
+    return dnnl_status(st);
+}
+
+/* bf16: A (fp32) converted into e->abf, then the matmul. */
+static sc_status_t linear_bf16(sc_encoder_cpu_t *e, const float *a, const enc_lin_t *L, void *c,
                                int rows)
 {
     const size_t total = (size_t)rows * (size_t)L->k;
     SC_OMP(omp parallel for num_threads(e->threads) schedule(static))
     for (size_t i = 0; i < total; i++)
         e->abf[i] = to_bf16(a[i]);
-    dnnl_memory_desc_t src, dst;
-    dnnl_dims_t sd = {rows, L->k}, dd = {rows, L->n};
-    dnnl_memory_t ms = NULL, md = NULL;
-    dnnl_status_t st;
-    if (!(st = dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, dnnl_ab)) &&
-        !(st = dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab)) &&
-        !(st = dnnl_memory_create(&ms, &src, e->eng, e->abf)) &&
-        !(st = dnnl_memory_create(&md, &dst, e->eng, c))) {
-        dnnl_exec_arg_t args[3] = {
-            {DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, L->wmem}, {DNNL_ARG_DST, md}};
-        if (!(st = dnnl_primitive_execute(L->mm, e->stream, 3, args)))
-            st = dnnl_stream_wait(e->stream);
-    }
-    dnnl_memory_destroy(ms);
-    dnnl_memory_destroy(md);
-    return dnnl_status(st);
+    return matmul_bf16(e, L, e->abf, c, rows);
 }
 
 #endif
@@ -510,11 +543,20 @@ static sc_status_t forward_pass(sc_encoder_cpu_t *e, const int32_t *ids, int seq
             return rc;
         sc_bias_residual_layernorm_cpu(e->tmp, L->o_b, e->x, L->ln1_g, L->ln1_b, T, hd, m->eps,
                                        e->x);
-        if ((rc = linear(e, e->x, &lin[2], e->h, T)))
-            return rc;
-        sc_bias_gelu_cpu(e->h, L->ff1_b, T, f);
-        if ((rc = linear(e, e->h, &lin[3], e->tmp, T)))
-            return rc;
+#ifdef SCRIMP_HAVE_DNNL
+        if (e->precision == SC_PRECISION_BF16) { /* bias and GELU inside the up projection */
+            if ((rc = linear_bf16(e, e->x, &lin[2], e->hbf, T)) ||
+                (rc = matmul_bf16(e, &lin[3], e->hbf, e->tmp, T)))
+                return rc;
+        } else
+#endif
+        {
+            if ((rc = linear(e, e->x, &lin[2], e->h, T)))
+                return rc;
+            sc_bias_gelu_cpu(e->h, L->ff1_b, T, f);
+            if ((rc = linear(e, e->h, &lin[3], e->tmp, T)))
+                return rc;
+        }
         sc_bias_residual_layernorm_cpu(e->tmp, L->ff2_b, e->x, L->ln2_g, L->ln2_b, T, hd, m->eps,
                                        e->x);
     }
