@@ -65,7 +65,7 @@ struct sc_encoder_cpu {
     float *qkv;   /* [tokens, 3*hidden] */
     float *ctx;   /* [tokens, hidden] attention output */
     float *tmp;   /* [tokens, hidden] output of the attention and FFN projections */
-    float *h;     /* [tokens, ffn] */
+    float *h;     /* [tokens, ffn] (fp32 only) */
     int32_t *pos; /* [tokens] */
     int32_t *off; /* [seqs+1] offsets of the current pass, rebased to 0 */
     /* bf16: the GEMM input converted, [tokens, hidden], and the FFN's activations as the fused
@@ -120,17 +120,19 @@ static sc_status_t reserve(sc_encoder_cpu_t *e, int tokens, int seqs)
         free(e->pos);
         free(e->abf);
         free(e->hbf);
+        e->h = NULL;
         e->abf = e->hbf = NULL;
         e->x = alloc_aligned(t * hd * sizeof(float));
         e->qkv = alloc_aligned(3 * t * hd * sizeof(float));
         e->ctx = alloc_aligned(t * hd * sizeof(float));
         e->tmp = alloc_aligned(t * hd * sizeof(float));
-        e->h = alloc_aligned(t * f * sizeof(float));
         e->pos = alloc_aligned(t * sizeof(int32_t));
-        int lowp_ok = e->precision != SC_PRECISION_BF16 ||
-                      ((e->abf = alloc_aligned(t * hd * sizeof(uint16_t))) != NULL &&
-                       (e->hbf = alloc_aligned(t * f * sizeof(uint16_t))) != NULL);
-        if (!e->x || !e->qkv || !e->ctx || !e->tmp || !e->h || !e->pos || !lowp_ok) {
+        /* the FFN's activations: fp32, or bf16 with the GEMM input converted beside them */
+        int ffn_ok = e->precision == SC_PRECISION_BF16
+                         ? (e->abf = alloc_aligned(t * hd * sizeof(uint16_t))) != NULL &&
+                               (e->hbf = alloc_aligned(t * f * sizeof(uint16_t))) != NULL
+                         : (e->h = alloc_aligned(t * f * sizeof(float))) != NULL;
+        if (!e->x || !e->qkv || !e->ctx || !e->tmp || !e->pos || !ffn_ok) {
             free_buffers(e);
             return SC_ERR_NOMEM;
         }
@@ -351,7 +353,8 @@ sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_precision_t
         enc_lin_t *lin = e->lin + (size_t)l * ENC_LINEARS;
         lin[0] = (enc_lin_t){.w = L->qkv_w, .n = 3 * m->hidden, .k = m->hidden};
         lin[1] = (enc_lin_t){.w = L->o_w, .n = m->hidden, .k = m->hidden};
-        lin[2] = (enc_lin_t){.w = L->ff1_w, .n = m->ffn, .k = m->hidden};
+        lin[2] = (enc_lin_t){.w = L->ff1_w, .n = m->ffn, .k = m->hidden,
+                             .gelu_b = prec == SC_PRECISION_BF16 ? L->ff1_b : NULL};
         lin[3] = (enc_lin_t){.w = L->ff2_w, .n = m->hidden, .k = m->ffn};
     }
 #ifdef SCRIMP_HAVE_DNNL
@@ -362,8 +365,6 @@ sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_precision_t
         ((rc = dnnl_status(dnnl_engine_create(&e->eng, dnnl_cpu, 0))) ||
          (rc = dnnl_status(dnnl_stream_create(&e->stream, e->eng, dnnl_stream_default_flags)))))
         goto fail;
-    for (int l = 0; prec == SC_PRECISION_BF16 && l < m->layers; l++)
-        e->lin[(size_t)l * ENC_LINEARS + 2].gelu_b = m->layer[l].ff1_b;
     for (size_t i = 0; prec == SC_PRECISION_BF16 && i < (size_t)m->layers * ENC_LINEARS; i++)
         if ((rc = lin_bf16(e, &e->lin[i])))
             goto fail;

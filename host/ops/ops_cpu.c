@@ -38,19 +38,30 @@
  * 2 ulp; x below -87 gives e^-87 (about 1.6e-38) instead of a denormal or 0, which no sum here
  * can tell from 0. x = k ln2 + r, |r| <= ln2/2 (ln2 split in two for an exact r), e^r by the
  * degree-7 minimax polynomial of the Cephes library, 2^k by the exponent bits. */
+#define OPS_EXP_MIN   -87.0f
+#define OPS_LOG2E     1.44269504088896341f
+#define OPS_LN2_HI    0.693359375f /* ln2 = OPS_LN2_HI + OPS_LN2_LO */
+#define OPS_LN2_LO    -2.12194440e-4f
+#define OPS_EXP_C5    1.9875691500e-4f /* e^r = 1 + r + r^2 (C0 + C1 r + ... + C5 r^5) */
+#define OPS_EXP_C4    1.3981999507e-3f
+#define OPS_EXP_C3    8.3334519073e-3f
+#define OPS_EXP_C2    4.1665795894e-2f
+#define OPS_EXP_C1    1.6666665459e-1f
+#define OPS_EXP_C0    5.0000001201e-1f
+
 OPS_INLINE float ops_exp_neg(float x)
 {
-    x = x < -87.0f ? -87.0f : x;
-    float k = x * 1.44269504088896341f + 12582912.0f; /* + 1.5 * 2^23: rounds to an integer */
+    x = x < OPS_EXP_MIN ? OPS_EXP_MIN : x;
+    float k = x * OPS_LOG2E + 12582912.0f; /* + 1.5 * 2^23: rounds to an integer */
     k -= 12582912.0f;
-    float r = x - k * 0.693359375f;
-    r -= k * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
+    float r = x - k * OPS_LN2_HI;
+    r -= k * OPS_LN2_LO;
+    float p = OPS_EXP_C5;
+    p = p * r + OPS_EXP_C4;
+    p = p * r + OPS_EXP_C3;
+    p = p * r + OPS_EXP_C2;
+    p = p * r + OPS_EXP_C1;
+    p = p * r + OPS_EXP_C0;
     p = p * r * r + r + 1.0f;
     int32_t bits = ((int32_t)k + 127) * (1 << 23); /* k in [-126, 0] */
     float scale;
@@ -170,6 +181,21 @@ static inline int attn_padded(int len)
     return (len + ATTN_KEYS - 1) / ATTN_KEYS * ATTN_KEYS;
 }
 
+/* K' = K + bk transposed into kt, [head_dim, attn_padded(len)], the padding columns zero. */
+OPS_INLINE void attn_transpose_k(const float *kbase, const float *bk, int len, size_t stride,
+                                 const int head_dim, float *restrict kt)
+{
+    const int lp = attn_padded(len);
+    for (int d = 0; d < head_dim; d++)
+        for (int j = len; j < lp; j++)
+            kt[(size_t)d * (size_t)lp + (size_t)j] = 0.0f;
+    for (int j = 0; j < len; j++) {
+        const float *k = kbase + (size_t)j * stride;
+        for (int d = 0; d < head_dim; d++)
+            kt[(size_t)d * (size_t)lp + (size_t)j] = k[d] + bk[d];
+    }
+}
+
 /* One (sequence, head): for each query row i, ctx_i = softmax(q'_i·K'ᵀ·scale)·V' + bv, with
  * q' = q + bq and K' = K + bk (the key bias shifts a row's scores by one constant, which softmax
  * ignores; it is kept so the scores are the literal ones). K' is copied transposed, [head_dim,
@@ -186,14 +212,7 @@ attention_head_n(const float *qbase, const float *bq, const float *kbase, const 
                  float *ctx)
 {
     const int lp = attn_padded(len);
-    for (int d = 0; d < head_dim; d++)
-        for (int j = len; j < lp; j++)
-            kt[(size_t)d * (size_t)lp + (size_t)j] = 0.0f;
-    for (int j = 0; j < len; j++) {
-        const float *k = kbase + (size_t)j * stride;
-        for (int d = 0; d < head_dim; d++)
-            kt[(size_t)d * (size_t)lp + (size_t)j] = k[d] + bk[d];
-    }
+    attn_transpose_k(kbase, bk, len, stride, head_dim, kt);
     float qs[ATTN_ROWS][ATTN_MAX_HEAD_DIM], acc[ATTN_ROWS][ATTN_MAX_HEAD_DIM];
     for (int i0 = 0; i0 < len; i0 += ATTN_ROWS) {
         const int nr = len - i0 < ATTN_ROWS ? len - i0 : ATTN_ROWS;
@@ -261,17 +280,17 @@ OPS_CLONES static void attention_head(const float *qbase, const float *bq, const
 /* e^x, x <= 0, 16 lanes: ops_exp_neg's steps (the rounding by roundscale, 2^k by scalef). */
 __attribute__((target("avx512f"))) static inline __m512 exp_neg16(__m512 x)
 {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    x = _mm512_max_ps(x, _mm512_set1_ps(OPS_EXP_MIN));
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(OPS_LOG2E)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(OPS_LN2_HI), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(OPS_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(OPS_EXP_C5);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(OPS_EXP_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(OPS_EXP_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(OPS_EXP_C2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(OPS_EXP_C1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(OPS_EXP_C0));
     p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(p, k);
 }
@@ -294,18 +313,7 @@ attention_head32_avx512(const float *qbase, const float *bq, const float *kbase,
                         float *ctx)
 {
     const int lp = attn_padded(len);
-    const __m512 bk0 = _mm512_loadu_ps(bk), bk1 = _mm512_loadu_ps(bk + 16);
-    for (int d = 0; d < 32; d++)
-        for (int j = len; j < lp; j++)
-            kt[(size_t)d * (size_t)lp + (size_t)j] = 0.0f;
-    for (int j = 0; j < len; j++) {
-        const float *k = kbase + (size_t)j * stride;
-        float row[32];
-        _mm512_storeu_ps(row, _mm512_add_ps(_mm512_loadu_ps(k), bk0));
-        _mm512_storeu_ps(row + 16, _mm512_add_ps(_mm512_loadu_ps(k + 16), bk1));
-        for (int d = 0; d < 32; d++)
-            kt[(size_t)d * (size_t)lp + (size_t)j] = row[d];
-    }
+    attn_transpose_k(kbase, bk, len, stride, 32, kt);
     const __m512 scl = _mm512_set1_ps(scale);
     const __m512 bq0 = _mm512_loadu_ps(bq), bq1 = _mm512_loadu_ps(bq + 16);
     const __m512 bv0 = _mm512_loadu_ps(bv), bv1 = _mm512_loadu_ps(bv + 16);
