@@ -297,8 +297,14 @@ static sc_status_t resolve_precision(sc_precision_t want, sc_precision_t *out, c
                                      size_t errlen)
 {
 #ifdef SCRIMP_HAVE_DNNL
-    (void)errbuf;
-    (void)errlen;
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    if (want == SC_PRECISION_BF16 &&
+        ((unsigned)isa & dnnl_cpu_isa_avx512_core) != dnnl_cpu_isa_avx512_core) {
+        snprintf(errbuf, errlen, "encoder.precision bf16: oneDNN has no bf16 GEMMs for this CPU "
+                 "(isa %s; they need AVX-512, natively AVX512-BF16 or AMX): use auto or fp32",
+                 dnnl_isa_name(isa));
+        return SC_ERR_CONFIG;
+    }
     *out = want == SC_PRECISION_AUTO ? (cpu_has_bf16() ? SC_PRECISION_BF16 : SC_PRECISION_FP32)
                                      : want;
     return SC_OK;

@@ -249,8 +249,8 @@ static void test_fp16_model(void **state)
 }
 
 /* The bf16 GEMMs against the sentence-transformers fp32 fixture: cosine >= 0.9995 on every
- * sentence (issue 13's gate), and AUTO (fp32 or bf16) too. A build without oneDNN refuses bf16
- * with an error that says so. */
+ * sentence (issue 13's gate), and AUTO (fp32 or bf16) too. A build without oneDNN, or a CPU
+ * without AVX-512, refuses bf16 with an error that says so (and AUTO is fp32 there). */
 static void test_precisions(void **state)
 {
     (void)state;
