@@ -186,10 +186,13 @@ static void test_attention_packed(void **state)
         ref_attention(qkv, bias, off[s], lens[s], want);
     assert_int_equal(sc_attention_cpu(qkv, bias, off, ns, HEADS, HD, ctx), 0);
     check("attention (packed)", ctx, want, (size_t)T * H, 1e-5, 1e-5);
-    /* the portable loops too, where this CPU would take its AVX-512 kernel */
-    sc_ops_cpu_generic(1);
+    /* the AVX2 kernel and the portable loops too, where this CPU has a wider kernel */
+    sc_ops_cpu_limit(SC_OPS_AVX2);
     assert_int_equal(sc_attention_cpu(qkv, bias, off, ns, HEADS, HD, ctx), 0);
-    sc_ops_cpu_generic(0);
+    check("attention (packed, at most AVX2)", ctx, want, (size_t)T * H, 1e-5, 1e-5);
+    sc_ops_cpu_limit(SC_OPS_PORTABLE);
+    assert_int_equal(sc_attention_cpu(qkv, bias, off, ns, HEADS, HD, ctx), 0);
+    sc_ops_cpu_limit(SC_OPS_AVX512);
     check("attention (packed, portable loops)", ctx, want, (size_t)T * H, 1e-5, 1e-5);
     free(qkv), free(bias), free(ctx), free(want);
 }

@@ -25,11 +25,11 @@
 #endif
 #define OPS_INLINE static inline __attribute__((always_inline))
 
-/* An AVX-512 attention kernel, chosen at run time (attention_task), where the compiler has the
- * intrinsics. */
+/* AVX-512 and AVX2 attention kernels, chosen at run time (attention_task), where the compiler
+ * has the intrinsics. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#define OPS_AVX512 1
+#define OPS_X86_KERNELS 1
 #endif
 
 /* ---- vector math: e^x and erf in plain arithmetic, so that a loop of them vectorises ---- */
@@ -51,7 +51,7 @@
 
 OPS_INLINE float ops_exp_neg(float x)
 {
-    x = x < OPS_EXP_MIN ? OPS_EXP_MIN : x;
+    x = x > OPS_EXP_MIN ? x : OPS_EXP_MIN; /* the form that is one max instruction */
     float k = x * OPS_LOG2E + 12582912.0f; /* + 1.5 * 2^23: rounds to an integer */
     k -= 12582912.0f;
     float r = x - k * OPS_LN2_HI;
@@ -73,7 +73,7 @@ OPS_INLINE float ops_exp_neg(float x)
  * t = 1 / (1 + 0.3275911 |x|), the sign restored. */
 OPS_INLINE float ops_erf(float x)
 {
-    float a = x < 0.0f ? -x : x;
+    float a = fabsf(x);
     float t = 1.0f / (1.0f + 0.3275911f * a);
     float p = 1.061405429f;
     p = p * t - 1.453152027f;
@@ -81,7 +81,7 @@ OPS_INLINE float ops_erf(float x)
     p = p * t - 0.284496736f;
     p = p * t + 0.254829592f;
     float y = 1.0f - p * t * ops_exp_neg(-a * a);
-    return x < 0.0f ? -y : y;
+    return copysignf(y, x); /* not a branch: AVX2 has no masks to if-convert one with */
 }
 
 /* ---- layer norm ---- */
@@ -276,7 +276,7 @@ OPS_CLONES static void attention_head(const float *qbase, const float *bq, const
                          scale, kt, sc, ctx);
 }
 
-#ifdef OPS_AVX512
+#ifdef OPS_X86_KERNELS
 /* e^x, x <= 0, 16 lanes: ops_exp_neg's steps (the rounding by roundscale, 2^k by scalef). */
 __attribute__((target("avx512f"))) static inline __m512 exp_neg16(__m512 x)
 {
@@ -384,41 +384,196 @@ attention_head32_avx512(const float *qbase, const float *bq, const float *kbase,
         }
     }
 }
-#endif
 
-/* The attention of one (sequence, head): the AVX-512 kernel where the CPU has it and head_dim
- * is 32 (unless sc_ops_cpu_generic says otherwise), else attention_head. */
-static int ops_generic; /* sc_ops_cpu_generic; read before each parallel region */
-
-void sc_ops_cpu_generic(int on)
+/* e^x, x <= 0, 8 lanes: ops_exp_neg's steps (2^k built in the exponent bits). */
+__attribute__((target("avx2,fma"))) static inline __m256 exp_neg8(__m256 x)
 {
-    ops_generic = on;
+    x = _mm256_max_ps(x, _mm256_set1_ps(OPS_EXP_MIN));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(OPS_LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(OPS_LN2_HI), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(OPS_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(OPS_EXP_C5);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(OPS_EXP_C4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(OPS_EXP_C3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(OPS_EXP_C2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(OPS_EXP_C1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(OPS_EXP_C0));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)),
+                                  23); /* k in [-126, 0] */
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-/* Whether attention_task takes the AVX-512 kernel for this head_dim. */
-static int attention_avx512(int head_dim)
+/* All ones in the lanes j0 + l < len of a block of 8, zeros after. */
+__attribute__((target("avx2"))) static inline __m256 attn_lanes8(int len, int j0)
 {
-#ifdef OPS_AVX512
-    return head_dim == 32 && !ops_generic && __builtin_cpu_supports("avx512f");
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(len - j0), lane));
+}
+
+/* The largest, and the sum, of the 8 lanes (AVX2 has no reduce instructions). */
+__attribute__((target("avx2"))) static inline float hmax8(__m256 v)
+{
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+
+__attribute__((target("avx2"))) static inline float hsum8(__m256 v)
+{
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+
+/* attention_head_n for head_dim 32 in AVX2 registers: the scores of ATTN_ROWS query rows against
+ * 16 keys at a time (two registers per row), the softmax over whole registers (the padding lanes
+ * blended out), and the probabilities times the value rows, half the head at a time (two
+ * registers per query row, so the 16 registers hold it). Same scratch and results as
+ * attention_head_n. */
+__attribute__((target("avx2,fma"))) static void
+attention_head32_avx2(const float *qbase, const float *bq, const float *kbase, const float *bk,
+                      const float *vbase, const float *bv, int len, size_t stride,
+                      size_t ctx_stride, float scale, float *restrict kt, float *restrict sc,
+                      float *ctx)
+{
+    const int lp = attn_padded(len);
+    attn_transpose_k(kbase, bk, len, stride, 32, kt);
+    const __m256 scl = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+    float qs[ATTN_ROWS][32];
+    for (int i0 = 0; i0 < len; i0 += ATTN_ROWS) {
+        const int nr = len - i0 < ATTN_ROWS ? len - i0 : ATTN_ROWS;
+        for (int r = 0; r < ATTN_ROWS; r++) {
+            const float *q = qbase + (size_t)(i0 + (r < nr ? r : 0)) * stride;
+            for (int d = 0; d < 32; d += 8)
+                _mm256_storeu_ps(qs[r] + d, _mm256_mul_ps(_mm256_add_ps(_mm256_loadu_ps(q + d),
+                                                                        _mm256_loadu_ps(bq + d)),
+                                                          scl));
+        }
+        for (int j0 = 0; j0 < lp; j0 += ATTN_KEYS) {
+            __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00, s20 = s00,
+                   s21 = s00, s30 = s00, s31 = s00;
+            const float *col = kt + j0;
+            for (int d = 0; d < 32; d++) {
+                const float *kr = col + (size_t)d * (size_t)lp;
+                const __m256 k0 = _mm256_loadu_ps(kr), k1 = _mm256_loadu_ps(kr + 8);
+                __m256 q = _mm256_set1_ps(qs[0][d]);
+                s00 = _mm256_fmadd_ps(q, k0, s00);
+                s01 = _mm256_fmadd_ps(q, k1, s01);
+                q = _mm256_set1_ps(qs[1][d]);
+                s10 = _mm256_fmadd_ps(q, k0, s10);
+                s11 = _mm256_fmadd_ps(q, k1, s11);
+                q = _mm256_set1_ps(qs[2][d]);
+                s20 = _mm256_fmadd_ps(q, k0, s20);
+                s21 = _mm256_fmadd_ps(q, k1, s21);
+                q = _mm256_set1_ps(qs[3][d]);
+                s30 = _mm256_fmadd_ps(q, k0, s30);
+                s31 = _mm256_fmadd_ps(q, k1, s31);
+            }
+            float *o = sc + j0;
+            _mm256_storeu_ps(o, s00);
+            _mm256_storeu_ps(o + 8, s01);
+            _mm256_storeu_ps(o + lp, s10);
+            _mm256_storeu_ps(o + lp + 8, s11);
+            _mm256_storeu_ps(o + 2 * (size_t)lp, s20);
+            _mm256_storeu_ps(o + 2 * (size_t)lp + 8, s21);
+            _mm256_storeu_ps(o + 3 * (size_t)lp, s30);
+            _mm256_storeu_ps(o + 3 * (size_t)lp + 8, s31);
+        }
+        float inv[ATTN_ROWS];
+        for (int r = 0; r < ATTN_ROWS; r++) {
+            float *sr = sc + (size_t)r * (size_t)lp;
+            __m256 mx = ninf;
+            for (int j0 = 0; j0 < lp; j0 += 8)
+                mx = _mm256_max_ps(mx, _mm256_blendv_ps(ninf, _mm256_loadu_ps(sr + j0),
+                                                        attn_lanes8(len, j0)));
+            const __m256 m = _mm256_set1_ps(hmax8(mx));
+            __m256 sum = _mm256_setzero_ps();
+            for (int j0 = 0; j0 < lp; j0 += 8) {
+                __m256 e = _mm256_and_ps(exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(sr + j0), m)),
+                                         attn_lanes8(len, j0));
+                _mm256_storeu_ps(sr + j0, e);
+                sum = _mm256_add_ps(sum, e);
+            }
+            inv[r] = 1.0f / hsum8(sum);
+        }
+        for (int h = 0; h < 32; h += 16) { /* the value rows' dims h .. h+15 */
+            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00,
+                   a21 = a00, a30 = a00, a31 = a00;
+            for (int j = 0; j < len; j++) {
+                const float *v = vbase + (size_t)j * stride + h;
+                const __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+                __m256 p = _mm256_set1_ps(sc[j]);
+                a00 = _mm256_fmadd_ps(p, v0, a00);
+                a01 = _mm256_fmadd_ps(p, v1, a01);
+                p = _mm256_set1_ps(sc[(size_t)lp + (size_t)j]);
+                a10 = _mm256_fmadd_ps(p, v0, a10);
+                a11 = _mm256_fmadd_ps(p, v1, a11);
+                p = _mm256_set1_ps(sc[2 * (size_t)lp + (size_t)j]);
+                a20 = _mm256_fmadd_ps(p, v0, a20);
+                a21 = _mm256_fmadd_ps(p, v1, a21);
+                p = _mm256_set1_ps(sc[3 * (size_t)lp + (size_t)j]);
+                a30 = _mm256_fmadd_ps(p, v0, a30);
+                a31 = _mm256_fmadd_ps(p, v1, a31);
+            }
+            const __m256 lo[ATTN_ROWS] = {a00, a10, a20, a30}, hi[ATTN_ROWS] = {a01, a11, a21, a31};
+            const __m256 b0 = _mm256_loadu_ps(bv + h), b1 = _mm256_loadu_ps(bv + h + 8);
+            for (int r = 0; r < nr; r++) {
+                float *out = ctx + (size_t)(i0 + r) * ctx_stride + h;
+                const __m256 iv = _mm256_set1_ps(inv[r]);
+                _mm256_storeu_ps(out, _mm256_fmadd_ps(lo[r], iv, b0));
+                _mm256_storeu_ps(out + 8, _mm256_fmadd_ps(hi[r], iv, b1));
+            }
+        }
+    }
+}
+#endif
+
+/* The attention of one (sequence, head): for head_dim 32, the AVX-512 kernel, else the AVX2 one,
+ * as far as the CPU has them and sc_ops_cpu_limit allows; else attention_head. */
+static sc_ops_isa_t ops_limit = SC_OPS_AVX512; /* sc_ops_cpu_limit; read before each region */
+
+void sc_ops_cpu_limit(sc_ops_isa_t max)
+{
+    ops_limit = max;
+}
+
+/* The kernel attention_task takes for this head_dim. */
+static sc_ops_isa_t attention_isa(int head_dim)
+{
+#ifdef OPS_X86_KERNELS
+    if (head_dim != 32)
+        return SC_OPS_PORTABLE;
+    if (ops_limit >= SC_OPS_AVX512 && __builtin_cpu_supports("avx512f"))
+        return SC_OPS_AVX512;
+    if (ops_limit >= SC_OPS_AVX2 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma"))
+        return SC_OPS_AVX2;
 #else
     (void)head_dim;
-    return 0;
 #endif
+    return SC_OPS_PORTABLE;
 }
 
-static void attention_task(int avx512, const float *qbase, const float *bq, const float *kbase,
-                           const float *bk, const float *vbase, const float *bv, int len,
-                           size_t stride, size_t ctx_stride, int head_dim, float scale, float *kt,
-                           float *sc, float *ctx)
+static void attention_task(sc_ops_isa_t isa, const float *qbase, const float *bq,
+                           const float *kbase, const float *bk, const float *vbase,
+                           const float *bv, int len, size_t stride, size_t ctx_stride,
+                           int head_dim, float scale, float *kt, float *sc, float *ctx)
 {
-#ifdef OPS_AVX512
-    if (avx512) {
+#ifdef OPS_X86_KERNELS
+    if (isa == SC_OPS_AVX512) {
         attention_head32_avx512(qbase, bq, kbase, bk, vbase, bv, len, stride, ctx_stride, scale,
                                 kt, sc, ctx);
         return;
     }
+    if (isa == SC_OPS_AVX2) {
+        attention_head32_avx2(qbase, bq, kbase, bk, vbase, bv, len, stride, ctx_stride, scale,
+                              kt, sc, ctx);
+        return;
+    }
 #else
-    (void)avx512;
+    (void)isa;
 #endif
     attention_head(qbase, bq, kbase, bk, vbase, bv, len, stride, ctx_stride, head_dim, scale, kt,
                    sc, ctx);
@@ -437,7 +592,7 @@ int sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *seq
     if (head_dim < 1 || head_dim > ATTN_MAX_HEAD_DIM)
         return -1;
     int failed = 0;
-    const int avx512 = attention_avx512(head_dim);
+    const sc_ops_isa_t isa = attention_isa(head_dim);
     SC_OMP(omp parallel)
     {
         /* each thread's scratch: K' transposed and ATTN_ROWS rows of scores */
@@ -454,7 +609,7 @@ int sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *seq
             size_t col = (size_t)h * (size_t)head_dim;
             const float *base = qkv + (size_t)begin * stride + col;
             if (kt && len > 0)
-                attention_task(avx512, base, qkv_bias + col, base + hidden, qkv_bias + hidden + col,
+                attention_task(isa, base, qkv_bias + col, base + hidden, qkv_bias + hidden + col,
                                base + 2 * (size_t)hidden, qkv_bias + 2 * (size_t)hidden + col,
                                len, stride, (size_t)hidden, head_dim, scale, kt,
                                kt + (size_t)head_dim * (size_t)attn_padded(len),

@@ -30,9 +30,11 @@ void sc_bias_gelu_cpu(float *x, const float *bias, int rows, int cols);
 int sc_attention_cpu(const float *qkv, const float *qkv_bias, const int32_t *seq_off,
                       int n_seqs, int heads, int head_dim, float *ctx);
 
-/* on != 0: the ops take their portable loops even where a kernel for this CPU's instruction set
- * exists (a test compares both); not to be called while an op runs. */
-void sc_ops_cpu_generic(int on);
+/* The widest hand-written kernels the ops may take, as far as this CPU has them: SC_OPS_AVX512
+ * (the default) for the best it runs; lower for a test that compares them with the portable
+ * loops. Not to be called while an op runs. */
+typedef enum { SC_OPS_PORTABLE = 0, SC_OPS_AVX2, SC_OPS_AVX512 } sc_ops_isa_t;
+void sc_ops_cpu_limit(sc_ops_isa_t max);
 
 /* out[s,:] = L2-normalise(mean over the rows of sequence s of x); x: [n_tokens, dim]. */
 void sc_meanpool_l2_cpu(const float *x, const int32_t *seq_off, int n_seqs, int dim, float *out);
