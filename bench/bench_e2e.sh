@@ -27,7 +27,8 @@ PROGRESS_EVERY_S=5
 STALL_S=120           # give up on a configuration when no result came for this long
 PARTITION_BYTES=$((1024 * 1024))
 BACKLOG_S=3           # pacing: produce while fewer than this many seconds of work are unanswered
-BACKLOG_MIN=128       # ... but never hold the backlog below this many requests
+BACKLOG_MIN=64        # ... but never hold the backlog below this many requests (one compute
+                      # chunk: more, on a slow CPU, queues past the requests' 15 s deadlines)
 CHUNK=32              # requests per write to the producer
 TICK_S=0.05
 SIM_QUALITY="lite=0.35,cheap=0.6,strong=0.9,seed=1" # the simulator's defaults, spelled out
@@ -50,6 +51,7 @@ command -v kcat >/dev/null || { echo "bench_e2e: kcat is not installed (scripts/
 
 case $OUTMD in *.md) ;; *) echo "bench_e2e: --out must name a .md file" >&2; exit 2 ;; esac
 OUTSVG="${OUTMD%.md}.svg"
+mkdir -p "$(dirname "$OUTMD")"
 WORK=$(mktemp -d /tmp/scrimp-bench-e2e.XXXXXX)
 . "$ROOT/scripts/lib.sh"
 cleanup() {
@@ -238,12 +240,13 @@ echo "== all configurations ran in $((SECONDS - T_ALL)) s"
 
 # ---- analysis, tables, chart ----
 
-MACHINE="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+ISA=$(grep -o -w -m1 -E 'avx512f' /proc/cpuinfo || grep -o -w -m1 -E 'avx2' /proc/cpuinfo || echo "no AVX2")
+MACHINE="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') (${ISA%% *}), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 GPU="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)"
 [ -n "$GPU" ] && MACHINE="$MACHINE, GPU $GPU"
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + uncommitted changes')"
 [ -n "${BENCH_BUILD:-}" ] && COMMIT="$BENCH_BUILD" # e.g. a bundle's build, where no .git came along
-export SIM_QUALITY
+export SIM_QUALITY BACKLOG_MIN
 python3 - "$WORK" "$CONFIGS" "$OUTMD" "$OUTSVG" "$CMDLINE" "$MACHINE" "$COMMIT" "$(date -u '+%Y-%m-%d %H:%M UTC')" \
   "$(cat "$WORK/workload.txt")" "$SEED" "$N" "$PARTITIONS" <<'PY'
 import json, math, os, re, sys
@@ -253,6 +256,7 @@ configs = configs.split(",")
 n_req = int(n_req)
 HITS = ("cache-exact", "cache-semantic", "coalesced")
 SIM_Q = os.environ.get("SIM_QUALITY", "")
+BACKLOG_MIN = os.environ.get("BACKLOG_MIN", "?")
 LABEL = {"baseline": "baseline (all off)", "cache": "cache + coalesce only",
          "route": "routing + cascade only", "prune": "pruning only",
          "prompt_cache": "prompt cache only", "all": "all (defaults)"}
@@ -606,7 +610,7 @@ w("- per configuration: a fresh `scrimp dev-broker` (%s partitions: librdkafka's
   "`router.shadow_path`, the "
   "configuration's switches, then the command's `-X` settings if any; one warm-up request (not counted) so the consumer group has joined "
   "before timing; then the workload produced by one `kcat -P` (messages keyed by id), paced in "
-  "chunks of 32 so that at most max(128 requests, 3 s of work at the result rate seen so far) is "
+  "chunks of 32 so that at most max(" + BACKLOG_MIN + " requests, 3 s of work at the result rate seen so far) is "
   "unanswered — the requests carry deadlines of 15–60 s, and a 3,000-request backlog in front of "
   "the CPU embedder would expire them (an earlier all-at-once run got DEADLINE_EXCEEDED results); "
   "the window grows with the rate, so a fast configuration is not held back; serve stopped with SIGTERM.")
@@ -750,7 +754,7 @@ if A:
 w("## Throughput and latency")
 w("")
 w("Requests/s = results ÷ (last result's broker timestamp − first workload message's timestamp), "
-  "with the paced producer keeping serve busy (a backlog of ≥ 128 requests or 3 s of work). `latency_ms` is "
+  "with the paced producer keeping serve busy (a backlog of ≥ " + BACKLOG_MIN + " requests or 3 s of work). `latency_ms` is "
   "scrimp's own field (consumed → result built); produce→result is the result's timestamp minus "
   "its request's (it includes waiting in the backlog).")
 w("")
