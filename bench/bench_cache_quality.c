@@ -333,7 +333,7 @@ int main(int argc, char **argv)
             out_path = v;
             i++;
         } else {
-            fprintf(stderr, "usage: bench_cache_quality [--model DIR] [--threads N] [--precision auto|fp32|bf16]"
+            fprintf(stderr, "usage: bench_cache_quality [--model DIR] [--threads N] [--precision auto|fp32|bf16|int8]"
                             " [--data DIR]"
                             " [--cos-cache FILE] [--dump THRESHOLD] [--out FILE]\n");
             return 2;

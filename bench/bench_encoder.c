@@ -254,7 +254,7 @@ int main(int argc, char **argv)
             i++;
         } else {
             fprintf(stderr, "usage: bench_encoder [--backend cpu|cuda] [--threads N] [--model DIR]"
-                            " [--precision auto|fp32|bf16] [--batches 1,32,256,1024] [--lengths 16,32,128,256] [--min-seconds S]"
+                            " [--precision auto|fp32|bf16|int8] [--batches 1,32,256,1024] [--lengths 16,32,128,256] [--min-seconds S]"
                             " [--anchor-python PY] [--anchor-model DIR] [--onnx-python PY] [--no-anchor]"
                             " [--out FILE]\n");
             return 2;

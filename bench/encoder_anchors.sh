@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # bench/encoder_anchors.sh - the CPU encoder against its anchors, every one in the same run:
-# scrimp's fp32 and bf16 GEMMs (encoder.precision), sentence-transformers fp32 on torch,
+# scrimp's fp32, bf16 and int8 GEMMs (encoder.precision), sentence-transformers fp32 on torch,
 # onnxruntime fp32 and onnxruntime int8 (dynamic quantisation, QInt8 per channel) on an ONNX
 # graph of the same weights (bench/anchor_onnx.py). Writes bench/results/encoder-cpu.md.
 # usage: bench/encoder_anchors.sh [--min-seconds S] [--lengths 32,128,256] [--batches 32]
-#                                 [--threads 2] [--repeat 3] [--precisions fp32,bf16]
+#                                 [--threads 2] [--repeat 3] [--precisions fp32,bf16,int8]
 #                                 [--out bench/results/encoder-cpu.md]
-# Each round runs both precisions with every anchor again; the summary gives, per cell, the
+# Each round runs every precision with every anchor again; the summary gives, per cell, the
 # median of the rounds' sentences/s and of the ratios measured within one round (this 2-core
 # machine's speed drifts by tens of per cent between minutes, so one round can mislead), with
 # their range; every round's tables follow it. A precision this CPU or build cannot run (bf16
-# without AVX-512, or without oneDNN) is left out, and the report says so.
+# without AVX-512, int8 without AVX512-VNNI, either without oneDNN) is left out, and the report
+# says so.
 # The anchors' packages go into a virtualenv of their own, made on first use from PyPI
 # (SCRIMP_ANCHOR_VENV, default .venv-anchors: sentence-transformers pulls torch, about 6 GB).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-MIN_S=3; LENGTHS=32,128,256; BATCHES=32; THREADS=2; REPEAT=3; PRECISIONS=fp32,bf16
+MIN_S=3; LENGTHS=32,128,256; BATCHES=32; THREADS=2; REPEAT=3; PRECISIONS=fp32,bf16,int8
 OUT=bench/results/encoder-cpu.md
 while [ $# -gt 0 ]; do
   case $1 in
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --repeat) REPEAT=$2; shift 2 ;;
     --precisions) PRECISIONS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "encoder_anchors: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -43,6 +44,7 @@ if ! "$VENV/bin/python" -c 'import sentence_transformers, onnxruntime, onnx, tok
     onnx onnxruntime tokenizers safetensors numpy
 fi
 export HF_HUB_OFFLINE=1 # every model is read from models/: no hub lookups (offline, they retry for 30 s)
+mkdir -p "$(dirname "$OUT")"
 WORK=$(mktemp -d /tmp/scrimp-bench-anchors.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 RUN=(); SKIPPED=()

@@ -63,8 +63,8 @@ int sc_backend_parse(const char *name, sc_backend_t *out)
 
 int sc_precision_parse(const char *name, sc_precision_t *out)
 {
-    static const char *names[] = {"auto", "fp32", "bf16"};
-    for (int i = 0; name && i < 3; i++)
+    static const char *names[] = {"auto", "fp32", "bf16", "int8"};
+    for (int i = 0; name && i < (int)(sizeof names / sizeof names[0]); i++)
         if (strcmp(name, names[i]) == 0) {
             *out = (sc_precision_t)i;
             return 0;
@@ -81,6 +81,8 @@ const char *sc_precision_name(sc_precision_t p)
         return "fp32";
     case SC_PRECISION_BF16:
         return "bf16";
+    case SC_PRECISION_INT8:
+        return "int8";
     }
     return "?";
 }

@@ -14,12 +14,16 @@
 typedef enum { SC_BACKEND_AUTO = 0, SC_BACKEND_CPU, SC_BACKEND_CUDA } sc_backend_t;
 
 /* The arithmetic of the CPU encoder's GEMMs (the CUDA encoder is fp16 whatever this says):
- * fp32; bf16 weights and activations with fp32 sums (oneDNN); AUTO: bf16 where the CPU has bf16
- * instructions, else fp32 (sc_encoder_cpu_new()). No int8: a trial of per-row dynamic
- * quantisation (oneDNN s8s8s32) gave a worst cosine of 0.986 to fp32 on the test fixture, under
- * the 0.995 a cache needs, and ran slower than bf16 on an AVX512-BF16 CPU (477 against 576
- * sentences/s, bench_encoder batch 32 × 32 tokens, 2 threads, 2026-12-02). */
-typedef enum { SC_PRECISION_AUTO = 0, SC_PRECISION_FP32, SC_PRECISION_BF16 } sc_precision_t;
+ * fp32; bf16 weights and activations with fp32 sums (oneDNN); int8: u8 activations quantised
+ * per row and s8 weights per output column with s32 sums (oneDNN, on a CPU with VNNI) for the
+ * QKV, attention-output and FFN-up projections, the FFN's down projection in bf16; AUTO: int8
+ * where the CPU has bf16 instructions (and so VNNI), else fp32 (sc_encoder_cpu_new()). */
+typedef enum {
+    SC_PRECISION_AUTO = 0,
+    SC_PRECISION_FP32,
+    SC_PRECISION_BF16,
+    SC_PRECISION_INT8
+} sc_precision_t;
 
 typedef struct {
     const char *model_dir; /* holds config.json, model.safetensors, vocab.txt */

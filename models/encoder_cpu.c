@@ -45,6 +45,13 @@ typedef struct {
     dnnl_memory_t bmem;  /* bf16 with gelu_b: the bias, [1, n] fp32 */
 #endif
     const float *gelu_b; /* bf16 only: the FFN's up projection, its bias and GELU fused in */
+    /* int8: mm takes u8 [rows, k] · s8 weights (wmem) → s32 [rows, n], dequantised after */
+    int int8;
+    float *wscale;   /* int8: [n], W[c,:] ≈ wscale[c] · Wq[c,:] */
+    int32_t *colsum; /* int8: [n], Σ Wq[c,:] (the zero points' share of the s32 sums) */
+    /* int8 behind a LayerNorm: its gain and bias, [k], and the smoothing they give (lin_int8) */
+    const float *ln_g, *ln_b;
+    float *inv_smooth; /* [k] or NULL */
 } enc_lin_t;
 
 #define ENC_LINEARS 4 /* per layer: qkv, attention output, ffn up, ffn down */
@@ -52,10 +59,10 @@ typedef struct {
 struct sc_encoder_cpu {
     const sc_minilm_t *m; /* borrowed */
     int threads;
-    sc_precision_t precision; /* FP32 or BF16 */
+    sc_precision_t precision; /* FP32, BF16 or INT8 */
     enc_lin_t *lin;           /* [layers * ENC_LINEARS] */
 #ifdef SCRIMP_HAVE_DNNL
-    dnnl_engine_t eng; /* bf16 only */
+    dnnl_engine_t eng; /* bf16 and int8 */
     dnnl_stream_t stream;
 #endif
     /* activations, owned, grown to the largest pass seen (cap_tokens rows, at most
@@ -68,9 +75,14 @@ struct sc_encoder_cpu {
     float *h;     /* [tokens, ffn] (fp32 only) */
     int32_t *pos; /* [tokens] */
     int32_t *off; /* [seqs+1] offsets of the current pass, rebased to 0 */
-    /* bf16: the GEMM input converted, [tokens, hidden], and the FFN's activations as the fused
+    /* bf16, int8: the GEMM input converted, [tokens, hidden], and the FFN's activations as the
      * up projection writes them, [tokens, ffn] (NULL for fp32) */
     uint16_t *abf, *hbf;
+    /* int8: a GEMM input quantised, [tokens, hidden], with its rows' scales and zero points
+     * [tokens], and the s32 products, [tokens, ffn] (NULL otherwise) */
+    uint8_t *aq;
+    float *rscale;
+    int32_t *rzero, *acc;
 };
 
 static void *alloc_aligned(size_t bytes)
@@ -92,9 +104,14 @@ static void free_buffers(sc_encoder_cpu_t *e)
     free(e->off);
     free(e->abf);
     free(e->hbf);
-    e->x = e->qkv = e->ctx = e->tmp = e->h = NULL;
-    e->pos = e->off = NULL;
+    free(e->aq);
+    free(e->rscale);
+    free(e->rzero);
+    free(e->acc);
+    e->x = e->qkv = e->ctx = e->tmp = e->h = e->rscale = NULL;
+    e->pos = e->off = e->rzero = e->acc = NULL;
     e->abf = e->hbf = NULL;
+    e->aq = NULL;
     e->cap_tokens = e->cap_seqs = 0;
 }
 
@@ -120,18 +137,30 @@ static sc_status_t reserve(sc_encoder_cpu_t *e, int tokens, int seqs)
         free(e->pos);
         free(e->abf);
         free(e->hbf);
-        e->h = NULL;
+        free(e->aq);
+        free(e->rscale);
+        free(e->rzero);
+        free(e->acc);
+        e->h = e->rscale = NULL;
         e->abf = e->hbf = NULL;
+        e->aq = NULL;
+        e->rzero = e->acc = NULL;
         e->x = alloc_aligned(t * hd * sizeof(float));
         e->qkv = alloc_aligned(3 * t * hd * sizeof(float));
         e->ctx = alloc_aligned(t * hd * sizeof(float));
         e->tmp = alloc_aligned(t * hd * sizeof(float));
         e->pos = alloc_aligned(t * sizeof(int32_t));
-        /* the FFN's activations: fp32, or bf16 with the GEMM input converted beside them */
-        int ffn_ok = e->precision == SC_PRECISION_BF16
+        /* the FFN's activations: fp32, or bf16 with the GEMM input converted beside them, and
+         * for int8 the quantised input and the s32 products */
+        int ffn_ok = e->precision != SC_PRECISION_FP32
                          ? (e->abf = alloc_aligned(t * hd * sizeof(uint16_t))) != NULL &&
                                (e->hbf = alloc_aligned(t * f * sizeof(uint16_t))) != NULL
                          : (e->h = alloc_aligned(t * f * sizeof(float))) != NULL;
+        if (ffn_ok && e->precision == SC_PRECISION_INT8)
+            ffn_ok = (e->aq = alloc_aligned(t * hd)) != NULL &&
+                     (e->rscale = alloc_aligned(t * sizeof(float))) != NULL &&
+                     (e->rzero = alloc_aligned(t * sizeof(int32_t))) != NULL &&
+                     (e->acc = alloc_aligned(t * f * sizeof(int32_t))) != NULL;
         if (!e->x || !e->qkv || !e->ctx || !e->tmp || !e->pos || !ffn_ok) {
             free_buffers(e);
             return SC_ERR_NOMEM;
@@ -279,6 +308,97 @@ out:
     return dnnl_status(st);
 }
 
+/* int8: the weights quantised per output column, symmetric (W[c,:] ≈ wscale[c] · Wq[c,:], Wq in
+ * [-127, 127]: with VNNI the u8 · s8 products sum in s32 and none saturates), and a matmul
+ * u8 · s8 → s32 with the rows left to each call, the weights in the layout it picked.
+ * Behind a LayerNorm (L->ln_g), input column i is first divided by a smoothing factor s[i] and
+ * weight column i multiplied by it, which leaves the product as it is but moves the range of
+ * the channels with outsized activations into the weights (SmoothQuant, alpha 0.5):
+ * s[i] = sqrt(max|x[:,i]| / max|W[:,i]|), the activations' maximum estimated without data from
+ * the LayerNorm's output, ENC_SMOOTH_SIGMAS·|gain[i]| + |bias[i]|. */
+#define ENC_SMOOTH_SIGMAS 4.0f
+static sc_status_t lin_int8(sc_encoder_cpu_t *e, enc_lin_t *L)
+{
+    dnnl_memory_desc_t src, wei, dst, user;
+    dnnl_dims_t sd = {DNNL_RUNTIME_DIM_VAL, L->k}, wd = {L->k, L->n},
+                dd = {DNNL_RUNTIME_DIM_VAL, L->n};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t from = NULL;
+    dnnl_status_t st;
+    const size_t n = (size_t)L->n, k = (size_t)L->k;
+    int8_t *wq = malloc(n * k);
+    L->wscale = malloc(n * sizeof *L->wscale);
+    L->colsum = malloc(n * sizeof *L->colsum);
+    if (!wq || !L->wscale || !L->colsum) {
+        free(wq);
+        return SC_ERR_NOMEM;
+    }
+    float *smooth = NULL;
+    if (L->ln_g) {
+        smooth = malloc(k * sizeof *smooth);
+        L->inv_smooth = malloc(k * sizeof *L->inv_smooth);
+        if (!smooth || !L->inv_smooth) {
+            free(wq);
+            free(smooth);
+            return SC_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < k; i++) {
+            float wmax = 0.0f;
+            for (size_t c = 0; c < n; c++)
+                wmax = fabsf(L->w[c * k + i]) > wmax ? fabsf(L->w[c * k + i]) : wmax;
+            float amax = ENC_SMOOTH_SIGMAS * fabsf(L->ln_g[i]) + fabsf(L->ln_b[i]);
+            float sm = amax > 0.0f && wmax > 0.0f ? sqrtf(amax) / sqrtf(wmax) : 1.0f;
+            smooth[i] = sm;
+            L->inv_smooth[i] = 1.0f / sm;
+        }
+    }
+    for (size_t c = 0; c < n; c++) {
+        const float *w = L->w + c * k;
+        float mx = 0.0f;
+        for (size_t i = 0; i < k; i++) {
+            float v = fabsf(w[i] * (smooth ? smooth[i] : 1.0f));
+            mx = v > mx ? v : mx;
+        }
+        const float s = mx > 0.0f ? mx / 127.0f : 1.0f;
+        int32_t sum = 0;
+        for (size_t i = 0; i < k; i++) {
+            long q = lrintf(w[i] * (smooth ? smooth[i] : 1.0f) / s);
+            q = q < -127 ? -127 : q > 127 ? 127 : q;
+            wq[c * k + i] = (int8_t)q;
+            sum += (int32_t)q;
+        }
+        L->wscale[c] = s;
+        L->colsum[c] = sum;
+    }
+    free(smooth);
+    if ((st = dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_u8, dnnl_ab)) ||
+        (st = dnnl_memory_desc_init_by_tag(&wei, 2, wd, dnnl_s8, dnnl_format_tag_any)) ||
+        (st = dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_s32, dnnl_ab)) ||
+        (st = dnnl_memory_desc_init_by_tag(&user, 2, wd, dnnl_s8, dnnl_ba)) || /* Wq[n, k] */
+        (st = dnnl_matmul_desc_init(&md, &src, &wei, NULL, &dst)) ||
+        (st = dnnl_primitive_desc_create(&pd, &md, NULL, e->eng, NULL)) ||
+        (st = dnnl_primitive_create(&L->mm, pd)))
+        goto out;
+    const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if ((st = dnnl_memory_create(&L->wmem, chosen, e->eng, DNNL_MEMORY_ALLOCATE)) ||
+        (st = dnnl_memory_create(&from, &user, e->eng, wq)) ||
+        (st = dnnl_reorder_primitive_desc_create(&rpd, &user, e->eng, chosen, e->eng, NULL)) ||
+        (st = dnnl_primitive_create(&reorder, rpd)))
+        goto out;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, L->wmem}};
+    if ((st = dnnl_primitive_execute(reorder, e->stream, 2, args)) == dnnl_success)
+        st = dnnl_stream_wait(e->stream);
+out:
+    dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(rpd);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_destroy(from);
+    free(wq);
+    return dnnl_status(st);
+}
+
 #endif
 
 static void lin_free(enc_lin_t *L)
@@ -287,9 +407,10 @@ static void lin_free(enc_lin_t *L)
     dnnl_primitive_destroy(L->mm);
     dnnl_memory_destroy(L->wmem);
     dnnl_memory_destroy(L->bmem);
-#else
-    (void)L;
 #endif
+    free(L->wscale);
+    free(L->colsum);
+    free(L->inv_smooth);
 }
 
 /* The precision AUTO stands for, or an error for one this build or CPU cannot run. */
@@ -305,11 +426,20 @@ static sc_status_t resolve_precision(sc_precision_t want, sc_precision_t *out, c
                  dnnl_isa_name(isa));
         return SC_ERR_CONFIG;
     }
-    *out = want == SC_PRECISION_AUTO ? (cpu_has_bf16() ? SC_PRECISION_BF16 : SC_PRECISION_FP32)
+    /* u8 · s8 without VNNI sums pairs in s16 (vpmaddubsw) and saturates with 8-bit weights; the
+     * down projection beside them is bf16, which wants AVX-512 too */
+    if (want == SC_PRECISION_INT8 &&
+        ((unsigned)isa & dnnl_cpu_isa_avx512_core_vnni) != dnnl_cpu_isa_avx512_core_vnni) {
+        snprintf(errbuf, errlen, "encoder.precision int8: this CPU has no AVX512-VNNI (isa %s), "
+                 "which the int8 GEMMs need: use auto or fp32", dnnl_isa_name(isa));
+        return SC_ERR_CONFIG;
+    }
+    /* AUTO: int8 where the CPU has bf16 instructions (and so VNNI), else fp32 */
+    *out = want == SC_PRECISION_AUTO ? (cpu_has_bf16() ? SC_PRECISION_INT8 : SC_PRECISION_FP32)
                                      : want;
     return SC_OK;
 #else
-    if (want == SC_PRECISION_BF16) {
+    if (want == SC_PRECISION_BF16 || want == SC_PRECISION_INT8) {
         snprintf(errbuf, errlen, "encoder.precision %s: this build's CPU encoder has no oneDNN "
                  "(libdnnl-dev), only fp32", sc_precision_name(want));
         return SC_ERR_CONFIG;
@@ -359,20 +489,31 @@ sc_status_t sc_encoder_cpu_new(const sc_minilm_t *m, int threads, sc_precision_t
         enc_lin_t *lin = e->lin + (size_t)l * ENC_LINEARS;
         lin[0] = (enc_lin_t){.w = L->qkv_w, .n = 3 * m->hidden, .k = m->hidden};
         lin[1] = (enc_lin_t){.w = L->o_w, .n = m->hidden, .k = m->hidden};
-        lin[2] = (enc_lin_t){.w = L->ff1_w, .n = m->ffn, .k = m->hidden,
-                             .gelu_b = prec == SC_PRECISION_BF16 ? L->ff1_b : NULL};
+        lin[2] = (enc_lin_t){.w = L->ff1_w, .n = m->ffn, .k = m->hidden};
         lin[3] = (enc_lin_t){.w = L->ff2_w, .n = m->hidden, .k = m->ffn};
+        /* int8: the FFN's down projection stays bf16 (alone in int8 it cost the most accuracy:
+         * its input, GELU's output, is the widest and least even); the up projection is smoothed
+         * by the LayerNorm before it (smoothing the QKV projection's input measured worse) */
+        for (int i = 0; prec == SC_PRECISION_INT8 && i < ENC_LINEARS - 1; i++)
+            lin[i].int8 = 1;
+        if (prec == SC_PRECISION_INT8) {
+            lin[2].ln_g = L->ln1_g;
+            lin[2].ln_b = L->ln1_b;
+        }
+        /* bf16 for the up projection: its bias and GELU fused into the matmul */
+        if (prec != SC_PRECISION_FP32 && !lin[2].int8)
+            lin[2].gelu_b = L->ff1_b;
     }
 #ifdef SCRIMP_HAVE_DNNL
 #ifdef _OPENMP
     omp_set_num_threads(threads); /* the reorders below run on oneDNN's (OpenMP's) threads */
 #endif
-    if (prec == SC_PRECISION_BF16 &&
+    if (prec != SC_PRECISION_FP32 &&
         ((rc = dnnl_status(dnnl_engine_create(&e->eng, dnnl_cpu, 0))) ||
          (rc = dnnl_status(dnnl_stream_create(&e->stream, e->eng, dnnl_stream_default_flags)))))
         goto fail;
-    for (size_t i = 0; prec == SC_PRECISION_BF16 && i < (size_t)m->layers * ENC_LINEARS; i++)
-        if ((rc = lin_bf16(e, &e->lin[i])))
+    for (size_t i = 0; prec != SC_PRECISION_FP32 && i < (size_t)m->layers * ENC_LINEARS; i++)
+        if ((rc = e->lin[i].int8 ? lin_int8(e, &e->lin[i]) : lin_bf16(e, &e->lin[i])))
             goto fail;
 #else
 #ifdef _OPENMP
@@ -478,18 +619,22 @@ static inline uint16_t to_bf16(float f)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* bf16: one matmul of src (bf16 [rows, L->k]) over all the rows on oneDNN's threads (the
- * encoder's), into dst: fp32 [rows, L->n], or bf16 for the fused up projection. */
-static sc_status_t matmul_bf16(sc_encoder_cpu_t *e, const enc_lin_t *L, const uint16_t *a,
-                               void *c, int rows)
+/* One matmul of src ([rows, L->k]: bf16, or u8 for int8) over all the rows on oneDNN's threads
+ * (the encoder's), into dst [rows, L->n]: fp32, bf16 for the fused up projection, s32 for int8. */
+static sc_status_t matmul_dnnl(sc_encoder_cpu_t *e, const enc_lin_t *L, const void *a, void *c,
+                               int rows)
 {
     dnnl_memory_desc_t src, dst;
     dnnl_dims_t sd = {rows, L->k}, dd = {rows, L->n};
     dnnl_memory_t ms = NULL, md = NULL;
     dnnl_status_t st;
-    if (!(st = dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, dnnl_ab)) &&
-        !(st = dnnl_memory_desc_init_by_tag(&dst, 2, dd, L->gelu_b ? dnnl_bf16 : dnnl_f32,
-                                             dnnl_ab)) &&
+    if (!(st = dnnl_memory_desc_init_by_tag(&src, 2, sd, L->int8 ? dnnl_u8 : dnnl_bf16,
+                                            dnnl_ab)) &&
+        !(st = dnnl_memory_desc_init_by_tag(&dst, 2, dd,
+                                            L->int8     ? dnnl_s32
+                                            : L->gelu_b ? dnnl_bf16
+                                                        : dnnl_f32,
+                                            dnnl_ab)) &&
         !(st = dnnl_memory_create(&ms, &src, e->eng, (void *)a)) &&
         !(st = dnnl_memory_create(&md, &dst, e->eng, c))) {
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ms},
@@ -512,7 +657,24 @@ static sc_status_t linear_bf16(sc_encoder_cpu_t *e, const float *a, const enc_li
     SC_OMP(omp parallel for num_threads(e->threads) schedule(static))
     for (size_t i = 0; i < total; i++)
         e->abf[i] = to_bf16(a[i]);
-    return matmul_bf16(e, L, e->abf, c, rows);
+    return matmul_dnnl(e, L, e->abf, c, rows);
+}
+
+/* int8: A quantised into e->aq, the matmul into e->acc. */
+static sc_status_t matmul_int8(sc_encoder_cpu_t *e, const float *a, const enc_lin_t *L, int rows)
+{
+    sc_quantize_u8_rows_cpu(a, L->inv_smooth, rows, L->k, e->aq, e->rscale, e->rzero);
+    return matmul_dnnl(e, L, e->aq, e->acc, rows);
+}
+
+/* int8: C (fp32) = the products dequantised. */
+static sc_status_t linear_int8(sc_encoder_cpu_t *e, const float *a, const enc_lin_t *L, float *c,
+                               int rows)
+{
+    sc_status_t rc = matmul_int8(e, a, L, rows);
+    if (!rc)
+        sc_dequant_rows_cpu(e->acc, e->rscale, e->rzero, L->wscale, L->colsum, rows, L->n, c);
+    return rc;
 }
 
 #endif
@@ -522,7 +684,9 @@ static sc_status_t linear(sc_encoder_cpu_t *e, const float *a, const enc_lin_t *
                           int rows)
 {
 #ifdef SCRIMP_HAVE_DNNL
-    if (e->precision == SC_PRECISION_BF16)
+    if (L->int8)
+        return linear_int8(e, a, L, c, rows);
+    if (e->precision != SC_PRECISION_FP32)
         return linear_bf16(e, a, L, c, rows);
 #endif
     return linear_fp32(a, L->w, c, rows, L->n, L->k, e->threads);
@@ -551,9 +715,15 @@ static sc_status_t forward_pass(sc_encoder_cpu_t *e, const int32_t *ids, int seq
         sc_bias_residual_layernorm_cpu(e->tmp, L->o_b, e->x, L->ln1_g, L->ln1_b, T, hd, m->eps,
                                        e->x);
 #ifdef SCRIMP_HAVE_DNNL
-        if (e->precision == SC_PRECISION_BF16) { /* bias and GELU inside the up projection */
-            if ((rc = linear_bf16(e, e->x, &lin[2], e->hbf, T)) ||
-                (rc = matmul_bf16(e, &lin[3], e->hbf, e->tmp, T)))
+        if (e->precision != SC_PRECISION_FP32) { /* the up projection writes bf16 */
+            if (lin[2].int8) {
+                if ((rc = matmul_int8(e, e->x, &lin[2], T)))
+                    return rc;
+                sc_dequant_bias_gelu_bf16_cpu(e->acc, e->rscale, e->rzero, lin[2].wscale,
+                                              lin[2].colsum, L->ff1_b, T, f, e->hbf);
+            } else if ((rc = linear_bf16(e, e->x, &lin[2], e->hbf, T))) /* bias, GELU inside */
+                return rc;
+            if ((rc = matmul_dnnl(e, &lin[3], e->hbf, e->tmp, T)))
                 return rc;
         } else
 #endif

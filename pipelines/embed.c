@@ -32,7 +32,8 @@ typedef struct {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: scrimp embed [--format jsonl|f32] [--model DIR] [--backend auto|cpu|cuda]\n"
-               "                    [--batch N] [--threads N] < lines\n"
+               "                    [--precision auto|fp32|bf16|int8] [--batch N] [--threads N]\n"
+               "                    < lines\n"
                "  one embedding per input line, in order; env SCRIMP_BACKEND selects the backend\n"
                "  too (--backend wins)\n");
 }
@@ -89,6 +90,7 @@ int sc_embed_cli(int argc, char **argv)
                                          {"backend", required_argument, NULL, 'b'},
                                          {"batch", required_argument, NULL, 'n'},
                                          {"threads", required_argument, NULL, 't'},
+                                         {"precision", required_argument, NULL, 'p'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int rc = 0, opt, batch_size = EMBED_DEFAULT_BATCH;
@@ -112,6 +114,8 @@ int sc_embed_cli(int argc, char **argv)
         else if (opt == 'm')
             eo.model_dir = optarg;
         else if (opt == 'b' && sc_backend_parse(optarg, &eo.backend) == 0)
+            continue;
+        else if (opt == 'p' && sc_precision_parse(optarg, &eo.precision) == 0)
             continue;
         else if (opt == 'n' && parse_int(optarg, 1, EMBED_MAX_BATCH, &batch_size) == 0)
             continue;

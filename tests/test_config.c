@@ -142,7 +142,7 @@ static void test_validate(void **state)
         {"gemini.max_attempts=0", "gemini.max_attempts"},
         {"cache.threshold=1.5", "cache.threshold"},
         {"backend=tpu", "backend"},
-        {"encoder.precision=int8", "encoder.precision"},
+        {"encoder.precision=int4", "encoder.precision"},
         {"topics.results=", "topics.results"},
         {"prices.gemini-2.5-pro.output=-1", "prices.gemini-2.5-pro.output"},
     };

@@ -248,27 +248,30 @@ static void test_fp16_model(void **state)
     sc_encoder_free(enc);
 }
 
-/* The bf16 GEMMs against the sentence-transformers fp32 fixture: cosine >= 0.9995 on every
- * sentence (issue 13's gate), and AUTO (fp32 or bf16) too. A build without oneDNN, or a CPU
- * without AVX-512, refuses bf16 with an error that says so (and AUTO is fp32 there). */
+/* The bf16 and int8 GEMMs against the sentence-transformers fp32 fixture: cosine >= 0.9995 and
+ * >= 0.995 on every sentence (issue 13's gates), and AUTO (fp32 or int8) too. A build without
+ * oneDNN refuses both, a CPU without AVX-512 bf16, one without AVX512-VNNI int8, each with an
+ * error that says so (and AUTO is fp32 there). */
 static void test_precisions(void **state)
 {
     (void)state;
     const struct {
         sc_precision_t p;
         double min_cos;
-    } want[] = {{SC_PRECISION_BF16, 0.9995}, {SC_PRECISION_AUTO, 0.9995}};
+    } want[] = {{SC_PRECISION_BF16, 0.9995}, {SC_PRECISION_INT8, 0.995}, {SC_PRECISION_AUTO, 0.995}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char err[ERRLEN] = "", what[64];
         sc_encoder_t *enc = open_encoder_at("models/all-MiniLM-L6-v2", 1024, want[i].p, err);
         if (!enc) {
             printf("  %s: %s\n", sc_precision_name(want[i].p), err);
-            assert_true(want[i].p != SC_PRECISION_AUTO && strstr(err, "oneDNN"));
+            assert_true(want[i].p != SC_PRECISION_AUTO &&
+                        strstr(err, want[i].p == SC_PRECISION_INT8 && strstr(err, "VNNI") ? "VNNI"
+                                                                                           : "oneDNN"));
             continue;
         }
         sc_precision_t got = sc_encoder_precision(enc);
         assert_true(want[i].p == SC_PRECISION_AUTO ? got == SC_PRECISION_FP32 ||
-                                                         got == SC_PRECISION_BF16
+                                                         got == SC_PRECISION_INT8
                                                    : got == want[i].p);
         float *v = embed_ids_batched(enc);
         snprintf(what, sizeof what, "ids, %s GEMMs (asked %s)", sc_precision_name(got),
@@ -280,7 +283,9 @@ static void test_precisions(void **state)
     sc_precision_t p;
     assert_int_equal(sc_precision_parse("bf16", &p), 0);
     assert_int_equal(p, SC_PRECISION_BF16);
-    assert_int_equal(sc_precision_parse("int8", &p), -1);
+    assert_int_equal(sc_precision_parse("int8", &p), 0);
+    assert_int_equal(p, SC_PRECISION_INT8);
+    assert_int_equal(sc_precision_parse("int4", &p), -1);
     assert_string_equal(sc_precision_name(SC_PRECISION_BF16), "bf16");
 }
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -135,6 +136,79 @@ static void test_bias_gelu(void **state)
 }
 
 /* Naive attention of one sequence (rows begin..begin+len) in double, one head at a time. */
+/* int8 operands: rows quantised to u8 (a row of zeros, one of positives, random rows with a
+ * few outsized columns and a smoothing vector) within half a step of the values, zero points in
+ * range; the s32 products of those rows and random s8 weights dequantised against a double
+ * formula, and again through bias, GELU and bf16 (within one bf16 rounding, 2^-8). */
+static void test_int8_operands(void **state)
+{
+    (void)state;
+    enum { R = 37, K = DIM, N = 96 };
+    float *x = rand_array((size_t)R * K, 3.0f), *inv_smooth = rand_array(K, 0.5f);
+    for (int c = 0; c < K; c++) {
+        x[c] = 0.0f;                       /* row 0: zeros */
+        x[K + c] = fabsf(x[K + c]) + 0.5f; /* row 1: all positive */
+        inv_smooth[c] = 1.0f + inv_smooth[c];
+    }
+    for (int r = 2; r < R; r++)
+        x[(size_t)r * K + (size_t)(r * 7) % K] *= 40.0f; /* an outlier per row */
+    uint8_t *q = malloc((size_t)R * K);
+    float scale[R];
+    int32_t zero[R];
+    for (int smooth = 0; smooth < 2; smooth++) {
+        const float *inv = smooth ? inv_smooth : NULL;
+        sc_quantize_u8_rows_cpu(x, inv, R, K, q, scale, zero);
+        for (int r = 0; r < R; r++) {
+            assert_true(scale[r] > 0.0f && zero[r] >= 0 && zero[r] <= 255);
+            for (int c = 0; c < K; c++) {
+                double v = (double)x[(size_t)r * K + c] * (inv ? inv[c] : 1.0);
+                double back = scale[r] * ((double)q[(size_t)r * K + c] - zero[r]);
+                if (!(fabs(back - v) <= 0.5001 * scale[r] + 1e-7))
+                    fail_msg("quantise row %d col %d: %.9g back as %.9g (step %.3g)", r, c, v,
+                             back, (double)scale[r]);
+            }
+        }
+    }
+    int8_t *w = malloc((size_t)N * K);
+    float *wscale = rand_array(N, 0.01f), *bias = rand_array(N, 1.0f);
+    int32_t *colsum = calloc(N, sizeof *colsum), *acc = malloc((size_t)R * N * sizeof *acc);
+    for (int n = 0; n < N; n++) {
+        wscale[n] = fabsf(wscale[n]) + 1e-3f;
+        for (int c = 0; c < K; c++) {
+            w[(size_t)n * K + c] = (int8_t)lrintf(frand() * 127.0f);
+            colsum[n] += w[(size_t)n * K + c];
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int n = 0; n < N; n++) {
+            int32_t a = 0;
+            for (int c = 0; c < K; c++)
+                a += (int32_t)q[(size_t)r * K + c] * w[(size_t)n * K + c];
+            acc[(size_t)r * N + n] = a;
+        }
+    float *out = malloc((size_t)R * N * sizeof *out);
+    uint16_t *outbf = malloc((size_t)R * N * sizeof *outbf);
+    double *want = malloc((size_t)R * N * sizeof *want), *want_gelu = malloc((size_t)R * N * sizeof *want_gelu);
+    for (int r = 0; r < R; r++)
+        for (int n = 0; n < N; n++) {
+            double y = (double)scale[r] * wscale[n] *
+                       ((double)acc[(size_t)r * N + n] - (double)zero[r] * colsum[n]);
+            want[(size_t)r * N + n] = y;
+            y += bias[n];
+            want_gelu[(size_t)r * N + n] = 0.5 * y * (1.0 + erf(y / sqrt(2.0)));
+        }
+    sc_dequant_rows_cpu(acc, scale, zero, wscale, colsum, R, N, out);
+    check("dequantise", out, want, (size_t)R * N, 1e-6, 1e-6);
+    sc_dequant_bias_gelu_bf16_cpu(acc, scale, zero, wscale, colsum, bias, R, N, outbf);
+    for (size_t i = 0; i < (size_t)R * N; i++) {
+        uint32_t u = (uint32_t)outbf[i] << 16;
+        memcpy(&out[i], &u, sizeof u);
+    }
+    check("dequantise, bias, GELU, bf16", out, want_gelu, (size_t)R * N, 1e-6, 1.0 / 256);
+    free(x), free(inv_smooth), free(q), free(w), free(wscale), free(bias), free(colsum);
+    free(acc), free(out), free(outbf), free(want), free(want_gelu);
+}
+
 static void ref_attention(const float *qkv, const float *bias, int begin, int len, double *ctx)
 {
     const int H = HEADS * HD;
@@ -233,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_bias_gelu),
         cmocka_unit_test(test_attention_packed),
         cmocka_unit_test(test_meanpool_l2),
+        cmocka_unit_test(test_int8_operands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -670,8 +670,10 @@ sc_status_t sc_config_validate(const sc_config_t *cfg, char *errbuf, size_t errl
         return SC_ERR_CONFIG;
     }
     const char *prec = sc_config_str(cfg, "encoder.precision");
-    if (strcmp(prec, "auto") && strcmp(prec, "fp32") && strcmp(prec, "bf16")) {
-        snprintf(errbuf, errlen, "encoder.precision: \"%s\" must be auto, fp32 or bf16", prec);
+    if (strcmp(prec, "auto") && strcmp(prec, "fp32") && strcmp(prec, "bf16") &&
+        strcmp(prec, "int8")) {
+        snprintf(errbuf, errlen, "encoder.precision: \"%s\" must be auto, fp32, bf16 or int8",
+                 prec);
         return SC_ERR_CONFIG;
     }
     if (sc_config_int(cfg, "gemini.backoff_max_ms") < sc_config_int(cfg, "gemini.backoff_initial_ms")) {

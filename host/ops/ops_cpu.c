@@ -158,6 +158,134 @@ void sc_bias_gelu_cpu(float *x, const float *bias, int rows, int cols)
         bias_gelu_row(x + (size_t)r * (size_t)cols, bias, cols);
 }
 
+/* ---- int8 GEMM operands and results ---- */
+
+/* v clamped to [lo, hi], as compares (fminf and fmaxf, with their NaN rules, are calls in GCC) */
+OPS_INLINE float ops_clamp(float v, float lo, float hi)
+{
+    v = v > lo ? v : lo;
+    return v < hi ? v : hi;
+}
+
+/* q[c] = round(v[c] · inv + z) clamped to [0, 255], v[c] = x[c] (· m[c] where m is given). */
+OPS_INLINE void quantize_u8_store(const float *restrict x, const float *restrict m, int n,
+                                  float inv, float z, uint8_t *restrict q)
+{
+    if (m) {
+        SC_OMP(omp simd)
+        for (int c = 0; c < n; c++)
+            q[c] = (uint8_t)(int32_t)(ops_clamp(x[c] * m[c] * inv + z, 0.0f, 255.0f) + 0.5f);
+    } else {
+        SC_OMP(omp simd)
+        for (int c = 0; c < n; c++)
+            q[c] = (uint8_t)(int32_t)(ops_clamp(x[c] * inv + z, 0.0f, 255.0f) + 0.5f);
+    }
+}
+
+/* lo = min(0, min v), hi = max(0, max v), v[c] = x[c] (· m[c] where m is given): 16 lanes of
+ * their own, so the loop is element-wise (clang does not vectorise a min/max reduction of
+ * floats without -ffast-math); the compares, not fminf/fmaxf, which GCC calls in libm. */
+#define OPS_MINMAX_LANES 16
+OPS_INLINE void minmax_row(const float *restrict x, const float *restrict m, int n, float *lo,
+                           float *hi)
+{
+    float l[OPS_MINMAX_LANES] = {0}, h[OPS_MINMAX_LANES] = {0};
+    int c = 0;
+    for (; c + OPS_MINMAX_LANES <= n; c += OPS_MINMAX_LANES) {
+        SC_OMP(omp simd)
+        for (int j = 0; j < OPS_MINMAX_LANES; j++) {
+            float v = m ? x[c + j] * m[c + j] : x[c + j];
+            l[j] = v < l[j] ? v : l[j];
+            h[j] = v > h[j] ? v : h[j];
+        }
+    }
+    for (; c < n; c++) {
+        float v = m ? x[c] * m[c] : x[c];
+        l[0] = v < l[0] ? v : l[0];
+        h[0] = v > h[0] ? v : h[0];
+    }
+    for (int j = 1; j < OPS_MINMAX_LANES; j++) {
+        l[0] = l[j] < l[0] ? l[j] : l[0];
+        h[0] = h[j] > h[0] ? h[j] : h[0];
+    }
+    *lo = l[0];
+    *hi = h[0];
+}
+
+/* One row to u8: its range [lo, hi] widened to hold 0, so that 0 is exact; x ≈ s (q - z). */
+OPS_CLONES static void quantize_u8_row(const float *restrict x, const float *restrict inv_smooth,
+                                       int n, uint8_t *restrict q, float *scale, int32_t *zero)
+{
+    float lo, hi;
+    minmax_row(x, inv_smooth, n, &lo, &hi);
+    float s = (hi - lo) / 255.0f;
+    if (!(s > 0.0f)) /* a row of zeros */
+        s = 1.0f;
+    const float inv = 1.0f / s, z = nearbyintf(-lo * inv);
+    quantize_u8_store(x, inv_smooth, n, inv, z, q); /* v >= 0 after the clamp: + 0.5 rounds */
+    *scale = s;
+    *zero = (int32_t)z;
+}
+
+void sc_quantize_u8_rows_cpu(const float *x, const float *inv_smooth, int rows, int cols,
+                             uint8_t *q, float *scale, int32_t *zero)
+{
+    SC_OMP(omp parallel for schedule(static))
+    for (int r = 0; r < rows; r++)
+        quantize_u8_row(x + (size_t)r * (size_t)cols, inv_smooth, cols,
+                        q + (size_t)r * (size_t)cols, scale + r, zero + r);
+}
+
+OPS_CLONES static void dequant_row(const int32_t *restrict acc, float s, int32_t z,
+                                   const float *restrict wscale, const int32_t *restrict colsum,
+                                   int n, float *restrict out)
+{
+    SC_OMP(omp simd)
+    for (int c = 0; c < n; c++)
+        out[c] = s * wscale[c] * (float)(acc[c] - z * colsum[c]);
+}
+
+void sc_dequant_rows_cpu(const int32_t *acc, const float *scale, const int32_t *zero,
+                         const float *wscale, const int32_t *colsum, int rows, int cols,
+                         float *out)
+{
+    SC_OMP(omp parallel for schedule(static))
+    for (int r = 0; r < rows; r++)
+        dequant_row(acc + (size_t)r * (size_t)cols, scale[r], zero[r], wscale, colsum, cols,
+                    out + (size_t)r * (size_t)cols);
+}
+
+/* fp32 to bf16, rounded to nearest even (the values are finite). */
+OPS_INLINE uint16_t ops_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+OPS_CLONES static void dequant_gelu_row(const int32_t *restrict acc, float s, int32_t z,
+                                        const float *restrict wscale,
+                                        const int32_t *restrict colsum,
+                                        const float *restrict bias, int n,
+                                        uint16_t *restrict out)
+{
+    SC_OMP(omp simd)
+    for (int c = 0; c < n; c++) {
+        float v = s * wscale[c] * (float)(acc[c] - z * colsum[c]) + bias[c];
+        out[c] = ops_bf16(0.5f * v * (1.0f + ops_erf(v * 0.70710678118654752440f)));
+    }
+}
+
+void sc_dequant_bias_gelu_bf16_cpu(const int32_t *acc, const float *scale, const int32_t *zero,
+                                   const float *wscale, const int32_t *colsum, const float *bias,
+                                   int rows, int cols, uint16_t *out)
+{
+    SC_OMP(omp parallel for schedule(static))
+    for (int r = 0; r < rows; r++)
+        dequant_gelu_row(acc + (size_t)r * (size_t)cols, scale[r], zero[r], wscale, colsum,
+                         bias, cols, out + (size_t)r * (size_t)cols);
+}
+
 /* v[i] = e^(v[i] - mx), i < n; every v[i] <= mx. */
 OPS_INLINE void exp_shifted(float *v, int n, float mx)
 {

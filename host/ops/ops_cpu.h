@@ -21,6 +21,23 @@ void sc_bias_residual_layernorm_cpu(const float *x, const float *bias, const flo
 /* x[r,c] = gelu(x[r,c] + bias[c]) in place, the exact (erf) GELU; rows × cols. */
 void sc_bias_gelu_cpu(float *x, const float *bias, int rows, int cols);
 
+/* The int8 GEMMs' operands and results (encoder.precision = int8). A row r of x [rows, cols]
+ * (times inv_smooth[c] per column, when not NULL) to u8, asymmetric: x ≈ scale[r]·(q − zero[r]),
+ * its range widened to hold 0. */
+void sc_quantize_u8_rows_cpu(const float *x, const float *inv_smooth, int rows, int cols,
+                             uint8_t *q, float *scale, int32_t *zero);
+
+/* From the s32 products acc = q·Wqᵀ of such rows with weights quantised per output column
+ * (W ≈ wscale[c]·Wq[c,:], colsum[c] = Σ Wq[c,:]): out[r,c] = scale[r]·wscale[c]·(acc[r,c] −
+ * zero[r]·colsum[c]); rows × cols. The second form adds bias[c], applies the exact GELU and
+ * rounds to bf16 (to nearest even). */
+void sc_dequant_rows_cpu(const int32_t *acc, const float *scale, const int32_t *zero,
+                         const float *wscale, const int32_t *colsum, int rows, int cols,
+                         float *out);
+void sc_dequant_bias_gelu_bf16_cpu(const int32_t *acc, const float *scale, const int32_t *zero,
+                                   const float *wscale, const int32_t *colsum, const float *bias,
+                                   int rows, int cols, uint16_t *out);
+
 /* Multi-head self-attention over packed sequences, no mask needed (no padding):
  * qkv: [n_tokens, 3*heads*head_dim] = [q | k | v] before bias; qkv_bias: [3*heads*head_dim];
  * ctx: [n_tokens, heads*head_dim] = softmax(q·kᵀ/√head_dim)·v per sequence and head.
