@@ -257,6 +257,31 @@ static int cpu_has_bf16(void)
     return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
 }
 
+/* The weights (user: how they lie in data) reordered into the layout that the matmul pd picked,
+ * in *wmem (allocated). */
+static dnnl_status_t weights_reorder(sc_encoder_cpu_t *e, const_dnnl_primitive_desc_t pd,
+                                     const dnnl_memory_desc_t *user, void *data,
+                                     dnnl_memory_t *wmem)
+{
+    const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t from = NULL;
+    dnnl_status_t st;
+    if (!(st = dnnl_memory_create(wmem, chosen, e->eng, DNNL_MEMORY_ALLOCATE)) &&
+        !(st = dnnl_memory_create(&from, user, e->eng, data)) &&
+        !(st = dnnl_reorder_primitive_desc_create(&rpd, user, e->eng, chosen, e->eng, NULL)) &&
+        !(st = dnnl_primitive_create(&reorder, rpd))) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, *wmem}};
+        if (!(st = dnnl_primitive_execute(reorder, e->stream, 2, args)))
+            st = dnnl_stream_wait(e->stream);
+    }
+    dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(rpd);
+    dnnl_memory_destroy(from);
+    return st;
+}
+
 /* bf16: a matmul primitive with the rows left to each call, and the weights converted once into
  * the layout it picked. */
 static sc_status_t lin_bf16(sc_encoder_cpu_t *e, enc_lin_t *L)
@@ -265,9 +290,7 @@ static sc_status_t lin_bf16(sc_encoder_cpu_t *e, enc_lin_t *L)
     dnnl_dims_t sd = {DNNL_RUNTIME_DIM_VAL, L->k}, wd = {L->k, L->n},
                 dd = {DNNL_RUNTIME_DIM_VAL, L->n}, bd = {1, L->n};
     dnnl_matmul_desc_t md;
-    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_memory_t from = NULL;
+    dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_status_t st;
@@ -289,22 +312,11 @@ static sc_status_t lin_bf16(sc_encoder_cpu_t *e, enc_lin_t *L)
         (st = dnnl_primitive_desc_create(&pd, &md, attr, e->eng, NULL)) ||
         (st = dnnl_primitive_create(&L->mm, pd)))
         goto out;
-    const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    if ((st = dnnl_memory_create(&L->wmem, chosen, e->eng, DNNL_MEMORY_ALLOCATE)) ||
-        (st = dnnl_memory_create(&from, &user, e->eng, (void *)L->w)) ||
-        (st = dnnl_reorder_primitive_desc_create(&rpd, &user, e->eng, chosen, e->eng, NULL)) ||
-        (st = dnnl_primitive_create(&reorder, rpd)))
-        goto out;
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, L->wmem}};
-    if ((st = dnnl_primitive_execute(reorder, e->stream, 2, args)) == dnnl_success)
-        st = dnnl_stream_wait(e->stream);
+    st = weights_reorder(e, pd, &user, (void *)L->w, &L->wmem);
 out:
     dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(attr);
-    dnnl_primitive_destroy(reorder);
-    dnnl_primitive_desc_destroy(rpd);
     dnnl_primitive_desc_destroy(pd);
-    dnnl_memory_destroy(from);
     return dnnl_status(st);
 }
 
@@ -323,9 +335,7 @@ static sc_status_t lin_int8(sc_encoder_cpu_t *e, enc_lin_t *L)
     dnnl_dims_t sd = {DNNL_RUNTIME_DIM_VAL, L->k}, wd = {L->k, L->n},
                 dd = {DNNL_RUNTIME_DIM_VAL, L->n};
     dnnl_matmul_desc_t md;
-    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_memory_t from = NULL;
+    dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t st;
     const size_t n = (size_t)L->n, k = (size_t)L->k;
     int8_t *wq = malloc(n * k);
@@ -381,20 +391,9 @@ static sc_status_t lin_int8(sc_encoder_cpu_t *e, enc_lin_t *L)
         (st = dnnl_primitive_desc_create(&pd, &md, NULL, e->eng, NULL)) ||
         (st = dnnl_primitive_create(&L->mm, pd)))
         goto out;
-    const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    if ((st = dnnl_memory_create(&L->wmem, chosen, e->eng, DNNL_MEMORY_ALLOCATE)) ||
-        (st = dnnl_memory_create(&from, &user, e->eng, wq)) ||
-        (st = dnnl_reorder_primitive_desc_create(&rpd, &user, e->eng, chosen, e->eng, NULL)) ||
-        (st = dnnl_primitive_create(&reorder, rpd)))
-        goto out;
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, L->wmem}};
-    if ((st = dnnl_primitive_execute(reorder, e->stream, 2, args)) == dnnl_success)
-        st = dnnl_stream_wait(e->stream);
+    st = weights_reorder(e, pd, &user, wq, &L->wmem);
 out:
-    dnnl_primitive_destroy(reorder);
-    dnnl_primitive_desc_destroy(rpd);
     dnnl_primitive_desc_destroy(pd);
-    dnnl_memory_destroy(from);
     free(wq);
     return dnnl_status(st);
 }
