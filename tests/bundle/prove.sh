@@ -25,6 +25,7 @@ while [ $# -gt 0 ]; do
     *) echo "prove: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+mkdir -p "$(dirname "$OUTMD")"
 die() { echo "prove: FAIL $*" >&2; exit 1; }
 say() { echo "prove: $*"; }
 [ "$(id -u)" = 0 ] || { echo "prove: needs root (unshare -m, mount --bind)" >&2; exit 77; }
